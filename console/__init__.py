@@ -1,0 +1,1 @@
+"""The app: screens, sources, sync, config, CLI and the demo fleet, wired together."""

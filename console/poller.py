@@ -1,0 +1,98 @@
+"""Polls each source and writes what it lists into storage. Sources fetch and translate; this stores."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from console.sources.base import Page, Source, SourceError
+from storage.db import Store
+from storage.records import SourceHealth
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+class Poller:
+    """One loop per source. `on_change` is called (on the event loop) after a page changed what storage holds."""
+
+    def __init__(self, store: Store, sources: list[Source], on_change: Callable[[str], None]) -> None:
+        self.store = store
+        self.sources = sources
+        self.on_change = on_change
+        counts = store.quarantine_counts()
+        self.health: dict[str, SourceHealth] = {
+            s.config.name: SourceHealth(name=s.config.name, quarantined=counts.get(s.config.name, 0)) for s in sources
+        }
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._run_source(source) for source in self.sources))
+
+    async def _run_source(self, source: Source) -> None:
+        name = source.config.name
+        failures = 0
+        while True:
+            started = time.monotonic()
+            try:
+                changed = await self.poll_once(source)
+            except SourceError as exc:
+                failures += 1
+                state = "auth" if exc.auth else "down"
+                self._set_health(name, state=state, last_poll_at=time.time(), error=str(exc))
+                log.warning("poll %s failed (%s): %s", name, state, exc)
+                delay = exc.retry_after or min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6))
+                await asyncio.sleep(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not crypto
+                continue
+            except Exception as exc:  # never let one source take down polling of the others
+                failures += 1
+                log.exception("poll %s crashed", name)
+                self._set_health(name, state="down", last_poll_at=time.time(), error=f"internal error: {exc}")
+                await asyncio.sleep(min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6)))
+                continue
+            failures = 0
+            now = time.time()
+            self._set_health(name, state="up", last_poll_at=now, last_ok_at=now, error="")
+            if changed:
+                self.on_change(name)
+            # A long-poll already waited at the server; otherwise keep to the poll interval.
+            elapsed = time.monotonic() - started
+            if elapsed < source.config.poll_interval:
+                await asyncio.sleep(source.config.poll_interval - elapsed)
+
+    async def poll_once(self, source: Source) -> bool:
+        """Fetch until the source has nothing more; store each page. True if storage changed."""
+        name = source.config.name
+        cursor = await asyncio.to_thread(self.store.cursor, name)
+        snapshot = None
+        if cursor is None:
+            snapshot = await asyncio.to_thread(self.store.begin_snapshot, name)
+        changed = False
+        while True:
+            page = await source.fetch(cursor)
+            if page.reset:
+                log.info("source %s: cursor expired, listing everything again", name)
+                snapshot = await asyncio.to_thread(self.store.begin_snapshot, name)
+                cursor = None
+                continue
+            changed |= await asyncio.to_thread(self._store_page, name, page, snapshot)
+            cursor = page.cursor
+            if not page.has_more:
+                break
+        if snapshot is not None:
+            changed |= await asyncio.to_thread(self.store.end_snapshot, name, snapshot, cursor) > 0
+        return changed
+
+    def _store_page(self, name: str, page: Page, snapshot: int | None) -> bool:
+        for rejected in page.rejected:
+            log.warning("source %s: quarantined item %s: %s", name, rejected.item_id, rejected.reason)
+            self.store.quarantine(name, rejected.item_id, rejected.reason, rejected.excerpt)
+        summary = self.store.apply_changes(name, page.items, page.removed, page.cursor, snapshot)
+        if page.rejected:
+            self._set_health(name, quarantined=self.store.quarantine_counts().get(name, 0))
+        return bool(summary.added or summary.changed or summary.removed or page.rejected)
+
+    def _set_health(self, name: str, **changes: object) -> None:
+        self.health[name] = self.health[name].model_copy(update=changes)

@@ -1,0 +1,1 @@
+"""Screens and modals: bindings and layout; the widgets they hold live in widgets/."""

@@ -1,0 +1,16 @@
+"""Source adapters: fetch an agent service's queue and translate it to records; send decisions back."""
+
+from __future__ import annotations
+
+from console.config import SourceConfig
+from console.secrets import Token
+from console.sources.base import Source
+
+
+def build_source(config: SourceConfig, token: Token | None) -> Source:
+    """The adapter for a configured source kind (one module per protocol)."""
+    if config.kind == "native":
+        from console.sources.native import NativeSource
+
+        return NativeSource(config, token)
+    raise ValueError(f"unknown source kind {config.kind!r}")

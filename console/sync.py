@@ -1,0 +1,137 @@
+"""The sync engine: the only code that sends decisions.
+
+It drains the outbox in storage: each decision goes out under its own id as the idempotency key, so a retry (after a
+timeout, a crash or a restart) can never apply it twice. Final answers are recorded with an audit record; answers that
+retrying might fix are retried with capped, jittered exponential backoff (or when Retry-After says).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from console.sources.base import SendResult, Source
+from storage.db import Store, SyncResult
+from storage.records import Decision
+
+log = logging.getLogger(__name__)
+
+BASE_DELAY = 0.5
+MAX_DELAY = 60.0
+AUTH_HOLD = 30.0  # a source that refused our credentials is asked again this often, not hammered
+
+
+def backoff(attempts: int) -> float:
+    """Full-jitter exponential backoff: spread retries so that many consoles do not retry in step."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+
+@dataclass(frozen=True)
+class Outcome:
+    decision: Decision
+    result: SendResult
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        store: Store,
+        sources: Mapping[str, Source],
+        on_outcome: Callable[[Sequence[Outcome]], None] | None = None,
+        *,
+        batch: int = 64,
+        concurrency: int = 16,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.on_outcome = on_outcome
+        self.batch = batch
+        self._gate = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self.held: dict[str, float] = {}  # source -> monotonic time until which its decisions wait (auth refused)
+        self.attempts: dict[str, int] = {}
+
+    def kick(self) -> None:
+        """A decision was just recorded: send it now rather than at the next timer."""
+        self._wake.set()
+
+    def _active_sources(self) -> list[str]:
+        now = time.monotonic()
+        return [name for name in self.sources if self.held.get(name, 0.0) <= now]
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.drain_once()
+            except Exception:  # storage or a bug: log, wait, carry on; the outbox keeps everything
+                log.exception("sync round failed")
+                sent = 0
+                await asyncio.sleep(1.0)
+            if sent:
+                continue
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        self._wake.clear()
+        due = await asyncio.to_thread(self.store.next_due_at, self._active_sources())
+        delay = 5.0 if due is None else max(0.0, due - time.time())
+        if self.held:
+            delay = min(delay, max(0.0, min(self.held.values()) - time.monotonic()))
+        if delay <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 5.0))
+
+    async def drain_once(self) -> int:
+        """Send one batch of due decisions and record the answers. Returns how many were sent."""
+        due = await asyncio.to_thread(self.store.due_decisions, self.batch, self._active_sources())
+        if not due:
+            return 0
+        await asyncio.to_thread(self.store.mark_sending, [d.id for d in due])
+        results = await asyncio.gather(*(self._send(d) for d in due))
+        rows = [self._to_row(d, r) for d, r in zip(due, results, strict=True)]
+        recorded = set(await asyncio.to_thread(self.store.record_results, rows))
+        finals = [Outcome(d, r) for d, r in zip(due, results, strict=True) if d.id in recorded]
+        for outcome in finals:
+            log.info(
+                "decision %s on %s/%s: %s (%s)",
+                outcome.decision.id,
+                outcome.decision.source,
+                outcome.decision.item_id,
+                outcome.result.outcome,
+                outcome.result.detail,
+            )
+        if finals and self.on_outcome is not None:
+            self.on_outcome(finals)
+        return len(due)
+
+    async def _send(self, decision: Decision) -> SendResult:
+        async with self._gate:
+            try:
+                result = await self.sources[decision.source].send_decision(decision)
+            except Exception as exc:  # an adapter bug must not lose the decision: it stays in the outbox
+                log.exception("sending decision %s failed", decision.id)
+                return SendResult(None, "error", f"internal error: {type(exc).__name__}")
+        if result.auth_refused:
+            self.held[decision.source] = time.monotonic() + AUTH_HOLD
+        return result
+
+    def _to_row(self, decision: Decision, result: SendResult) -> SyncResult:
+        if result.state is not None:
+            self.attempts.pop(decision.id, None)
+            return SyncResult(decision.id, result.state, result.outcome, result.detail, result.response)
+        attempts = self.attempts[decision.id] = self.attempts.get(decision.id, 0) + 1
+        if result.auth_refused:
+            delay = AUTH_HOLD
+        elif result.retry_after is not None:
+            delay = result.retry_after
+        else:
+            delay = backoff(attempts)
+        log.warning("decision %s: %s; retry in %.1f s", decision.id, result.detail, delay)
+        return SyncResult(decision.id, None, result.outcome, result.detail, result.response, time.time() + delay)

@@ -1,0 +1,136 @@
+"""The audit trail: append-only, hash-chained records written in the same transaction as the change they describe.
+
+Each record's hash covers its content and the previous record's hash, so an edited, deleted or reordered record
+breaks the chain from that point on and `verify` names the first broken one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from storage.records import canonical_json
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    records: int
+    first_bad: int | None = None
+    problem: str = ""
+
+
+def create_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE audit ("
+        " seq INTEGER PRIMARY KEY,"
+        " at REAL NOT NULL,"
+        " kind TEXT NOT NULL,"
+        " operator TEXT NOT NULL,"
+        " source TEXT NOT NULL,"
+        " item_id TEXT NOT NULL,"
+        " decision_id TEXT,"
+        " item_digest TEXT,"
+        " body TEXT NOT NULL,"
+        " prev_hash TEXT NOT NULL,"
+        " hash TEXT NOT NULL)"
+    )
+    # Append-only: the database itself refuses edits and deletions made through SQL.
+    conn.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END"
+    )
+
+
+def _hash(prev_hash: str, record: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode() + canonical_json(record)).hexdigest()
+
+
+def _record(
+    seq: int,
+    at: float,
+    kind: str,
+    operator: str,
+    source: str,
+    item_id: str,
+    decision_id: str | None,
+    item_digest: str | None,
+    body: str,
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": repr(at),  # a string: the hash must not depend on float formatting
+        "kind": kind,
+        "operator": operator,
+        "source": source,
+        "item_id": item_id,
+        "decision_id": decision_id,
+        "item_digest": item_digest,
+        "body": body,
+    }
+
+
+def append(
+    conn: sqlite3.Connection,
+    *,
+    kind: str,
+    operator: str,
+    source: str,
+    item_id: str,
+    decision_id: str | None,
+    item_digest: str | None,
+    body: dict[str, Any],
+) -> None:
+    """Append one record. The caller holds the transaction that makes the change it records."""
+    last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev_hash = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+    at = time.time()
+    body_text = json.dumps(body, sort_keys=True, default=str)
+    record = _record(seq, at, kind, operator, source, item_id, decision_id, item_digest, body_text)
+    conn.execute(
+        "INSERT INTO audit(seq, at, kind, operator, source, item_id, decision_id, item_digest, body, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            seq,
+            at,
+            kind,
+            operator,
+            source,
+            item_id,
+            decision_id,
+            item_digest,
+            body_text,
+            prev_hash,
+            _hash(prev_hash, record),
+        ),
+    )
+
+
+def verify(conn: sqlite3.Connection) -> Verification:
+    prev_hash = GENESIS
+    expected_seq = 1
+    count = 0
+    cur = conn.execute(
+        "SELECT seq, at, kind, operator, source, item_id, decision_id, item_digest, body, prev_hash, hash"
+        " FROM audit ORDER BY seq"
+    )
+    for row in cur:
+        seq = row[0]
+        if seq != expected_seq:
+            return Verification(False, count, seq, f"record {seq} follows {expected_seq - 1}: a record is missing")
+        if row[9] != prev_hash:
+            return Verification(False, count, seq, f"record {seq} does not link to the record before it")
+        if _hash(prev_hash, _record(*row[:9])) != row[10]:
+            return Verification(False, count, seq, f"record {seq} was changed after it was written")
+        prev_hash = row[10]
+        expected_seq += 1
+        count += 1
+    return Verification(True, count)

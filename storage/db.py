@@ -1,0 +1,565 @@
+"""The local SQLite database: items cache, decisions outbox, audit chain.
+
+One `Store` wraps one connection. It is safe to share between threads (a lock serialises calls); the app keeps one for
+the UI and one for background work, and WAL lets the UI read while the background writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from storage import audit
+from storage.records import (
+    RISK_RANK,
+    Decision,
+    DecisionRow,
+    Item,
+    Quarantined,
+    QueueRow,
+    Risk,
+    SyncState,
+    Verdict,
+)
+
+SCHEMA_VERSION = 1
+_NO_DEADLINE = 1e18  # sorts items without a deadline after every real one
+
+# Columns the queue list reads; the partial index below covers them so a screenful is one index walk.
+_QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at"
+_URGENCY = "risk_order, expires_sort, created_at, source, id"
+
+
+class DecisionRefused(Exception):
+    """The decision cannot be recorded: the item is gone, already decided, or not the version the operator saw."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    item_id: str
+    state: str  # decided | expired | withdrawn | superseded | gone
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One answer to record: a final state, or (state None) a retry at `next_attempt_at`."""
+
+    decision_id: str
+    state: SyncState | None
+    outcome: str
+    detail: str
+    response: dict[str, Any] | None = None
+    next_attempt_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    added: int
+    changed: int
+    removed: int
+
+
+def _epoch(value: Any) -> float | None:
+    return None if value is None else float(value.timestamp())
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a decision the operator was told is recorded survives power loss, not just a crash.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # ----------------------------------------------------------------- schema
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} was written by a newer approval-console (schema {version}, this one knows "
+                    f"{SCHEMA_VERSION}); upgrade approval-console or use another --data-dir"
+                )
+            if version < 1:
+                with self._tx():
+                    self._schema_v1()
+                    self._conn.execute("PRAGMA user_version = 1")
+
+    def _schema_v1(self) -> None:
+        db = self.db
+        db.table("items").create(
+            {
+                "source": str,
+                "id": str,
+                "state": str,  # pending | decided | removed
+                "removed_reason": str,
+                "kind": str,
+                "agent": str,
+                "workflow": str,
+                "action_name": str,
+                "risk": str,
+                "risk_order": int,  # 0 = critical: ascending order is most urgent first
+                "confidence": float,
+                "created_at": float,
+                "expires_at": float,
+                "expires_sort": float,
+                "digest": str,
+                "payload": str,
+                "snapshot": int,
+                "first_seen_at": float,
+                "updated_at": float,
+            },
+            pk=("source", "id"),
+            not_null={"state", "kind", "agent", "action_name", "risk", "digest", "payload"},
+        )
+        self._conn.execute(
+            f"CREATE INDEX items_urgency ON items({_URGENCY}, kind, agent, action_name, risk, confidence, expires_at)"
+            " WHERE state = 'pending'"
+        )
+        db.table("decisions").create(
+            {
+                "id": str,
+                "source": str,
+                "item_id": str,
+                "item_digest": str,
+                "verdict": str,
+                "edited": str,
+                "edited_digest": str,
+                "reason_code": str,
+                "comment": str,
+                "operator": str,
+                "decided_at": str,
+                "sync_state": str,
+                "attempts": int,
+                "next_attempt_at": float,
+                "outcome": str,
+                "detail": str,
+                "response": str,
+                "updated_at": float,
+                "seen": int,  # the operator has been shown the final outcome
+            },
+            pk="id",
+            not_null={"source", "item_id", "item_digest", "verdict", "operator", "decided_at", "sync_state"},
+        )
+        # One decision per item version: a double key press or a replayed write cannot create a second one.
+        self._conn.execute("CREATE UNIQUE INDEX decisions_one_per_version ON decisions(source, item_id, item_digest)")
+        self._conn.execute("CREATE INDEX decisions_outbox ON decisions(sync_state, next_attempt_at)")
+        db.table("quarantine").create(
+            {"source": str, "item_id": str, "reason": str, "excerpt": str, "seen_at": float, "times": int},
+            pk=("source", "item_id"),
+        )
+        db.table("cursors").create({"source": str, "cursor": str, "snapshot": int}, pk="source")
+        audit.create_table(self._conn)
+
+    # ------------------------------------------------------------------ items
+    def cursor(self, source: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT cursor FROM cursors WHERE source = ?", (source,)).fetchone()
+        return None if row is None else row[0]
+
+    def begin_snapshot(self, source: str) -> int:
+        """Start a full re-listing of a source; items it does not list again are dropped at `end_snapshot`."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT snapshot FROM cursors WHERE source = ?", (source,)).fetchone()
+            generation = (row[0] if row and row[0] else 0) + 1
+            conn.execute(
+                "INSERT INTO cursors(source, cursor, snapshot) VALUES (?, NULL, ?)"
+                " ON CONFLICT(source) DO UPDATE SET cursor = NULL, snapshot = excluded.snapshot",
+                (source, generation),
+            )
+        return int(generation)
+
+    def end_snapshot(self, source: str, generation: int, cursor: str | None) -> int:
+        """Drop what the snapshot did not list, and only now keep its cursor: a crash mid-snapshot starts over."""
+        with self._tx() as conn:
+            conn.execute("UPDATE cursors SET cursor = ? WHERE source = ?", (cursor, source))
+            cur = conn.execute(
+                "UPDATE items SET state = 'removed', removed_reason = 'gone', updated_at = ?"
+                " WHERE source = ? AND state = 'pending' AND snapshot IS NOT ?",
+                (time.time(), source, generation),
+            )
+        return cur.rowcount
+
+    def apply_changes(
+        self,
+        source: str,
+        items: Sequence[Item],
+        removed: Sequence[Removal],
+        cursor: str | None,
+        snapshot: int | None = None,
+    ) -> ChangeSummary:
+        """Store one page of a listing and its cursor in one transaction."""
+        now = time.time()
+        added = changed = gone = 0
+        with self._tx() as conn:
+            for item in items:
+                existing = conn.execute(
+                    "SELECT digest, state FROM items WHERE source = ? AND id = ?", (source, item.id)
+                ).fetchone()
+                if existing is not None and existing[0] == item.digest:
+                    # Same version: keep its local state (a pending decision must not put it back in the queue).
+                    if snapshot is not None:
+                        conn.execute(
+                            "UPDATE items SET snapshot = ? WHERE source = ? AND id = ?", (snapshot, source, item.id)
+                        )
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO items(source, id, state, removed_reason, kind, agent, workflow,"
+                    " action_name, risk, risk_order, confidence, created_at, expires_at, expires_sort, digest, payload,"
+                    " snapshot, first_seen_at, updated_at)"
+                    " VALUES (?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _item_row(source, item, snapshot, now),
+                )
+                if existing is None:
+                    added += 1
+                else:
+                    changed += 1
+            for removal in removed:
+                cur = conn.execute(
+                    "UPDATE items SET state = 'removed', removed_reason = ?, updated_at = ?"
+                    " WHERE source = ? AND id = ? AND state != 'removed'",
+                    (removal.state, now, source, removal.item_id),
+                )
+                gone += cur.rowcount
+            if snapshot is None:
+                conn.execute(
+                    "INSERT INTO cursors(source, cursor, snapshot) VALUES (?, ?, NULL)"
+                    " ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor",
+                    (source, cursor),
+                )
+        return ChangeSummary(added, changed, gone)
+
+    def quarantine(self, source: str, item_id: str, reason: str, excerpt: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO quarantine(source, item_id, reason, excerpt, seen_at, times) VALUES (?, ?, ?, ?, ?, 1)"
+                " ON CONFLICT(source, item_id) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt,"
+                " seen_at = excluded.seen_at, times = times + 1",
+                (source, item_id, reason[:2000], excerpt[:2000], time.time()),
+            )
+
+    def quarantined(self, source: str | None = None) -> list[Quarantined]:
+        sql = "SELECT source, item_id, reason, seen_at, excerpt FROM quarantine"
+        args: tuple[Any, ...] = ()
+        if source is not None:
+            sql += " WHERE source = ?"
+            args = (source,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY seen_at DESC", args).fetchall()
+        return [Quarantined(source=r[0], item_id=r[1], reason=r[2], seen_at=r[3], excerpt=r[4]) for r in rows]
+
+    def quarantine_counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT source, count(*) FROM quarantine GROUP BY source").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def queue_count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM items WHERE state = 'pending'").fetchone()[0])
+
+    def queue_rows(self, offset: int, limit: int) -> list[QueueRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' ORDER BY {_URGENCY} LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [
+            QueueRow(
+                source=r[0],
+                id=r[1],
+                kind=r[2],
+                agent=r[3],
+                action=r[4],
+                risk=Risk(r[5]),
+                confidence=r[6],
+                created_at=r[7],
+                expires_at=r[8],
+            )
+            for r in rows
+        ]
+
+    def queue_index_of(self, source: str, item_id: str) -> int | None:
+        with self._lock:
+            key = self._conn.execute(
+                f"SELECT {_URGENCY} FROM items WHERE source = ? AND id = ? AND state = 'pending'", (source, item_id)
+            ).fetchone()
+            if key is None:
+                return None
+            return int(
+                self._conn.execute(
+                    f"SELECT count(*) FROM items WHERE state = 'pending' AND ({_URGENCY}) < (?, ?, ?, ?, ?)", key
+                ).fetchone()[0]
+            )
+
+    def item(self, source: str, item_id: str) -> tuple[Item, str] | None:
+        """The item and its local state (pending, decided or removed)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT payload, state FROM items WHERE source = ? AND id = ?", (source, item_id)
+            ).fetchone()
+        if row is None:
+            return None
+        return Item.model_validate_json(row[0]), row[1]
+
+    # -------------------------------------------------------------- decisions
+    def record_decision(self, decision: Decision) -> None:
+        """Write the decision and its audit record in one durable transaction.
+
+        Refuses (DecisionRefused) unless the item is pending locally at exactly the version the operator saw.
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT digest, state FROM items WHERE source = ? AND id = ?", (decision.source, decision.item_id)
+            ).fetchone()
+            if row is None:
+                raise DecisionRefused("the item is no longer in the queue")
+            digest, state = row
+            if digest != decision.item_digest:
+                raise DecisionRefused("the item changed since it was shown; review the new version")
+            if state != "pending":
+                raise DecisionRefused(
+                    "the item was already decided here" if state == "decided" else "the item left the queue"
+                )
+            try:
+                conn.execute(
+                    "INSERT INTO decisions(id, source, item_id, item_digest, verdict, edited, edited_digest,"
+                    " reason_code, comment, operator, decided_at, sync_state, attempts, next_attempt_at, outcome,"
+                    " detail, response, updated_at, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0,"
+                    " NULL, '', NULL, ?, 0)",
+                    (
+                        decision.id,
+                        decision.source,
+                        decision.item_id,
+                        decision.item_digest,
+                        decision.verdict.value,
+                        None if decision.verdict is not Verdict.edit else json.dumps(decision.edited),
+                        decision.edited_digest,
+                        decision.reason_code,
+                        decision.comment,
+                        decision.operator,
+                        decision.decided_at.isoformat(),
+                        time.time(),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DecisionRefused("this version of the item was already decided here") from exc
+            conn.execute(
+                "UPDATE items SET state = 'decided', updated_at = ? WHERE source = ? AND id = ?",
+                (time.time(), decision.source, decision.item_id),
+            )
+            audit.append(
+                conn,
+                kind="decision",
+                operator=decision.operator,
+                source=decision.source,
+                item_id=decision.item_id,
+                decision_id=decision.id,
+                item_digest=decision.item_digest,
+                body=decision.wire_body(),
+            )
+
+    def due_decisions(self, limit: int, sources: Sequence[str], now: float | None = None) -> list[Decision]:
+        """Decisions for these sources waiting to be sent whose retry time has come, oldest first."""
+        if not sources:
+            return []
+        when = time.time() if now is None else now
+        marks = ", ".join("?" for _ in sources)
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT * FROM decisions WHERE sync_state IN ('pending', 'sending') AND next_attempt_at <= ?"
+                f" AND source IN ({marks}) ORDER BY decided_at LIMIT ?",
+                (when, *sources, limit),
+            )
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return [_decision(dict(zip(names, r, strict=True))) for r in rows]
+
+    def next_due_at(self, sources: Sequence[str]) -> float | None:
+        if not sources:
+            return None
+        marks = ", ".join("?" for _ in sources)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT min(next_attempt_at) FROM decisions WHERE sync_state IN ('pending', 'sending')"
+                f" AND source IN ({marks})",
+                tuple(sources),
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def mark_sending(self, decision_ids: Sequence[str]) -> None:
+        """Note the attempt before the network call; on restart 'sending' is simply sent again under the same key."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE decisions SET sync_state = 'sending', attempts = attempts + 1, updated_at = ?"
+                " WHERE id = ? AND sync_state IN ('pending', 'sending')",
+                [(time.time(), i) for i in decision_ids],
+            )
+
+    def record_results(self, results: Sequence[SyncResult]) -> list[str]:
+        """Record a batch of answers in one transaction: finals with their audit records, retries with their time.
+
+        Returns the ids whose final outcome was recorded now (an outcome is recorded once).
+        """
+        now = time.time()
+        recorded: list[str] = []
+        with self._tx() as conn:
+            for result in results:
+                if result.state is None:
+                    conn.execute(
+                        "UPDATE decisions SET sync_state = 'pending', next_attempt_at = ?, detail = ?, updated_at = ?"
+                        " WHERE id = ? AND sync_state IN ('pending', 'sending')",
+                        (result.next_attempt_at, result.detail[:2000], now, result.decision_id),
+                    )
+                    continue
+                row = conn.execute(
+                    "SELECT source, item_id, item_digest, operator, sync_state FROM decisions WHERE id = ?",
+                    (result.decision_id,),
+                ).fetchone()
+                if row is None or row[4] not in ("pending", "sending"):
+                    continue
+                source, item_id, item_digest, operator, _ = row
+                conn.execute(
+                    "UPDATE decisions SET sync_state = ?, outcome = ?, detail = ?, response = ?, updated_at = ?,"
+                    " seen = ? WHERE id = ?",
+                    (
+                        result.state.value,
+                        result.outcome,
+                        result.detail[:2000],
+                        None if result.response is None else json.dumps(result.response)[:20_000],
+                        now,
+                        1 if result.state is SyncState.applied else 0,
+                        result.decision_id,
+                    ),
+                )
+                audit.append(
+                    conn,
+                    kind="sync_outcome" if result.state is SyncState.applied else "conflict",
+                    operator=operator,
+                    source=source,
+                    item_id=item_id,
+                    decision_id=result.decision_id,
+                    item_digest=item_digest,
+                    body={"state": result.state.value, "outcome": result.outcome, "detail": result.detail[:2000]},
+                )
+                recorded.append(result.decision_id)
+        return recorded
+
+    def waiting_count(self) -> int:
+        with self._lock:
+            return int(
+                self._conn.execute(
+                    "SELECT count(*) FROM decisions WHERE sync_state IN ('pending', 'sending')"
+                ).fetchone()[0]
+            )
+
+    def unseen_problems(self) -> list[DecisionRow]:
+        """Conflicts and failures the operator has not acknowledged yet, newest first."""
+        return self._decision_rows("WHERE d.sync_state IN ('conflict', 'failed') AND d.seen = 0")
+
+    def mark_seen(self, decision_ids: Sequence[str]) -> None:
+        with self._tx() as conn:
+            conn.executemany("UPDATE decisions SET seen = 1 WHERE id = ?", [(i,) for i in decision_ids])
+
+    def decisions(self, limit: int = 200) -> list[DecisionRow]:
+        return self._decision_rows("", limit)
+
+    def _decision_rows(self, where: str, limit: int = 200) -> list[DecisionRow]:
+        with self._lock:
+            cur = self._conn.execute(
+                "SELECT d.*, i.action_name, i.agent FROM decisions d LEFT JOIN items i"
+                f" ON i.source = d.source AND i.id = d.item_id {where} ORDER BY d.decided_at DESC LIMIT ?",
+                (limit,),
+            )
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return [
+            DecisionRow(
+                decision=_decision(r),
+                sync_state=SyncState(r["sync_state"]),
+                attempts=r["attempts"],
+                outcome=r["outcome"],
+                detail=r["detail"] or "",
+                item_action=r["action_name"] or "?",
+                item_agent=r["agent"] or "?",
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ audit
+    def verify_audit(self) -> audit.Verification:
+        with self._lock:
+            return audit.verify(self._conn)
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _item_row(source: str, item: Item, snapshot: int | None, now: float) -> tuple[Any, ...]:
+    expires = _epoch(item.expires_at)
+    return (
+        source,
+        item.id,
+        item.kind,
+        item.agent,
+        item.workflow,
+        item.action.name,
+        item.risk.value,
+        3 - RISK_RANK[item.risk],
+        item.confidence,
+        _epoch(item.created_at),
+        expires,
+        _NO_DEADLINE if expires is None else expires,
+        item.digest,
+        item.model_copy(update={"source": source}).model_dump_json(),
+        snapshot,
+        now,
+        now,
+    )
+
+
+def _decision(row: dict[str, Any]) -> Decision:
+    return Decision(
+        id=row["id"],
+        source=row["source"],
+        item_id=row["item_id"],
+        item_digest=row["item_digest"],
+        verdict=Verdict(row["verdict"]),
+        edited=None if row["edited"] is None else json.loads(row["edited"]),
+        edited_digest=row["edited_digest"],
+        reason_code=row["reason_code"],
+        comment=row["comment"] or "",
+        operator=row["operator"],
+        decided_at=row["decided_at"],
+    )

@@ -1,0 +1,246 @@
+"""Records: the validated shapes of what the console stores and shows.
+
+Items arrive from agent services and are untrusted: every field is validated here, on the way in, so the rest of
+the code can rely on types. Display code must still treat every string as hostile (it may hold markup or escapes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import rfc8785
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TEXT = 64_000  # one free-text field; longer text is refused as malformed, not truncated silently
+
+
+class Risk(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return RISK_RANK[self]
+
+
+RISK_RANK = {Risk.low: 0, Risk.medium: 1, Risk.high: 2, Risk.critical: 3}
+
+
+class Verdict(StrEnum):
+    approve = "approve"
+    reject = "reject"
+    edit = "edit"
+
+
+class SyncState(StrEnum):
+    pending = "pending"  # durable, not yet sent (or to be retried)
+    sending = "sending"  # handed to the network; on restart treated as pending (the idempotency key makes it safe)
+    applied = "applied"
+    conflict = "conflict"  # a final answer other than applied: decided elsewhere, expired, stale, invalid...
+    failed = "failed"  # a final answer that retrying cannot fix (auth, malformed request)
+
+
+class Outcome(StrEnum):
+    """The final answers of PROTOCOL.md, plus the ones the client infers."""
+
+    applied = "applied"
+    conflict = "conflict"  # decided elsewhere
+    expired = "expired"
+    stale = "stale"  # the item changed since the operator saw it
+    invalid = "invalid"  # the edit broke the item's schema
+    withdrawn = "withdrawn"
+    superseded = "superseded"
+    not_found = "not_found"
+    unauthorized = "unauthorized"
+
+
+FINAL_CONFLICTS = {
+    Outcome.conflict,
+    Outcome.expired,
+    Outcome.stale,
+    Outcome.invalid,
+    Outcome.withdrawn,
+    Outcome.superseded,
+    Outcome.not_found,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Action(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    args_schema: dict[str, Any] | None = None
+
+
+class Context(_Strict):
+    summary: str = Field(default="", max_length=MAX_TEXT)
+    reasoning: str = Field(default="", max_length=MAX_TEXT)
+    evidence: list[str] = Field(default_factory=list, max_length=100)
+    links: list[str] = Field(default_factory=list, max_length=100)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone (RFC 3339)")
+    return value.astimezone(UTC)
+
+
+class Item(_Strict):
+    """One pending approval or escalation, exactly as the operator is shown it."""
+
+    source: str = ""  # filled in by the console: which configured source it came from
+    id: str = Field(min_length=1, max_length=200)
+    kind: Literal["approval", "escalation"]
+    agent: str = Field(min_length=1, max_length=200)
+    workflow: str = Field(default="", max_length=200)
+    action: Action
+    output: Any = None
+    context: Context = Field(default_factory=Context)
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    risk: Risk
+    policy: str = Field(default="", max_length=MAX_TEXT)
+    created_at: datetime
+    expires_at: datetime | None = None
+    on_expiry: str = Field(default="reject", max_length=200)
+    allowed_decisions: tuple[Verdict, ...] = (Verdict.approve, Verdict.reject, Verdict.edit)
+    claimed_by: str | None = None
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+    _utc_created = field_validator("created_at")(_utc)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc_expires(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _utc(value)
+
+    @field_validator("confidence")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("confidence must be a finite number")
+        return value
+
+    @property
+    def editable_value(self) -> Any:
+        """What an edit changes: the arguments of an approval, the output of an escalation."""
+        return self.output if self.kind == "escalation" else self.action.args
+
+    def allows(self, verdict: Verdict) -> bool:
+        return verdict in self.allowed_decisions
+
+
+# Fields outside the digest: bookkeeping that may change without changing what is being decided.
+_UNSHOWN = ("source", "digest", "claimed_by", "seq")
+
+
+def shown_part(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k not in _UNSHOWN}
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON: the same value always gives the same bytes."""
+    return bytes(rfc8785.dumps(value))
+
+
+def item_digest(shown: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(shown)).hexdigest()
+
+
+def digest_problem(payload: dict[str, Any]) -> str | None:
+    """Why the payload's digest does not bind its content, or None when it does.
+
+    Computed over the payload as received (not the parsed model), exactly as the server computed it.
+    """
+    claimed = payload.get("digest")
+    try:
+        actual = item_digest(shown_part(payload))
+    except (TypeError, ValueError) as exc:
+        return f"content cannot be canonicalised: {exc}"
+    if claimed != actual:
+        return f"digest {str(claimed)[:24]!r} does not match the content ({actual[:24]}...)"
+    return None
+
+
+class Decision(_Strict):
+    """What the operator decided, bound to the exact version of the item they saw."""
+
+    id: str  # uuid4; also the idempotency key
+    source: str
+    item_id: str
+    item_digest: str
+    verdict: Verdict
+    edited: Any = None  # edited args (approval) or output (escalation); None unless verdict is edit
+    edited_digest: str | None = None
+    reason_code: str | None = None
+    comment: str = ""
+    operator: str
+    decided_at: datetime
+
+    def wire_body(self) -> dict[str, Any]:
+        """The decision as PROTOCOL.md sends it."""
+        return {
+            "verdict": self.verdict.value,
+            "item_digest": self.item_digest,
+            "edited": self.edited,
+            "edited_digest": self.edited_digest,
+            "reason_code": self.reason_code,
+            "comment": self.comment,
+            "operator": self.operator,
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+class DecisionRow(_Strict):
+    """A decision as stored, with its sync state."""
+
+    decision: Decision
+    sync_state: SyncState
+    attempts: int
+    outcome: str | None
+    detail: str
+    item_action: str
+    item_agent: str
+
+
+class QueueRow(_Strict):
+    """What one line of the queue list needs: small, so a screenful is cheap to fetch."""
+
+    source: str
+    id: str
+    kind: str
+    agent: str
+    action: str
+    risk: Risk
+    confidence: float | None
+    created_at: float  # epoch seconds
+    expires_at: float | None
+
+
+class SourceHealth(_Strict):
+    name: str
+    state: Literal["starting", "up", "down", "auth"] = "starting"
+    last_poll_at: float | None = None
+    last_ok_at: float | None = None
+    error: str = ""
+    quarantined: int = 0
+
+
+class Quarantined(_Strict):
+    source: str
+    item_id: str
+    reason: str
+    seen_at: float
+    excerpt: str
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,62 @@
+"""Shared fixtures: a real demo fleet on a free loopback port, a console session over a temp data dir."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from console.config import Config, SourceConfig
+from console.fleet import Fleet
+from console.session import Session
+
+SOURCE = "fleet"
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    server = Fleet(seed=11, interval=None, initial=6)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def make_config(fleet: Fleet, **source: object) -> Config:
+    options: dict[str, object] = {"poll_interval": 0.2, "long_poll": 2.0, **source}
+    return Config(operator="alice", sources=(SourceConfig(name=SOURCE, url=fleet.url, **options),))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_session(fleet: Fleet, data_dir: Path) -> Callable[..., Session]:
+    """Sessions never touch the machine's keyring in tests: the token lookup is given explicitly."""
+
+    def build(**source: object) -> Session:
+        return Session(make_config(fleet, **source), data_dir, token_for=lambda _name: None)
+
+    return build
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Wait for real asynchronous work (polls, syncs) to make `predicate` true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def screen_text(app: object) -> str:
+    """The plain text of what the app's top screen shows now, line by line, as the terminal would get it."""
+    from textual.app import App
+
+    assert isinstance(app, App)
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strip.text for strip in strips)

@@ -1,0 +1,175 @@
+"""Storage on real SQLite files: the queue order, decisions bound to versions, the outbox, the audit chain."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from storage.db import DecisionRefused, Removal, Store, SyncResult
+from storage.records import Decision, Item, SyncState, Verdict, now_utc
+from tests.factories import item
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "console.db")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def decision_for(it: Item, verdict: Verdict = Verdict.approve, **kw: object) -> Decision:
+    return Decision(
+        id=str(uuid.uuid4()),
+        source=it.source,
+        item_id=it.id,
+        item_digest=it.digest,
+        verdict=verdict,
+        operator="alice",
+        decided_at=now_utc(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_queue_is_most_urgent_first(store: Store) -> None:
+    base = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
+    items = [
+        item("low-soon", risk="low", expires_at=(base + timedelta(minutes=1)).isoformat()),
+        item("crit-late", risk="critical", expires_at=(base + timedelta(minutes=50)).isoformat()),
+        item("crit-soon", risk="critical", expires_at=(base + timedelta(minutes=5)).isoformat()),
+        item("high-none", risk="high", expires_at=None),
+        item("high-soon", risk="high", expires_at=(base + timedelta(minutes=2)).isoformat()),
+    ]
+    store.apply_changes("billing", items, [], "c1")
+    order = [row.id for row in store.queue_rows(0, 10)]
+    assert order == ["crit-soon", "crit-late", "high-soon", "high-none", "low-soon"]
+    assert store.queue_count() == 5
+    assert [store.queue_index_of("billing", i) for i in order] == [0, 1, 2, 3, 4]
+    assert [row.id for row in store.queue_rows(2, 2)] == ["high-soon", "high-none"]
+
+
+def test_changes_and_removals(store: Store) -> None:
+    store.apply_changes("billing", [item("a"), item("b")], [], "1")
+    changed = item("a", policy="a new policy")
+    summary = store.apply_changes("billing", [changed], [Removal("b", "expired")], "2")
+    assert (summary.added, summary.changed, summary.removed) == (0, 1, 1)
+    assert store.cursor("billing") == "2"
+    found = store.item("billing", "a")
+    assert found is not None and found[0].digest == changed.digest and found[1] == "pending"
+    assert store.item("billing", "b") is not None and store.item("billing", "b")[1] == "removed"  # type: ignore[index]
+    assert store.queue_count() == 1
+
+
+def test_snapshot_drops_what_it_does_not_list_and_keeps_cursor_only_at_the_end(store: Store) -> None:
+    store.apply_changes("billing", [item("a"), item("b"), item("c")], [], "5")
+    generation = store.begin_snapshot("billing")
+    assert store.cursor("billing") is None
+    store.apply_changes("billing", [item("a")], [], "9", snapshot=generation)
+    assert store.cursor("billing") is None, "a crash mid-snapshot must start the snapshot over"
+    assert store.end_snapshot("billing", generation, "10") == 2
+    assert store.cursor("billing") == "10"
+    assert [r.id for r in store.queue_rows(0, 10)] == ["a"]
+
+
+def test_decision_is_bound_to_the_version_seen(store: Store) -> None:
+    old = item("a")
+    store.apply_changes("billing", [old], [], "1")
+    store.apply_changes("billing", [item("a", confidence=0.2)], [], "2")
+    with pytest.raises(DecisionRefused, match="changed"):
+        store.record_decision(decision_for(old))
+    assert store.waiting_count() == 0
+
+
+def test_one_decision_per_item_and_it_leaves_the_queue(store: Store) -> None:
+    it = item("a")
+    store.apply_changes("billing", [it], [], "1")
+    store.record_decision(decision_for(it))
+    assert store.queue_count() == 0
+    with pytest.raises(DecisionRefused, match="already decided"):
+        store.record_decision(decision_for(it, Verdict.reject, reason_code="unsafe"))
+    assert store.waiting_count() == 1
+    # Listing the same version again does not put a decided item back in the queue.
+    store.apply_changes("billing", [it], [], "2")
+    assert store.queue_count() == 0
+
+
+def test_decision_on_an_item_that_left_is_refused(store: Store) -> None:
+    it = item("a")
+    store.apply_changes("billing", [it], [Removal("a", "decided")], "1")
+    with pytest.raises(DecisionRefused, match="left the queue"):
+        store.record_decision(decision_for(it))
+
+
+def test_outbox_retry_then_final_outcome(store: Store) -> None:
+    it = item("a")
+    store.apply_changes("billing", [it], [], "1")
+    decision = decision_for(it)
+    store.record_decision(decision)
+    assert [d.id for d in store.due_decisions(10, ["billing"])] == [decision.id]
+    assert store.due_decisions(10, ["other"]) == []
+    store.mark_sending([decision.id])
+    store.record_results([SyncResult(decision.id, None, "http_503", "busy", None, next_attempt_at=4e9)])
+    assert store.due_decisions(10, ["billing"]) == [], "not due before its retry time"
+    assert store.waiting_count() == 1
+    assert store.record_results([SyncResult(decision.id, SyncState.conflict, "conflict", "by bob", {"x": 1})]) == [
+        decision.id
+    ]
+    assert store.record_results([SyncResult(decision.id, SyncState.applied, "applied", "")]) == [], "final once"
+    problems = store.unseen_problems()
+    assert [(p.decision.id, p.outcome, p.detail) for p in problems] == [(decision.id, "conflict", "by bob")]
+    store.mark_seen([decision.id])
+    assert store.unseen_problems() == []
+
+
+def test_decisions_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "console.db"
+    first = Store(path)
+    it = item("a", kind="escalation", output={"label": "billing"})
+    first.apply_changes("billing", [it], [], "1")
+    decision = decision_for(it, Verdict.edit, edited={"label": "refund"}, edited_digest="sha256:" + "0" * 64)
+    first.record_decision(decision)
+    first.close()
+    again = Store(path)
+    [waiting] = again.due_decisions(10, ["billing"])
+    assert waiting == decision
+    assert again.integrity_check() == "ok"
+    again.close()
+
+
+def test_audit_chain_records_decisions_and_outcomes_and_catches_tampering(tmp_path: Path) -> None:
+    path = tmp_path / "console.db"
+    store = Store(path)
+    a, b = item("a"), item("b")
+    store.apply_changes("billing", [a, b], [], "1")
+    da = decision_for(a)
+    store.record_decision(da)
+    store.record_decision(decision_for(b, Verdict.reject, reason_code="unsafe"))
+    store.record_results([SyncResult(da.id, SyncState.applied, "applied", "")])
+    result = store.verify_audit()
+    assert (result.ok, result.records) == (True, 3)
+    store.close()
+
+    raw = sqlite3.connect(path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("UPDATE audit SET operator = 'mallory' WHERE seq = 2")
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("UPDATE audit SET operator = 'mallory' WHERE seq = 2")
+    raw.commit()
+    raw.close()
+    tampered = Store(path)
+    result = tampered.verify_audit()
+    assert (result.ok, result.first_bad) == (False, 2)
+    tampered.close()
+
+
+def test_a_newer_schema_is_refused_with_a_fix(tmp_path: Path) -> None:
+    path = tmp_path / "console.db"
+    Store(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    with pytest.raises(RuntimeError, match="newer approval-console"):
+        Store(path)
