@@ -53,8 +53,6 @@ class Poller:
                 await asyncio.sleep(min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6)))
                 continue
             failures = 0
-            now = time.time()
-            self._set_health(name, state="up", last_poll_at=now, last_ok_at=now, error="")
             if changed:
                 self.on_change(name)
             # A long-poll already waited at the server; otherwise keep to the poll interval.
@@ -83,6 +81,8 @@ class Poller:
                 break
         if snapshot is not None:
             changed |= await asyncio.to_thread(self.store.end_snapshot, name, snapshot, cursor) > 0
+        now = time.time()
+        self._set_health(name, state="up", last_poll_at=now, last_ok_at=now, error="")
         return changed
 
     def _store_page(self, name: str, page: Page, snapshot: int | None) -> bool:

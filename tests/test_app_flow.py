@@ -25,13 +25,18 @@ async def test_new_item_appears_without_a_key_press(fleet: Fleet, make_session: 
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
         await eventually(lambda: session.store.queue_count() == 6, what="the first listing")
+        await pilot.pause(0.1)
+        reading = app.main.shown
+        assert reading is not None and reading.id == session.store.queue_rows(0, 1)[0].id, "the most urgent is selected"
         added = fleet.add_item(risk="critical", action={"name": "drop_production_table", "args": {"table": "orders"}})
         await eventually(lambda: "drop_production_table" in screen_text(app), what="the new item on screen")
-        # Critical is the most urgent: it is first in the queue and selected.
+        # Critical is the most urgent: it goes on top, but the item being read stays selected.
         assert session.store.queue_rows(0, 1)[0].id == added["id"]
         await pilot.pause(0.1)
+        assert app.main.shown is not None and app.main.shown.id == reading.id
+        await pilot.press("home")
+        await pilot.pause(0.1)
         assert app.main.shown is not None and app.main.shown.id == added["id"]
-        assert "up" in screen_text(app).splitlines()[-2].lower() or "fleet" in screen_text(app)
 
 
 async def test_approve_reaches_the_server_exactly_once(fleet: Fleet, make_session: Callable[..., Session]) -> None:
@@ -122,7 +127,7 @@ async def test_edit_validates_then_sends_the_edited_value(fleet: Fleet, make_ses
 async def test_conflict_is_shown(fleet: Fleet, make_session: Callable[..., Session]) -> None:
     session = make_session()
     app = ApprovalApp(session, background=False)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await session.poll_once()
         await pilot.pause(0.1)
         top = app.main.shown
@@ -130,7 +135,8 @@ async def test_conflict_is_shown(fleet: Fleet, make_session: Callable[..., Sessi
         await pilot.press("a")
         fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
         assert await session.sync_once() == 1
-        await eventually(lambda: "already decided elsewhere by bob" in screen_text(app), what="the conflict toast")
+        await eventually(lambda: "already decided elsewhere" in screen_text(app), what="the conflict toast")
+        assert "by bob (reject)" in screen_text(app)
         [row] = session.store.decisions()
         assert (row.sync_state, row.outcome) == (SyncState.conflict, "conflict")
         assert applied(fleet, top.id) and applied(fleet, top.id)[0]["operator"] == "bob"
@@ -186,7 +192,7 @@ async def test_markup_and_escapes_from_agents_are_shown_literally(
     )
     session = make_session()
     app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(140, 90)) as pilot:
         await eventually(lambda: session.store.queue_index_of(SOURCE, hostile["id"]) == 0)
         await pilot.pause(0.2)
         text = screen_text(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_env_var_name() -> None:
 
 
 @pytest.fixture
-def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A real keyring backend (keyrings.alt's file store) in a temp dir, selected the way users select one."""
     import keyring
     import keyring.core
@@ -106,7 +107,7 @@ def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(token_env_var("billing"), raising=False)
     keyring.core.init_backend()
-    yield tmp_path / "xdg"  # type: ignore[misc]
+    yield tmp_path / "xdg"
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
     keyring.core.init_backend()
 

@@ -528,7 +528,7 @@ async def test_queue_list_refresh_keeps_the_same_item() -> None:
         provider.data.clear()
         queue.refresh_rows()
         await pilot.pause()
-        assert app.highlights[-1] is None
+        assert app.highlights[-1:] == [None]
         assert queue.highlighted is None
         assert "Queue is empty" in "\n".join(body_lines(app))
 

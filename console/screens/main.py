@@ -26,6 +26,8 @@ from widgets.status_bar import StatusBar
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
 # wait this long, so a key meant for what the operator was reading cannot land on something else.
 SETTLE_SECONDS = 1.5
+# After a decision the next item slides in; a second press this soon is a bounce or a double tap, not a decision.
+REPEAT_GUARD_SECONDS = 0.4
 _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again before deciding."
 _NOTICE_REPLACED = "The item you were viewing left the queue; this is the next one."
 
@@ -46,6 +48,7 @@ class MainScreen(Screen[None]):
         self._now = now
         self.shown: Item | None = None  # exactly what the detail shows: decisions bind to this version
         self._settle_until = 0.0
+        self._settle_reason = ""
 
     def compose(self) -> ComposeResult:
         yield QueueList(self.session.queue, now=self._now, id="queue")
@@ -87,7 +90,11 @@ class MainScreen(Screen[None]):
         self.shown = item
         self.query_one(ItemDetail).show(item, notice=notice)
         if settle:
-            self._settle_until = time.monotonic() + SETTLE_SECONDS
+            self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
+
+    def _hold(self, seconds: float, reason: str) -> None:
+        self._settle_until = time.monotonic() + seconds
+        self._settle_reason = reason
 
     def refresh_status(self) -> None:
         store = self.session.store
@@ -108,7 +115,7 @@ class MainScreen(Screen[None]):
             return None
         if time.monotonic() < self._settle_until:
             self.app.bell()
-            self.notify("The item just changed. Read it again, then decide.", severity="warning", markup=False)
+            self.notify(self._settle_reason, severity="warning", markup=False)
             return None
         if not item.allows(verdict):
             self.app.bell()
@@ -134,6 +141,7 @@ class MainScreen(Screen[None]):
             clean(f"{past}: {item.action.name} ({item.agent}). Syncing.", multiline=False), markup=False, timeout=3
         )
         self.queue_changed()
+        self._hold(REPEAT_GUARD_SECONDS, "That was a second key press right after a decision; press again to decide.")
         self.refresh_status()
 
     def action_approve(self) -> None:

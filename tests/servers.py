@@ -1,0 +1,129 @@
+"""Small real HTTP servers on loopback for faults the demo fleet does not produce: garbage, silence, back-pressure.
+
+`FaultyProxy` forwards to an upstream (the fleet) except for the faults it is told to inject, one per request, in order.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Fault:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    path_prefix: str = ""  # only requests whose path starts with this take the fault
+    forward: bool = False  # pass the request upstream anyway, then answer with this fault: a lost answer
+
+
+class FaultyProxy:
+    def __init__(self, upstream: str | None = None) -> None:
+        self.upstream = upstream
+        self.faults: deque[Fault] = deque()
+        self.default: Fault | None = None if upstream else Fault(404, b'{"error":"not_found"}')
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                proxy._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                proxy._handle(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def inject(self, *faults: Fault) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def _next_fault(self, path: str) -> Fault | None:
+        with self._lock:
+            self.requests.append(path)
+            for fault in list(self.faults):
+                if path.startswith(fault.path_prefix):
+                    self.faults.remove(fault)
+                    return fault
+            return self.default
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        fault = self._next_fault(handler.path)
+        if fault is not None and fault.forward:
+            self._forward(handler, method, body)  # the upstream acts on it; its answer is lost on the way back
+        if fault is not None:
+            time.sleep(fault.delay)
+            handler.send_response(fault.status)
+            for name, value in fault.headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(fault.body)))
+            handler.end_headers()
+            handler.wfile.write(fault.body)
+            return
+        self._forward(handler, method, body, reply=True)
+
+    def _forward(self, handler: BaseHTTPRequestHandler, method: str, body: bytes, *, reply: bool = False) -> None:
+        assert self.upstream is not None
+        target = urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=60)
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
+        conn.request(method, handler.path, body=body or None, headers=headers)
+        answer = conn.getresponse()
+        data = answer.read()
+        conn.close()
+        if not reply:
+            return
+        handler.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def start(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextmanager
+def running(proxy: FaultyProxy) -> Iterator[FaultyProxy]:
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
