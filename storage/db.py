@@ -30,13 +30,13 @@ from storage.records import (
     SyncState,
     Verdict,
 )
+from storage.schema import MIGRATIONS, SCHEMA_VERSION, URGENCY_ORDER
 
-SCHEMA_VERSION = 1
 _NO_DEADLINE = 1e18  # sorts items without a deadline after every real one
 
-# Columns the queue list reads; the partial index below covers them so a screenful is one index walk.
+# Columns the queue list reads; the partial index in storage/schema.py covers them so a screenful is one index walk.
 _QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at"
-_URGENCY = "risk_order, expires_sort, created_at, source, id"
+_URGENCY = URGENCY_ORDER
 
 
 class DecisionRefused(Exception):
@@ -111,76 +111,10 @@ class Store:
                     f"{self.path} was written by a newer approval-console (schema {version}, this one knows "
                     f"{SCHEMA_VERSION}); upgrade approval-console or use another --data-dir"
                 )
-            if version < 1:
+            for target in range(version + 1, SCHEMA_VERSION + 1):
                 with self._tx():
-                    self._schema_v1()
-                    self._conn.execute("PRAGMA user_version = 1")
-
-    def _schema_v1(self) -> None:
-        db = self.db
-        db.table("items").create(
-            {
-                "source": str,
-                "id": str,
-                "state": str,  # pending | decided | removed
-                "removed_reason": str,
-                "kind": str,
-                "agent": str,
-                "workflow": str,
-                "action_name": str,
-                "risk": str,
-                "risk_order": int,  # 0 = critical: ascending order is most urgent first
-                "confidence": float,
-                "created_at": float,
-                "expires_at": float,
-                "expires_sort": float,
-                "digest": str,
-                "payload": str,
-                "snapshot": int,
-                "first_seen_at": float,
-                "updated_at": float,
-            },
-            pk=("source", "id"),
-            not_null={"state", "kind", "agent", "action_name", "risk", "digest", "payload"},
-        )
-        self._conn.execute(
-            f"CREATE INDEX items_urgency ON items({_URGENCY}, kind, agent, action_name, risk, confidence, expires_at)"
-            " WHERE state = 'pending'"
-        )
-        db.table("decisions").create(
-            {
-                "id": str,
-                "source": str,
-                "item_id": str,
-                "item_digest": str,
-                "verdict": str,
-                "edited": str,
-                "edited_digest": str,
-                "reason_code": str,
-                "comment": str,
-                "operator": str,
-                "decided_at": str,
-                "sync_state": str,
-                "attempts": int,
-                "next_attempt_at": float,
-                "outcome": str,
-                "detail": str,
-                "response": str,
-                "updated_at": float,
-                "seen": int,  # the operator has been shown the final outcome
-            },
-            pk="id",
-            not_null={"source", "item_id", "item_digest", "verdict", "operator", "decided_at", "sync_state"},
-        )
-        # One decision per item version: a double key press or a replayed write cannot create a second one.
-        self._conn.execute("CREATE UNIQUE INDEX decisions_one_per_version ON decisions(source, item_id, item_digest)")
-        self._conn.execute("CREATE INDEX decisions_outbox ON decisions(sync_state, next_attempt_at)")
-        db.table("quarantine").create(
-            {"source": str, "item_id": str, "reason": str, "excerpt": str, "seen_at": float, "times": int},
-            pk=("source", "item_id"),
-        )
-        db.table("cursors").create({"source": str, "cursor": str, "snapshot": int}, pk="source")
-        audit.create_table(self._conn)
+                    MIGRATIONS[target - 1](self.db)
+                    self._conn.execute(f"PRAGMA user_version = {target}")
 
     # ------------------------------------------------------------------ items
     def cursor(self, source: str) -> str | None:
