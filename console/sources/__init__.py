@@ -13,4 +13,8 @@ def build_source(config: SourceConfig, token: Token | None) -> Source:
         from console.sources.native import NativeSource
 
         return NativeSource(config, token)
+    if config.kind == "langgraph":
+        from console.sources.langgraph import LangGraphSource
+
+        return LangGraphSource(config, token)
     raise ValueError(f"unknown source kind {config.kind!r}")
