@@ -133,4 +133,25 @@ def verify(conn: sqlite3.Connection) -> Verification:
         prev_hash = row[10]
         expected_seq += 1
         count += 1
+    missing = _unrecorded_decision(conn)
+    if missing is not None:
+        # The chain itself cannot show records cut from its end; the decisions they described still can.
+        return Verification(False, count, count + 1, f"{missing}: records after {count} were removed")
     return Verification(True, count)
+
+
+def _unrecorded_decision(conn: sqlite3.Connection) -> str | None:
+    """A decision (or a final sync outcome) that has no audit record, described; None when every one has one."""
+    row = conn.execute(
+        "SELECT id FROM decisions d WHERE NOT EXISTS"
+        " (SELECT 1 FROM audit a WHERE a.decision_id = d.id AND a.kind = 'decision') LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        return f"decision {row[0]} has no audit record"
+    row = conn.execute(
+        "SELECT id FROM decisions d WHERE d.sync_state IN ('applied', 'conflict', 'failed') AND NOT EXISTS"
+        " (SELECT 1 FROM audit a WHERE a.decision_id = d.id AND a.kind IN ('sync_outcome', 'conflict')) LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        return f"the outcome of decision {row[0]} has no audit record"
+    return None
