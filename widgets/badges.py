@@ -26,6 +26,7 @@ __all__ = [
     "confidence_meter",
     "confidence_text",
     "format_age",
+    "format_countdown",
     "format_left",
     "is_low_confidence",
     "risk_badge",
@@ -124,3 +125,19 @@ def format_left(seconds: float | None) -> str:
     if math.isinf(seconds):
         return "—"
     return _duration(math.ceil(seconds))
+
+
+COUNTDOWN_SECONDS: Final = 600.0  # in the last ten minutes a countdown shows seconds
+
+
+def format_countdown(seconds: float | None) -> str:
+    """A live countdown: "1h05m", "9m07s", "42s", "expired", or "—" without a deadline.
+
+    Like `format_left`, but to the second in the last ten minutes, where every second counts.
+    """
+    if seconds is None or math.isnan(seconds) or math.isinf(seconds) or seconds > COUNTDOWN_SECONDS:
+        return format_left(seconds)
+    if seconds <= 0:
+        return "expired"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"

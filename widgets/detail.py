@@ -23,7 +23,7 @@ from textual.widgets import Static
 
 from storage.records import Item, Risk
 
-from .badges import confidence_text, format_age, format_left, is_low_confidence, risk_label
+from .badges import URGENT_SECONDS, confidence_text, format_age, format_countdown, is_low_confidence, risk_label
 from .safe_text import clean, one_line
 
 __all__ = ["MAX_JSON_CHARS", "MAX_JSON_LINES", "MAX_LINE_CHARS", "MAX_TEXT_CHARS", "ItemDetail", "JsonView"]
@@ -180,6 +180,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
         self,
         *,
         now: Callable[[], float] = time.time,
+        operator: str | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -187,6 +188,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._now = now
+        self._operator = operator  # a claim by this operator reads "claimed by you"
         self._item: Item | None = None
         self._notice: str | None = None
         self._empty = self.EMPTY
@@ -315,24 +317,31 @@ class ItemDetail(VerticalScroll, can_focus=True):
             ("   version ", _LABEL),
             (item.digest[:19] + "…", _LABEL),
         ]
-        if item.claimed_by:
-            parts += [("   claimed by ", _WARN), _line(item.claimed_by, 100, _WARN)]
+        if item.claimed_by and item.claimed_by == self._operator:
+            parts += [("   claimed by you", _LABEL)]
+        elif item.claimed_by:
+            parts += [
+                ("   ⚑ claimed by ", _WARN),
+                _line(item.claimed_by, 100, _WARN),
+                (" (someone else may be deciding it)", _CLAIM),
+            ]
         return Content.assemble(*parts)
 
     def _timing_content(self, item: Item, now: float) -> Content:
-        parts: list[Content | tuple[str, str] | str] = [
-            ("created ", _LABEL),
-            f"{format_age(now - item.created_at.timestamp())} ago",
-            ("   deadline ", _LABEL),
-        ]
+        """The countdown first (what happens, and when, if nobody decides), then the exact deadline and age."""
+        parts: list[Content | tuple[str, str] | str] = []
         if item.expires_at is None:
-            parts.append(("none", _LABEL))
+            parts += [("no deadline", _LABEL), ("   on expiry ", _LABEL), _line(item.on_expiry, 200, "bold")]
         else:
             left = item.expires_at.timestamp() - now
-            urgent = "bold $text-error" if left < 300 else "bold"
-            parts += [_utc_text(item.expires_at), " (", (format_left(left), urgent)]
-            parts.append(" left)" if left > 0 else ")")
-        parts += [("   on expiry ", _LABEL), _line(item.on_expiry, 200, "bold")]
+            style = "bold reverse $text-error" if left < URGENT_SECONDS else "bold $text-primary"
+            countdown = format_countdown(left)
+            parts.append((f" {countdown} left " if left > 0 else f" {countdown} ", style))
+            parts += [("   on expiry ", _LABEL), _line(item.on_expiry, 200, "bold")]
+            parts += [("  (what the agent does if nobody decides in time)", _CLAIM)]
+        parts += ["\n", ("created ", _LABEL), f"{format_age(now - item.created_at.timestamp())} ago"]
+        if item.expires_at is not None:
+            parts += [("   deadline ", _LABEL), _utc_text(item.expires_at)]
         return Content.assemble(*parts)
 
     def _update_timing(self) -> None:

@@ -6,14 +6,20 @@ owns the cursor, the viewport and the paint.
 
 The column header is line 0 of the widget itself: `render_line(0)` always paints it, whatever the scroll
 offset, so it stays put and shares the list's width (and so its column layout) with the rows.
+
+When the provider groups its rows (`GroupedRowProvider`: rows come ordered by group, and `groups()` says how many
+each holds), a header line opens each group. Header lines are not rows: the cursor skips them, and the mapping
+between row indexes and lines is a bisect over the groups' first rows, so it costs nothing per row.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final, Protocol
+from itertools import accumulate
+from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -42,13 +48,15 @@ from .badges import (
 )
 from .safe_text import one_line
 
-__all__ = ["QueueList", "RowKey", "RowProvider"]
+__all__ = ["GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
 
 RowKey = tuple[str, str]  # (source, item id): what "the same item" means across refreshes
 
 _ROW_META: Final = "queue_row"  # style meta key carrying the row index, read back on click
 _KIND_MARK: Final = "ESCL"  # escalations are marked; approvals leave the column blank
 _WIDE: Final = 72  # below this width the confidence meter shrinks to its number
+_CLAIM_WIDTH: Final = 9  # "⚑ bob" : who else holds a claim on the item
+_CLAIM_MARK: Final = "⚑ "
 
 
 class RowProvider(Protocol):
@@ -65,6 +73,13 @@ class RowProvider(Protocol):
     def index_of(self, source: str, item_id: str) -> int | None:
         """Position of an item in the current order, or None when it is not in it."""
         ...
+
+
+@runtime_checkable
+class GroupedRowProvider(RowProvider, Protocol):
+    """A provider whose rows come in groups: `groups()` lists (label, row count) in display order, or nothing."""
+
+    def groups(self) -> Sequence[tuple[str, int]]: ...
 
 
 @dataclass(frozen=True)
@@ -84,8 +99,8 @@ class _Layout:
     def for_width(cls, width: int) -> _Layout:
         meter = width >= _WIDE
         confidence = CONFIDENCE_WIDTH if meter else 4
-        # marker, risk, confidence, kind, agent, action, age, left + 7 separators
-        fixed = 1 + RISK_WIDTH + confidence + len(_KIND_MARK) + TIME_WIDTH + TIME_WIDTH + 7
+        # marker, risk, confidence, kind, agent, action, claim, age, left + 8 separators
+        fixed = 1 + RISK_WIDTH + confidence + len(_KIND_MARK) + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
         flexible = max(0, width - fixed)
         agent = max(5, flexible * 2 // 5)
         return cls(width=width, meter=meter, agent=agent, action=max(5, flexible - agent))
@@ -133,6 +148,8 @@ class QueueList(ScrollView, can_focus=True):
         "queue-list--muted",
         "queue-list--urgent",
         "queue-list--expired",
+        "queue-list--group",
+        "queue-list--claim",
     }
 
     DEFAULT_CSS = """
@@ -164,6 +181,8 @@ class QueueList(ScrollView, can_focus=True):
         & > .queue-list--muted { color: $text-muted; }
         & > .queue-list--urgent { color: $text-error; text-style: bold; }
         & > .queue-list--expired { color: $text-error; }
+        & > .queue-list--group { background: $boost; color: $text-secondary; text-style: bold; }
+        & > .queue-list--claim { color: $text-warning; text-style: italic; }
     }
     """
 
@@ -188,6 +207,7 @@ class QueueList(ScrollView, can_focus=True):
         provider: RowProvider,
         *,
         now: Callable[[], float] = time.time,
+        operator: str | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -196,7 +216,11 @@ class QueueList(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._provider = provider
         self._now = now
+        self._operator = operator  # claims held by this operator are not marked
         self._count = 0
+        self._group_labels: list[str] = []
+        self._group_starts: list[int] = []  # first row index of each group
+        self._group_lines: list[int] = []  # line of each group's header
         self._cursor = 0
         self._announced: RowKey | None = None
         self._announced_once = False
@@ -232,7 +256,17 @@ class QueueList(ScrollView, can_focus=True):
         its place. Posts `Highlighted` if the highlighted item changed.
         """
         key = self._announced
-        self._count = max(0, self._provider.count())
+        groups = self._provider.groups() if isinstance(self._provider, GroupedRowProvider) else []
+        if groups:
+            # One query answers both the groups and the count, so the header lines match the rows.
+            counts = [max(0, n) for _, n in groups]
+            self._group_labels = [label for label, _ in groups]
+            self._group_starts = [0, *accumulate(counts)][:-1]
+            self._group_lines = [start + g for g, start in enumerate(self._group_starts)]
+            self._count = sum(counts)
+        else:
+            self._group_labels, self._group_starts, self._group_lines = [], [], []
+            self._count = max(0, self._provider.count())
         self._pages.clear()
         self._strips.clear()
         index = self._cursor
@@ -241,7 +275,7 @@ class QueueList(ScrollView, can_focus=True):
             if found is not None and 0 <= found < self._count:
                 index = found
         self._cursor = self._clamp(index)
-        self.virtual_size = Size(0, self._count + 1)  # +1: the header line
+        self.virtual_size = Size(0, self._count + len(self._group_lines) + 1)  # +1: the column header
         self._scroll_cursor_into_view()
         self.refresh()
         self._announce()
@@ -303,7 +337,9 @@ class QueueList(ScrollView, can_focus=True):
         # and a key would decide) is always on screen.
         if self._count and not self._cursor_visible():
             top = self.scroll_offset.y
-            self._set_cursor(min(max(self._cursor, top), top + self._body_height() - 1), scroll=False)
+            first = self._row_at_or_after(top)
+            last = self._row_at_or_after(top + self._body_height()) - 1
+            self._set_cursor(min(max(self._cursor, first), max(first, last)), scroll=False)
 
     # -- rendering --------------------------------------------------------------------------------------
 
@@ -313,7 +349,9 @@ class QueueList(ScrollView, can_focus=True):
             return Strip.blank(0)
         if y == 0:
             return self._header_strip(width)
-        index = self.scroll_offset.y + y - 1
+        index, group = self._at_line(self.scroll_offset.y + y - 1)
+        if group is not None:
+            return self._group_strip(group, width)
         if index >= self._count:
             if index == 0:
                 return self._empty_strip(width)
@@ -356,10 +394,18 @@ class QueueList(ScrollView, can_focus=True):
             "KIND",
             "AGENT".ljust(layout.agent),
             "ACTION".ljust(layout.action),
+            "CLAIMED".ljust(_CLAIM_WIDTH),
             "AGE".rjust(TIME_WIDTH),
             "LEFT".rjust(TIME_WIDTH),
         ]
         text = Text(" ".join(columns)[1:], style=self._style("queue-list--header", False), end="")
+        return self._to_strip(text, width)
+
+    def _group_strip(self, group: int, width: int) -> Strip:
+        starts = self._group_starts
+        size = (starts[group + 1] if group + 1 < len(starts) else self._count) - starts[group]
+        label = one_line(self._group_labels[group], max(1, width - 20))
+        text = Text(f" ▾ {label}  ({size})", style=self._style("queue-list--group", False), end="")
         return self._to_strip(text, width)
 
     def _empty_strip(self, width: int) -> Strip:
@@ -399,6 +445,9 @@ class QueueList(ScrollView, can_focus=True):
         add(" ")
         add(_fit(row.action, layout.action))
         add(" ")
+        holder = row.claimed_by if row.claimed_by and row.claimed_by != self._operator else None
+        add(_fit(_CLAIM_MARK + holder, _CLAIM_WIDTH) if holder else " " * _CLAIM_WIDTH, "queue-list--claim")
+        add(" ")
         add(format_age(now - row.created_at).rjust(TIME_WIDTH), "queue-list--muted")
         add(" ")
         if row.expires_at is None:
@@ -433,19 +482,37 @@ class QueueList(ScrollView, can_focus=True):
     def _body_height(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)  # minus the header line
 
+    def _line_of(self, index: int) -> int:
+        """The body line (0 = first below the column header) that shows row `index`."""
+        return index + bisect_right(self._group_starts, index)
+
+    def _at_line(self, line: int) -> tuple[int, int | None]:
+        """(row index, None) for a row's line, or (-1, group) for a group's header line."""
+        groups_above = bisect_right(self._group_lines, line)
+        if groups_above and self._group_lines[groups_above - 1] == line:
+            return -1, groups_above - 1
+        return line - groups_above, None
+
+    def _row_at_or_after(self, line: int) -> int:
+        index, group = self._at_line(line)
+        return self._group_starts[group] if group is not None else index
+
     def _cursor_visible(self) -> bool:
         top = self.scroll_offset.y
-        return top <= self._cursor < top + self._body_height()
+        return top <= self._line_of(self._cursor) < top + self._body_height()
 
     def _scroll_cursor_into_view(self) -> None:
         if not self._count:
             return
         top = self.scroll_offset.y
         body = self._body_height()
-        if self._cursor < top:
-            self.scroll_to(y=self._cursor, animate=False, immediate=True)
-        elif self._cursor >= top + body:
-            self.scroll_to(y=self._cursor - body + 1, animate=False, immediate=True)
+        line = self._line_of(self._cursor)
+        _, group = self._at_line(line - 1) if line else (0, None)
+        if line < top or (group is not None and line - 1 < top):
+            # Keep the group's header on screen with its first row.
+            self.scroll_to(y=line - 1 if group is not None else line, animate=False, immediate=True)
+        elif line >= top + body:
+            self.scroll_to(y=line - body + 1, animate=False, immediate=True)
 
     def _set_cursor(self, index: int, *, scroll_by: int = 0, scroll: bool = True) -> None:
         old = self._cursor
@@ -461,7 +528,7 @@ class QueueList(ScrollView, can_focus=True):
         self._announce()
 
     def _refresh_index(self, index: int) -> None:
-        self.refresh_line(index + 1)  # +1: rows start below the header
+        self.refresh_line(self._line_of(index) + 1)  # +1: rows start below the column header
 
     def _announce(self) -> None:
         row = self.highlighted

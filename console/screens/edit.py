@@ -1,4 +1,8 @@
-"""Edit: the arguments (or an escalation's output) as JSON; invalid JSON or a schema violation cannot be submitted."""
+"""Edit: the arguments (or an escalation's output) as JSON; invalid JSON or a schema violation cannot be submitted.
+
+A valid edit is not sent at once: the screen first shows what changed (the key paths, and a diff of proposed against
+edited), and only a second confirmation submits it, so the operator approves exactly the change they meant.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ from jsonschema.exceptions import SchemaError
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static, TextArea
 
 from storage.records import Item
+from widgets.diff_view import DiffView
 from widgets.safe_text import literal
 
 # Characters that would reorder or hide text in the editor; as JSON escapes they are visible and the value is unchanged.
@@ -58,14 +63,18 @@ class EditScreen(ModalScreen[Any]):
     CANCELLED = _NO_VALUE
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "submit", "Submit edit", priority=True),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "submit", "Review / submit", priority=True),
+        Binding("enter", "confirm", "Submit", show=False),
+        Binding("escape", "cancel", "Back / cancel", priority=True),  # before the editor, which keeps escape
     ]
+    _EDIT_HINT = "ctrl+s review the change · esc cancel"
+    _REVIEW_HINT = "Review the change. enter or ctrl+s submit · esc back to editing"
 
     def __init__(self, item: Item) -> None:
         super().__init__()
         self._item = item
         self._schema = item.action.args_schema
+        self._reviewed: Any = _NO_VALUE  # the value shown in the diff, waiting for the second confirmation
 
     def compose(self) -> ComposeResult:
         what = "output" if self._item.kind == "escalation" else "arguments"
@@ -74,7 +83,7 @@ class EditScreen(ModalScreen[Any]):
                 Text.assemble((f"Edit {what} of  ", "bold"), literal(self._item.action.name)), id="dialog-title"
             )
             schema_note = "checked against the item's JSON Schema" if self._schema else "no schema: any valid JSON"
-            yield Label(f"JSON, {schema_note}. ctrl+s submit · esc cancel", classes="hint")
+            yield Label(f"JSON, {schema_note}.", classes="hint")
             yield TextArea(
                 json_for_editing(self._item.editable_value),
                 language="json",
@@ -82,15 +91,26 @@ class EditScreen(ModalScreen[Any]):
                 show_line_numbers=True,
                 tab_behavior="indent",
             )
+            with VerticalScroll(id="edit-review", can_focus=True):
+                yield DiffView(id="edit-diff")
             yield Static("", id="edit-error")
+            yield Label(self._EDIT_HINT, id="edit-hint", classes="hint")
 
     def on_mount(self) -> None:
+        self.query_one("#edit-review").display = False
         self.query_one("#editor", TextArea).focus()
 
     def on_text_area_changed(self) -> None:
         self.query_one("#edit-error", Static).update("")
 
+    @property
+    def reviewing(self) -> bool:
+        return self._reviewed is not _NO_VALUE
+
     def action_submit(self) -> None:
+        if self.reviewing:
+            self.action_confirm()
+            return
         value, error = check_edit(self.query_one("#editor", TextArea).text, self._schema)
         if error is not None:
             self.query_one("#edit-error", Static).update(literal(error))
@@ -98,7 +118,28 @@ class EditScreen(ModalScreen[Any]):
         if value == self._item.editable_value:
             self.query_one("#edit-error", Static).update(Text("Nothing changed: approve instead, or change something."))
             return
-        self.dismiss(value)
+        self._review(value)
+
+    def _review(self, value: Any) -> None:
+        self._reviewed = value
+        self.query_one("#edit-diff", DiffView).show(self._item.editable_value, value)
+        self.query_one("#editor").display = False
+        review = self.query_one("#edit-review")
+        review.display = True
+        review.focus()
+        self.query_one("#edit-hint", Label).update(self._REVIEW_HINT)
+
+    def action_confirm(self) -> None:
+        if self.reviewing:
+            self.dismiss(self._reviewed)
 
     def action_cancel(self) -> None:
-        self.dismiss(_NO_VALUE)
+        if not self.reviewing:
+            self.dismiss(_NO_VALUE)
+            return
+        self._reviewed = _NO_VALUE
+        self.query_one("#edit-review").display = False
+        editor = self.query_one("#editor", TextArea)
+        editor.display = True
+        editor.focus()
+        self.query_one("#edit-hint", Label).update(self._EDIT_HINT)

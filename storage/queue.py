@@ -1,0 +1,145 @@
+"""How the operator looks at the queue: an order, a grouping and a filter, each turned into SQL.
+
+Everything here is a constant or a bound parameter: the filter text is typed by the operator, and never becomes SQL.
+Each order has a partial index (storage/schema.py) so that at 100,000 pending items a screenful, a count and the
+position of one item are each one index walk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+__all__ = ["FILTER_FIELDS", "Filter", "Grouping", "QueueView", "SortOrder", "parse_filter", "search_text"]
+
+
+class SortOrder(StrEnum):
+    urgency = "urgency"  # risk, then time left: the default
+    age = "age"  # oldest first
+    confidence = "confidence"  # least sure first; items without a confidence last
+    agent = "agent"  # by agent name, then urgency
+
+
+class Grouping(StrEnum):
+    none = "none"
+    source = "source"
+    agent = "agent"
+
+
+# Each order's key columns, most significant first, all ascending; (source, id) makes every key unique, so
+# "the rows before this one" is a row-value comparison and an item's position is a count over the index.
+_URGENCY_TAIL: Final = ("risk_order", "expires_sort", "created_at", "source", "id")
+_CONFIDENCE: Final = "ifnull(confidence, 2.0)"  # no confidence sorts after every real one (0..1)
+ORDER_KEYS: Final[dict[SortOrder, tuple[str, ...]]] = {
+    SortOrder.urgency: _URGENCY_TAIL,
+    SortOrder.age: ("created_at", "source", "id"),
+    SortOrder.confidence: (_CONFIDENCE, "created_at", "source", "id"),
+    SortOrder.agent: ("agent", *_URGENCY_TAIL),
+}
+_GROUP_COLUMN: Final[dict[Grouping, str]] = {Grouping.source: "source", Grouping.agent: "agent"}
+
+# Filter tokens `field:value`; a plain word matches any of these fields.
+FILTER_FIELDS: Final[dict[str, str]] = {
+    "agent": "agent",
+    "action": "action_name",
+    "source": "source",
+    "kind": "kind",
+    "risk": "risk",
+    "workflow": "workflow",
+    "id": "id",
+}
+_TOKEN: Final = re.compile(r'(?:(\w+):)?(?:"([^"]*)"?|(\S+))')
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A parsed filter: (column, value) pairs that must each match, and words that must each match somewhere."""
+
+    fields: tuple[tuple[str, str], ...] = ()
+    words: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.fields and not self.words
+
+
+def parse_filter(text: str) -> Filter:
+    """`agent:billing refund "two words"`: field tokens narrow one column, other words match any column.
+
+    Every match is a case-insensitive substring. An unknown `name:` prefix is taken as part of a plain word.
+    """
+    fields: list[tuple[str, str]] = []
+    words: list[str] = []
+    for match in _TOKEN.finditer(text):
+        name, quoted, bare = match.group(1), match.group(2), match.group(3)
+        value = quoted if quoted is not None else bare or ""
+        column = FILTER_FIELDS.get(name.lower()) if name else None
+        if column is not None:
+            if value:
+                fields.append((column, value))
+        elif name:
+            words.append(f"{name}:{value}")
+        elif value:
+            words.append(value)
+    return Filter(tuple(fields), tuple(words))
+
+
+def search_text(*parts: str) -> str:
+    """What a plain filter word is matched against: the fields joined and case-folded (stored per item)."""
+    return " ".join(parts).casefold()
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """Order, grouping and filter of the queue list. The default is the whole queue, most urgent first."""
+
+    order: SortOrder = SortOrder.urgency
+    grouping: Grouping = Grouping.none
+    filter_text: str = ""
+    _filter: Filter = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_filter", parse_filter(self.filter_text))
+
+    @property
+    def filter(self) -> Filter:
+        return self._filter
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The ORDER BY columns: the group column first (when grouping), then the order's key."""
+        keys = ORDER_KEYS[self.order]
+        group = _GROUP_COLUMN.get(self.grouping)
+        if group is None or keys[0] == group:
+            return keys
+        return (group, *(k for k in keys if k != group))
+
+    @property
+    def group_column(self) -> str | None:
+        return _GROUP_COLUMN.get(self.grouping)
+
+    def where(self) -> tuple[str, tuple[str, ...]]:
+        """The WHERE clause over pending items, and its parameters."""
+        clauses = ["state = 'pending'"]
+        params: list[str] = []
+        for column, value in self.filter.fields:
+            clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+            params.append(_like(value))
+        for word in self.filter.words:
+            clauses.append("search LIKE ? ESCAPE '\\'")  # agent, action, source, workflow, id, kind, risk
+            params.append(_like(search_text(word)))
+        return " AND ".join(clauses), tuple(params)
+
+    def describe(self) -> str:
+        """One line for the operator: "urgency · grouped by agent · filter: agent:billing"."""
+        parts = [f"sorted by {self.order.value}"]
+        if self.grouping is not Grouping.none:
+            parts.append(f"grouped by {self.grouping.value}")
+        return " · ".join(parts)
