@@ -5,13 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint format screenshots clean
+.PHONY: help venv demo test unit soak lint format screenshots bench clean
 
 help:
 	@echo "make demo         open the console on an embedded demo fleet"
 	@echo "make test         set up, then run the tests, ruff and mypy (what CI runs)"
 	@echo "make screenshots  regenerate screenshots/*.svg from the real app"
 	@echo "make lint         ruff and mypy only"
+	@echo "make bench        benchmarks against targets: prints a table, writes bench-results.json (QUICK=1: smoke run)"
+	@echo "make soak         500 rounds of SIGKILL-and-restart (tests/test_crash.py); not part of make test"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "approval-console needs Python 3.11 or newer (set PYTHON=...)")'
@@ -32,6 +34,10 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# The crash harness at length: 25 rounds run in `make test`, here 500 (a few minutes).
+soak: $(STAMP)
+	APPROVAL_CONSOLE_CRASH_ROUNDS=500 $(BIN)/python -m pytest tests/test_crash.py --timeout=3600 -q -s
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,6 +49,9 @@ format: $(STAMP)
 
 screenshots: $(STAMP)
 	$(BIN)/python -m console.screenshots screenshots
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console import config as config_module
+from console import label_commands
 from console.config import Config, ConfigError, SourceConfig
+from storage.db import StorageError
 
 DEMO_SOURCE = "demo-fleet"
 
@@ -22,10 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, help=f"config file (default: {config_module.default_config_path()})")
     parser.add_argument("--data-dir", type=Path, help=f"data directory (default: {config_module.default_data_dir()})")
+    parser.add_argument(
+        "--start-clean",
+        action="store_true",
+        help="if the database is damaged, keep it aside under a timestamped name and start with an empty one",
+    )
     # The same options after a command name too: `approval-console demo --data-dir D`.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS)
+    common.add_argument("--start-clean", action="store_true", default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command")
 
     demo = commands.add_parser("demo", parents=[common], help="open the console on an embedded demo fleet of agents")
@@ -52,12 +60,22 @@ def _parser() -> argparse.ArgumentParser:
     source_commands.add_parser(
         "list", parents=[common], help="list configured sources and where their tokens come from"
     )
+    token = source_commands.add_parser(
+        "token", parents=[common], help="store a new token for a configured source in the keyring"
+    )
+    token.add_argument("name")
+    commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the config, keyring, each source's reachability and token, and the database; say what to fix",
+    )
 
     audit = commands.add_parser("audit", parents=[common], help="the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser(
         "verify", parents=[common], help="check the hash chain; report OK or the first broken record"
     )
+    label_commands.add_parsers(commands, common)
     return parser
 
 
@@ -65,40 +83,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            return run_demo(args.data_dir, seed=args.seed, interval=args.interval)
+            return run_demo(args.data_dir, seed=args.seed, interval=args.interval, start_clean=args.start_clean)
         if args.command == "fleet":
             return run_fleet(args.port, seed=args.seed, interval=args.interval, initial=args.initial)
+        if args.command == "sources" and args.sources_command == "token":
+            return sources_token(args.config, args.name)
         if args.command == "sources":
             return sources_add(args) if args.sources_command == "add" else sources_list(args.config)
+        if args.command == "doctor":
+            return doctor(args.config, args.data_dir)
         if args.command == "audit":
             return audit_verify(args.data_dir or config_module.default_data_dir())
-        config = config_module.load(args.config or config_module.default_config_path())
-        return run_console(config, args.data_dir or config_module.default_data_dir())
+        if args.command == "export":
+            return label_commands.run_export(args, args.data_dir or config_module.default_data_dir())
+        if args.command == "stats":
+            return label_commands.run_stats(args, args.data_dir or config_module.default_data_dir())
+        config_path = args.config or config_module.default_config_path()
+        if not config_path.exists():
+            return run_first_run(config_path, args.data_dir, config_module.DEFAULT_THEME)
+        config = config_module.load(config_path)
+        return run_console(config, args.data_dir or config_module.default_data_dir(), start_clean=args.start_clean)
     except ConfigError as exc:
         print(f"approval-console: bad config: {exc}", file=sys.stderr)
         return 2
+    except StorageError as exc:  # a second console, a damaged database, a disk that refuses writes
+        print(f"approval-console: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
-def run_console(config: Config, data_dir: Path) -> int:
+def run_console(config: Config, data_dir: Path, *, start_clean: bool = False) -> int:
     from console.app import ApprovalApp
     from console.session import Session, setup_logging
 
     if not config.sources:
-        print(
-            f"approval-console: {config.path} lists no sources. Add one with 'approval-console sources add NAME URL',"
-            " or try 'approval-console demo'.",
-            file=sys.stderr,
-        )
-        return 2
+        return run_first_run(config.path or config_module.default_config_path(), data_dir, config.theme)
     setup_logging(data_dir)
-    session = Session(config, data_dir)
+    session = Session(config, data_dir, start_clean=start_clean)
+    if session.set_aside_as is not None:
+        print(f"approval-console: the damaged database was kept aside as {session.set_aside_as}", file=sys.stderr)
     ApprovalApp(session).run()
     return 0
 
 
-def run_demo(data_dir: Path | None, *, seed: int | None, interval: float) -> int:
+def run_first_run(config_path: Path, data_dir: Path | None, theme: str) -> int:
+    """No sources yet: a screen explains how to add one and offers the demo fleet."""
+    from console.screens.first_run import FirstRunApp
+
+    if FirstRunApp(config_path, theme).run() == "demo":
+        demo_dir = None if data_dir is None else data_dir / "demo"
+        return run_demo(demo_dir, seed=None, interval=4.0)
+    return 0
+
+
+def run_demo(data_dir: Path | None, *, seed: int | None, interval: float, start_clean: bool = False) -> int:
     from console.fleet import Fleet
 
     fleet = Fleet(seed=seed, interval=interval)
@@ -109,7 +148,7 @@ def run_demo(data_dir: Path | None, *, seed: int | None, interval: float) -> int
             sources=(SourceConfig(name=DEMO_SOURCE, url=url, poll_interval=1.0),),
         )
         # Demo data lives apart from real data, so a demo never mixes with a real queue or audit trail.
-        return run_console(config, data_dir or config_module.default_data_dir() / "demo")
+        return run_console(config, data_dir or config_module.default_data_dir() / "demo", start_clean=start_clean)
     finally:
         fleet.stop()
 
@@ -167,6 +206,37 @@ def sources_list(config_path: Path | None) -> int:
     return 0
 
 
+def sources_token(config_path: Path | None, name: str) -> int:
+    from console.secrets import KeyringUnavailable, store_token
+
+    config = config_module.load(config_path or config_module.default_config_path())
+    if not any(s.name == name for s in config.sources):
+        print(f"approval-console: {config.path} has no source named {name!r}", file=sys.stderr)
+        return 2
+    token = getpass.getpass(f"New token for {name} (input hidden): ")
+    if not token:
+        print("approval-console: no token given; nothing changed", file=sys.stderr)
+        return 2
+    try:
+        store_token(name, token)
+    except KeyringUnavailable as exc:
+        print(f"approval-console: {exc}", file=sys.stderr)
+        return 1
+    print(f"Token for {name!r} stored in the system keyring; a running console uses it after a restart.")
+    return 0
+
+
+def doctor(config_path: Path | None, data_dir: Path | None) -> int:
+    from console import doctor as checks
+    from console.session import DB_NAME
+
+    found = checks.run(
+        config_path or config_module.default_config_path(), data_dir or config_module.default_data_dir(), DB_NAME
+    )
+    print(checks.report(found))
+    return 1 if any(c.status == checks.FAIL for c in found) else 0
+
+
 def audit_verify(data_dir: Path) -> int:
     from console.session import DB_NAME
     from storage.db import Store
@@ -175,7 +245,7 @@ def audit_verify(data_dir: Path) -> int:
     if not path.exists():
         print(f"approval-console: no database at {path}", file=sys.stderr)
         return 2
-    store = Store(path)
+    store = Store(path, readonly=True)  # verifying evidence must not change it (no migration, no writes)
     try:
         result = store.verify_audit()
     finally:

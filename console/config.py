@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import ipaddress
 import json
 import re
 import tomllib
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 APP_NAME = "approval-console"
-SOURCE_KINDS = ("native",)
+SOURCE_KINDS = ("native", "langgraph")
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
     "unsafe",
@@ -29,8 +30,22 @@ DEFAULT_REJECT_REASONS = (
     "other",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_TOP_KEYS = {"operator", "sources", "reject_reasons"}
-_SOURCE_KEYS = {"name", "kind", "url", "poll_interval", "long_poll", "timeout"}
+_TOP_KEYS = {"operator", "sources", "reject_reasons", "undo_seconds", "notifications", "theme"}
+_NOTIFICATION_KEYS = {"bell", "toast", "desktop", "deadline_seconds"}
+DEFAULT_THEME = "textual-dark"
+_SOURCE_KEYS = {
+    "name",
+    "kind",
+    "url",
+    "poll_interval",
+    "long_poll",
+    "timeout",
+    "allow_insecure_http",
+    "max_item_bytes",
+}
+DEFAULT_MAX_ITEM_BYTES = 1_000_000
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_LANGGRAPH_KEYS = {"assistant_id", "graph_id", "metadata"}  # kind "langgraph" only: which threads to list
 _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
 
 
@@ -51,6 +66,22 @@ class SourceConfig:
     poll_interval: float = 2.0
     long_poll: float = 25.0  # seconds a listing may wait for changes on servers that support it; 0 turns it off
     timeout: float = 10.0
+    allow_insecure_http: bool = False  # plain http to a host other than loopback sends the token in clear
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES  # a bigger item is refused (quarantined), never read whole
+    # kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
+    assistant_id: str | None = None
+    graph_id: str | None = None
+    metadata: tuple[tuple[str, str | int | float | bool], ...] = ()
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """How a new high or critical item, or a deadline about to pass, gets the operator's attention."""
+
+    bell: bool = True
+    toast: bool = True
+    desktop: bool = True  # notify-send, or an OSC 9 / OSC 777 escape where the terminal supports one
+    deadline_seconds: float = 120.0  # alert when a deadline is this close; 0 turns deadline alerts off
 
 
 @dataclass(frozen=True)
@@ -59,6 +90,9 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     reject_reasons: tuple[str, ...] = DEFAULT_REJECT_REASONS
     path: Path | None = None
+    undo_seconds: float = 5.0  # a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off
+    notifications: Notifications = Notifications()
+    theme: str = DEFAULT_THEME
 
 
 @dataclass
@@ -70,6 +104,12 @@ class _Locator:
 
     def __post_init__(self) -> None:
         self.source_starts = [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith("[[sources]]")]
+
+    def table_line(self, name: str) -> int | None:
+        for number, line in enumerate(self.lines, start=1):
+            if line.strip() == f"[{name}]":
+                return number
+        return None
 
     def key_line(self, key: str, source_index: int | None = None) -> int | None:
         if source_index is None:
@@ -148,7 +188,49 @@ def parse(text: str, path: Path) -> Config:
                 "give each source its own name",
             )
         seen.add(source.name)
-    return Config(operator=operator.strip(), sources=tuple(sources), reject_reasons=tuple(reasons), path=path)
+    undo = data.get("undo_seconds", 5.0)
+    if isinstance(undo, bool) or not isinstance(undo, int | float) or not 0 <= undo <= 60:
+        raise ConfigError(
+            path,
+            where.key_line("undo_seconds"),
+            f"undo_seconds = {undo!r} is out of range",
+            "use a number of seconds from 0 (no undo window) to 60",
+        )
+    theme = data.get("theme", DEFAULT_THEME)
+    if not isinstance(theme, str) or not theme.strip():
+        raise ConfigError(path, where.key_line("theme"), "theme must be a theme name", 'theme = "textual-light"')
+    return Config(
+        operator=operator.strip(),
+        sources=tuple(sources),
+        reject_reasons=tuple(reasons),
+        path=path,
+        undo_seconds=float(undo),
+        notifications=_notifications(path, where, data.get("notifications", {})),
+        theme=theme.strip(),
+    )
+
+
+def _notifications(path: Path, where: _Locator, raw: Any) -> Notifications:
+    line = where.key_line("notifications") or where.table_line("notifications")
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line, "notifications must be a table", "use a [notifications] block")
+    for key in raw:
+        if key not in _NOTIFICATION_KEYS:
+            close = difflib.get_close_matches(key, sorted(_NOTIFICATION_KEYS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(_NOTIFICATION_KEYS))}"
+            raise ConfigError(path, line, f"unknown key {key!r} in [notifications]", hint)
+    switches: dict[str, bool] = {}
+    for key in ("bell", "toast", "desktop"):
+        value = raw.get(key, True)
+        if not isinstance(value, bool):
+            raise ConfigError(path, line, f"notifications.{key} must be true or false", f"{key} = false")
+        switches[key] = value
+    deadline = raw.get("deadline_seconds", 120.0)
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not 0 <= deadline <= 86400:
+        raise ConfigError(
+            path, line, f"notifications.deadline_seconds = {deadline!r} is out of range", "deadline_seconds = 120"
+        )
+    return Notifications(**switches, deadline_seconds=float(deadline))
 
 
 def _check_keys(path: Path, where: _Locator, data: dict[str, Any], allowed: set[str], index: int | None) -> None:
@@ -174,7 +256,7 @@ def _source(path: Path, where: _Locator, index: int, raw: Any) -> SourceConfig:
     line = where.source_starts[index] if index < len(where.source_starts) else None
     if not isinstance(raw, dict):
         raise ConfigError(path, line, "each source must be a table", "use a [[sources]] block with name, kind and url")
-    _check_keys(path, where, raw, _SOURCE_KEYS, index)
+    _check_keys(path, where, raw, _SOURCE_KEYS | _LANGGRAPH_KEYS, index)
     for key in ("name", "url"):
         if key not in raw:
             raise ConfigError(path, line, f"source #{index + 1} has no {key!r}", f'add {key} = "..." under [[sources]]')
@@ -216,11 +298,89 @@ def _source(path: Path, where: _Locator, index: int, raw: Any) -> SourceConfig:
                 f"use a number of seconds from {low:g} to {high:g}",
             )
         numbers[key] = float(value)
-    return SourceConfig(name=name, url=url.rstrip("/"), kind=kind, **numbers)
+    options: dict[str, Any] = {**numbers, **_langgraph_selection(path, where, index, raw, kind)}
+    insecure = raw.get("allow_insecure_http", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(
+            path,
+            where.key_line("allow_insecure_http", index),
+            "allow_insecure_http must be true or false",
+            "allow_insecure_http = true",
+        )
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
+        raise ConfigError(
+            path,
+            where.key_line("url", index),
+            f"url {url!r} is plain http to another machine: the token and every decision would cross the network"
+            " unencrypted",
+            f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true"
+            " to this source",
+        )
+    max_bytes = raw.get("max_item_bytes", DEFAULT_MAX_ITEM_BYTES)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 1_000 <= max_bytes <= 100_000_000:
+        raise ConfigError(
+            path,
+            where.key_line("max_item_bytes", index),
+            f"max_item_bytes = {max_bytes!r} is out of range",
+            f"use a whole number of bytes from 1000 to 100000000 (default {DEFAULT_MAX_ITEM_BYTES})",
+        )
+    options |= {"allow_insecure_http": insecure, "max_item_bytes": max_bytes}
+    return SourceConfig(name=name, url=url.rstrip("/"), kind=kind, **options)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the loopback names: traffic that never leaves this machine."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _langgraph_selection(path: Path, where: _Locator, index: int, raw: dict[str, Any], kind: str) -> dict[str, Any]:
+    """assistant_id, graph_id and the metadata filter of a LangGraph source, checked."""
+    present = sorted(k for k in _LANGGRAPH_KEYS if k in raw)
+    if present and kind != "langgraph":
+        raise ConfigError(
+            path,
+            where.key_line(present[0], index),
+            f"{present[0]!r} is only for sources of kind 'langgraph'",
+            'remove it, or set kind = "langgraph"',
+        )
+    selection: dict[str, Any] = {}
+    for key in ("assistant_id", "graph_id"):
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(
+                    path, where.key_line(key, index), f"{key} must be a non-empty string", f'{key} = "agent"'
+                )
+            selection[key] = value.strip()
+    metadata = raw.get("metadata", {})
+    scalars = (str, int, float, bool)
+    if not isinstance(metadata, dict) or not all(isinstance(v, scalars) for v in metadata.values()):
+        raise ConfigError(
+            path,
+            where.key_line("metadata", index),
+            "metadata must be a table of plain values (thread metadata to match)",
+            'metadata = { team = "billing" }',
+        )
+    if metadata:
+        selection["metadata"] = tuple(sorted(metadata.items()))
+    return selection
 
 
 def token_env_var(source_name: str) -> str:
     return "APPROVAL_CONSOLE_TOKEN_" + source_name.upper().replace("-", "_")
+
+
+def token_fix(source_name: str) -> str:
+    """How the operator gives a source a new token: what an auth failure tells them to do."""
+    return (
+        f"run 'approval-console sources token {source_name}' to store a new token in the keyring,"
+        f" or set {token_env_var(source_name)}"
+    )
 
 
 def source_block(name: str, url: str, kind: str) -> str:

@@ -52,8 +52,11 @@ class Poller:
                 self._set_health(name, state="down", last_poll_at=time.time(), error=f"internal error: {exc}")
                 await asyncio.sleep(min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6)))
                 continue
+            if failures:
+                log.info("poll %s: up again after %d failed poll(s)", name, failures)
             failures = 0
             if changed:
+                log.info("poll %s: the queue changed", name)
                 self.on_change(name)
             # A long-poll already waited at the server; otherwise keep to the poll interval.
             elapsed = time.monotonic() - started

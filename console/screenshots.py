@@ -3,23 +3,83 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from console.config import Config, SourceConfig
 
 SIZE = (120, 36)
 
+Shot = Callable[[str], Awaitable[None]]
+
+
+async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
+    """Every screen, in the order an operator meets them."""
+    from textual.widgets import TextArea
+
+    from storage.records import Verdict
+
+    app = pilot.app
+    await shot("main")
+    rows = session.store.queue_rows(0, 50)
+    items = [found[0] for row in rows if (found := session.store.item(row.source, row.id))]
+    steps = next((i for i, item in enumerate(items) if item.kind == "escalation"), 0)
+    await pilot.press(*["j"] * steps)
+    await shot("escalation")
+    await pilot.press(*["k"] * steps, "r")
+    await shot("reject")
+    editable = next(i for i, item in enumerate(items) if item.kind == "approval" and item.allows(Verdict.edit))
+    await pilot.press("escape", *["j"] * editable, "e")
+    await pilot.pause(0.1)
+    editor = app.screen.query_one(TextArea)
+    edited = json.loads(editor.text)
+    if isinstance(edited, dict) and edited:
+        edited[next(iter(edited))] = "changed by the operator"
+    editor.text = json.dumps(edited, indent=2)
+    await pilot.press("ctrl+s")
+    await shot("edit-diff")
+    await pilot.press("escape", "escape", "home", "a")
+    await shot("critical-confirm")
+    await pilot.press("escape", "slash", *"billing")
+    await shot("filter")
+    await pilot.press("escape", "g", "g")
+    await shot("grouped")
+    await pilot.press("g", "question_mark")
+    await shot("help")
+    await pilot.press("escape", "p")
+    await shot("problems")
+    await pilot.press("escape", "ctrl+t")
+    await shot("main-light")
+
 
 async def capture(out: Path) -> list[Path]:
+    from textual.app import App
+    from textual.widgets import Input
+
     from console.app import ApprovalApp
     from console.fleet import Fleet
+    from console.screens.first_run import FirstRunApp
     from console.session import Session
 
-    fleet = Fleet(seed=2026, interval=None, initial=14)
-    url = fleet.start()
     written: list[Path] = []
+
+    def shooter(app: App[Any], pilot: Any) -> Shot:
+        async def shot(name: str) -> None:
+            for field in app.screen.query(Input):
+                field.cursor_blink = False
+            await pilot.pause(0.2)
+            app.save_screenshot(filename=f"{name}.svg", path=str(out))
+            written.append(out / f"{name}.svg")
+
+        return shot
+
+    fleet = Fleet(seed=2026, interval=None, initial=14)
+    fleet.add_item(risk="critical", kind="approval", agent="infra-agent", expires_in=1500)
+    url = fleet.start()
     try:
         with tempfile.TemporaryDirectory() as data:
             config = Config(operator="alice", sources=(SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),))
@@ -28,26 +88,13 @@ async def capture(out: Path) -> list[Path]:
             async with app.run_test(size=SIZE) as pilot:
                 await session.poll_once()
                 await pilot.pause(0.3)
-
-                async def shot(name: str) -> None:
-                    await pilot.pause(0.2)
-                    path = out / f"{name}.svg"
-                    app.save_screenshot(filename=path.name, path=str(out))
-                    written.append(path)
-
-                await shot("main")
-                rows = session.store.queue_rows(0, 50)
-                steps = next((i for i, row in enumerate(rows) if row.kind == "escalation"), 0)
-                await pilot.press(*["j"] * steps)
-                await shot("escalation")
-                await pilot.press(*["k"] * steps, "r")
-                await shot("reject")
-                await pilot.press("escape", "e")
-                await shot("edit")
-                await pilot.press("escape", "p")
-                await shot("problems")
+                await _tour(pilot, session, shooter(app, pilot))
     finally:
         fleet.stop()
+    with tempfile.TemporaryDirectory() as empty:
+        first_run = FirstRunApp(Path(empty) / "config.toml")
+        async with first_run.run_test(size=SIZE) as first_pilot:
+            await shooter(first_run, first_pilot)("first-run")
     return written
 
 

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from console.sources.base import SendResult, Source
+from console.sources.base import LabelSendResult, LabelSink, SendResult, Source
 from storage.db import Store, SyncResult
+from storage.labels import Label, LabelOutbox, LabelSyncResult, LabelSyncState
 from storage.records import Decision
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class SyncEngine:
         *,
         batch: int = 64,
         concurrency: int = 16,
+        labels: LabelOutbox | None = None,
+        label_batch: int = 100,
     ) -> None:
         self.store = store
         self.sources = sources
@@ -56,6 +59,9 @@ class SyncEngine:
         self._wake = asyncio.Event()
         self.held: dict[str, float] = {}  # source -> monotonic time until which its decisions wait (auth refused)
         self.attempts: dict[str, int] = {}
+        self.labels = labels
+        self.label_batch = label_batch
+        self.label_failures: dict[str, int] = {}  # source -> failed label batches in a row (its backoff)
 
     def kick(self) -> None:
         """A decision was just recorded: send it now rather than at the next timer."""
@@ -69,6 +75,7 @@ class SyncEngine:
         while True:
             try:
                 sent = await self.drain_once()
+                sent += await self.drain_labels_once()
             except Exception:  # storage or a bug: log, wait, carry on; the outbox keeps everything
                 log.exception("sync round failed")
                 sent = 0
@@ -80,6 +87,9 @@ class SyncEngine:
     async def _sleep_until_due(self) -> None:
         self._wake.clear()
         due = await asyncio.to_thread(self.store.next_due_at, self._active_sources())
+        if self.labels is not None:
+            label_due = await asyncio.to_thread(self.labels.next_due_at, self._label_sinks())
+            due = min((t for t in (due, label_due) if t is not None), default=None)
         delay = 5.0 if due is None else max(0.0, due - time.time())
         if self.held:
             delay = min(delay, max(0.0, min(self.held.values()) - time.monotonic()))
@@ -121,6 +131,63 @@ class SyncEngine:
         if result.auth_refused:
             self.held[decision.source] = time.monotonic() + AUTH_HOLD
         return result
+
+    def _label_sinks(self) -> list[str]:
+        return [name for name in self._active_sources() if isinstance(self.sources[name], LabelSink)]
+
+    async def drain_labels_once(self) -> int:
+        """Send one round of due labels, a batch per source, and record the answers. Returns how many were sent.
+
+        Labels go after decisions and never hold them up; a batch's idempotency key is derived from its label ids, so
+        a batch resent after a crash or a restart is a replay the source answers from its record.
+        """
+        if self.labels is None:
+            return 0
+        by_source: dict[str, list[Label]] = {}
+        for name in self._label_sinks():  # a batch per source: a long backlog at one source does not starve another
+            batch = await asyncio.to_thread(self.labels.due, self.label_batch, [name])
+            if batch:
+                by_source[name] = batch
+        answers = await asyncio.gather(*(self._send_labels(name, batch) for name, batch in by_source.items()))
+        rows = [
+            row
+            for name, batch, answer in zip(by_source, by_source.values(), answers, strict=True)
+            for row in self._label_rows(name, batch, answer)
+        ]
+        if rows:
+            await asyncio.to_thread(self.labels.record, rows)
+        return sum(len(batch) for batch in by_source.values())
+
+    async def _send_labels(self, source: str, batch: list[Label]) -> LabelSendResult:
+        sink = self.sources[source]
+        assert isinstance(sink, LabelSink)
+        async with self._gate:
+            try:
+                result = await sink.send_labels(batch)
+            except Exception as exc:  # an adapter bug must not lose labels: they stay pending
+                log.exception("sending %d labels to %s failed", len(batch), source)
+                return LabelSendResult(detail=f"internal error: {type(exc).__name__}")
+        if result.auth_refused:
+            self.held[source] = time.monotonic() + AUTH_HOLD
+        return result
+
+    def _label_rows(self, source: str, batch: list[Label], result: LabelSendResult) -> list[LabelSyncResult]:
+        rows = [LabelSyncResult(i, LabelSyncState.sent, result.detail) for i in sorted(result.sent)]
+        rows += [LabelSyncResult(i, LabelSyncState.refused, why) for i, why in sorted(result.refused.items())]
+        if result.refused:
+            log.warning("%s refused %d labels: %s", source, len(result.refused), result.detail)
+        rest = [label.label_id for label in batch if label.label_id not in result.sent | result.refused.keys()]
+        if not rest:
+            self.label_failures.pop(source, None)
+            return rows
+        if result.retry_after is not None:
+            delay = result.retry_after
+        else:
+            failures = self.label_failures[source] = self.label_failures.get(source, 0) + 1
+            delay = AUTH_HOLD if result.auth_refused else backoff(failures)
+        if delay:
+            log.warning("labels for %s: %s; retry in %.1f s", source, result.detail, delay)
+        return rows + [LabelSyncResult(i, None, result.detail, time.time() + delay) for i in rest]
 
     def _to_row(self, decision: Decision, result: SendResult) -> SyncResult:
         if result.state is not None:

@@ -6,6 +6,7 @@ the UI and one for background work, and WAL lets the UI read while the backgroun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from storage import audit
+from storage.queue import QueueView, search_text
 from storage.records import (
     RISK_RANK,
     Decision,
@@ -35,12 +37,90 @@ from storage.schema import MIGRATIONS, SCHEMA_VERSION, URGENCY_ORDER
 _NO_DEADLINE = 1e18  # sorts items without a deadline after every real one
 
 # Columns the queue list reads; the partial index in storage/schema.py covers them so a screenful is one index walk.
-_QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at"
+_QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by"
 _URGENCY = URGENCY_ORDER
+_WHOLE_QUEUE = QueueView()
 
 
 class DecisionRefused(Exception):
     """The decision cannot be recorded: the item is gone, already decided, or not the version the operator saw."""
+
+
+class StorageError(Exception):
+    """The database could not be read or written (full or read-only disk, I/O error, damage): nothing was recorded.
+
+    The message says what happened and what to do; it never claims that anything was saved.
+    """
+
+
+class DatabaseDamaged(StorageError):
+    """The database file is not a readable SQLite database, or fails its integrity check. Nothing was changed."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(
+            f"the database {path} is damaged ({problem}). Nothing was changed; decisions recorded in it but not yet"
+            " synced are still in that file.\n"
+            f"  fix: run approval-console with --start-clean to keep the damaged file aside as"
+            f" {path.name}{DAMAGED_SUFFIX}<time> and start with an empty database"
+            f" ('sqlite3 {path.name}{DAMAGED_SUFFIX}<time> .recover' salvages what is readable)"
+        )
+
+
+class NewerSchema(StorageError, RuntimeError):
+    """The database was written by a newer approval-console; this one must not touch it."""
+
+
+DAMAGED_SUFFIX = ".damaged-"
+_DAMAGED_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """A StorageError that tells the operator what went wrong with `path` and what to do about it."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if code.startswith(_DAMAGED_CODES) or "malformed" in text or "not a database" in text:
+        return DatabaseDamaged(path, text)
+    where = path.parent
+    if code.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StorageError(f"the disk holding {where} is full ({text}): free some space, then try again")
+    if code.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return StorageError(
+            f"the database {path} cannot be written ({text}): check that the disk is mounted read-write and"
+            " that the file and its directory are writable by you"
+        )
+    if code.startswith("SQLITE_IOERR") or "I/O error" in text:
+        return StorageError(f"the disk failed writing {path} ({text}): check the disk, then try again")
+    if code.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return StorageError(f"the database {path} cannot be opened ({text}): check that {where} is readable")
+    if code.startswith("SQLITE_BUSY") or "locked" in text:
+        return StorageError(f"the database {path} is busy ({text}): another process holds it; try again")
+    return StorageError(f"the database {path} failed ({text})")
+
+
+def _is_storage_failure(exc: sqlite3.Error) -> bool:
+    """Failures of the disk or the file, as opposed to bugs (constraint violations, SQL mistakes)."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def set_aside(path: Path, when: float | None = None) -> Path:
+    """Move a damaged database (and its WAL and shared-memory files) aside under a timestamped name; return it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
+    target = path.with_name(f"{path.name}{DAMAGED_SUFFIX}{stamp}")
+    counter = 1
+    while target.exists():
+        counter += 1
+        target = path.with_name(f"{path.name}{DAMAGED_SUFFIX}{stamp}-{counter}")
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.replace(target.with_name(target.name + suffix))
+    path.replace(target)
+    return target
+
+
+class UndoRefused(Exception):
+    """The decision cannot be taken back: sending it has started, its undo window closed, or it is unknown."""
 
 
 @dataclass(frozen=True)
@@ -74,18 +154,52 @@ def _epoch(value: Any) -> float | None:
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    """One connection to the database at `path`.
+
+    Opening raises StorageError (DatabaseDamaged for a file that is not a database or, with `check`, fails SQLite's
+    quick_check); every write that the disk refuses raises StorageError after rolling back, so nothing half-written
+    is ever reported as recorded. `readonly` opens without migrating or writing (audit verify, doctor).
+    """
+
+    def __init__(self, path: Path | str, *, check: bool = False, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a decision the operator was told is recorded survives power loss, not just a crash.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        conn: sqlite3.Connection | None = None
+        try:
+            if readonly:
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=10.0
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+                conn.execute("PRAGMA journal_mode=WAL")
+                # FULL: a decision the operator was told is recorded survives power loss, not just a crash.
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if check:
+                problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+                if problems != ["ok"]:
+                    raise DatabaseDamaged(self.path, "; ".join(problems)[:300])
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise storage_error(self.path, exc) from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
-        self._migrate()
+        if not readonly:
+            try:
+                self._migrate()
+            except sqlite3.Error as exc:
+                conn.close()
+                raise storage_error(self.path, exc) from exc
+            except BaseException:
+                conn.close()
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -93,21 +207,26 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A failure of the disk or the file becomes a StorageError, after rolling back."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and _is_storage_failure(exc):
+                    raise storage_error(self.path, exc) from exc
                 raise
-            self._conn.execute("COMMIT")
 
     # ----------------------------------------------------------------- schema
     def _migrate(self) -> None:
         with self._lock:
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
+                raise NewerSchema(
                     f"{self.path} was written by a newer approval-console (schema {version}, this one knows "
                     f"{SCHEMA_VERSION}); upgrade approval-console or use another --data-dir"
                 )
@@ -159,7 +278,8 @@ class Store:
         with self._tx() as conn:
             for item in items:
                 existing = conn.execute(
-                    "SELECT digest, state FROM items WHERE source = ? AND id = ?", (source, item.id)
+                    "SELECT digest, state, claimed_by, first_seen_at FROM items WHERE source = ? AND id = ?",
+                    (source, item.id),
                 ).fetchone()
                 if existing is not None and existing[0] == item.digest:
                     # Same version: keep its local state (a pending decision must not put it back in the queue).
@@ -167,13 +287,16 @@ class Store:
                         conn.execute(
                             "UPDATE items SET snapshot = ? WHERE source = ? AND id = ?", (snapshot, source, item.id)
                         )
+                    if existing[2] != item.claimed_by:  # a claim changed: outside the digest, not a new version
+                        _set_claim(conn, source, item.id, item.claimed_by, now)
+                        changed += 1
                     continue
                 conn.execute(
                     "INSERT OR REPLACE INTO items(source, id, state, removed_reason, kind, agent, workflow,"
                     " action_name, risk, risk_order, confidence, created_at, expires_at, expires_sort, digest, payload,"
-                    " snapshot, first_seen_at, updated_at)"
-                    " VALUES (?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _item_row(source, item, snapshot, now),
+                    " snapshot, first_seen_at, updated_at, claimed_by, search)"
+                    " VALUES (?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _item_row(source, item, snapshot, existing[3] if existing is not None else now, now),
                 )
                 if existing is None:
                     added += 1
@@ -195,12 +318,13 @@ class Store:
         return ChangeSummary(added, changed, gone)
 
     def quarantine(self, source: str, item_id: str, reason: str, excerpt: str) -> None:
+        # Agent text may hold lone surrogates, which SQLite (UTF-8) cannot store: keep them as visible escapes.
         with self._tx() as conn:
             conn.execute(
                 "INSERT INTO quarantine(source, item_id, reason, excerpt, seen_at, times) VALUES (?, ?, ?, ?, ?, 1)"
                 " ON CONFLICT(source, item_id) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt,"
                 " seen_at = excluded.seen_at, times = times + 1",
-                (source, item_id, reason[:2000], excerpt[:2000], time.time()),
+                (source, _storable(item_id), _storable(reason[:2000]), _storable(excerpt[:2000]), time.time()),
             )
 
     def quarantined(self, source: str | None = None) -> list[Quarantined]:
@@ -218,43 +342,87 @@ class Store:
             rows = self._conn.execute("SELECT source, count(*) FROM quarantine GROUP BY source").fetchall()
         return {r[0]: r[1] for r in rows}
 
-    def queue_count(self) -> int:
+    def queue_count(self, view: QueueView = _WHOLE_QUEUE) -> int:
+        where, params = view.where()
         with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM items WHERE state = 'pending'").fetchone()[0])
+            return int(self._conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0])
 
-    def queue_rows(self, offset: int, limit: int) -> list[QueueRow]:
+    def queue_rows(self, offset: int, limit: int, view: QueueView = _WHOLE_QUEUE) -> list[QueueRow]:
+        """Rows `offset .. offset+limit-1` of the pending queue in `view`'s order and filter."""
+        where, params = view.where()
+        group = view.group_column or "NULL"
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' ORDER BY {_URGENCY} LIMIT ? OFFSET ?",
-                (limit, offset),
+                f"SELECT {_QUEUE_COLUMNS}, {group} FROM items WHERE {where}"
+                f" ORDER BY {', '.join(view.key_columns)} LIMIT ? OFFSET ?",
+                (*params, limit, offset),
             ).fetchall()
-        return [
-            QueueRow(
-                source=r[0],
-                id=r[1],
-                kind=r[2],
-                agent=r[3],
-                action=r[4],
-                risk=Risk(r[5]),
-                confidence=r[6],
-                created_at=r[7],
-                expires_at=r[8],
-            )
-            for r in rows
-        ]
+        return [_queue_row(r, group=r[10]) for r in rows]
 
-    def queue_index_of(self, source: str, item_id: str) -> int | None:
+    def queue_index_of(self, source: str, item_id: str, view: QueueView = _WHOLE_QUEUE) -> int | None:
+        """The item's position in `view`, or None when it is not pending or the filter hides it."""
+        where, params = view.where()
+        keys = view.key_columns
         with self._lock:
             key = self._conn.execute(
-                f"SELECT {_URGENCY} FROM items WHERE source = ? AND id = ? AND state = 'pending'", (source, item_id)
+                f"SELECT {', '.join(keys)} FROM items WHERE source = ? AND id = ? AND {where}",
+                (source, item_id, *params),
             ).fetchone()
             if key is None:
                 return None
+            marks = ", ".join("?" for _ in keys)
             return int(
                 self._conn.execute(
-                    f"SELECT count(*) FROM items WHERE state = 'pending' AND ({_URGENCY}) < (?, ?, ?, ?, ?)", key
+                    f"SELECT count(*) FROM items WHERE {where} AND ({', '.join(keys)}) < ({marks})", (*params, *key)
                 ).fetchone()[0]
             )
+
+    def queue_groups(self, view: QueueView) -> list[tuple[str, int]]:
+        """The groups of `view` in display order, each with how many rows it holds (none when not grouping)."""
+        column = view.group_column
+        if column is None:
+            return []
+        where, params = view.where()
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {column}, count(*) FROM items WHERE {where} GROUP BY {column} ORDER BY {column}", params
+            ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def set_claim(self, source: str, item_id: str, claimed_by: str | None) -> None:
+        """Note who holds a claim on the item, as the source just told us (the next listing says the same)."""
+        with self._tx() as conn:
+            _set_claim(conn, source, item_id, claimed_by, time.time())
+
+    def new_urgent(self, since: float, ranks: int = 2) -> list[QueueRow]:
+        """Pending items first seen after `since` whose risk is among the top `ranks` (2: high and critical)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND first_seen_at > ? AND risk_order < ?"
+                " ORDER BY first_seen_at LIMIT 100",
+                (since, ranks),
+            ).fetchall()
+        return [_queue_row(r) for r in rows]
+
+    def deadlines_before(self, until: float) -> list[QueueRow]:
+        """Pending items whose deadline is before `until` (soonest first, at most 100)."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND expires_sort < ?"
+                " ORDER BY expires_sort LIMIT 100",
+                (until,),
+            ).fetchall()
+        return [_queue_row(r) for r in rows]
+
+    def removed_reason(self, source: str, item_id: str) -> str | None:
+        """Why the item left the queue (decided, expired, withdrawn, superseded, gone), or None if it has not."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT state, removed_reason FROM items WHERE source = ? AND id = ?", (source, item_id)
+            ).fetchone()
+        if row is None:
+            return "gone"
+        return None if row[0] != "removed" else str(row[1] or "gone")
 
     def item(self, source: str, item_id: str) -> tuple[Item, str] | None:
         """The item and its local state (pending, decided or removed)."""
@@ -267,10 +435,11 @@ class Store:
         return Item.model_validate_json(row[0]), row[1]
 
     # -------------------------------------------------------------- decisions
-    def record_decision(self, decision: Decision) -> None:
+    def record_decision(self, decision: Decision, hold_seconds: float = 0.0) -> None:
         """Write the decision and its audit record in one durable transaction.
 
         Refuses (DecisionRefused) unless the item is pending locally at exactly the version the operator saw.
+        `hold_seconds` is the undo window: the sync engine sends only due decisions, so it waits that long.
         """
         with self._tx() as conn:
             row = conn.execute(
@@ -289,7 +458,7 @@ class Store:
                 conn.execute(
                     "INSERT INTO decisions(id, source, item_id, item_digest, verdict, edited, edited_digest,"
                     " reason_code, comment, operator, decided_at, sync_state, attempts, next_attempt_at, outcome,"
-                    " detail, response, updated_at, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0,"
+                    " detail, response, updated_at, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?,"
                     " NULL, '', NULL, ?, 0)",
                     (
                         decision.id,
@@ -303,6 +472,7 @@ class Store:
                         decision.comment,
                         decision.operator,
                         decision.decided_at.isoformat(),
+                        time.time() + max(0.0, hold_seconds),
                         time.time(),
                     ),
                 )
@@ -322,6 +492,43 @@ class Store:
                 item_digest=decision.item_digest,
                 body=decision.wire_body(),
             )
+
+    def undo(self, decision_id: str, operator: str, now: float | None = None) -> Decision:
+        """Take a decision back while it waits in its undo window: in one transaction, mark it undone, put its item
+        back in the queue (if it is still that version), and append an "undo" audit record next to the decision's.
+
+        Refuses (UndoRefused) once the window closed or sending started: from then on the source may have it.
+        """
+        when = time.time() if now is None else now
+        with self._tx() as conn:
+            cur = conn.execute("SELECT * FROM decisions WHERE id = ?", (decision_id,))
+            names = [d[0] for d in cur.description]
+            found = cur.fetchone()
+            if found is None:
+                raise UndoRefused("no such decision")
+            row = dict(zip(names, found, strict=True))
+            if row["sync_state"] == SyncState.undone.value:
+                raise UndoRefused("it was already undone")
+            if row["sync_state"] != SyncState.pending.value or row["attempts"] or row["next_attempt_at"] <= when:
+                raise UndoRefused("it is already being sent; the source may have it")
+            conn.execute("UPDATE decisions SET sync_state = 'undone', updated_at = ? WHERE id = ?", (when, decision_id))
+            conn.execute(
+                "UPDATE items SET state = 'pending', updated_at = ?"
+                " WHERE source = ? AND id = ? AND digest = ? AND state = 'decided'",
+                (when, row["source"], row["item_id"], row["item_digest"]),
+            )
+            decision = _decision(row)
+            audit.append(
+                conn,
+                kind="undo",
+                operator=operator,
+                source=decision.source,
+                item_id=decision.item_id,
+                decision_id=decision.id,
+                item_digest=decision.item_digest,
+                body={"undone": decision.verdict.value, "decided_at": decision.decided_at.isoformat()},
+            )
+        return decision
 
     def due_decisions(self, limit: int, sources: Sequence[str], now: float | None = None) -> list[Decision]:
         """Decisions for these sources waiting to be sent whose retry time has come, oldest first."""
@@ -460,7 +667,41 @@ class Store:
             return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
-def _item_row(source: str, item: Item, snapshot: int | None, now: float) -> tuple[Any, ...]:
+def _storable(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate (valid in JSON, not in UTF-8) becomes its backslash escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _queue_row(r: Sequence[Any], group: str | None = None) -> QueueRow:
+    return QueueRow(
+        source=r[0],
+        id=r[1],
+        kind=r[2],
+        agent=r[3],
+        action=r[4],
+        risk=Risk(r[5]),
+        confidence=r[6],
+        created_at=r[7],
+        expires_at=r[8],
+        claimed_by=r[9],
+        group=group,
+    )
+
+
+def _set_claim(conn: sqlite3.Connection, source: str, item_id: str, claimed_by: str | None, now: float) -> None:
+    # The payload holds the item as shown; claimed_by is outside its digest, so both change together.
+    conn.execute(
+        "UPDATE items SET claimed_by = ?, payload = json_set(payload, '$.claimed_by', ?), updated_at = ?"
+        " WHERE source = ? AND id = ?",
+        (claimed_by, claimed_by, now, source, item_id),
+    )
+
+
+def _item_row(source: str, item: Item, snapshot: int | None, first_seen: float, now: float) -> tuple[Any, ...]:
     expires = _epoch(item.expires_at)
     return (
         source,
@@ -478,8 +719,10 @@ def _item_row(source: str, item: Item, snapshot: int | None, now: float) -> tupl
         item.digest,
         item.model_copy(update={"source": source}).model_dump_json(),
         snapshot,
+        first_seen,
         now,
-        now,
+        item.claimed_by,
+        search_text(item.agent, item.action.name, source, item.workflow, item.id, item.kind, item.risk.value),
     )
 
 

@@ -44,6 +44,7 @@ class SyncState(StrEnum):
     applied = "applied"
     conflict = "conflict"  # a final answer other than applied: decided elsewhere, expired, stale, invalid...
     failed = "failed"  # a final answer that retrying cannot fix (auth, malformed request)
+    undone = "undone"  # taken back by the operator within the undo window, before anything was sent
 
 
 class Outcome(StrEnum):
@@ -75,10 +76,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+# Levels of arrays and objects allowed in arguments or output. Deeper items are refused as malformed: the JSON
+# layer (pydantic's limit is 200 levels in all) could store them but not read them back, and nobody reads 64 levels.
+MAX_NESTING = 64
+
+
+def _shallow(value: Any) -> Any:
+    """`value`, if it nests at most MAX_NESTING levels (checked without recursion: the input is hostile)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, dict | list):
+            if depth >= MAX_NESTING:
+                raise ValueError(f"nested deeper than {MAX_NESTING} levels")
+            children = current.values() if isinstance(current, dict) else current
+            stack.extend((child, depth + 1) for child in children)
+    return value
+
+
 class Action(_Strict):
     name: str = Field(min_length=1, max_length=200)
     args: dict[str, Any] = Field(default_factory=dict)
     args_schema: dict[str, Any] | None = None
+
+    _shallow_args = field_validator("args", "args_schema")(_shallow)
 
 
 class Context(_Strict):
@@ -116,6 +137,7 @@ class Item(_Strict):
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     _utc_created = field_validator("created_at")(_utc)
+    _shallow_output = field_validator("output")(_shallow)
 
     @field_validator("expires_at")
     @classmethod
@@ -163,8 +185,8 @@ def digest_problem(payload: dict[str, Any]) -> str | None:
     claimed = payload.get("digest")
     try:
         actual = item_digest(shown_part(payload))
-    except (TypeError, ValueError) as exc:
-        return f"content cannot be canonicalised: {exc}"
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
+        return f"content cannot be canonicalised: {type(exc).__name__}: {exc}"[:300]
     if claimed != actual:
         return f"digest {str(claimed)[:24]!r} does not match the content ({actual[:24]}...)"
     return None
@@ -223,6 +245,8 @@ class QueueRow(_Strict):
     confidence: float | None
     created_at: float  # epoch seconds
     expires_at: float | None
+    claimed_by: str | None = None  # who holds a claim on it, where the source supports claims
+    group: str | None = None  # the value of the grouping column, when the queue is grouped
 
 
 class SourceHealth(_Strict):

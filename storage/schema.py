@@ -83,5 +83,46 @@ def _v1(db: sqlite_utils.Database) -> None:
     audit.create_table(db.conn)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1,)
+def _v2(db: sqlite_utils.Database) -> None:
+    """Undo, claims, and an index for each queue order (written out here: a shipped migration never changes)."""
+    # Undo: an undone decision stays (the audit refers to it) but no longer holds its item version, so the operator
+    # can decide again.
+    db.execute("DROP INDEX decisions_one_per_version")
+    db.execute(
+        "CREATE UNIQUE INDEX decisions_one_per_version ON decisions(source, item_id, item_digest)"
+        " WHERE sync_state != 'undone'"
+    )
+    # Claims: who holds an item, outside the digest, so it changes without a new version.
+    db.execute("ALTER TABLE items ADD COLUMN claimed_by TEXT")
+    db.execute("UPDATE items SET claimed_by = json_extract(payload, '$.claimed_by')")
+    pending = " WHERE state = 'pending'"
+    db.execute("CREATE INDEX items_age ON items(created_at, source, id)" + pending)
+    db.execute("CREATE INDEX items_confidence ON items(ifnull(confidence, 2.0), created_at, source, id)" + pending)
+    db.execute("CREATE INDEX items_agent ON items(agent, risk_order, expires_sort, created_at, source, id)" + pending)
+    db.execute("CREATE INDEX items_source ON items(source, risk_order, expires_sort, created_at, id)" + pending)
+    # Grouped views: the group column, then the order within each group.
+    db.execute("CREATE INDEX items_source_age ON items(source, created_at, id)" + pending)
+    db.execute(
+        "CREATE INDEX items_source_confidence ON items(source, ifnull(confidence, 2.0), created_at, id)" + pending
+    )
+    db.execute(
+        "CREATE INDEX items_source_agent ON items(source, agent, risk_order, expires_sort, created_at, id)" + pending
+    )
+    db.execute("CREATE INDEX items_agent_age ON items(agent, created_at, source, id)" + pending)
+    db.execute(
+        "CREATE INDEX items_agent_confidence ON items(agent, ifnull(confidence, 2.0), created_at, source, id)" + pending
+    )
+    # Free-text filter: one folded text per item, so a word is one LIKE over one column, not one per field.
+    db.execute("ALTER TABLE items ADD COLUMN search TEXT")
+    db.execute(
+        "UPDATE items SET search = lower(agent || ' ' || action_name || ' ' || source || ' ' || ifnull(workflow, '')"
+        " || ' ' || id || ' ' || kind || ' ' || risk)"
+    )
+    db.execute("CREATE INDEX items_search ON items(search)" + pending)
+    # Alerts: items first seen since the last look, and deadlines about to pass.
+    db.execute("CREATE INDEX items_first_seen ON items(first_seen_at)" + pending)
+    db.execute("CREATE INDEX items_deadline ON items(expires_sort)" + pending)
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
@@ -28,17 +30,22 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def make_config(fleet: Fleet, **source: object) -> Config:
+def make_config(fleet: Fleet, *, undo_seconds: float = 0.0, **source: object) -> Config:
+    """Decisions are sent at once (no undo window) unless a test asks for one."""
     options: dict[str, object] = {"poll_interval": 0.2, "long_poll": 2.0, **source}
-    return Config(operator="alice", sources=(SourceConfig(name=SOURCE, url=fleet.url, **options),))  # type: ignore[arg-type]
+    return Config(
+        operator="alice",
+        sources=(SourceConfig(name=SOURCE, url=fleet.url, **options),),  # type: ignore[arg-type]
+        undo_seconds=undo_seconds,
+    )
 
 
 @pytest.fixture
 def make_session(fleet: Fleet, data_dir: Path) -> Callable[..., Session]:
     """Sessions never touch the machine's keyring in tests: the token lookup is given explicitly."""
 
-    def build(**source: object) -> Session:
-        return Session(make_config(fleet, **source), data_dir, token_for=lambda _name: None)
+    def build(*, undo_seconds: float = 0.0, **source: object) -> Session:
+        return Session(make_config(fleet, undo_seconds=undo_seconds, **source), data_dir, token_for=lambda _name: None)
 
     return build
 
@@ -51,6 +58,23 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what:
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def decide_key(pilot: Pilot[Any], key: str = "a") -> int:
+    """Press a decision key; when it asks for the typed confirmation (a critical item), type it and press enter.
+
+    Returns the number of key presses it took.
+    """
+    from console.screens.confirm import ConfirmCriticalScreen
+
+    await pilot.press(key)
+    await pilot.pause()
+    screen = pilot.app.screen
+    if not isinstance(screen, ConfirmCriticalScreen):
+        return 1
+    await pilot.press(*screen.word, "enter")
+    await pilot.pause()
+    return 2 + len(screen.word)
 
 
 def screen_text(app: object) -> str:

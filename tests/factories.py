@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storage.records import Item, item_digest, shown_part
+from storage.records import Decision, Item, Verdict, item_digest, now_utc, shown_part
 
 
 def payload(item_id: str = "itm_1", **overrides: Any) -> dict[str, Any]:
@@ -34,3 +35,26 @@ def payload(item_id: str = "itm_1", **overrides: Any) -> dict[str, Any]:
 
 def item(item_id: str = "itm_1", source: str = "billing", **overrides: Any) -> Item:
     return Item.model_validate({**payload(item_id, **overrides), "source": source})
+
+
+def decision(
+    it: Item,
+    verdict: Verdict = Verdict.approve,
+    *,
+    edited: Any = None,
+    decided_at: datetime | None = None,
+    **extra: Any,
+) -> Decision:
+    """A decision on exactly this item version; an edit gets its edited digest."""
+    return Decision(
+        id=str(uuid.uuid4()),
+        source=it.source,
+        item_id=it.id,
+        item_digest=it.digest,
+        verdict=verdict,
+        edited=edited,
+        edited_digest=item_digest(edited) if verdict is Verdict.edit else None,
+        operator=extra.pop("operator", "alice"),
+        decided_at=decided_at or now_utc(),
+        **extra,
+    )

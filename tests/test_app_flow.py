@@ -11,7 +11,7 @@ from console.app import ApprovalApp
 from console.fleet import Fleet
 from console.session import Session
 from storage.records import SyncState
-from tests.conftest import SOURCE, eventually, screen_text
+from tests.conftest import SOURCE, decide_key, eventually, screen_text
 
 SIZE = (120, 40)
 
@@ -47,7 +47,7 @@ async def test_approve_reaches_the_server_exactly_once(fleet: Fleet, make_sessio
         await pilot.pause(0.1)
         top = app.main.shown
         assert top is not None
-        await pilot.press("a")
+        await decide_key(pilot, "a")
         await eventually(lambda: len(applied(fleet, top.id)) == 1, what="the approval at the server")
         [record] = applied(fleet, top.id)
         assert record["verdict"] == "approve" and record["operator"] == "alice"
@@ -118,6 +118,9 @@ async def test_edit_validates_then_sends_the_edited_value(fleet: Fleet, make_ses
 
         editor.text = json.dumps({"customer_id": "cus_9", "amount": 450})
         await pilot.press("ctrl+s")
+        await pilot.pause(0.1)
+        assert "/amount" in screen_text(app) and fleet.decision_requests() == 0  # the diff, before anything is sent
+        await decide_key(pilot, "enter")  # submits the edit; a critical item then asks for the typed confirmation
         await eventually(lambda: len(applied(fleet, item["id"])) == 1)
         [record] = applied(fleet, item["id"])
         assert record["verdict"] == "edit"
@@ -132,7 +135,7 @@ async def test_conflict_is_shown(fleet: Fleet, make_session: Callable[..., Sessi
         await pilot.pause(0.1)
         top = app.main.shown
         assert top is not None
-        await pilot.press("a")
+        await decide_key(pilot, "a")
         fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
         assert await session.sync_once() == 1
         await eventually(lambda: "already decided elsewhere" in screen_text(app), what="the conflict toast")
@@ -158,7 +161,7 @@ async def test_decision_survives_a_restart_and_is_sent_once(fleet: Fleet, make_s
         await pilot.pause(0.1)
         top = app.main.shown
         assert top is not None
-        await pilot.press("a")
+        await decide_key(pilot, "a")
         await pilot.pause(0.1)
         assert first.store.waiting_count() == 1
     assert fleet.decision_requests() == 0

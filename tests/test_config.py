@@ -54,7 +54,7 @@ def test_good_config(tmp_path: Path) -> None:
         (GOOD.replace('"http://127.0.0.1:8700"', '"ftp://x"'), 6, "not an http(s) URL", "url ="),
         (GOOD.replace('url = "http://127.0.0.1:8700"\n', ""), 3, "has no 'url'", "add url"),
         (
-            GOOD + '\n[[sources]]\nname = "billing"\nurl = "http://x"\n',
+            GOOD + '\n[[sources]]\nname = "billing"\nurl = "https://x"\n',
             10,
             "two sources are named 'billing'",
             "own name",

@@ -369,7 +369,7 @@ async def test_detail_shows_fields_and_counts_down() -> None:
         clock.now += 11 * 60
         await pilot.pause(1.3)
         text = "\n".join(screen_lines(app))
-        assert "1m left" in text
+        assert "1m00s left" in text  # the last ten minutes count down to the second
         clock.now += 120
         await pilot.pause(1.3)
         assert "expired" in "\n".join(screen_lines(app))

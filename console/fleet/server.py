@@ -39,6 +39,7 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
 MAX_BODY = 16 * 1024 * 1024
 MAX_ERRORS = 50
+CLAIM_LEASE = 60.0  # seconds a claim lasts unless renewed (PROTOCOL.md section 5)
 VERDICTS = ("approve", "reject", "edit")
 _SERVER_FIELDS = ("id", "digest", "seq", "claimed_by", "source")  # filled in by the server, never by the agent
 
@@ -176,6 +177,7 @@ class Fleet:
         self._requests = 0
         self._requests_by_item: Counter[str] = Counter()
         self._labels: dict[str, dict[str, Any]] = {}
+        self._leases: dict[str, float] = {}  # item id -> when its claim lapses
         self._stopping = False
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -303,6 +305,30 @@ class Fleet:
             rec = self._pending_record(item_id)
             self._apply(rec, f"elsewhere-{secrets.token_hex(8)}", verdict, None, None, "", by, time.time())
 
+    def claim(self, item_id: str, by: str, lease: float = CLAIM_LEASE) -> tuple[bool, dict[str, Any]]:
+        """Claim (or renew) a pending item for `by`. Returns (granted, answer); refused while another holds it."""
+        now = time.time()
+        with self._lock:
+            rec = self._pending_record(item_id)
+            holder = rec.item.get("claimed_by")
+            lapses = self._leases.get(item_id, 0.0)
+            if holder and holder != by and lapses > now:
+                return False, {"error": "claimed", "claimed_by": holder, "expires_at": rfc3339(lapses)}
+            self._leases[item_id] = now + lease
+            if holder != by:
+                rec.item["claimed_by"] = by
+                self._bump(rec)  # listed again: same digest, a new holder
+            return True, {"lease_id": f"{item_id}:{by}", "claimed_by": by, "expires_at": rfc3339(now + lease)}
+
+    def release(self, item_id: str, by: str) -> bool:
+        """Release `by`'s claim; False when `by` does not hold it."""
+        with self._lock:
+            rec = self._pending_record(item_id)
+            if rec.item.get("claimed_by") != by:
+                return False
+            self._drop_claim(rec)
+            return True
+
     def expire(self, item_id: str) -> None:
         with self._lock:
             self._expire(self._pending_record(item_id), time.time())
@@ -400,7 +426,14 @@ class Fleet:
             raise NotPending(f"item {item_id} is {rec.state}")
         return rec
 
+    def _drop_claim(self, rec: _Record) -> None:
+        self._leases.pop(rec.item["id"], None)
+        if rec.item.get("claimed_by") is not None:
+            rec.item["claimed_by"] = None
+            self._bump(rec)
+
     def _remove(self, rec: _Record, state: str, **detail: Any) -> None:
+        self._leases.pop(rec.item["id"], None)
         rec.state = state
         self._bump(rec)
         rec.removal = {"id": rec.item["id"], "state": state, "seq": rec.seq, **detail}
@@ -420,6 +453,8 @@ class Fleet:
             rec = self._records.get(item_id)
             if rec is not None and rec.state == "pending" and rec.deadline == deadline:
                 self._expire(rec, now)
+        for item_id in [i for i, lapses in self._leases.items() if lapses <= now]:
+            self._drop_claim(self._records[item_id])
 
     # -- HTTP ----------------------------------------------------------------------------------------------------
 
@@ -440,6 +475,8 @@ class Fleet:
         who, refused = self._authenticate(authorization)
         if refused is not None:
             return refused
+        if len(route) == 3 and route[0] == "items" and route[2] == "claim":
+            return self._claim_http(method, route[1], who, raw)
         if route == ["info"] and method == "GET":
             return _answer(200, self._info())
         if route == ["items"] and method == "GET":
@@ -467,11 +504,29 @@ class Fleet:
         return {
             "protocol": PROTOCOL,
             "name": self.name,
-            "features": {"long_poll": True, "claims": False, "feedback": True},
+            "features": {"long_poll": True, "claims": True, "feedback": True},
             "max_wait": MAX_WAIT,
             "max_limit": MAX_LIMIT,
             "agents": self._scenarios.agents,
         }
+
+    def _claim_http(self, method: str, item_id: str, who: str | None, raw: bytes) -> Answer:
+        if method not in ("POST", "DELETE"):
+            return _error(405, "method_not_allowed", "claims are POSTed (claim, renew) or DELETEd (release)")
+        body, ok = _parse_json(raw) if raw.strip() else ({}, True)
+        named = body.get("operator") if ok and isinstance(body, dict) else None
+        # Without authentication the fleet trusts the name the client gives, as it does for decisions.
+        by = who or (named if isinstance(named, str) and named else "anonymous")
+        try:
+            if method == "DELETE":
+                released = self.release(item_id, by)
+                return _answer(200 if released else 409, {"released": released})
+            granted, answer = self.claim(item_id, by)
+        except KeyError:
+            return _error(404, "not_found", "no such item")
+        except NotPending as exc:
+            return _error(409, "not_pending", str(exc))
+        return _answer(200 if granted else 409, answer)
 
     # -- listing -------------------------------------------------------------------------------------------------
 
@@ -778,6 +833,8 @@ class Fleet:
         item_id, verb = route[1], route[2]
         if verb == "change":
             return _answer(200, self.change_item(item_id, **body))
+        if verb == "claim":
+            return _answer(200, self.claim(item_id, by=str(body.get("by", "bob")))[1])
         if verb == "supersede":
             return _answer(200, self.supersede(item_id, **body))
         if verb == "decide_elsewhere":

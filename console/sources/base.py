@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
 from console.config import SourceConfig
 from storage.db import Removal
+from storage.labels import Label
 from storage.records import Decision, Item, SyncState, digest_problem
 
 EXCERPT_CHARS = 400
@@ -47,6 +49,17 @@ class SendResult:
     auth_refused: bool = False
 
 
+@dataclass(frozen=True)
+class LabelSendResult:
+    """The answer to one batch of labels. A label in neither `sent` nor `refused` is retried (after `retry_after`)."""
+
+    sent: frozenset[str] = frozenset()  # the source holds these now (accepted, or duplicates of ones it had)
+    refused: Mapping[str, str] = field(default_factory=dict)  # label id -> why; final, kept locally with the reason
+    detail: str = ""
+    retry_after: float | None = None
+    auth_refused: bool = False
+
+
 class SourceError(Exception):
     """A source could not be read: down, slow, refusing us, or answering garbage."""
 
@@ -64,6 +77,24 @@ class Source(Protocol):
     async def send_decision(self, decision: Decision) -> SendResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ClaimingSource(Source, Protocol):
+    """Optional: a source whose protocol has claims (PROTOCOL.md section 5). Claims are advisory and best effort."""
+
+    async def claim(self, item_id: str, operator: str) -> str | None:
+        """Claim or renew; returns who holds the item now (us, someone else), or None when claims are off."""
+        ...
+
+    async def release(self, item_id: str, operator: str) -> None: ...
+
+
+@runtime_checkable
+class LabelSink(Protocol):
+    """A source that takes labels back (native: POST /v1/feedback). Labels for a source without it stay pending."""
+
+    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult: ...
 
 
 def excerpt(raw: Any) -> str:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from console.config import SourceConfig
+from console.config import SourceConfig, token_fix
 from console.secrets import Token
-from console.sources.base import Page, SendResult, SourceError, validate_items
+from console.sources.base import LabelSendResult, Page, Rejected, SendResult, SourceError, excerpt, validate_items
 from storage.db import Removal
+from storage.labels import Label, batch_id
 from storage.records import Decision, Outcome, SyncState
 
 PAGE_SIZE = 500
+# A listing page is read into memory up to this many bytes (or twice an item's cap, if more); past it the console
+# stops reading and asks for fewer items, so a huge or endless answer never fills memory.
+PAGE_BYTES = 8_000_000
+_RESET = b"\x00reset"  # the cursor is too old (410): list everything again
 USER_AGENT = "approval-console/0.1"
 _FINAL_OUTCOMES = {o.value for o in Outcome} - {Outcome.applied.value, Outcome.unauthorized.value}
 
@@ -42,6 +50,7 @@ class NativeSource:
             follow_redirects=False,
         )
         self._long_poll: bool | None = None  # learnt from /v1/info on first use
+        self._claims = False  # features.claims, learnt with long_poll
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -54,6 +63,7 @@ class NativeSource:
             info = response.json() if response.status_code == 200 else {}
             features = info.get("features", {}) if isinstance(info, dict) else {}
             self._long_poll = bool(isinstance(features, dict) and features.get("long_poll"))
+            self._claims = bool(isinstance(features, dict) and features.get("claims"))
         except (httpx.HTTPError, ValueError):
             self._long_poll = None  # ask again next time; fetch reports the real error
 
@@ -65,20 +75,22 @@ class NativeSource:
             params["cursor"] = cursor
         if wait:
             params["wait"] = wait
-        try:
-            response = await self._client.get(
-                "/v1/items", params=params, timeout=httpx.Timeout(self.config.timeout + wait)
+        page_cap = max(PAGE_BYTES, 2 * self.config.max_item_bytes)
+        raw = await self._read_listing(params, wait, page_cap)
+        # Over the page cap: ask for fewer items until one page fits; a single item over it cannot be read at all.
+        while raw is None and int(params["limit"]) > 1:
+            params["limit"] = max(1, int(params["limit"]) // 8)
+            raw = await self._read_listing(params, wait, page_cap)
+        if raw is None:
+            raise SourceError(
+                f"the next item is larger than {page_cap:,} bytes; it was not read, and the listing cannot go past it"
+                " until the agent withdraws or shrinks it"
             )
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"no answer within {self.config.timeout + wait:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {self.config.url}: {_brief(exc)}") from exc
-        if response.status_code == 410:
+        if raw is _RESET:
             return Page(reset=True)
-        _raise_for_listing(response)
         try:
-            body = response.json()
-        except ValueError as exc:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
             raise SourceError("answered with invalid JSON") from exc
         if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
             raise SourceError("answered with a listing of the wrong shape (no 'items' array)")
@@ -86,7 +98,9 @@ class NativeSource:
         next_cursor = body.get("cursor")
         if not isinstance(raw_removed, list) or not isinstance(next_cursor, str | None):
             raise SourceError("answered with a listing of the wrong shape ('removed' or 'cursor')")
-        items, rejected = validate_items(self.config.name, body.get("items", []))
+        listed, oversized = _split_oversized(body.get("items", []), self.config.max_item_bytes, len(raw))
+        items, rejected = validate_items(self.config.name, listed)
+        rejected += oversized
         removed = [
             Removal(str(r["id"]), str(r.get("state", "gone")), _removal_detail(r))
             for r in raw_removed
@@ -100,16 +114,88 @@ class NativeSource:
             has_more=bool(body.get("has_more")),
         )
 
+    async def _read_listing(self, params: dict[str, str | int | float], wait: float, cap: int) -> bytes | None:
+        """The listing's body, streamed: None as soon as it passes `cap` bytes (the rest is never read)."""
+        timeout = self.config.timeout + wait
+        try:
+            # Overall, not per read (httpx's): a slow drip must not hold the poll for ever.
+            async with (
+                asyncio.timeout(timeout),
+                self._client.stream("GET", "/v1/items", params=params, timeout=httpx.Timeout(timeout)) as response,
+            ):
+                if response.status_code == 410:
+                    return _RESET
+                _raise_for_listing(response, self.config.name)
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > cap:
+                    return None
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > cap:
+                        return None
+                return bytes(body)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise SourceError(f"no answer within {timeout:g} s") from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise SourceError(f"the answer was cut off ({_brief(exc)})") from exc
+        except httpx.HTTPError as exc:
+            raise SourceError(f"cannot reach {self.config.url}: {_brief(exc)}") from exc
+
     async def send_decision(self, decision: Decision) -> SendResult:
         try:
-            response = await self._client.post(
-                f"/v1/items/{quote(decision.item_id, safe='')}/decision",
-                json=decision.wire_body(),
-                headers={"Idempotency-Key": decision.id},
-            )
+            # httpx's timeout is per read: a server dripping a byte at a time never trips it. This one is overall.
+            async with asyncio.timeout(self.config.timeout):
+                response = await self._client.post(
+                    f"/v1/items/{quote(decision.item_id, safe='')}/decision",
+                    json=decision.wire_body(),
+                    headers={"Idempotency-Key": decision.id},
+                )
+        except TimeoutError:
+            return SendResult(None, "timeout", f"no answer within {self.config.timeout:g} s")
         except httpx.HTTPError as exc:
             return SendResult(None, "unreachable", _brief(exc))
         return interpret_decision_answer(response)
+
+    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult:
+        """POST /v1/feedback (PROTOCOL.md section 4): one batch, keyed by its label ids so a resend is a replay."""
+        ordered = sorted(labels, key=lambda label: label.label_id)  # the same batch is the same body, too
+        ids = [label.label_id for label in ordered]
+        try:
+            response = await self._client.post(
+                "/v1/feedback",
+                json={"labels": [label.wire_body() for label in ordered]},
+                headers={"Idempotency-Key": batch_id(ids)},
+            )
+        except httpx.HTTPError as exc:
+            return LabelSendResult(detail=_brief(exc))
+        return interpret_feedback_answer(response, ids)
+
+    async def claim(self, item_id: str, operator: str) -> str | None:
+        """POST /v1/items/{id}/claim (PROTOCOL.md section 5): who holds the item now, or None if claims are off.
+
+        Best effort: a claim is advisory, so a failure is logged by the caller's silence, never raised.
+        """
+        await self._features()
+        if not self._claims:
+            return None
+        try:
+            response = await self._client.post(
+                f"/v1/items/{quote(item_id, safe='')}/claim", json={"operator": operator}
+            )
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        holder = body.get("claimed_by") if isinstance(body, dict) else None
+        return holder if isinstance(holder, str) and holder else None
+
+    async def release(self, item_id: str, operator: str) -> None:
+        if not self._claims:
+            return
+        with contextlib.suppress(httpx.HTTPError):
+            await self._client.request(
+                "DELETE", f"/v1/items/{quote(item_id, safe='')}/claim", json={"operator": operator}
+            )
 
 
 def interpret_decision_answer(response: httpx.Response) -> SendResult:
@@ -129,6 +215,9 @@ def interpret_decision_answer(response: httpx.Response) -> SendResult:
             body,
             auth_refused=True,
         )
+    if 300 <= status < 400:  # never followed; kept in the outbox until the url is fixed
+        where = response.headers.get("Location", "?")[:200]
+        return SendResult(None, f"http_{status}", f"a redirect to {where}; not followed (the token stays here)", body)
     if status in (429, 503) or status >= 500:
         return SendResult(
             None, f"http_{status}", f"the source is busy or failing ({status})", body, retry_after_seconds(response)
@@ -160,6 +249,11 @@ def describe_outcome(outcome: str, body: dict[str, Any]) -> str:
             where = f"{first.get('path', '')} {first.get('message', '')}".strip()
             return f"the source refused the decision as invalid: {where}"
         return f"the source refused the decision as invalid: {body.get('detail', '')}".strip()
+    if outcome == Outcome.superseded.value:
+        by = body.get("superseded_by")
+        return f"the agent replaced this item{f' by {by}' if by else ''}; the new version is in the queue"
+    if outcome == Outcome.withdrawn.value:
+        return "the agent withdrew this item; nothing will run"
     if outcome == "idempotency_conflict":
         return "the source holds a different decision under the same key"
     if outcome == Outcome.not_found.value:
@@ -167,15 +261,79 @@ def describe_outcome(outcome: str, body: dict[str, Any]) -> str:
     return f"{outcome}: {body.get('detail', '')}".strip(": ")
 
 
-def _raise_for_listing(response: httpx.Response) -> None:
+def interpret_feedback_answer(response: httpx.Response, label_ids: Sequence[str]) -> LabelSendResult:
+    """Sent, refused with a reason (kept locally, never retried), or retried: nothing is dropped silently."""
+    status = response.status_code
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    if status == 200 and isinstance(body.get("accepted"), int):
+        detail = f"accepted {body['accepted']}, duplicates {body.get('duplicates', 0)}"
+        return LabelSendResult(sent=frozenset(label_ids), detail=detail)
+    if status in (401, 403):
+        return LabelSendResult(detail=f"the source refused our credentials ({status})", auth_refused=True)
+    if status in (429, 503) or status >= 500 or status < 400:
+        # Busy, failing, or a 2xx we cannot read: resending under the same key is safe.
+        return LabelSendResult(
+            detail=f"the source is busy or failing ({status})", retry_after=retry_after_seconds(response)
+        )
+    reason = f"{body.get('error') or body.get('outcome') or f'http_{status}'}: {body.get('detail') or ''}".strip(": ")
+    if status == 422:
+        named = _refused_indexes(body.get("errors"), len(label_ids))
+        if named:
+            # Only the labels the errors point at are refused; the rest go again at once, as a new batch.
+            refused = {label_ids[i]: f"{reason}: {why}"[:2000] for i, why in named.items()}
+            return LabelSendResult(refused=refused, detail=reason, retry_after=0.0)
+    return LabelSendResult(refused=dict.fromkeys(label_ids, reason[:2000]), detail=reason)
+
+
+def _refused_indexes(errors: Any, count: int) -> dict[int, str]:
+    """Which labels of a batch the 422 errors name (`/labels/N/...`), with the first message for each."""
+    named: dict[int, str] = {}
+    for error in errors if isinstance(errors, list) else []:
+        path = error.get("path") if isinstance(error, dict) else None
+        parts = path.split("/") if isinstance(path, str) else []
+        if len(parts) >= 3 and parts[1] == "labels" and parts[2].isdigit() and int(parts[2]) < count:
+            named.setdefault(int(parts[2]), f"{path} {error.get('message', '')}".strip())
+    return named
+
+
+def _raise_for_listing(response: httpx.Response, source: str) -> None:
     status = response.status_code
     if status == 200:
         return
     if status in (401, 403):
-        raise SourceError(f"refused our credentials ({status}): check the token", auth=True)
+        raise SourceError(f"refused our credentials ({status}); fix: {token_fix(source)}", auth=True)
     if status in (429, 503):
         raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response))
+    if 300 <= status < 400:
+        # Not followed: the token would go wherever the redirect points. A moved source is a config change.
+        where = response.headers.get("Location", "?")[:200]
+        raise SourceError(
+            f"answered {status}, a redirect to {where}; not followed (the token stays here): update the url"
+        )
     raise SourceError(f"answered {status} to a listing")
+
+
+def _split_oversized(raw_items: list[Any], cap: int, page_bytes: int) -> tuple[list[Any], list[Rejected]]:
+    """Items over `cap` bytes are refused (quarantined) before validation; a page under the cap has none."""
+    if page_bytes <= cap:
+        return raw_items, []
+    kept: list[Any] = []
+    refused: list[Rejected] = []
+    for raw in raw_items:
+        size = len(json.dumps(raw, separators=(",", ":")).encode())
+        if size <= cap:
+            kept.append(raw)
+            continue
+        raw_id = raw.get("id") if isinstance(raw, dict) else None
+        item_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 200 else f"?{size}-bytes"
+        reason = f"the item is {size:,} bytes, over this source's cap of {cap:,} (max_item_bytes)"
+        head = {k: raw[k] for k in ("id", "kind", "agent") if k in raw} if isinstance(raw, dict) else type(raw).__name__
+        refused.append(Rejected(item_id, reason, excerpt(head)))
+    return kept, refused
 
 
 def _removal_detail(raw: dict[str, Any]) -> str:
