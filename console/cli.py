@@ -38,14 +38,14 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", parents=[common], help="open the console on an embedded demo fleet of agents")
     demo.add_argument("--seed", type=int, default=None, help="make the generated items repeatable")
-    demo.add_argument("--interval", type=float, default=4.0, help="seconds between new items (default 4)")
+    demo.add_argument("--interval", type=float, default=4.0, help="seconds between new items (default 4; 0: none)")
 
     fleet = commands.add_parser(
         "fleet", parents=[common], help="run the demo fleet alone, as a server for other consoles"
     )
     fleet.add_argument("--port", type=int, default=8700)
     fleet.add_argument("--seed", type=int, default=None)
-    fleet.add_argument("--interval", type=float, default=4.0)
+    fleet.add_argument("--interval", type=float, default=4.0, help="seconds between new items (0: none)")
     fleet.add_argument("--initial", type=int, default=12, help="items to start with")
 
     sources = commands.add_parser("sources", parents=[common], help="manage sources")
@@ -140,7 +140,7 @@ def run_first_run(config_path: Path, data_dir: Path | None, theme: str) -> int:
 def run_demo(data_dir: Path | None, *, seed: int | None, interval: float, start_clean: bool = False) -> int:
     from console.fleet import Fleet
 
-    fleet = Fleet(seed=seed, interval=interval)
+    fleet = Fleet(seed=seed, interval=interval or None)
     url = fleet.start()
     try:
         config = Config(
@@ -156,7 +156,7 @@ def run_demo(data_dir: Path | None, *, seed: int | None, interval: float, start_
 def run_fleet(port: int, *, seed: int | None, interval: float, initial: int) -> int:
     from console.fleet import Fleet
 
-    fleet = Fleet(seed=seed, interval=interval, initial=initial)
+    fleet = Fleet(seed=seed, interval=interval or None, initial=initial)
     url = fleet.start(port=port)
     print(f"demo fleet serving PROTOCOL.md v1 at {url} (ctrl+c stops it)", flush=True)
     try:

@@ -14,6 +14,7 @@ from storage.records import SourceHealth
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
+LONG_POLL_FLOOR = 0.05  # seconds between long-polls
 
 
 class Poller:
@@ -58,10 +59,12 @@ class Poller:
             if changed:
                 log.info("poll %s: the queue changed", name)
                 self.on_change(name)
-            # A long-poll already waited at the server; otherwise keep to the poll interval.
+            # A long-poll already waited at the server: ask again at once (a short floor guards against a server
+            # that answers instantly). Otherwise keep to the poll interval.
+            pause = LONG_POLL_FLOOR if source.long_polls else source.config.poll_interval
             elapsed = time.monotonic() - started
-            if elapsed < source.config.poll_interval:
-                await asyncio.sleep(source.config.poll_interval - elapsed)
+            if elapsed < pause:
+                await asyncio.sleep(pause - elapsed)
 
     async def poll_once(self, source: Source) -> bool:
         """Fetch until the source has nothing more; store each page. True if storage changed."""

@@ -56,6 +56,31 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
     await shot("main-light")
 
 
+async def _stats_and_history(pilot: Any, session: Any, fleet: Any, shot: Shot) -> None:
+    """Decide a few items (one of them decided elsewhere first: a conflict), sync, then `s` and `h`."""
+    from datetime import timedelta
+
+    from storage.records import Risk, Verdict, now_utc
+
+    rows = session.store.queue_rows(0, 20)
+    items = [found[0] for row in rows if (found := session.store.item(row.source, row.id))]
+    items = [item for item in items if item.risk is not Risk.critical and item.allows(Verdict.reject)][:6]
+    fleet.decide_elsewhere(items[0].id)
+    verdicts = (Verdict.approve, Verdict.reject, Verdict.approve, Verdict.approve, Verdict.reject, Verdict.approve)
+    for index, (item, verdict) in enumerate(zip(items, verdicts, strict=False)):
+        reason = session.config.reject_reasons[index % 3] if verdict is Verdict.reject else None
+        shown = now_utc() - timedelta(seconds=25 + 40 * index)
+        session.decide(item, verdict, reason_code=reason, first_shown_at=shown)
+    await pilot.pause(session.config.undo_seconds + 0.5)  # past the undo window: the decisions are due
+    await session.sync_once()
+    await pilot.press("s")
+    await pilot.app.workers.wait_for_complete()
+    await shot("stats")
+    await pilot.press("escape", "h")
+    await shot("history")
+    await pilot.press("escape")
+
+
 async def capture(out: Path) -> list[Path]:
     from textual.app import App
     from textual.widgets import Input
@@ -89,6 +114,8 @@ async def capture(out: Path) -> list[Path]:
                 await session.poll_once()
                 await pilot.pause(0.3)
                 await _tour(pilot, session, shooter(app, pilot))
+                await pilot.press("ctrl+t")  # back to the dark theme
+                await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
     finally:
         fleet.stop()
     with tempfile.TemporaryDirectory() as empty:

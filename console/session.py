@@ -10,6 +10,7 @@ import logging
 import logging.handlers
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ class Session:
         self._change_listeners: list[Callable[[str], None]] = []
         self._outcome_listeners: list[Callable[[Sequence[Outcome]], None]] = []
         self.poller = Poller(self.background_store, list(self.sources.values()), self._changed)
-        self.sync = SyncEngine(self.background_store, self.sources, self._outcomes)
+        self.sync = SyncEngine(self.background_store, self.sources, self._outcomes, labels=self.background_store.labels)
         self.queue = QueueRows(self.store)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
@@ -144,6 +145,7 @@ class Session:
         edited: Any = None,
         reason_code: str | None = None,
         comment: str = "",
+        first_shown_at: datetime | None = None,
     ) -> Decision:
         """Record a decision on exactly the version of `item` the operator saw, durably, then wake the sync.
 
@@ -164,7 +166,7 @@ class Session:
             operator=self.config.operator,
             decided_at=now_utc(),
         )
-        self.store.record_decision(decision, hold_seconds=self.config.undo_seconds)
+        self.store.record_decision(decision, hold_seconds=self.config.undo_seconds, first_shown_at=first_shown_at)
         self.sync.kick()
         return decision
 

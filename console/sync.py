@@ -46,8 +46,11 @@ class SyncEngine:
         sources: Mapping[str, Source],
         on_outcome: Callable[[Sequence[Outcome]], None] | None = None,
         *,
-        batch: int = 64,
-        concurrency: int = 16,
+        batch: int = 256,
+        # Requests in flight at once. Few connections go further than many: each request costs client CPU and the
+        # connection pool's bookkeeping grows with its size (measured on loopback: 4 -> ~1,100 decisions/s,
+        # 16 -> ~650/s). It also keeps a console from hammering an agent service that is catching up.
+        concurrency: int = 4,
         labels: LabelOutbox | None = None,
         label_batch: int = 100,
     ) -> None:

@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from storage import audit
+from storage import audit, labels
 from storage.queue import QueueView, search_text
 from storage.records import (
     RISK_RANK,
@@ -31,6 +32,7 @@ from storage.records import (
     Risk,
     SyncState,
     Verdict,
+    now_utc,
 )
 from storage.schema import MIGRATIONS, SCHEMA_VERSION, URGENCY_ORDER
 
@@ -40,6 +42,11 @@ _NO_DEADLINE = 1e18  # sorts items without a deadline after every real one
 _QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by"
 _URGENCY = URGENCY_ORDER
 _WHOLE_QUEUE = QueueView()
+# Decisions that need the operator: not applied (conflict, failure), or their label refused by the source.
+_PROBLEMS = (
+    "WHERE d.sync_state IN ('conflict', 'failed')"
+    " OR d.id IN (SELECT decision_id FROM labels WHERE sync_state = 'refused')"
+)
 
 
 class DecisionRefused(Exception):
@@ -191,6 +198,7 @@ class Store:
             raise
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
+        self.labels = labels.LabelOutbox(conn, self._lock)  # the label outbox shares this connection and lock
         if not readonly:
             try:
                 self._migrate()
@@ -303,6 +311,8 @@ class Store:
                 else:
                     changed += 1
             for removal in removed:
+                if removal.state == "expired":
+                    self._label_expiry(conn, source, removal.item_id)
                 cur = conn.execute(
                     "UPDATE items SET state = 'removed', removed_reason = ?, updated_at = ?"
                     " WHERE source = ? AND id = ? AND state != 'removed'",
@@ -316,6 +326,15 @@ class Store:
                     (source, cursor),
                 )
         return ChangeSummary(added, changed, gone)
+
+    @staticmethod
+    def _label_expiry(conn: sqlite3.Connection, source: str, item_id: str) -> None:
+        """An item that expired while still undecided here is a label too: nobody acted in time."""
+        row = conn.execute(
+            "SELECT payload FROM items WHERE source = ? AND id = ? AND state = 'pending'", (source, item_id)
+        ).fetchone()
+        if row is not None:
+            labels.insert_label(conn, labels.expiry_label(Item.model_validate_json(row[0]), now_utc()))
 
     def quarantine(self, source: str, item_id: str, reason: str, excerpt: str) -> None:
         # Agent text may hold lone surrogates, which SQLite (UTF-8) cannot store: keep them as visible escapes.
@@ -435,19 +454,23 @@ class Store:
         return Item.model_validate_json(row[0]), row[1]
 
     # -------------------------------------------------------------- decisions
-    def record_decision(self, decision: Decision, hold_seconds: float = 0.0) -> None:
-        """Write the decision and its audit record in one durable transaction.
+    def record_decision(
+        self, decision: Decision, hold_seconds: float = 0.0, first_shown_at: datetime | None = None
+    ) -> None:
+        """Write the decision, its audit record and its label in one durable transaction.
 
         Refuses (DecisionRefused) unless the item is pending locally at exactly the version the operator saw.
-        `hold_seconds` is the undo window: the sync engine sends only due decisions, so it waits that long.
+        `hold_seconds` is the undo window: the sync engine sends only due decisions (and labels), so they wait that
+        long. `first_shown_at` is when the operator first saw this version; the label keeps how long they took.
         """
         with self._tx() as conn:
             row = conn.execute(
-                "SELECT digest, state FROM items WHERE source = ? AND id = ?", (decision.source, decision.item_id)
+                "SELECT digest, state, payload FROM items WHERE source = ? AND id = ?",
+                (decision.source, decision.item_id),
             ).fetchone()
             if row is None:
                 raise DecisionRefused("the item is no longer in the queue")
-            digest, state = row
+            digest, state, payload = row
             if digest != decision.item_digest:
                 raise DecisionRefused("the item changed since it was shown; review the new version")
             if state != "pending":
@@ -492,6 +515,8 @@ class Store:
                 item_digest=decision.item_digest,
                 body=decision.wire_body(),
             )
+            label = labels.build_label(Item.model_validate_json(payload), decision, first_shown_at)
+            labels.insert_label(conn, label, not_before=time.time() + max(0.0, hold_seconds))
 
     def undo(self, decision_id: str, operator: str, now: float | None = None) -> Decision:
         """Take a decision back while it waits in its undo window: in one transaction, mark it undone, put its item
@@ -528,6 +553,7 @@ class Store:
                 item_digest=decision.item_digest,
                 body={"undone": decision.verdict.value, "decided_at": decision.decided_at.isoformat()},
             )
+            labels.void_label(conn, decision.id)  # an undone decision teaches nothing; the audit keeps it
         return decision
 
     def due_decisions(self, limit: int, sources: Sequence[str], now: float | None = None) -> list[Decision]:
@@ -632,15 +658,22 @@ class Store:
         with self._tx() as conn:
             conn.executemany("UPDATE decisions SET seen = 1 WHERE id = ?", [(i,) for i in decision_ids])
 
-    def decisions(self, limit: int = 200) -> list[DecisionRow]:
-        return self._decision_rows("", limit)
+    def decisions(self, limit: int = 200, offset: int = 0, *, problems_only: bool = False) -> list[DecisionRow]:
+        """Decisions newest first, a page at a time; `problems_only`: those that need the operator (_PROBLEMS)."""
+        return self._decision_rows(_PROBLEMS if problems_only else "", limit, offset)
 
-    def _decision_rows(self, where: str, limit: int = 200) -> list[DecisionRow]:
+    def decision_count(self, *, problems_only: bool = False) -> int:
+        where = _PROBLEMS if problems_only else ""
+        with self._lock:
+            return int(self._conn.execute(f"SELECT count(*) FROM decisions d {where}").fetchone()[0])
+
+    def _decision_rows(self, where: str, limit: int = 200, offset: int = 0) -> list[DecisionRow]:
         with self._lock:
             cur = self._conn.execute(
                 "SELECT d.*, i.action_name, i.agent FROM decisions d LEFT JOIN items i"
-                f" ON i.source = d.source AND i.id = d.item_id {where} ORDER BY d.decided_at DESC LIMIT ?",
-                (limit,),
+                f" ON i.source = d.source AND i.id = d.item_id {where}"
+                " ORDER BY d.decided_at DESC, d.id DESC LIMIT ? OFFSET ?",
+                (limit, offset),
             )
             names = [d[0] for d in cur.description]
             rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

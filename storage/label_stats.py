@@ -40,6 +40,7 @@ class LabelStats:
     until: float | None
     overall: GroupStats
     by_agent: dict[str, GroupStats] = field(default_factory=dict)
+    by_source: dict[str, GroupStats] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +50,9 @@ def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
-def _window(since: float | None, until: float | None, agent: str | None) -> tuple[str, tuple[Any, ...]]:
+def _window(
+    since: float | None, until: float | None, agent: str | None, source: str | None = None
+) -> tuple[str, tuple[Any, ...]]:
     clauses = ["1"]
     params: list[Any] = []
     if since is not None:
@@ -61,6 +64,9 @@ def _window(since: float | None, until: float | None, agent: str | None) -> tupl
     if agent is not None:
         clauses.append("agent = ?")
         params.append(agent)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(source)
     return " AND ".join(clauses), tuple(params)
 
 
@@ -77,8 +83,10 @@ def _percentile(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], c
     return None if row is None else float(row[0])
 
 
-def _group(conn: sqlite3.Connection, since: float | None, until: float | None, agent: str | None) -> GroupStats:
-    where, params = _window(since, until, agent)
+def _group(
+    conn: sqlite3.Connection, since: float | None, until: float | None, agent: str | None, source: str | None = None
+) -> GroupStats:
+    where, params = _window(since, until, agent, source)
     counts: dict[str, int] = dict.fromkeys(LABEL_VERDICTS, 0)
     for verdict, count in conn.execute(f"SELECT verdict, count(*) FROM labels WHERE {where} GROUP BY verdict", params):
         counts[verdict] = count
@@ -106,12 +114,14 @@ def _group(conn: sqlite3.Connection, since: float | None, until: float | None, a
 
 
 def label_stats(conn: sqlite3.Connection, since: float | None = None, until: float | None = None) -> LabelStats:
-    """Rates over the labels decided in [since, until), overall and per agent."""
+    """Rates over the labels decided in [since, until), overall, per agent and per source."""
     where, params = _window(since, until, None)
     agents = [r[0] for r in conn.execute(f"SELECT DISTINCT agent FROM labels WHERE {where} ORDER BY agent", params)]
+    sources = [r[0] for r in conn.execute(f"SELECT DISTINCT source FROM labels WHERE {where} ORDER BY source", params)]
     return LabelStats(
         since=since,
         until=until,
         overall=_group(conn, since, until, None),
         by_agent={agent: _group(conn, since, until, agent) for agent in agents},
+        by_source={source: _group(conn, since, until, None, source) for source in sources},
     )

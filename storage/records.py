@@ -7,6 +7,7 @@ the code can rely on types. Display code must still treat every string as hostil
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -169,8 +170,47 @@ def shown_part(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON: the same value always gives the same bytes."""
-    return bytes(rfc8785.dumps(value))
+    """RFC 8785 canonical JSON: the same value always gives the same bytes.
+
+    Most values take a fast path (the C json encoder, about ten times faster than the pure-Python rfc8785 package,
+    which dominated the cost of listing a large queue); values where the two could differ take the package.
+    """
+    try:
+        text = json.dumps(_jcs_ready(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except _NeedsFullJcs:
+        return bytes(rfc8785.dumps(value))
+    if max(text, default=" ") > "\uffff":
+        # Astral characters: JCS sorts keys by UTF-16 code units, Python by code points; let the package decide.
+        return bytes(rfc8785.dumps(value))
+    return text.encode("utf-8")
+
+
+class _NeedsFullJcs(Exception):
+    """The value holds a number that Python's json and RFC 8785 would write differently."""
+
+
+_AS_IS = frozenset({str, bool, type(None)})  # written the same by both: no call needed (most leaves are strings)
+_EXACT_INT = 2**53 - 1  # beyond this an integer is not exactly a double (rfc8785 refuses it)
+
+
+def _jcs_ready(value: Any) -> Any:
+    """The value with integral floats as ints (JCS writes 1250.0 as 1250); numbers repr() writes in exponent form, or
+    integers a double cannot hold, send it to the full implementation."""
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _AS_IS else _jcs_ready(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [item if type(item) in _AS_IS else _jcs_ready(item) for item in value]
+    if kind is float:
+        magnitude = abs(value)
+        if value.is_integer() and magnitude < 1e16:
+            return int(value)
+        if not 1e-4 <= magnitude < 1e16:  # repr() switches to exponent form outside this range; JCS elsewhere
+            raise _NeedsFullJcs
+        return value
+    if kind is int and abs(value) > _EXACT_INT:
+        raise _NeedsFullJcs
+    return value
 
 
 def item_digest(shown: Any) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from storage import audit
+from storage import audit, labels
 
 # The queue's default order, most urgent first; the partial index below serves it.
 URGENCY_ORDER = "risk_order, expires_sort, created_at, source, id"
@@ -124,5 +124,10 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX items_deadline ON items(expires_sort)" + pending)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2)
+def _v3(db: sqlite_utils.Database) -> None:
+    """Labels: one per decision or expiry, the unit of feedback, with their own sync outbox."""
+    labels.create_labels_table(db)
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
 SCHEMA_VERSION = len(MIGRATIONS)

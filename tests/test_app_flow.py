@@ -57,6 +57,11 @@ async def test_approve_reaches_the_server_exactly_once(fleet: Fleet, make_sessio
         assert fleet.decision_requests(top.id) == 1
         assert session.store.queue_index_of(SOURCE, top.id) is None
         assert session.store.verify_audit().ok
+        # Its label follows: the same verdict, with how long the operator looked, at the source's feedback endpoint.
+        await eventually(lambda: any(label["label_id"] == row.decision.id for label in fleet.feedback()))
+        [label] = [label for label in fleet.feedback() if label["label_id"] == row.decision.id]
+        assert (label["verdict"], label["item_id"], label["item_digest"]) == ("approve", top.id, top.digest)
+        assert label["seconds_to_decide"] is not None and label["seconds_to_decide"] >= 0
 
 
 async def test_reject_with_reason_and_comment(fleet: Fleet, make_session: Callable[..., Session]) -> None:

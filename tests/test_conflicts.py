@@ -98,7 +98,9 @@ async def test_each_kind_of_conflict_is_shown_and_none_is_retried(  # noqa: PLR0
             app.main.refresh_status()
             await pilot.pause(0.1)
             assert "locked" in screen_text(app) and "auth failed" in screen_text(app)
-            # The error and its fix are the status bar's tooltip (shown on hover), and in the log.
+            # The operator is told once, loudly (a toast with the fix); the status bar's tooltip keeps it.
+            told = clean(screen_text(app))
+            assert "credentials refused" in told and "sources token locked" in told.replace("\n", " "), told
             tooltip = str(app.main.query_one("#status").tooltip)
             assert "approval-console sources token locked" in tooltip and "APPROVAL_CONSOLE_TOKEN_LOCKED" in tooltip
     finally:

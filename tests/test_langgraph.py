@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def langgraph_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real LangGraph API server in a fresh temp dir (it keeps state in ./.langgraph_api), stopped afterwards."""
-    workdir = tmp_path_factory.mktemp("langgraph")
+@contextmanager
+def langgraph_server(workdir: Path) -> Iterator[str]:
+    """A real LangGraph API server with the test graphs, in `workdir` (it keeps state in ./.langgraph_api)."""
     graphs = {
         "echo": f"{GRAPHS / 'echo.py'}:graph",
         "parallel": f"{GRAPHS / 'parallel.py'}:graph",
@@ -86,6 +86,13 @@ def langgraph_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def langgraph_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server per test module, in a fresh temp dir, stopped afterwards."""
+    with langgraph_server(tmp_path_factory.mktemp("langgraph")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -467,6 +474,17 @@ async def test_console_approves_and_rejects_agent_inbox_items(
             await eventually(decided, what="the decision recorded")
         await eventually(lambda: session.store.waiting_count() == 0, timeout=30, what="both decisions applied")
         assert {row.sync_state for row in session.store.decisions()} == {SyncState.applied}
+        # Each decision's label lands on its thread's metadata, where the agent's owners look.
+        decision_ids = {r.decision.item_id.split(":")[0]: r.decision.id for r in session.store.decisions()}
+        for thread_id in (approve_id, reject_id):
+            key = f"approval_console_label:{decision_ids[thread_id]}"
+            for _ in range(100):
+                metadata = (await api.get(f"/threads/{thread_id}")).json()["metadata"]
+                if key in metadata:
+                    break
+                await pilot.pause(0.1)
+            assert metadata[key]["verdict"] == ("approve" if thread_id == approve_id else "reject")
+            assert metadata[key]["operator"] == "alice"
     await session.aclose()
     reason = session.config.reject_reasons[1]
     assert (await settled(api, approve_id))["values"]["outcome"] == [{"type": "accept", "args": None}]

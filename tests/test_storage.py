@@ -174,3 +174,26 @@ def test_a_newer_schema_is_refused_with_a_fix(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(RuntimeError, match="newer approval-console"):
         Store(path)
+
+
+def test_labels_follow_decisions_undos_and_expiries(store: Store) -> None:
+    from storage.labels import Label
+
+    kept, undone, expired = item("kept"), item("undone"), item("expired")
+    store.apply_changes("billing", [kept, undone, expired], [], "1")
+    decision = decision_for(kept, Verdict.reject, reason_code="unsafe")
+    store.record_decision(decision, first_shown_at=decision.decided_at)
+    taken_back = decision_for(undone)
+    store.record_decision(taken_back, hold_seconds=60)
+    store.undo(taken_back.id, "alice")
+    store.apply_changes("billing", [], [Removal("expired", "expired")], "2")
+    records = [Label.model_validate_json(r[0]) for r in store.db.execute("SELECT record FROM labels").fetchall()]
+    labels = {label.item_id: label for label in records}
+    assert set(labels) == {"kept", "expired"}, "an undone decision leaves no label"
+    assert (labels["kept"].verdict, labels["kept"].reason_code, labels["kept"].seconds_to_decide) == (
+        "reject",
+        "unsafe",
+        0,
+    )
+    assert labels["kept"].label_id == decision.id
+    assert labels["expired"].verdict == "expired" and labels["expired"].operator is None

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from console.screens.reject import Rejection, RejectScreen
 from console.session import Session
 from storage.db import DecisionRefused, StorageError, UndoRefused
 from storage.queue import Grouping, QueueView, SortOrder
-from storage.records import Decision, Item, QueueRow, Risk, Verdict
+from storage.records import Decision, Item, QueueRow, Risk, SourceHealth, Verdict, now_utc
 from widgets.detail import ItemDetail
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
@@ -35,6 +36,7 @@ from widgets.status_bar import StatusBar
 SETTLE_SECONDS = 1.5
 # After a decision the next item slides in; a second press this soon is a bounce or a double tap, not a decision.
 REPEAT_GUARD_SECONDS = 0.4
+_FIRST_SHOWN_KEPT = 10_000
 _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again before deciding."
 _NOTICE_REPLACED = "The item you were viewing left the queue ({why}); this is the next one."
 _NOTICE_EMPTIED = "The item you were viewing left the queue ({why})."
@@ -75,6 +77,8 @@ class MainScreen(Screen[None]):
         Binding("g", "group", "Group"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("p", "problems", "Problems"),
+        Binding("s", "stats", "Stats"),
+        Binding("h", "history", "History"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -84,6 +88,8 @@ class MainScreen(Screen[None]):
         self.session = session
         self._now = now
         self.shown: Item | None = None  # exactly what the detail shows: decisions bind to this version
+        self._first_shown: dict[tuple[str, str, str], datetime] = {}
+        self._refused_told: set[str] = set()  # sources whose refused credentials the operator was told about
         self._settle_until = 0.0
         self._settle_reason = ""
         self.undoable: list[Undoable] = []  # newest last
@@ -154,6 +160,11 @@ class MainScreen(Screen[None]):
 
     def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
         self.shown = item
+        if item is not None:
+            # When the operator first saw this version: labels keep how long they took to decide.
+            self._first_shown.setdefault((item.source, item.id, item.digest), now_utc())
+            if len(self._first_shown) > _FIRST_SHOWN_KEPT:
+                del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
         empty = "Queue is empty" if self.queue_list.row_count == 0 else None
         self.query_one(ItemDetail).show(item, notice=notice, empty=empty)
         if settle:
@@ -233,13 +244,31 @@ class MainScreen(Screen[None]):
 
     def refresh_status(self) -> None:
         store = self.session.store
+        health = list(self.session.poller.health.values())
+        self._tell_refused_credentials(health)
         self.query_one(StatusBar).update_status(
-            list(self.session.poller.health.values()),
+            health,
             waiting=store.waiting_count(),
             conflicts=len(store.unseen_problems()),
             operator=self.session.config.operator,
             now=self._now(),
         )
+
+    def _tell_refused_credentials(self, health: list[SourceHealth]) -> None:
+        """A source that starts refusing our token is said once, loudly, with the fix (the status bar keeps it)."""
+        for source in health:
+            if source.state != "auth":
+                self._refused_told.discard(source.name)
+            elif source.name not in self._refused_told:
+                self._refused_told.add(source.name)
+                self.app.bell()
+                self.notify(
+                    clean(source.error, multiline=False),
+                    title=clean(f"{source.name}: credentials refused", multiline=False),
+                    severity="error",
+                    timeout=30,
+                    markup=False,
+                )
 
     # -------------------------------------------------------------- deciding
     def _decidable(self, verdict: Verdict) -> Item | None:
@@ -261,7 +290,8 @@ class MainScreen(Screen[None]):
 
     def _record(self, item: Item, verdict: Verdict, **details: Any) -> None:
         try:
-            decision = self.session.decide(item, verdict, **details)
+            first_shown_at = self._first_shown.pop((item.source, item.id, item.digest), None)
+            decision = self.session.decide(item, verdict, first_shown_at=first_shown_at, **details)
         except DecisionRefused as exc:
             self.app.bell()
             self.notify(f"Not recorded: {exc}.", severity="error", markup=False)
@@ -393,3 +423,14 @@ class MainScreen(Screen[None]):
         conflicts = store.unseen_problems()
         store.mark_seen([row.decision.id for row in conflicts])
         self.app.push_screen(ProblemsScreen(conflicts, store.quarantined()), lambda _: self.refresh_status())
+
+    def action_stats(self) -> None:
+        from console.screens.stats import StatsScreen
+
+        self.app.push_screen(StatsScreen(self.session.store.path, now=self._now))
+
+    def action_history(self) -> None:
+        from console.screens.history import HistoryScreen
+
+        auth = [h.name for h in self.session.poller.health.values() if h.state == "auth"]
+        self.app.push_screen(HistoryScreen(self.session.store.path, auth_refused=auth))

@@ -72,6 +72,11 @@ class SourceError(Exception):
 class Source(Protocol):
     config: SourceConfig
 
+    @property
+    def long_polls(self) -> bool:
+        """True when `fetch` waits at the server for changes: the poller then asks again at once."""
+        ...
+
     async def fetch(self, cursor: str | None) -> Page: ...
 
     async def send_decision(self, decision: Decision) -> SendResult: ...

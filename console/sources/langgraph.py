@@ -51,9 +51,10 @@ import jsonschema
 
 from console.config import SourceConfig
 from console.secrets import Token
-from console.sources.base import Page, SendResult, SourceError, validate_items
+from console.sources.base import LabelSendResult, Page, SendResult, SourceError, validate_items
 from console.sources.native import USER_AGENT, retry_after_seconds
 from storage.db import Removal
+from storage.labels import Label
 from storage.records import Decision, Item, Outcome, SyncState, Verdict, item_digest, shown_part
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ BUSY_RETRY = 1.0  # seconds: the thread is running (ours or another console's re
 WAITING_RETRY = 3.0  # seconds: a decision waits for the other actions of its request
 DEFAULT_RISK = "medium"  # LangGraph payloads carry no risk; the operator reads the action itself
 DECISIONS_KEY = "approval_console_decisions"  # run metadata: which decisions a resume carries
+LABEL_KEY_PREFIX = "approval_console_label:"  # thread metadata: one key per label
 _LISTED = ["thread_id", "created_at", "updated_at", "metadata"]
 
 
@@ -115,6 +117,10 @@ class LangGraphSource:
         self._held: dict[tuple[str, str], dict[int, tuple[Decision, Any]]] = {}
         self._sending: set[tuple[str, str]] = set()
         self._applied: dict[str, str] = {}  # decision id -> run id, for decisions sent together with another
+
+    @property
+    def long_polls(self) -> bool:
+        return False  # the LangGraph API has no long-poll of thread searches
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -244,6 +250,38 @@ class LangGraphSource:
         if status in (429, 503):
             raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response))
         raise SourceError(f"answered {status} to {method} {path.split('?', maxsplit=1)[0]}")
+
+    # ----------------------------------------------------------------- labels
+    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult:
+        """Put each label on its thread's metadata, so the agent's owners find the human verdict next to the run.
+
+        One metadata key per label (`approval_console_label:<id>`): metadata merges by key, so a resend changes
+        nothing. A thread that no longer exists refuses its labels (kept locally, with the reason).
+        """
+        by_thread: dict[str, list[Label]] = {}
+        refused: dict[str, str] = {}
+        for label in labels:
+            parsed = parse_item_id(label.item_id)
+            if parsed is None:
+                refused[label.label_id] = "not a LangGraph item id"
+            else:
+                by_thread.setdefault(parsed[0], []).append(label)
+        sent: set[str] = set()
+        for thread_id, thread_labels in by_thread.items():
+            metadata = {f"{LABEL_KEY_PREFIX}{label.label_id}": label.wire_body() for label in thread_labels}
+            try:
+                response = await self._call(
+                    "PATCH", f"/threads/{quote(thread_id, safe='')}", missing_ok=True, json={"metadata": metadata}
+                )
+            except SourceError as exc:  # retry what is left; keep what went through
+                return LabelSendResult(
+                    frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth
+                )
+            if response.status_code == 404:
+                refused.update((label.label_id, "the thread no longer exists") for label in thread_labels)
+            else:
+                sent.update(label.label_id for label in thread_labels)
+        return LabelSendResult(frozenset(sent), refused)
 
     # ---------------------------------------------------------------- sending
     async def send_decision(self, decision: Decision) -> SendResult:

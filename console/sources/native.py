@@ -52,6 +52,10 @@ class NativeSource:
         self._long_poll: bool | None = None  # learnt from /v1/info on first use
         self._claims = False  # features.claims, learnt with long_poll
 
+    @property
+    def long_polls(self) -> bool:
+        return bool(self._long_poll and self.config.long_poll > 0)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

@@ -1,10 +1,12 @@
-"""Figures whose features are not (all) in the app yet: they report "not available yet" (met: false) until then."""
+"""Figures over the LangGraph source and the label export (the LangGraph one reports "not available yet" without
+its server)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
 import importlib.util
+import time
 import uuid
 from functools import partial
 from typing import Any
@@ -92,4 +94,29 @@ def _counts(app: ApprovalApp, count: int) -> bool:
     ),
 )
 async def export(bench: Bench) -> list[Result]:
-    return unavailable("export", "labels and their export are a later issue")
+    # The export test's generator and memory sampler, reused: the labels table filled in one transaction.
+    from storage.export import export_labels, open_readonly
+    from tests.test_export import CountingSink, PeakRss, generate, rss_bytes
+
+    count = bench.items(1_000_000, 100_000)
+    path = bench.workdir / "labels.db"
+    await asyncio.to_thread(generate, path, count)
+    rates: list[float] = []
+    growths: list[float] = []
+    for _ in range(bench.runs(3, 1)):
+        conn = open_readonly(path)
+        before = rss_bytes()
+        started = time.perf_counter()
+        with PeakRss() as memory:
+            exported = await asyncio.to_thread(export_labels, conn, CountingSink(), "labels")
+        seconds = time.perf_counter() - started
+        conn.close()
+        if exported.labels != count:
+            raise RuntimeError(f"exported {exported.labels} of {count} labels")
+        rates.append(count / seconds)
+        growths.append((memory.peak - before) / 1e6)
+    params = {"labels": count, "format": "labels"}
+    return [
+        measured("export", "export_labels_rate", rates, params=params),
+        measured("export", "export_memory_growth", growths, params=params),
+    ]
