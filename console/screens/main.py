@@ -77,8 +77,8 @@ class MainScreen(Screen[None]):
         Binding("g", "group", "Group"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("p", "problems", "Problems"),
-        Binding("s", "stats", "Stats"),
-        Binding("h", "history", "History"),
+        Binding("s", "stats", "Stats", show=False),  # the footer is full: `?` and ctrl+p list it
+        Binding("h", "history", "History", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
