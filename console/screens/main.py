@@ -129,6 +129,8 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------ data flow
     def queue_changed(self) -> None:
         """Storage changed (a poll, a decision, an outcome): re-read the queue, re-check the shown item."""
+        if not self.is_mounted:  # a poll can finish before the screen has composed, or after it closed
+            return
         before = self.shown
         self.queue_list.refresh_rows()
         self._update_queue_bar()
@@ -243,6 +245,8 @@ class MainScreen(Screen[None]):
         self.query_one("#queue-bar", Static).update(Content.assemble(*parts))
 
     def refresh_status(self) -> None:
+        if not self.is_mounted:
+            return
         store = self.session.store
         health = list(self.session.poller.health.values())
         self._tell_refused_credentials(health)
