@@ -89,6 +89,7 @@ class MainScreen(Screen[None]):
         self._now = now
         self.shown: Item | None = None  # exactly what the detail shows: decisions bind to this version
         self._first_shown: dict[tuple[str, str, str], datetime] = {}
+        self._ready = False  # set once composed and mounted: storage changes may arrive before
         self._refused_told: set[str] = set()  # sources whose refused credentials the operator was told about
         self._settle_until = 0.0
         self._settle_reason = ""
@@ -105,7 +106,11 @@ class MainScreen(Screen[None]):
         yield StatusBar(id="status")
         yield Footer()
 
+    def on_unmount(self) -> None:
+        self._ready = False
+
     def on_mount(self) -> None:
+        self._ready = True
         self.query_one("#filter", Input).display = False
         self.query_one("#undo-bar", Static).display = False
         self.query_one(QueueList).focus()
@@ -129,7 +134,7 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------ data flow
     def queue_changed(self) -> None:
         """Storage changed (a poll, a decision, an outcome): re-read the queue, re-check the shown item."""
-        if not self.is_mounted:  # a poll can finish before the screen has composed, or after it closed
+        if not self._ready:  # a poll can finish before the screen has composed
             return
         before = self.shown
         self.queue_list.refresh_rows()
@@ -245,12 +250,13 @@ class MainScreen(Screen[None]):
         self.query_one("#queue-bar", Static).update(Content.assemble(*parts))
 
     def refresh_status(self) -> None:
-        if not self.is_mounted:
+        bars = self.query(StatusBar)
+        if not self._ready or not bars:  # not composed yet, or being torn down while a timer still fires
             return
         store = self.session.store
         health = list(self.session.poller.health.values())
         self._tell_refused_credentials(health)
-        self.query_one(StatusBar).update_status(
+        bars.first().update_status(
             health,
             waiting=store.waiting_count(),
             conflicts=len(store.unseen_problems()),
