@@ -362,9 +362,9 @@ class Store:
         return {r[0]: r[1] for r in rows}
 
     def queue_count(self, view: QueueView = _WHOLE_QUEUE) -> int:
-        where, params = view.where()
+        sql, params = view.count_query()
         with self._lock:
-            return int(self._conn.execute(f"SELECT count(*) FROM items WHERE {where}", params).fetchone()[0])
+            return int(self._conn.execute(sql, params).fetchone()[0])
 
     def queue_rows(self, offset: int, limit: int, view: QueueView = _WHOLE_QUEUE) -> list[QueueRow]:
         """Rows `offset .. offset+limit-1` of the pending queue in `view`'s order and filter."""
