@@ -47,6 +47,7 @@ def _free_port() -> int:
 @contextmanager
 def langgraph_server(workdir: Path) -> Iterator[str]:
     """A real LangGraph API server with the test graphs, in `workdir` (it keeps state in ./.langgraph_api)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     graphs = {
         "echo": f"{GRAPHS / 'echo.py'}:graph",
         "parallel": f"{GRAPHS / 'parallel.py'}:graph",
