@@ -26,9 +26,9 @@ from console.session import Session, setup_logging
 from console.sources.native import NativeSource
 from storage.records import Decision, Verdict
 from tests.conftest import eventually
+from tests.factories import decision as decision_for
 from tests.factories import item
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
-from tests.test_storage import decision_for
 
 CANARY = "canary-5e1f-token-do-not-leak"
 

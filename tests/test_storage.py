@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from storage.db import DecisionRefused, Removal, Store, SyncResult
-from storage.records import Decision, Item, SyncState, Verdict, now_utc
+from storage.records import SyncState, Verdict
+from tests import factories
 from tests.factories import item
 
 
@@ -20,19 +20,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "console.db")
     yield s
     s.close()
-
-
-def decision_for(it: Item, verdict: Verdict = Verdict.approve, **kw: object) -> Decision:
-    return Decision(
-        id=str(uuid.uuid4()),
-        source=it.source,
-        item_id=it.id,
-        item_digest=it.digest,
-        verdict=verdict,
-        operator="alice",
-        decided_at=now_utc(),
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def test_queue_is_most_urgent_first(store: Store) -> None:
@@ -80,17 +67,17 @@ def test_decision_is_bound_to_the_version_seen(store: Store) -> None:
     store.apply_changes("billing", [old], [], "1")
     store.apply_changes("billing", [item("a", confidence=0.2)], [], "2")
     with pytest.raises(DecisionRefused, match="changed"):
-        store.record_decision(decision_for(old))
+        store.record_decision(factories.decision(old))
     assert store.waiting_count() == 0
 
 
 def test_one_decision_per_item_and_it_leaves_the_queue(store: Store) -> None:
     it = item("a")
     store.apply_changes("billing", [it], [], "1")
-    store.record_decision(decision_for(it))
+    store.record_decision(factories.decision(it))
     assert store.queue_count() == 0
     with pytest.raises(DecisionRefused, match="already decided"):
-        store.record_decision(decision_for(it, Verdict.reject, reason_code="unsafe"))
+        store.record_decision(factories.decision(it, Verdict.reject, reason_code="unsafe"))
     assert store.waiting_count() == 1
     # Listing the same version again does not put a decided item back in the queue.
     store.apply_changes("billing", [it], [], "2")
@@ -101,13 +88,13 @@ def test_decision_on_an_item_that_left_is_refused(store: Store) -> None:
     it = item("a")
     store.apply_changes("billing", [it], [Removal("a", "decided")], "1")
     with pytest.raises(DecisionRefused, match="left the queue"):
-        store.record_decision(decision_for(it))
+        store.record_decision(factories.decision(it))
 
 
 def test_outbox_retry_then_final_outcome(store: Store) -> None:
     it = item("a")
     store.apply_changes("billing", [it], [], "1")
-    decision = decision_for(it)
+    decision = factories.decision(it)
     store.record_decision(decision)
     assert [d.id for d in store.due_decisions(10, ["billing"])] == [decision.id]
     assert store.due_decisions(10, ["other"]) == []
@@ -130,7 +117,7 @@ def test_decisions_survive_reopening(tmp_path: Path) -> None:
     first = Store(path)
     it = item("a", kind="escalation", output={"label": "billing"})
     first.apply_changes("billing", [it], [], "1")
-    decision = decision_for(it, Verdict.edit, edited={"label": "refund"}, edited_digest="sha256:" + "0" * 64)
+    decision = factories.decision(it, Verdict.edit, edited={"label": "refund"})
     first.record_decision(decision)
     first.close()
     again = Store(path)
@@ -145,9 +132,9 @@ def test_audit_chain_records_decisions_and_outcomes_and_catches_tampering(tmp_pa
     store = Store(path)
     a, b = item("a"), item("b")
     store.apply_changes("billing", [a, b], [], "1")
-    da = decision_for(a)
+    da = factories.decision(a)
     store.record_decision(da)
-    store.record_decision(decision_for(b, Verdict.reject, reason_code="unsafe"))
+    store.record_decision(factories.decision(b, Verdict.reject, reason_code="unsafe"))
     store.record_results([SyncResult(da.id, SyncState.applied, "applied", "")])
     result = store.verify_audit()
     assert (result.ok, result.records) == (True, 3)
@@ -181,9 +168,9 @@ def test_labels_follow_decisions_undos_and_expiries(store: Store) -> None:
 
     kept, undone, expired = item("kept"), item("undone"), item("expired")
     store.apply_changes("billing", [kept, undone, expired], [], "1")
-    decision = decision_for(kept, Verdict.reject, reason_code="unsafe")
+    decision = factories.decision(kept, Verdict.reject, reason_code="unsafe")
     store.record_decision(decision, first_shown_at=decision.decided_at)
-    taken_back = decision_for(undone)
+    taken_back = factories.decision(undone)
     store.record_decision(taken_back, hold_seconds=60)
     store.undo(taken_back.id, "alice")
     store.apply_changes("billing", [], [Removal("expired", "expired")], "2")

@@ -30,8 +30,8 @@ from storage.lock import DataDirBusy
 from storage.records import Risk, SyncState, Verdict
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import eventually, make_config, screen_text
+from tests.factories import decision as decision_for
 from tests.factories import item
-from tests.test_storage import decision_for
 
 _ROOT = Path(__file__).resolve().parent.parent
 
