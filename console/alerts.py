@@ -64,9 +64,9 @@ class Alerts:
         if window <= 0:
             return []
         alerts = []
-        for row in store.deadlines_before(now + window):
+        for row in store.deadlines_between(now, now + window):
             key = (row.source, row.id)
-            if key in self._announced_due or row.expires_at is None or row.expires_at <= now:
+            if key in self._announced_due or row.expires_at is None:
                 continue
             self._announced_due.add(key)
             left = format_countdown(row.expires_at - now)

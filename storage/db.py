@@ -423,13 +423,17 @@ class Store:
             ).fetchall()
         return [_queue_row(r) for r in rows]
 
-    def deadlines_before(self, until: float) -> list[QueueRow]:
-        """Pending items whose deadline is before `until` (soonest first, at most 100)."""
+    def deadlines_between(self, after: float, until: float) -> list[QueueRow]:
+        """Pending items whose deadline falls after `after` and before `until` (soonest first, at most 100).
+
+        The lower bound matters: items already past their deadline (the source has not expired them yet) must not
+        fill the 100 and hide the ones about to pass.
+        """
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND expires_sort < ?"
+                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND expires_sort > ? AND expires_sort < ?"
                 " ORDER BY expires_sort LIMIT 100",
-                (until,),
+                (after, until),
             ).fetchall()
         return [_queue_row(r) for r in rows]
 
@@ -647,6 +651,15 @@ class Store:
             return int(
                 self._conn.execute(
                     "SELECT count(*) FROM decisions WHERE sync_state IN ('pending', 'sending')"
+                ).fetchone()[0]
+            )
+
+    def unseen_problem_count(self) -> int:
+        """How many conflicts and failures wait for the operator: the status bar asks every second, so a count."""
+        with self._lock:
+            return int(
+                self._conn.execute(
+                    "SELECT count(*) FROM decisions WHERE sync_state IN ('conflict', 'failed') AND seen = 0"
                 ).fetchone()[0]
             )
 

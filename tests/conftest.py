@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
 from console.session import Session
+from storage.db import Store
 
 SOURCE = "fleet"
 
@@ -23,6 +24,14 @@ def fleet() -> Iterator[Fleet]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real Store on a SQLite file in a temp dir."""
+    opened = Store(tmp_path / "console.db")
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -40,13 +40,6 @@ from tests.factories import decision, item
 
 SIZE = (120, 40)
 BASE = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "console.db")
-    yield s
-    s.close()
 
 
 def at(minutes: float) -> str:

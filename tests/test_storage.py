@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,13 +12,6 @@ from storage.db import DecisionRefused, Removal, Store, SyncResult
 from storage.records import SyncState, Verdict
 from tests import factories
 from tests.factories import item
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "console.db")
-    yield s
-    s.close()
 
 
 def test_queue_is_most_urgent_first(store: Store) -> None:
@@ -184,3 +176,13 @@ def test_labels_follow_decisions_undos_and_expiries(store: Store) -> None:
     )
     assert labels["kept"].label_id == decision.id
     assert labels["expired"].verdict == "expired" and labels["expired"].operator is None
+
+
+def test_deadline_alerts_look_past_items_already_overdue(store: Store) -> None:
+    now = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
+    overdue = [item(f"late-{n}", expires_at=(now - timedelta(minutes=1)).isoformat()) for n in range(150)]
+    soon = item("soon", expires_at=(now + timedelta(seconds=60)).isoformat())
+    later = item("later", expires_at=(now + timedelta(minutes=30)).isoformat())
+    store.apply_changes("billing", [*overdue, soon, later], [], "1")
+    due = store.deadlines_between(now.timestamp(), now.timestamp() + 120)
+    assert [row.id for row in due] == ["soon"], "150 overdue items must not crowd out the one about to pass"

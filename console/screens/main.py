@@ -259,7 +259,7 @@ class MainScreen(Screen[None]):
         bars.first().update_status(
             health,
             waiting=store.waiting_count(),
-            conflicts=len(store.unseen_problems()),
+            conflicts=store.unseen_problem_count(),
             operator=self.session.config.operator,
             now=self._now(),
         )
