@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--initial", type=int, default=12, help="items to start with")
 
     sources = commands.add_parser("sources", parents=[common], help="manage sources")
-    source_commands = sources.add_subparsers(dest="sources_command", required=True)
+    source_commands = sources.add_subparsers(dest="sources_command", required=True, metavar="{add,list,token,remove}")
     add = source_commands.add_parser(
         "add", parents=[common], help="add a source to the config and store its token in the keyring"
     )
@@ -127,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     audit = commands.add_parser("audit", parents=[common], help="the audit trail")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="{verify}")
     audit_commands.add_parser(
         "verify", parents=[common, demo_data], help="check the hash chain; report OK or the first broken record"
     )
@@ -271,9 +271,10 @@ def sources_add(args: argparse.Namespace) -> int:
     from console.secrets import KeyringUnavailable, keyring_backend, store_token
 
     path = _config_path(args)
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    if path.exists() and any(s.name == args.name for s in config_module.parse(existing, path).sources):
+    current = config_module.load(path) if path.exists() else None  # its own problems cite its own lines
+    if current is not None and any(s.name == args.name for s in current.sources):
         raise CliError(f"{path} already has a source named {args.name!r}")
+    existing = path.read_text(encoding="utf-8") if current is not None else ""
     block = config_module.source_block(args.name, args.url, args.kind, allow_insecure_http=args.allow_insecure_http)
     try:
         config_module.parse(block, path)  # the new source alone: its problems are the command line's, not the file's
