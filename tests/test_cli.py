@@ -9,6 +9,7 @@ one (PYTHON_KEYRING_BACKEND): keyrings.alt's file store in a temp dir, or the "f
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import socket
@@ -20,18 +21,20 @@ from pathlib import Path
 
 import pytest
 
+from console.app import ApprovalApp
 from console.cli import _parser
-from console.config import ConfigError, SourceConfig, load, parse, token_env_var
+from console.config import Config, ConfigError, SourceConfig, load, parse, token_env_var
+from console.doctor import check_source
 from console.screens.first_run import first_run_text
-from console.secrets import Token
-from console.sources.base import SourceError
-from console.sources.native import NativeSource
+from console.session import LOG_NAME, Session, setup_logging
 from storage.db import Store
 from storage.labels import build_label
 from storage.records import Verdict
 from tests import factories
+from tests.conftest import eventually, screen_text
 from tests.label_data import SHOWN, decision_on, open_labels_db, store_labels
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
+from tests.test_doctor import isolated_log  # noqa: F401  (a fixture)
 
 CANARY = "canary-pw-4d1b-do-not-leak"
 FILE_KEYRING = "keyrings.alt.file.PlaintextKeyring"
@@ -139,21 +142,26 @@ def test_credentials_in_a_url_are_refused_and_shown_nowhere(cli: Cli) -> None:
     assert "credentials" in cli("doctor").stdout
 
 
-async def test_a_url_with_credentials_built_in_code_is_shown_without_them() -> None:
-    """SourceConfig made in code (not from a config file) still never shows its userinfo: in the error the poller logs
-    and the status bar's tooltip shows, and in what the doctor prints."""
-    from console.doctor import check_source
-
+@pytest.mark.usefixtures("isolated_log")
+async def test_a_url_with_credentials_made_in_code_is_logged_and_shown_without_them(tmp_path: Path) -> None:
+    """A SourceConfig made in code (the config file refuses such a url) still never shows its userinfo: not in the
+    error the poller logs, not in the status bar's tooltip, not on screen, not in what the doctor prints."""
     url = closed_port_url().replace("http://", f"http://ops:{CANARY}@")
-    config = SourceConfig(name="crm", url=url, timeout=1.0)
-    source = NativeSource(config, Token("t", "environment"))
-    try:
-        with pytest.raises(SourceError) as caught:
-            await source.fetch(None)
-    finally:
-        await source.aclose()
-    assert "cannot reach http://127.0.0.1:" in str(caught.value) and CANARY not in str(caught.value)
-    check = await check_source(config, None)
+    source = SourceConfig(name="crm", url=url, poll_interval=0.2, long_poll=0.0, timeout=1.0)
+    data_dir = tmp_path / "data"
+    setup_logging(data_dir)
+    session = Session(Config(operator="alice", sources=(source,)), data_dir, token_for=lambda _n: None)
+    app = ApprovalApp(session)
+    async with app.run_test(size=(140, 40)):
+        bar = app.main.query_one("#status")
+        await eventually(lambda: bar.tooltip is not None, what="the source shown as down, with its reason")
+        tooltip, screen = str(bar.tooltip), screen_text(app)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    assert "cannot reach http://127.0.0.1:" in tooltip and "cannot reach http://127.0.0.1:" in log
+    assert CANARY not in tooltip + screen + log
+    check = await check_source(source, None)
     assert check.status == "FAIL" and "127.0.0.1" in check.detail and CANARY not in check.detail
 
 
