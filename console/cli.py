@@ -282,7 +282,13 @@ def sources_add(args: argparse.Namespace) -> int:
         fix = exc.fix.replace("add allow_insecure_http = true to this source", "add --allow-insecure-http")
         raise CliError(f"sources add: {exc.problem} (given on the command line; nothing written; fix: {fix})") from exc
     candidate = existing + block
-    config_module.parse(candidate, path)  # refuse to write a config that would not load
+    try:
+        config_module.parse(candidate, path)  # refuse to write a config that would not load
+    except ConfigError as exc:  # its problem would cite lines of the combined text, which the file does not have
+        raise CliError(
+            f"cannot add a [[sources]] block to {path}: the result would not load (are its sources written as an"
+            " inline array?); nothing written: add the source by hand"
+        ) from exc
     env = token_env_var(args.name)
     if not args.no_token:
         backend = keyring_backend()  # before asking: a token typed for a keyring that is not there would be lost

@@ -193,6 +193,7 @@ BAD_INPUT = {
     "sources add with a bad name": ["sources", "add", "bad name", "http://127.0.0.1:9", "--no-token"],
     "sources add with a bad url": ["sources", "add", "new", "ftp://x", "--no-token"],
     "sources add of a name taken": ["sources", "add", "crm", "http://127.0.0.1:9", "--no-token"],
+    "sources add to a config it cannot extend": ["sources", "add", "new", "http://x:1", "--config", "{inline}"],
     "sources list of a bad config": ["sources", "list", "--config", "{bad_config}"],
     "sources token of an unknown source": ["sources", "token", "nope"],
     "sources remove of an unknown source": ["sources", "remove", "nope"],
@@ -216,6 +217,8 @@ def test_every_subcommand_refuses_bad_input_in_one_line(cli: Cli, busy_port: int
     a_file.write_text("not a directory")
     bad_config = cli.home / "bad.toml"
     bad_config.write_text("undo_seconds = 99\n" + GOOD)
+    inline = cli.home / "inline.toml"
+    inline.write_text('sources = [{ name = "crm", url = "http://127.0.0.1:9" }]\n')
     garbage_dir = cli.home / "garbage"
     garbage_dir.mkdir()
     (garbage_dir / "console.db").write_bytes(b"garbage" * 1000)
@@ -225,6 +228,7 @@ def test_every_subcommand_refuses_bad_input_in_one_line(cli: Cli, busy_port: int
         "bad_config": bad_config,
         "home": cli.home,
         "garbage_dir": garbage_dir,
+        "inline": inline,
     }
     one_line_error(cli(*(arg.format(**values) for arg in args)))
 
