@@ -24,6 +24,7 @@ from storage.db import DatabaseDamaged, Store, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
 from storage.records import Decision, Item, QueueRow, Verdict, item_digest, now_utc
+from storage.safe_text import clean
 
 log = logging.getLogger(__name__)
 DB_NAME = "console.db"
@@ -53,15 +54,33 @@ class QueueRows:
         return self._store.queue_groups(self.view)
 
 
+class SafeFormatter(logging.Formatter):
+    """Log records as the screen shows text: server and agent text (in a message or its arguments) is cleaned of
+    terminal escapes, C1 controls and bidi overrides, so `tail -f console.log` replays nothing into a terminal.
+
+    A record is one line (a newline in server text cannot forge another record); a traceback keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return clean(super().formatMessage(record), multiline=False)
+
+    def formatException(self, ei: Any) -> str:
+        return clean(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return clean(super().formatStack(stack_info))
+
+
 def setup_logging(data_dir: Path) -> None:
-    """A rotating log in the data dir. Tokens never reach it: they live only in request headers."""
+    """A rotating log in the data dir, every record cleaned by SafeFormatter. Tokens never reach it: they live only in
+    request headers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     path = data_dir / LOG_NAME
     if any(isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
         return
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     # httpx logs every request line at INFO; polling would drown the log.
