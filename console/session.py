@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from console.secrets import Token, get_token
 from console.sources import build_source
 from console.sources.base import ClaimingSource, Source
 from console.sync import Outcome, SyncEngine
-from storage.db import DatabaseDamaged, Store, set_aside
+from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
 from storage.records import Decision, Item, QueueRow, Verdict, item_digest, now_utc
@@ -52,6 +54,19 @@ class QueueRows:
 
     def groups(self) -> Sequence[tuple[str, int]]:
         return self._store.queue_groups(self.view)
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """How sending the unsent decisions before quitting went."""
+
+    total: int  # unsent when sending started
+    unsent: list[Unsent]  # still unsent at the end
+    blocked: dict[str, str]  # source -> why it takes no decisions now (down, refusing our token, busy)
+
+    @property
+    def sent(self) -> int:
+        return self.total - len(self.unsent)
 
 
 class SafeFormatter(logging.Formatter):
@@ -194,6 +209,48 @@ class Session:
         decision = self.store.undo(decision_id, self.config.operator)
         self.sync.kick()
         return decision
+
+    def unsent(self) -> list[Unsent]:
+        """Decisions the sources have not confirmed yet (in the undo window, waiting for a retry, being sent)."""
+        return self.store.unsent()
+
+    async def send_unsent(
+        self, bound: float, progress: Callable[[SendReport], None] | None = None, *, poll: float = 0.1
+    ) -> SendReport:
+        """End the undo window (and any retry wait) of every unsent decision and wait while the sync engine sends them.
+
+        Needs `run()` going (the app's background work does it). Returns when none is left, when every one left was
+        tried and came back for a retry (its source is down, refusing our token or busy: waiting longer would not
+        help), or after `bound` seconds. `progress` hears each look.
+        """
+        tried_before = {u.decision_id: u.attempts for u in self.store.unsent()}
+        total = len(tried_before)
+        self.store.send_unsent_now()
+        self.sync.kick()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while True:
+            left = self.store.unsent()
+            blocked = self._blocked(left, tried_before)
+            report = SendReport(total, left, blocked)
+            if progress is not None:
+                progress(report)
+            if not left or all(u.source in blocked for u in left) or loop.time() >= deadline:
+                return report
+            await asyncio.sleep(poll)
+
+    def _blocked(self, left: Sequence[Unsent], tried_before: dict[str, int]) -> dict[str, str]:
+        """Sources of `left` that answered this round without taking the decision, with why."""
+        now = time.time()
+        blocked: dict[str, str] = {}
+        for unsent in left:
+            if unsent.source not in self.sources:
+                blocked[unsent.source] = "the source is no longer in the config"
+            elif unsent.source in self.sync.held:  # refused our credentials: not asked again for a while
+                blocked[unsent.source] = unsent.detail or "the source refused our credentials"
+            elif unsent.attempts > tried_before.get(unsent.decision_id, 0) and unsent.next_attempt_at > now:
+                blocked.setdefault(unsent.source, unsent.detail or "no final answer")
+        return blocked
 
     async def claim(self, item: Item) -> str | None:
         """Claim the item at its source, where the source supports claims; returns who holds it if not us.
