@@ -107,6 +107,11 @@ class ApprovalApp(App[None]):
             unsent = self.session.unsent()
             if unsent:
                 log.info("stopping on %s: sending %d unsent decision(s)", signum.name, len(unsent))
+                self.notify(
+                    f"Stopping ({signum.name}): sending {len(unsent)} unsent decision(s) first.",
+                    severity="warning",
+                    markup=False,
+                )
                 report = await self.session.send_unsent(STOP_SEND_BOUND)
                 log_unsent(report, f"stopped on {signum.name}")
         except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import sys
@@ -146,7 +147,11 @@ def run_app(app: ApprovalApp, log_path: Path) -> int:
     if app.crashed is not None:
         error = app.crashed
         why = clean(f"{type(error).__name__}: {error}", multiline=False)[:200]
-        print(f"approval-console: stopped by an internal error ({why}); the details are in {log_path}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # the terminal may be gone too
+            print(
+                f"approval-console: stopped by an internal error ({why}); the details are in {log_path}",
+                file=sys.stderr,
+            )
         return 1
     if app.stopped_by is not None:
         return 128 + app.stopped_by

@@ -56,7 +56,8 @@ class QuitScreen(ModalScreen[QuitChoice]):
     DEFAULT_CSS = """
     QuitScreen { align: center middle; background: $background 60%; }
     QuitScreen #quit-list { height: auto; margin-bottom: 1; }
-    QuitScreen #quit-progress { height: auto; margin-bottom: 1; }
+    QuitScreen #quit-explain { width: 100%; height: auto; margin-bottom: 1; }
+    QuitScreen #quit-progress { height: auto; margin-bottom: 1; display: none; }
     QuitScreen #quit-progress.blocked { color: $text-error; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -76,7 +77,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
     ) -> None:
         super().__init__()
         self._unsent = list(unsent)
-        self._health = dict(health)
+        self._health = health  # the poller's live view: a source going down while sending shows
         self._send = send
         self._bound = bound
         self._now = now
@@ -91,10 +92,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
             yield Label(
                 Text.assemble((f" {_plural(count, 'decision')} not sent yet ", "bold reverse")), id="dialog-title"
             )
-            lines = [describe_unsent(u, self._health, now) for u in self._unsent[:SHOWN]]
-            if count > SHOWN:
-                lines.append(f"… and {count - SHOWN} more")
-            yield Static(literal("\n".join(f"• {line}" for line in lines)), id="quit-list")
+            yield Static(self._listing(self._unsent), id="quit-list")
             what = (
                 "If you quit now, the agents will not hear of "
                 f"{'it' if count == 1 else 'them'} until the console runs again: an agent may wait, "
@@ -109,10 +107,19 @@ class QuitScreen(ModalScreen[QuitChoice]):
             yield Static("", id="quit-progress")
             yield Label("s send now and wait · q quit anyway · esc stay", id="quit-keys", classes="hint", markup=False)
 
+    def _listing(self, unsent: Sequence[Unsent]) -> Text:
+        now = self._now()
+        lines = [describe_unsent(u, self._health, now) for u in unsent[:SHOWN]]
+        if len(unsent) > SHOWN:
+            lines.append(f"… and {len(unsent) - SHOWN} more")
+        return literal("\n".join(f"• {line}" for line in lines))
+
     def action_send(self) -> None:
         if self.sending:
             return
         self.sending = True
+        self.query_one("#quit-explain", Label).display = False  # the undo window has ended: no longer what happens
+        self.query_one("#quit-progress", Static).display = True
         self.query_one("#quit-keys", Label).update("sending… · q quit anyway · esc stay")
         self._show_progress(None)
         self._send_and_wait()
@@ -129,6 +136,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
     def _show_progress(self, report: SendReport | None) -> None:
         if report is not None:
             self.report = report
+            self.query_one("#quit-list", Static).update(self._listing(report.unsent))
         total = len(self._unsent) if report is None else report.total
         sent = 0 if report is None else report.sent
         self.query_one("#quit-progress", Static).update(
