@@ -223,14 +223,15 @@ class Session:
         tried and came back for a retry (its source is down, refusing our token or busy: waiting longer would not
         help), or after `bound` seconds. `progress` hears each look.
         """
-        tried_before = {u.decision_id: u.attempts for u in self.store.unsent()}
+        # Off the event loop: the write may wait for the background connection's, and the UI keeps drawing meanwhile.
+        tried_before = {u.decision_id: u.attempts for u in await asyncio.to_thread(self.store.unsent)}
         total = len(tried_before)
-        self.store.send_unsent_now()
+        await asyncio.to_thread(self.store.send_unsent_now)
         self.sync.kick()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound
         while True:
-            left = self.store.unsent()
+            left = await asyncio.to_thread(self.store.unsent)
             blocked = self._blocked(left, tried_before)
             report = SendReport(total, left, blocked)
             if progress is not None:

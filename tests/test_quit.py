@@ -6,14 +6,19 @@ applied decisions is the truth about what the agents heard.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
 from console.screens.quit import QuitScreen
 from console.session import Session
-from storage.records import Item, SyncState
+from storage.db import Store, UndoRefused
+from storage.records import Item, SyncState, Verdict
+from tests import factories
 from tests.conftest import decide_key, eventually, screen_text
 
 SIZE = (120, 40)
@@ -127,3 +132,25 @@ async def test_source_down_is_named_and_the_operator_chooses_again(
         await eventually(lambda: app.return_code is not None, what="the app to quit anyway")
     assert not _applied(fleet, decision_id)
     assert top.id in [item["id"] for item in fleet.pending()], "the agent is still waiting, as the dialog said"
+
+
+def test_send_now_ends_the_undo_window_and_the_labels_wait(store: Store) -> None:
+    """The storage half of "send now": due at once (so undo refuses), listed with where each stands."""
+    first, second = factories.item("a"), factories.item("b")
+    store.apply_changes("billing", [first, second], [], "1")
+    held = factories.decision(first)
+    store.record_decision(held, hold_seconds=60)
+    store.record_decision(factories.decision(second, Verdict.reject, reason_code="unsafe"), hold_seconds=60)
+    now = time.time()
+    unsent = store.unsent()
+    assert [(u.item_id, u.verdict, u.attempts) for u in unsent] == [("a", Verdict.approve, 0), ("b", Verdict.reject, 0)]
+    assert all(u.next_attempt_at > now + 30 for u in unsent), "both in their undo window"
+    assert store.due_decisions(10, ["billing"]) == []
+    assert store.labels.due(10, ["billing"]) == []
+
+    assert store.send_unsent_now() == 2
+    assert {d.id for d in store.due_decisions(10, ["billing"])} == {u.decision_id for u in unsent}
+    assert len(store.labels.due(10, ["billing"])) == 2, "their labels go with them"
+    with pytest.raises(UndoRefused):
+        store.undo(held.id, "alice")
+    assert store.send_unsent_now() == 0, "nothing left waiting for its time"

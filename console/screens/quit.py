@@ -23,7 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from console.session import SendReport
-from storage.db import Unsent
+from storage.db import StorageError, Unsent
 from storage.records import SourceHealth, Verdict
 from widgets.safe_text import literal, one_line
 
@@ -126,7 +126,12 @@ class QuitScreen(ModalScreen[QuitChoice]):
 
     @work(exclusive=True, group="quit-send", exit_on_error=False)
     async def _send_and_wait(self) -> None:
-        report = await self._send(self._show_progress)
+        try:
+            report = await self._send(self._show_progress)
+        except (StorageError, OSError) as exc:  # the outbox could not be read or written: nothing changed
+            self.sending = False
+            self._show_trouble([f"Could not send: {one_line(str(exc), 120)}", "The decisions stay here."])
+            return
         self.sending = False
         if not report.unsent:
             self.dismiss("quit")
@@ -150,6 +155,9 @@ class QuitScreen(ModalScreen[QuitChoice]):
         if not report.blocked:
             lines.append(f"no final answer within {self._bound:g} s")
         lines.append("They are sent when the console runs again.")
+        self._show_trouble(lines)
+
+    def _show_trouble(self, lines: Sequence[str]) -> None:
         progress = self.query_one("#quit-progress", Static)
         progress.update(literal("\n".join(lines)))
         progress.add_class("blocked")
