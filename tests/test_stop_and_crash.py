@@ -84,7 +84,9 @@ def test_sigterm_sends_what_it_can_and_logs_what_is_left(tmp_path: Path) -> None
         )
         _until(lambda: _read(data_dir, lambda s: s.queue_count()) == 2, "both items listed", terminal)
         decisions = 0
-        while decisions < 2:  # a press right after a decision is held back on purpose: press until it counts
+        for _ in range(100):  # a press right after a decision is held back on purpose: press until it counts
+            if decisions == 2:
+                break
             terminal.type("a")
             pressed = time.monotonic()
             while time.monotonic() - pressed < 1.0 and decisions == _read(data_dir, lambda s: s.decision_count()):
