@@ -25,12 +25,13 @@ from console.sync import Outcome, SyncEngine
 from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
-from storage.records import Decision, Item, QueueRow, Verdict, item_digest, now_utc
+from storage.records import Decision, DecisionRow, Item, QueueRow, SyncState, Verdict, item_digest, now_utc
 from storage.safe_text import clean
 
 log = logging.getLogger(__name__)
 DB_NAME = "console.db"
 LOG_NAME = "console.log"
+_NOT_APPLIED = (SyncState.conflict, SyncState.failed)
 
 
 class QueueRows:
@@ -63,6 +64,7 @@ class SendReport:
     total: int  # unsent when sending started
     unsent: list[Unsent]  # still unsent at the end
     blocked: dict[str, str]  # source -> why it takes no decisions now (down, refusing our token, busy)
+    not_applied: tuple[DecisionRow, ...] = ()  # answered for good, but not applied (decided elsewhere, expired, ...)
 
     @property
     def sent(self) -> int:
@@ -237,7 +239,10 @@ class Session:
             if progress is not None:
                 progress(report)
             if not left or all(u.source in blocked for u in left) or loop.time() >= deadline:
-                return report
+                answered = tried_before.keys() - {u.decision_id for u in left}
+                problems = await asyncio.to_thread(self.store.decisions, 200 + total, problems_only=True)
+                refused = tuple(p for p in problems if p.decision.id in answered and p.sync_state in _NOT_APPLIED)
+                return SendReport(total, left, blocked, refused)
             await asyncio.sleep(poll)
 
     def _blocked(self, left: Sequence[Unsent], tried_before: dict[str, int]) -> dict[str, str]:

@@ -134,6 +134,26 @@ async def test_source_down_is_named_and_the_operator_chooses_again(
     assert top.id in [item["id"] for item in fleet.pending()], "the agent is still waiting, as the dialog said"
 
 
+async def test_a_decision_delivered_but_not_applied_is_said_before_quitting(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    session = make_session(undo_seconds=UNDO)
+    app = ApprovalApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        top, decision_id = await _decide_top(app, pilot, session)
+        fleet.decide_elsewhere(top.id, by="bob")  # someone else was faster, at the source
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("s")
+        await eventually(lambda: "did not apply" in screen_text(app), timeout=30, what="the dialog to say so")
+        assert app.return_code is None, "the operator reads it before the console quits"
+        assert "already decided elsewhere by bob" in screen_text(app)
+        assert session.unsent() == []
+        assert [r.sync_state for r in session.store.decisions() if r.decision.id == decision_id] == [SyncState.conflict]
+        await pilot.press("q")
+        await eventually(lambda: app.return_code is not None, what="the app to quit")
+
+
 def test_send_now_ends_the_undo_window_and_the_labels_wait(store: Store) -> None:
     """The storage half of "send now": due at once (so undo refuses), listed with where each stands."""
     first, second = factories.item("a"), factories.item("b")

@@ -36,6 +36,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _title(unsent: int) -> Text:
+    words = f"{_plural(unsent, 'decision')} not sent yet" if unsent else "Every decision reached its source"
+    return Text(f" {words} ", "bold reverse")
+
+
 def describe_unsent(unsent: Unsent, health: Mapping[str, SourceHealth], now: float) -> str:
     """Where one unsent decision stands, in the operator's words (agent and server text cleaned, one line)."""
     what = f"{_VERB[unsent.verdict]} {one_line(unsent.action, 40)} ({one_line(unsent.agent, 24)})"
@@ -89,9 +94,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
         now = self._now()
         held = sum(1 for u in self._unsent if u.attempts == 0 and u.next_attempt_at > now)
         with Vertical(id="dialog"):
-            yield Label(
-                Text.assemble((f" {_plural(count, 'decision')} not sent yet ", "bold reverse")), id="dialog-title"
-            )
+            yield Label(_title(count), id="dialog-title")
             yield Static(self._listing(self._unsent), id="quit-list")
             what = (
                 "If you quit now, the agents will not hear of "
@@ -133,7 +136,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
             self._show_trouble([f"Could not send: {one_line(str(exc), 120)}", "The decisions stay here."])
             return
         self.sending = False
-        if not report.unsent:
+        if not report.unsent and not report.not_applied:
             self.dismiss("quit")
             return
         self._show_blocked(report)
@@ -141,7 +144,10 @@ class QuitScreen(ModalScreen[QuitChoice]):
     def _show_progress(self, report: SendReport | None) -> None:
         if report is not None:
             self.report = report
-            self.query_one("#quit-list", Static).update(self._listing(report.unsent))
+            self.query_one("#dialog-title", Label).update(_title(len(report.unsent)))
+            listing = self.query_one("#quit-list", Static)
+            listing.update(self._listing(report.unsent))
+            listing.display = bool(report.unsent)
         total = len(self._unsent) if report is None else report.total
         sent = 0 if report is None else report.sent
         self.query_one("#quit-progress", Static).update(
@@ -149,19 +155,30 @@ class QuitScreen(ModalScreen[QuitChoice]):
         )
 
     def _show_blocked(self, report: SendReport) -> None:
-        lines = [f"{_plural(len(report.unsent), 'decision')} could not be sent now and stay here:"]
-        for source, why in sorted(report.blocked.items()):
-            lines.append(f"{one_line(source, 24)}: {one_line(why, 70)}")
-        if not report.blocked:
-            lines.append(f"no final answer within {self._bound:g} s")
-        lines.append("They are sent when the console runs again.")
-        self._show_trouble(lines)
+        lines: list[str] = []
+        if report.not_applied:
+            # Delivered, but the source did not apply them: the operator should know before walking away.
+            lines.append(f"{_plural(len(report.not_applied), 'decision')} reached the source but did not apply:")
+            for row in report.not_applied[:SHOWN]:
+                lines.append(
+                    f"{_VERB[row.decision.verdict]} {one_line(row.item_action, 30)}: {one_line(row.detail, 60)}"
+                )
+            lines.append("The problems screen (p) keeps them.")
+        if report.unsent:
+            lines.append(f"{_plural(len(report.unsent), 'decision')} could not be sent now and stay here:")
+            for source, why in sorted(report.blocked.items()):
+                lines.append(f"{one_line(source, 24)}: {one_line(why, 70)}")
+            if not report.blocked:
+                lines.append(f"no final answer within {self._bound:g} s")
+            lines.append("They are sent when the console runs again.")
+        self._show_trouble(lines, again=bool(report.unsent))
 
-    def _show_trouble(self, lines: Sequence[str]) -> None:
+    def _show_trouble(self, lines: Sequence[str], *, again: bool = True) -> None:
         progress = self.query_one("#quit-progress", Static)
         progress.update(literal("\n".join(lines)))
         progress.add_class("blocked")
-        self.query_one("#quit-keys", Label).update("q quit anyway · esc stay · s try again")
+        keys = "q quit anyway · esc stay · s try again" if again else "q quit · esc stay"
+        self.query_one("#quit-keys", Label).update(keys)
 
     def action_quit_anyway(self) -> None:
         self.dismiss("quit")
