@@ -105,8 +105,8 @@ class ApprovalApp(App[None]):
         """Nobody is there to ask: send what can be sent within a short bound, log what is left, exit."""
         try:
             unsent = self.session.unsent()
+            log.info("stopping on %s: %d decision(s) unsent", signum.name, len(unsent))
             if unsent:
-                log.info("stopping on %s: sending %d unsent decision(s)", signum.name, len(unsent))
                 self.notify(
                     f"Stopping ({signum.name}): sending {len(unsent)} unsent decision(s) first.",
                     severity="warning",
