@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
+import logging
 import os
 import sqlite3
 import sys
@@ -12,13 +14,17 @@ import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from console import config as config_module
 from console import label_commands
 from console.cli_text import PROG, CliError, fail, plural, safe_line
 from console.config import Config, ConfigError, SourceConfig, public_url, token_env_var
 from storage.db import StorageError
+from storage.safe_text import clean
+
+if TYPE_CHECKING:
+    from console.app import ApprovalApp
 
 DEMO_SOURCE = "demo-fleet"
 NO_SOURCES_FIX = "add one with 'approval-console sources add NAME URL'"
@@ -210,8 +216,8 @@ def _read_secret(prompt: str, name: str) -> str:
 
 
 def run_console(config: Config, data_dir: Path, *, start_clean: bool = False) -> int:
-    from console.app import ApprovalApp
-    from console.session import Session, setup_logging
+    from console.app import STOP_SIGNALS, ApprovalApp
+    from console.session import LOG_NAME, Session, setup_logging
 
     if not config.sources:
         return run_first_run(config.path or config_module.default_config_path(), data_dir, config.theme)
@@ -219,8 +225,32 @@ def run_console(config: Config, data_dir: Path, *, start_clean: bool = False) ->
     session = Session(config, data_dir, start_clean=start_clean)
     if session.set_aside_as is not None:
         print(f"approval-console: the damaged database was kept aside as {session.set_aside_as}", file=sys.stderr)
-    ApprovalApp(session).run()
-    return 0
+    return run_app(ApprovalApp(session, stop_signals=STOP_SIGNALS), data_dir / LOG_NAME)
+
+
+def run_app(app: ApprovalApp, log_path: Path) -> int:
+    """Run the console app to its end and turn how it ended into an exit status.
+
+    A crash is one line here and a non-zero status; its traceback is in the log (the app keeps it off the terminal).
+    A stop signal exits with 128 + its number, after the app sent what it could and logged the rest.
+    """
+    try:
+        app.run()
+    except Exception as exc:  # failed outside Textual's own handling (starting the terminal driver, say)
+        logging.getLogger(__name__).critical("the console could not run", exc_info=exc)
+        app.crashed = app.crashed or exc
+    if app.crashed is not None:
+        error = app.crashed
+        why = clean(f"{type(error).__name__}: {error}", multiline=False)[:200]
+        with contextlib.suppress(OSError):  # the terminal may be gone too
+            print(
+                f"approval-console: stopped by an internal error ({why}); the details are in {log_path}",
+                file=sys.stderr,
+            )
+        return 1
+    if app.stopped_by is not None:
+        return 128 + app.stopped_by
+    return app.return_code or 0
 
 
 def run_first_run(config_path: Path, data_dir: Path | None, theme: str) -> int:

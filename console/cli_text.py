@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from storage.safe_text import clean
+
 PROG = "approval-console"
 
 
@@ -25,8 +27,6 @@ def safe_line(text: str) -> str:
 
     Error texts can carry what a server or an agent sent (a redirect's Location, an item id, an exception message).
     """
-    from widgets.safe_text import clean
-
     return clean(" ".join(part.strip() for part in text.splitlines()), multiline=False)
 
 

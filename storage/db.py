@@ -150,6 +150,21 @@ class SyncResult:
 
 
 @dataclass(frozen=True)
+class Unsent:
+    """A decision the source has not confirmed yet (in its undo window, waiting for a retry, or being sent)."""
+
+    decision_id: str
+    source: str
+    item_id: str
+    verdict: Verdict
+    action: str  # the item's action name, "?" when the item is no longer held
+    agent: str
+    attempts: int
+    next_attempt_at: float  # epoch seconds
+    detail: str  # why the last attempt did not get a final answer; "" before the first attempt
+
+
+@dataclass(frozen=True)
 class ChangeSummary:
     added: int
     changed: int
@@ -653,6 +668,36 @@ class Store:
                     "SELECT count(*) FROM decisions WHERE sync_state IN ('pending', 'sending')"
                 ).fetchone()[0]
             )
+
+    def unsent(self) -> list[Unsent]:
+        """Every decision not yet answered for good, oldest first: what quitting now would leave behind."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT d.id, d.source, d.item_id, d.verdict, i.action_name, i.agent, d.attempts, d.next_attempt_at,"
+                " d.detail FROM decisions d LEFT JOIN items i ON i.source = d.source AND i.id = d.item_id"
+                " WHERE d.sync_state IN ('pending', 'sending') ORDER BY d.decided_at, d.id"
+            ).fetchall()
+        return [
+            Unsent(r[0], r[1], r[2], Verdict(r[3]), r[4] or "?", r[5] or "?", r[6], float(r[7]), r[8] or "")
+            for r in rows
+        ]
+
+    def send_unsent_now(self, now: float | None = None) -> int:
+        """Make every unsent decision (and its label) due now: the undo window and any retry wait end, so the next sync
+        round sends them. From here `undo` refuses them. Returns how many decisions were waiting for their time."""
+        when = time.time() if now is None else now
+        with self._tx() as conn:
+            moved = conn.execute(
+                "UPDATE decisions SET next_attempt_at = ?, updated_at = ?"
+                " WHERE sync_state IN ('pending', 'sending') AND next_attempt_at > ?",
+                (when, when, when),
+            ).rowcount
+            conn.execute(
+                "UPDATE labels SET next_attempt_at = ? WHERE sync_state = 'pending' AND next_attempt_at > ?"
+                " AND decision_id IN (SELECT id FROM decisions WHERE sync_state IN ('pending', 'sending'))",
+                (when, when),
+            )
+        return int(moved)
 
     def unseen_problem_count(self) -> int:
         """How many conflicts and failures wait for the operator: the status bar asks every second, so a count."""
