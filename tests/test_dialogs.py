@@ -3,15 +3,21 @@ dialog's reason, toasts that keep out of the way, and problems that stay until a
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
+import sqlite_utils
 from textual.widgets import OptionList
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
+from console.screens.problems import ProblemsScreen
 from console.screens.reject import RejectScreen
 from console.session import Session
-from tests.conftest import SOURCE, eventually, screen_text
+from storage import schema
+from storage.db import Store
+from tests.conftest import SOURCE, decide_key, eventually, screen_text
 
 SIZE = (120, 40)
 
@@ -41,3 +47,75 @@ async def test_reject_has_no_preselected_reason_and_enter_alone_records_nothing(
         [row] = session.store.decisions()
         assert (row.decision.source, row.decision.item_id) == (SOURCE, top.id)
         assert row.decision.reason_code == session.config.reject_reasons[2]
+
+
+async def test_problems_stay_until_acknowledged_one_or_all_and_across_restarts(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    """Two conflicts and a malformed item: looking does not clear them; `a` acknowledges one, `A` all, durably."""
+    fleet.inject_garbage({"id": "bad-1", "kind": "approval"})
+    session = make_session()
+    app = ApprovalApp(session, background=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await session.poll_once()
+        await pilot.pause(0.1)
+        for _ in range(2):
+            top = app.main.shown
+            assert top is not None
+            await decide_key(pilot, "a")
+            fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
+            await pilot.pause(0.5)  # past the double-tap guard
+        assert await session.sync_once() == 2
+        assert len(session.store.unseen_problems()) == 2 and len(session.store.quarantined(unacknowledged=True)) == 1
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ProblemsScreen)
+        assert screen_text(app).count("already decided elsewhere by bob") == 2 and "bad-1" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert len(session.store.unseen_problems()) == 2, "looking is not acknowledging"
+        assert len(session.store.quarantined(unacknowledged=True)) == 1
+    await session.aclose()
+
+    again = make_session()  # a restart over the same data dir: the problems are still there
+    app = ApprovalApp(again, background=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert screen_text(app).count("already decided elsewhere by bob") == 2
+        await pilot.press("a")  # the first problem is highlighted when the screen opens
+        await pilot.pause(0.1)
+        assert screen_text(app).count("already decided elsewhere by bob") == 1
+        assert len(again.store.unseen_problems()) == 1 and len(again.store.quarantined(unacknowledged=True)) == 1
+        await pilot.press("A")
+        await pilot.pause(0.1)
+        assert "already decided elsewhere" not in screen_text(app) and "bad-1" not in screen_text(app)
+        assert again.store.unseen_problems() == [] and again.store.quarantined(unacknowledged=True) == []
+        assert len(again.store.quarantined()) == 1, "acknowledged, not deleted"
+        assert again.store.unseen_problem_count() == 0, "the status bar stops counting them"
+
+
+def test_v4_migrates_a_populated_v3_database_and_keeps_quarantined_items_unacknowledged(tmp_path: Path) -> None:
+    path = tmp_path / "console.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in schema.MIGRATIONS[:3]:
+        migration(sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute(
+        "INSERT INTO quarantine(source, item_id, reason, excerpt, seen_at, times)"
+        " VALUES ('billing', 'bad', 'why', '{}', 1.0, 1)"
+    )
+    conn.close()
+    store = Store(path)
+    try:
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+        [entry] = store.quarantined(unacknowledged=True)
+        assert (entry.source, entry.item_id, entry.reason) == ("billing", "bad", "why")
+        store.acknowledge_quarantined([("billing", "bad")])
+        assert store.quarantined(unacknowledged=True) == []
+        store.quarantine("billing", "bad", "why", "{}")  # the same problem again: still acknowledged
+        assert store.quarantined(unacknowledged=True) == []
+        store.quarantine("billing", "bad", "another reason", "{}")  # a new problem: asks again
+        assert [q.reason for q in store.quarantined(unacknowledged=True)] == ["another reason"]
+    finally:
+        store.close()

@@ -429,10 +429,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(EditScreen(item), done)
 
     def action_problems(self) -> None:
-        store = self.session.store
-        conflicts = store.unseen_problems()
-        store.mark_seen([row.decision.id for row in conflicts])
-        self.app.push_screen(ProblemsScreen(conflicts, store.quarantined()), lambda _: self.refresh_status())
+        self.app.push_screen(ProblemsScreen(self.session.store), lambda _: self.refresh_status())
 
     def action_stats(self) -> None:
         from console.screens.stats import StatsScreen
