@@ -6,7 +6,7 @@ acknowledging, so a conflict glimpsed while busy comes back next time.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,10 +21,11 @@ from textual.widgets.option_list import Option
 from storage.db import Store
 from storage.records import DecisionRow, Quarantined
 from widgets.safe_text import literal
+from widgets.timefmt import zoned_time
 
 
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+def _when(epoch: float, zone: tzinfo | None) -> str:
+    return zoned_time(datetime.fromtimestamp(epoch, UTC), zone)
 
 
 def _conflict_text(row: DecisionRow) -> Text:
@@ -37,9 +38,9 @@ def _conflict_text(row: DecisionRow) -> Text:
     )
 
 
-def _quarantined_text(entry: Quarantined) -> Text:
+def _quarantined_text(entry: Quarantined, zone: tzinfo | None) -> Text:
     return Text.assemble(
-        (_when(entry.seen_at) + " ", "dim"),
+        (_when(entry.seen_at, zone) + " ", "dim"),
         literal(f"{entry.source}/{entry.item_id}", multiline=False),
         "\n  reason: ",
         literal(entry.reason, multiline=False),
@@ -58,9 +59,10 @@ class ProblemsScreen(ModalScreen[None]):
         Binding("A", "acknowledge_all", "Acknowledge all"),
     ]
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, zone: tzinfo | None = None) -> None:
         super().__init__()
         self._store = store
+        self._zone = zone  # times are drawn in it (None: local)
         self._conflicts: list[DecisionRow] = []
         self._quarantined: list[Quarantined] = []
 
@@ -86,7 +88,9 @@ class ProblemsScreen(ModalScreen[None]):
         if not self._conflicts:
             options.append(Option(Text("  none", "dim"), disabled=True))
         options.append(Option(Text(f"Malformed items quarantined ({len(self._quarantined)})", "bold"), disabled=True))
-        options += [Option(_quarantined_text(entry), id=f"q{n}") for n, entry in enumerate(self._quarantined)]
+        options += [
+            Option(_quarantined_text(entry, self._zone), id=f"q{n}") for n, entry in enumerate(self._quarantined)
+        ]
         if not self._quarantined:
             options.append(Option(Text("  none", "dim"), disabled=True))
         listing.clear_options()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -27,6 +27,7 @@ from storage.stats import DEFAULT_WINDOW, WINDOWS, Traffic, WindowStats, read_wi
 from widgets.badges import format_age
 from widgets.charts import ColumnChart, share_bar, sparkline
 from widgets.safe_text import one_line
+from widgets.timefmt import zoned_time
 
 __all__ = ["MAX_ROWS", "StatsScreen", "stats_table"]
 
@@ -118,9 +119,16 @@ class StatsScreen(Screen[None]):
         *(Binding(str(index), f"window('{name}')", f"Last {name}") for index, name in enumerate(WINDOWS, start=1)),
     ]
 
-    def __init__(self, db_path: Path, now: Callable[[], float] = time.time, window: str = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        now: Callable[[], float] = time.time,
+        window: str = DEFAULT_WINDOW,
+        zone: tzinfo | None = None,
+    ) -> None:
         super().__init__()
         self._db_path = db_path
+        self._zone = zone  # times are drawn in it (None: local)
         self._now = now
         self.window = window
         self.stats: WindowStats | None = None  # what is on screen now
@@ -155,7 +163,7 @@ class StatsScreen(Screen[None]):
     def _head(self, loading: bool = False) -> None:
         parts: list[tuple[str, str] | str] = [("How the agents are doing", "bold"), "   ", *_window_keys(self.window)]
         if self.stats is not None and not loading:
-            as_of = datetime.fromtimestamp(self.stats.until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            as_of = zoned_time(datetime.fromtimestamp(self.stats.until, UTC), self._zone, "%Y-%m-%d %H:%M")
             parts.append((f"   as of {as_of}", _MUTED))
         else:
             parts.append(("   counting…", _MUTED))
