@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
-from textual.widgets import OptionList
+from textual.geometry import Region
+from textual.widgets import Input, OptionList
+from textual.widgets._toast import Toast
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
@@ -119,3 +121,47 @@ def test_v4_migrates_a_populated_v3_database_and_keeps_quarantined_items_unackno
         assert [q.reason for q in store.quarantined(unacknowledged=True)] == ["another reason"]
     finally:
         store.close()
+
+
+def _toast_regions(app: ApprovalApp) -> list[Region]:
+    return [toast.region for toast in app.screen.query(Toast) if toast.region.area]
+
+
+async def test_toasts_take_a_band_of_their_own_merge_repeats_and_a_key_clears_them(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    session = make_session()
+    app = ApprovalApp(session, background=False)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await session.poll_once()
+        await pilot.pause(0.1)
+        for _ in range(3):  # the same refusal three times: one toast that counts
+            await pilot.press("u")
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert text.count("Nothing to undo") == 1 and "(×3)" in text
+        toasts = _toast_regions(app)
+        assert toasts, "the alerts are on screen"
+        main = app.main
+        for widget in ("#detail", "#status", "#queue"):
+            region = main.query_one(widget).region
+            assert not any(region.overlaps(toast) for toast in toasts), f"a toast covers {widget}"
+        await pilot.press("x")
+        await pilot.pause(0.1)
+        assert _toast_regions(app) == [] and "Nothing to undo" not in screen_text(app)
+
+        # A dialog open: a new urgent item alerts, above nothing the operator types into.
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RejectScreen)
+        app.screen.query_one("#comment", Input).focus()
+        fleet.add_item(risk="critical", action={"name": "drop_everything", "args": {}})
+        await session.poll_once()
+        await eventually(lambda: bool(_toast_regions(app)), what="the alert's toast over the dialog")
+        assert "drop_everything" in screen_text(app)
+        dialog, comment = app.screen.query_one("#dialog").region, app.screen.query_one("#comment").region
+        assert not any(dialog.overlaps(toast) or comment.overlaps(toast) for toast in _toast_regions(app))
+        await pilot.press("ctrl+l")  # clears them with the comment field focused, typing nothing
+        await pilot.pause(0.1)
+        assert _toast_regions(app) == [] and app.screen.query_one("#comment", Input).value == ""
+        assert isinstance(app.screen, RejectScreen)
