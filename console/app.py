@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
@@ -21,6 +21,7 @@ from console.screens.main import MainScreen
 from console.screens.quit import QuitChoice, QuitScreen
 from console.session import SendReport, Session
 from console.sync import Outcome
+from console.toasts import ToastingApp
 from storage.records import SyncState
 from widgets.safe_text import clean
 
@@ -48,7 +49,7 @@ class OutcomesArrived(Message):
         self.outcomes = outcomes
 
 
-class ApprovalApp(App[None]):
+class ApprovalApp(ToastingApp):
     TITLE = "approval-console"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "toggle_theme", "Light / dark theme")]

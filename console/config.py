@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
@@ -30,7 +31,7 @@ DEFAULT_REJECT_REASONS = (
     "other",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_TOP_KEYS = {"operator", "sources", "reject_reasons", "undo_seconds", "notifications", "theme"}
+_TOP_KEYS = {"operator", "sources", "reject_reasons", "undo_seconds", "notifications", "theme", "display_timezone"}
 _NOTIFICATION_KEYS = {"bell", "toast", "desktop", "deadline_seconds"}
 DEFAULT_THEME = "textual-dark"
 _SOURCE_KEYS = {
@@ -95,6 +96,7 @@ class Config:
     undo_seconds: float = 5.0  # a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off
     notifications: Notifications = Notifications()
     theme: str = DEFAULT_THEME
+    display_timezone: str = "local"  # times on screen: "local" (TZ, else the system's), "UTC" or an IANA name
 
 
 @dataclass
@@ -204,6 +206,14 @@ def parse(text: str, path: Path) -> Config:
     theme = data.get("theme", DEFAULT_THEME)
     if not isinstance(theme, str) or not theme.strip():
         raise ConfigError(path, where.key_line("theme"), "theme must be a theme name", 'theme = "textual-light"')
+    zone = data.get("display_timezone", "local")
+    if not isinstance(zone, str) or (zone not in ("local", "UTC") and not _known_zone(zone)):
+        raise ConfigError(
+            path,
+            where.key_line("display_timezone"),
+            f"display_timezone = {zone!r} is not a time zone",
+            'use "local", "UTC" or an IANA name such as "Europe/Paris"',
+        )
     return Config(
         operator=operator.strip(),
         sources=tuple(sources),
@@ -212,7 +222,16 @@ def parse(text: str, path: Path) -> Config:
         undo_seconds=float(undo),
         notifications=_notifications(path, where, data.get("notifications", {})),
         theme=theme.strip(),
+        display_timezone=zone,
     )
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _notifications(path: Path, where: _Locator, raw: Any) -> Notifications:

@@ -357,19 +357,31 @@ class Store:
             conn.execute(
                 "INSERT INTO quarantine(source, item_id, reason, excerpt, seen_at, times) VALUES (?, ?, ?, ?, ?, 1)"
                 " ON CONFLICT(source, item_id) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt,"
-                " seen_at = excluded.seen_at, times = times + 1",
+                " seen_at = excluded.seen_at, times = times + 1,"
+                # A new reason is a new problem: it asks for a fresh acknowledgement.
+                " acknowledged = CASE WHEN quarantine.reason = excluded.reason THEN acknowledged ELSE 0 END",
                 (source, _storable(item_id), _storable(reason[:2000]), _storable(excerpt[:2000]), time.time()),
             )
 
-    def quarantined(self, source: str | None = None) -> list[Quarantined]:
-        sql = "SELECT source, item_id, reason, seen_at, excerpt FROM quarantine"
+    def quarantined(self, source: str | None = None, *, unacknowledged: bool = False) -> list[Quarantined]:
+        sql = "SELECT source, item_id, reason, seen_at, excerpt FROM quarantine WHERE 1"
         args: tuple[Any, ...] = ()
         if source is not None:
-            sql += " WHERE source = ?"
+            sql += " AND source = ?"
             args = (source,)
+        if unacknowledged:
+            sql += " AND acknowledged = 0"
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY seen_at DESC", args).fetchall()
         return [Quarantined(source=r[0], item_id=r[1], reason=r[2], seen_at=r[3], excerpt=r[4]) for r in rows]
+
+    def acknowledge_quarantined(self, keys: Sequence[tuple[str, str]]) -> None:
+        """The operator acknowledged these quarantined items (source, item id): Problems stops listing them."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE quarantine SET acknowledged = 1 WHERE source = ? AND item_id = ?",
+                [(source, _storable(item_id)) for source, item_id in keys],
+            )
 
     def quarantine_counts(self) -> dict[str, int]:
         with self._lock:
@@ -713,6 +725,7 @@ class Store:
         return self._decision_rows("WHERE d.sync_state IN ('conflict', 'failed') AND d.seen = 0")
 
     def mark_seen(self, decision_ids: Sequence[str]) -> None:
+        """The operator acknowledged these problems (an explicit key, not merely opening the Problems screen)."""
         with self._tx() as conn:
             conn.executemany("UPDATE decisions SET seen = 1 WHERE id = ?", [(i,) for i in decision_ids])
 

@@ -129,5 +129,10 @@ def _v3(db: sqlite_utils.Database) -> None:
     labels.create_labels_table(db)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3)
+def _v4(db: sqlite_utils.Database) -> None:
+    """Problems stay until the operator acknowledges them: quarantined items get the flag decisions have (`seen`)."""
+    db.execute("ALTER TABLE quarantine ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
