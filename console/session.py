@@ -186,7 +186,8 @@ class Session:
             return None
         holder = await source.claim(item.id, self.config.operator)
         if holder is not None and holder != item.claimed_by:
-            await asyncio.to_thread(self.store.set_claim, item.source, item.id, holder)
+            # On the background connection: a thread waiting there for the write lock must not hold the UI's.
+            await asyncio.to_thread(self.background_store.set_claim, item.source, item.id, holder)
             self._changed(item.source)
         return None if holder in (None, self.config.operator) else holder
 
