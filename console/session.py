@@ -98,7 +98,7 @@ class Session:
                 log.warning("damaged database (%s) kept aside as %s; starting empty", exc.problem, self.set_aside_as)
                 self.store = Store(db_path, check=True)
             # Two connections: the UI reads (and records decisions) while background work writes; WAL keeps them apart.
-            self.background_store = Store(db_path)
+            self.background_store = Store(db_path, background=True)
         except BaseException:
             self.lock.release()
             raise

@@ -12,7 +12,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +52,7 @@ class FaultyProxy:
         self.default: Fault | None = None if upstream else Fault(404, b'{"error":"not_found"}')
         self.requests: list[str] = []
         self.answered: list[str] = []  # paths of forwarded requests whose answer went back to the client
+        self.on_request: Callable[[str], None] | None = None  # called with each request's path as it comes in
         self.sent: list[int] = []  # body bytes actually written, per faulted answer with filler
         self._lock = threading.Lock()
         proxy = self
@@ -78,6 +79,8 @@ class FaultyProxy:
             self.faults.extend(faults)
 
     def _next_fault(self, path: str) -> Fault | None:
+        if self.on_request is not None:
+            self.on_request(path)
         with self._lock:
             self.requests.append(path)
             for fault in list(self.faults):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +20,13 @@ import pytest
 from console.app import ApprovalApp
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
+from console.poller import STORE_CHUNK
 from console.session import DB_NAME, Session
 from console.sources.base import SourceError
 from console.sync import MAX_DELAY, backoff
+from storage.db import Store
 from storage.records import Item, SyncState, Verdict
+from tests import factories
 from tests.conftest import SOURCE, decide_key, eventually
 from tests.servers import Fault, FaultyProxy, running
 
@@ -240,3 +244,81 @@ async def test_keys_move_while_background_work_holds_the_write_lock(proxy: Fault
         if releaser.is_alive():
             releaser.join()
         writer.close()
+
+
+async def test_background_writes_are_short_and_never_open_across_a_request(data_dir: Path) -> None:
+    """WAL has one writer, and a decision's commit waits for the background's: a page is stored in transactions of
+    at most STORE_CHUNK items, and no transaction is open while a request is out."""
+    big = Fleet(seed=11, interval=None, initial=250)
+    big.start()
+    try:
+        with running(FaultyProxy(big.url)) as proxy:
+            session = _session(proxy, data_dir)
+            open_during: list[str] = []
+            proxy.on_request = lambda path: open_during.extend(
+                [path] if session.store._conn.in_transaction or session.background_store._conn.in_transaction else []
+            )
+            written: list[int] = []  # items written per background transaction
+
+            def trace(statement: str) -> None:
+                if statement.startswith("BEGIN"):
+                    written.append(0)
+                elif statement.startswith("INSERT OR REPLACE INTO items"):
+                    written[-1] += 1
+
+            session.background_store._conn.set_trace_callback(trace)
+            await session.poll_once()  # a snapshot: one page of 250
+            assert session.store.queue_count() == 250
+            for _ in range(150):
+                big.add_item()
+            await session.poll_once()  # incremental: one page of 150 and its cursor
+            assert session.store.queue_count() == 400
+            cursor = session.store.cursor(SOURCE)
+            await session.poll_once()
+            assert session.store.cursor(SOURCE) == cursor, "the cursor was kept with the page's last part"
+            assert sum(written) == 400 and max(written) <= STORE_CHUNK, written
+            assert not open_during, "a write transaction was open while a request was out"
+            assert len(proxy.requests) >= 3
+            await session.aclose()
+    finally:
+        big.stop()
+
+
+def test_a_waiting_ui_write_goes_before_the_next_background_transaction(tmp_path: Path) -> None:
+    """SQLite makes a waiting writer poll, with no queue: a background that commits and begins again would keep the
+    lock, and a decision (on the event loop) would wait for all of its work, not for one short transaction."""
+    background, ui = Store(tmp_path / DB_NAME, background=True), Store(tmp_path / DB_NAME)
+    ui.apply_changes(SOURCE, [factories.item("itm_1", source=SOURCE)], [], None)
+    [row] = ui.queue_rows(0, 1)
+    found = ui.item(row.source, row.id)
+    assert found is not None
+    order: list[str] = []
+    writing, go_on = threading.Event(), threading.Event()
+
+    def background_work() -> None:
+        with background._tx():  # one short transaction ... held until the UI waits for its turn
+            writing.set()
+            go_on.wait(30.0)
+        with background._tx():  # ... and, at once, the next
+            order.append("background")
+
+    worker = threading.Thread(target=background_work)
+    worker.start()
+    writing.wait(30.0)
+
+    def decide() -> None:
+        ui.record_decision(factories.decision(found[0]))
+        order.append("ui")
+
+    decider = threading.Thread(target=decide)
+    decider.start()
+    deadline = time.monotonic() + 30.0  # a safety, not a bound: the decision must be waiting before we go on
+    while ui._gate._foreground_waiting == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    go_on.set()
+    worker.join()
+    decider.join()
+    assert order == ["ui", "background"]
+    assert [r.decision.item_id for r in ui.decisions()] == ["itm_1"]
+    background.close()
+    ui.close()
