@@ -1,7 +1,8 @@
 """The local SQLite database: items cache, decisions outbox, audit chain.
 
 One `Store` wraps one connection. It is safe to share between threads (a lock serialises calls); the app keeps one for
-the UI and one for background work, and WAL lets the UI read while the background writes.
+the UI and one for background work, and WAL lets the UI read while the background writes. Writes take turns (one writer
+in WAL), and a UI write waiting for its turn goes before the background's next transaction (_WriteGate).
 """
 
 from __future__ import annotations
