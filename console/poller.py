@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 LONG_POLL_FLOOR = 0.05  # seconds between long-polls
 # Items per write transaction. WAL has one writer: a decision's commit on the UI connection waits for the background
-# transaction in progress, so a page is stored in short ones (500 items in one: ~11 ms, and ~19 ms for the decision).
+# transaction in progress (storage.db._WriteGate), so a page is stored in short ones.
 STORE_CHUNK = 100
 
 

@@ -173,26 +173,32 @@ class _WriteGate:
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._writing = False
+        # The thread whose turn it is. Within it the turn nests: a write there on a second connection meets SQLite's
+        # busy timeout, as before, rather than a deadlock here.
+        self._writer: int | None = None
         self._foreground_waiting = 0
 
     @contextmanager
     def turn(self, *, background: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
         with self._changed:
             if not background:
                 self._foreground_waiting += 1
             try:
-                while self._writing or (background and self._foreground_waiting):
+                while self._writer is not None or (background and self._foreground_waiting):
                     self._changed.wait()
             finally:
                 if not background:
                     self._foreground_waiting -= 1
-            self._writing = True
+            self._writer = me
         try:
             yield
         finally:
             with self._changed:
-                self._writing = False
+                self._writer = None
                 self._changed.notify_all()
 
 
