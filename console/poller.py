@@ -15,6 +15,9 @@ from storage.records import SourceHealth
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 LONG_POLL_FLOOR = 0.05  # seconds between long-polls
+# Items per write transaction. WAL has one writer: a decision's commit on the UI connection waits for the background
+# transaction in progress (storage.db._WriteGate), so a page is stored in short ones.
+STORE_CHUNK = 100
 
 
 class Poller:
@@ -95,10 +98,24 @@ class Poller:
         for rejected in page.rejected:
             log.warning("source %s: quarantined item %s: %s", name, rejected.item_id, rejected.reason)
             self.store.quarantine(name, rejected.item_id, rejected.reason, rejected.excerpt)
-        summary = self.store.apply_changes(name, page.items, page.removed, page.cursor, snapshot)
+        # The page's cursor is kept only with its last chunk: after a crash in between, the page is listed again, and
+        # the chunks already stored are the same versions (kept as they are).
+        kept = None if snapshot is not None else self.store.cursor(name)
+        changed = bool(page.rejected)
+        chunks = range(0, max(len(page.items), 1), STORE_CHUNK)
+        for start in chunks:
+            last = start == chunks[-1]
+            summary = self.store.apply_changes(
+                name,
+                page.items[start : start + STORE_CHUNK],
+                page.removed if last else [],
+                page.cursor if last else kept,
+                snapshot,
+            )
+            changed |= bool(summary.added or summary.changed or summary.removed)
         if page.rejected:
             self._set_health(name, quarantined=self.store.quarantine_counts().get(name, 0))
-        return bool(summary.added or summary.changed or summary.removed or page.rejected)
+        return changed
 
     def _set_health(self, name: str, **changes: object) -> None:
         self.health[name] = self.health[name].model_copy(update=changes)

@@ -134,7 +134,7 @@ class Session:
                 log.warning("damaged database (%s) kept aside as %s; starting empty", exc.problem, self.set_aside_as)
                 self.store = Store(db_path, check=True)
             # Two connections: the UI reads (and records decisions) while background work writes; WAL keeps them apart.
-            self.background_store = Store(db_path)
+            self.background_store = Store(db_path, background=True)
         except BaseException:
             self.lock.release()
             raise
@@ -268,7 +268,8 @@ class Session:
             return None
         holder = await source.claim(item.id, self.config.operator)
         if holder is not None and holder != item.claimed_by:
-            await asyncio.to_thread(self.store.set_claim, item.source, item.id, holder)
+            # On the background connection: a thread waiting there for the write lock must not hold the UI's.
+            await asyncio.to_thread(self.background_store.set_claim, item.source, item.id, holder)
             self._changed(item.source)
         return None if holder in (None, self.config.operator) else holder
 

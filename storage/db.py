@@ -1,7 +1,8 @@
 """The local SQLite database: items cache, decisions outbox, audit chain.
 
 One `Store` wraps one connection. It is safe to share between threads (a lock serialises calls); the app keeps one for
-the UI and one for background work, and WAL lets the UI read while the background writes.
+the UI and one for background work, and WAL lets the UI read while the background writes. Writes take turns (one writer
+in WAL), and a UI write waiting for its turn goes before the background's next transaction (_WriteGate).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,6 +177,58 @@ def _epoch(value: Any) -> float | None:
     return None if value is None else float(value.timestamp())
 
 
+class _WriteGate:
+    """Orders the write transactions of this process's connections to one database file.
+
+    SQLite lets one connection write at a time and makes the others poll (sleeping 1, 2, 5, 10 ... ms) with no
+    queue, so a writer that commits and begins again keeps the lock. Here a waiting foreground writer (the UI's
+    decision, undo) goes before the next background transaction, and is woken the moment the lock is free. SQLite's
+    own lock still guards the file: the gate only orders writers, other processes still meet the busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        # The thread whose turn it is. Within it the turn nests: a write there on a second connection meets SQLite's
+        # busy timeout, as before, rather than a deadlock here.
+        self._writer: int | None = None
+        self._foreground_waiting = 0
+
+    @contextmanager
+    def turn(self, *, background: bool) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        with self._changed:
+            if not background:
+                self._foreground_waiting += 1
+            try:
+                while self._writer is not None or (background and self._foreground_waiting):
+                    self._changed.wait()
+            finally:
+                if not background:
+                    self._foreground_waiting -= 1
+            self._writer = me
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._writer = None
+                self._changed.notify_all()
+
+
+_GATES: weakref.WeakValueDictionary[Path, _WriteGate] = weakref.WeakValueDictionary()  # gone with its last Store
+_GATES_LOCK = threading.Lock()
+
+
+def _gate_for(path: Path) -> _WriteGate:
+    with _GATES_LOCK:
+        gate = _GATES.get(path.resolve())
+        if gate is None:
+            gate = _GATES[path.resolve()] = _WriteGate()
+        return gate
+
+
 class Store:
     """One connection to the database at `path`.
 
@@ -183,9 +237,14 @@ class Store:
     is ever reported as recorded. `readonly` opens without migrating or writing (audit verify, doctor).
     """
 
-    def __init__(self, path: Path | str, *, check: bool = False, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, check: bool = False, readonly: bool = False, background: bool = False
+    ) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        # `background`: this connection's writes wait while a foreground one (the UI's) waits to write (_WriteGate).
+        self._background = background
+        self._gate = _gate_for(self.path)
         conn: sqlite3.Connection | None = None
         try:
             if readonly:
@@ -231,7 +290,7 @@ class Store:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction. A failure of the disk or the file becomes a StorageError, after rolling back."""
-        with self._lock:
+        with self._lock, self._gate.turn(background=self._background):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn

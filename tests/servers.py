@@ -12,11 +12,13 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+HOLD_LIMIT = 60.0  # a held answer goes out after this even if the test never released it: no thread waits for ever
 
 
 @dataclass
@@ -31,6 +33,10 @@ class Fault:
     truncate: bool = False  # announce the whole body, send half of it, close
     drip: float = 0.0  # seconds between bytes of the body: a slow drip
     filler: int = 0  # after the body, this many spaces, streamed (a huge answer the proxy never holds in memory)
+    # Answer only once the test sets `hold` (after forwarding, if `forward`): a network that takes as long as the test
+    # wants, so tests assert what happened meanwhile instead of timing it. `arrived` is set when the request is in.
+    hold: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -45,6 +51,8 @@ class FaultyProxy:
         self.faults: deque[Fault] = deque()
         self.default: Fault | None = None if upstream else Fault(404, b'{"error":"not_found"}')
         self.requests: list[str] = []
+        self.answered: list[str] = []  # paths of forwarded requests whose answer went back to the client
+        self.on_request: Callable[[str], None] | None = None  # called with each request's path as it comes in
         self.sent: list[int] = []  # body bytes actually written, per faulted answer with filler
         self._lock = threading.Lock()
         proxy = self
@@ -71,6 +79,8 @@ class FaultyProxy:
             self.faults.extend(faults)
 
     def _next_fault(self, path: str) -> Fault | None:
+        if self.on_request is not None:
+            self.on_request(path)
         with self._lock:
             self.requests.append(path)
             for fault in list(self.faults):
@@ -86,6 +96,9 @@ class FaultyProxy:
         if fault is not None and fault.forward:
             self._forward(handler, method, body)  # the upstream acts on it; its answer is lost on the way back
         if fault is not None:
+            fault.arrived.set()
+            if fault.hold is not None:
+                fault.hold.wait(HOLD_LIMIT)
             time.sleep(fault.delay)
             if fault.reset:
                 self._reset(handler)
@@ -153,6 +166,9 @@ class FaultyProxy:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
+        handler.wfile.flush()
+        with self._lock:
+            self.answered.append(handler.path)
 
     def start(self) -> str:
         self._thread.start()

@@ -17,15 +17,16 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tests.bench import decisions, footprint, pending, polling, screen
+from tests.bench import decisions, footprint, network, pending, polling, screen
 from tests.bench.harness import FIGURES, Bench, Result
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "bench-results.json"
-MODULES = (screen, footprint, decisions, polling, pending)  # importing them registers their figures
+MODULES = (screen, network, footprint, decisions, polling, pending)  # importing them registers their figures
 ORDER = (
     "first_paint",
     "keystroke",
+    "keystroke_faults",
     "memory",
     "launch",
     "durable_commit",
