@@ -98,11 +98,32 @@ def _finite(text: str) -> float:
     return value
 
 
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """PROTOCOL.md conventions: a body with a duplicate member name is refused, never read one way or the other."""
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate member name")
+    return dict(pairs)
+
+
 def _parse_json(raw: bytes) -> tuple[Any, bool]:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite), True
+        value = json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite, object_pairs_hook=_unique_names
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None, False
+    return value, True
+
+
+def _remote_refs(schema: Any) -> list[str]:
+    """The `$ref`s of a schema that point outside it: PROTOCOL.md allows only local ones (`#...`)."""
+    if isinstance(schema, list):
+        return [ref for part in schema for ref in _remote_refs(part)]
+    if not isinstance(schema, dict):
+        return []
+    own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) and not schema["$ref"].startswith("#") else []
+    return own + [ref for value in schema.values() for ref in _remote_refs(value)]
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -790,6 +811,8 @@ class Fleet:
                     Draft202012Validator.check_schema(parsed.action.args_schema)
                 except SchemaError as exc:
                     problems.append(_issue("body", "/action/args_schema", exc.message))
+                if _remote_refs(item["action"]["args_schema"]):
+                    problems.append(_issue("body", "/action/args_schema", "only local references ($ref: #...)"))
         if problems:
             return _error(422, "invalid", "the item was refused", errors=problems)
         rec = _Record(item)
