@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime, formatdate
 from itertools import pairwise
@@ -17,14 +18,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
 from console.session import Session
-from console.sources.native import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, retry_after_seconds
+from console.sources.native import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, NativeSource, retry_after_seconds
 from storage.records import SourceHealth, SyncState, Verdict
+from tests import factories
 from tests.conftest import SOURCE, eventually
 from tests.servers import Fault, FaultyProxy, running
 from tests.test_labels import Console, fleet_labels
@@ -81,6 +83,34 @@ def test_any_retry_after_is_unreadable_or_within_the_bounds(value: str) -> None:
 def test_retry_after_is_clamped(header: str, low: float, high: float) -> None:
     answer = retry_after_seconds(httpx.Response(429, headers={"Retry-After": header}))
     assert answer is not None and low <= answer <= high
+
+
+@pytest.fixture(scope="module")
+def busy_server() -> Iterator[FaultyProxy]:
+    with running(FaultyProxy()) as server:
+        yield server
+
+
+# Over a real socket: the header as bytes on the wire, through httpx, into a decision's and a label batch's retry time.
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(retry_after_values, st.sampled_from([429, 503]))
+def test_hostile_retry_after_on_the_wire_never_hammers_nor_parks(
+    busy_server: FaultyProxy, value: str, status: int
+) -> None:
+    async def send() -> tuple[float | None, float | None]:
+        source = NativeSource(SourceConfig(name=SOURCE, url=busy_server.url, timeout=5.0), None)
+        try:
+            busy_server.inject(Fault(status, b"", {"Retry-After": value}))
+            decision = await source.send_decision(factories.decision(factories.item(source=SOURCE)))
+            busy_server.inject(Fault(status, b"", {"Retry-After": value}))
+            labels = await source.send_labels([])
+        finally:
+            await source.aclose()
+        assert decision.state is None and not labels.sent and not labels.refused, "busy: sent again later"
+        return decision.retry_after, labels.retry_after
+
+    for waited in asyncio.run(send()):
+        assert waited is None or RETRY_AFTER_FLOOR <= waited <= RETRY_AFTER_CEILING
 
 
 def test_an_http_date_counts_from_now() -> None:
