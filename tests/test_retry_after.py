@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.config import Config, SourceConfig
+from console.doctor import WARN, check_source
 from console.fleet import Fleet
 from console.session import Session
 from console.sources.native import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, NativeSource, retry_after_seconds
@@ -238,3 +239,11 @@ async def test_a_busy_listing_is_throttled_not_down_and_polled_at_the_clamped_pa
         assert all(health.error == f"busy ({status})" for _, _, health, _ in pauses[:BUSY_ANSWERS])
         assert all("throttled" in shown and "down" not in shown for _, _, _, shown in pauses[:BUSY_ANSWERS])
         await session.aclose()
+
+
+async def test_doctor_reports_a_throttling_source_as_a_warning_not_a_failure() -> None:
+    with running(FaultyProxy()) as server:
+        server.inject(Fault(429, b"", {"Retry-After": "nan"}, path_prefix="/v1/items"))
+        check = await check_source(SourceConfig(name=SOURCE, url=server.url, timeout=5.0), None)
+    assert (check.status, check.fix) == (WARN, "the console asks again in 1 s")
+    assert "throttling: busy (429)" in check.detail
