@@ -141,7 +141,7 @@ async def test_a_listing_fault_is_reported_and_the_next_poll_recovers(
     [
         (400, b'{"error": "bad_json"}', True),
         (400, b'{"error": "idempotency_key_required"}', True),
-        # Status and body do not name a known outcome together (PROTOCOL.md R3): uncertain, so sent again later.
+        # Status and body do not name a known outcome together (PROTOCOL.md section 3): uncertain, so sent again later.
         (400, b'{"error": "bad_request"}', False),
         (404, b"{}", False),
         (405, b"", False),

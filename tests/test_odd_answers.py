@@ -1,4 +1,4 @@
-"""Decision and feedback answers whose status and body disagree, or are unknown (PROTOCOL.md R3): never final.
+"""Decision and feedback answers whose status and body disagree, or are unknown (PROTOCOL.md section 3): never final.
 
 A hostile server answered a decision it had applied with 200 + `conflict`, 409 + `applied` or 418, and the console
 recorded the applied decision as refused. Here the fleet really applies the decision and the proxy replaces its answer

@@ -1,4 +1,4 @@
-"""Retry-After (PROTOCOL.md R2): clamped to [1 s, 300 s] for decisions, labels, listings; a busy listing is throttled.
+"""Retry-After (PROTOCOL.md section 6) is clamped to [1 s, 300 s] for decisions, labels, listings; busy is throttled.
 
 A server's Retry-After of -5, 0 or nan once made decision retries hammer it (over 200 POSTs in 11 s), and inf, 1e400 or
 999999999 parked a decision for an hour after the server recovered. Time is simulated: the sync engine's clock and the

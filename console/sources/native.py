@@ -28,9 +28,9 @@ PAGE_SIZE = 500
 PAGE_BYTES = 8_000_000
 _RESET = b"\x00reset"  # the cursor is too old (410): list everything again
 USER_AGENT = "approval-console/0.1"
-RETRY_AFTER_FLOOR = 1.0  # PROTOCOL.md R2: a Retry-After below this (or 0, negative, NaN) is taken as 1 s
+RETRY_AFTER_FLOOR = 1.0  # PROTOCOL.md section 6: a Retry-After below this (or 0, negative, NaN) is taken as 1 s
 RETRY_AFTER_CEILING = 300.0  # and one above this (or inf, or an overflow) as 300 s: a recovered server is heard soon
-# PROTOCOL.md section 3 (R3): an answer is final only when its status and its body's outcome name agree on one of these.
+# PROTOCOL.md section 3: an answer is final only when its status and its body's outcome name agree on one of these.
 _FINAL_STATUS = {
     Outcome.applied.value: 200,
     Outcome.conflict.value: 409,
@@ -345,8 +345,8 @@ def interpret_feedback_answer(response: httpx.Response, label_ids: Sequence[str]
     if status in (401, 403):
         return LabelSendResult(detail=f"the source refused our credentials ({status})", auth_refused=True)
     if name is None or _FEEDBACK_REFUSALS.get(name) != status:
-        # Busy, failing, a redirect, or an answer whose status and body do not agree (R3): resending under the same
-        # key is safe, and only an answer that agrees is final.
+        # Busy, failing, a redirect, or an answer whose status and body do not agree (PROTOCOL.md section 4): resending
+        # under the same key is safe, and only an answer that agrees is final.
         busy = status in (429, 503) or status >= 500
         detail = f"the source is busy or failing ({status})" if busy else _odd_answer(status, name, _FEEDBACK_REFUSALS)
         return LabelSendResult(detail=detail, retry_after=retry_after_seconds(response))
