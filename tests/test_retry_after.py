@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.app import ApprovalApp
 from console.config import Config, SourceConfig
 from console.doctor import WARN, check_source
 from console.fleet import Fleet
@@ -28,7 +29,7 @@ from console.session import Session
 from console.sources.native import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, NativeSource, retry_after_seconds
 from storage.records import SourceHealth, SyncState, Verdict
 from tests import factories
-from tests.conftest import SOURCE, eventually
+from tests.conftest import SOURCE, eventually, screen_text
 from tests.servers import Fault, FaultyProxy, running
 from tests.test_labels import Console, fleet_labels
 from widgets.status_bar import status_content
@@ -247,3 +248,16 @@ async def test_doctor_reports_a_throttling_source_as_a_warning_not_a_failure() -
         check = await check_source(SourceConfig(name=SOURCE, url=server.url, timeout=5.0), None)
     assert (check.status, check.fix) == (WARN, "the console asks again in 1 s")
     assert "throttling: busy (429)" in check.detail
+
+
+async def test_the_status_bar_shows_a_throttled_source_as_throttled(fleet: Fleet, data_dir: Path) -> None:
+    with running(FaultyProxy(fleet.url)) as proxy:
+        proxy.inject(*[Fault(429, b"", {"Retry-After": "1"}, path_prefix="/v1/items")] * 100)
+        session = proxied_session(proxy, data_dir)
+        app = ApprovalApp(session)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await eventually(lambda: session.poller.health[SOURCE].state == "throttled", what="a throttled listing")
+            await eventually(lambda: "throttled" in screen_text(app), what="the status bar refreshed")
+            await pilot.pause()
+            status = next(line for line in screen_text(app).splitlines() if SOURCE in line and "throttled" in line)
+            assert "down" not in status
