@@ -82,14 +82,21 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", parents=[common], help="open the console on an embedded demo fleet of agents")
     demo.add_argument("--seed", type=int, default=None, help="make the generated items repeatable")
-    demo.add_argument("--interval", type=float, default=4.0, help="seconds between new items (default 4; 0: none)")
+    demo.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        help="mean seconds between new items, besides a burst now and then (default 60, a busy shift; 0: none)",
+    )
 
     fleet = commands.add_parser(
         "fleet", parents=[common], help="run the demo fleet alone, as a server for other consoles"
     )
     fleet.add_argument("--port", type=_port, default=8700, help="port to serve on, on 127.0.0.1 (default 8700)")
     fleet.add_argument("--seed", type=int, default=None, help="make the generated items repeatable")
-    fleet.add_argument("--interval", type=float, default=4.0, help="seconds between new items (0: none)")
+    fleet.add_argument(
+        "--interval", type=float, default=None, help="mean seconds between new items (default 60; 0: none)"
+    )
     fleet.add_argument("--initial", type=int, default=12, help="items to start with")
 
     sources = commands.add_parser("sources", parents=[common], help="manage sources")
@@ -259,14 +266,21 @@ def run_first_run(config_path: Path, data_dir: Path | None, theme: str) -> int:
 
     if FirstRunApp(config_path, theme).run() == "demo":
         demo_dir = None if data_dir is None else data_dir / "demo"
-        return run_demo(demo_dir, seed=None, interval=4.0)
+        return run_demo(demo_dir, seed=None, interval=None)
     return 0
 
 
-def run_demo(data_dir: Path | None, *, seed: int | None, interval: float, start_clean: bool = False) -> int:
+def demo_pace(interval: float | None) -> float | None:
+    """The fleet's `interval` for a command-line one: none given is the demo's pace, 0 is no new items."""
+    from console.fleet.scenarios import DEMO_GAP
+
+    return DEMO_GAP if interval is None else interval or None
+
+
+def run_demo(data_dir: Path | None, *, seed: int | None, interval: float | None, start_clean: bool = False) -> int:
     from console.fleet import Fleet
 
-    fleet = Fleet(seed=seed, interval=interval or None)
+    fleet = Fleet(seed=seed, interval=demo_pace(interval))
     url = fleet.start()
     try:
         config = Config(
@@ -279,10 +293,10 @@ def run_demo(data_dir: Path | None, *, seed: int | None, interval: float, start_
         fleet.stop()
 
 
-def run_fleet(port: int, *, seed: int | None, interval: float, initial: int) -> int:
+def run_fleet(port: int, *, seed: int | None, interval: float | None, initial: int) -> int:
     from console.fleet import Fleet
 
-    fleet = Fleet(seed=seed, interval=interval or None, initial=initial)
+    fleet = Fleet(seed=seed, interval=demo_pace(interval), initial=initial)
     try:
         url = fleet.start(port=port)
     except OSError as exc:

@@ -71,6 +71,9 @@ async def check_source(source: SourceConfig, token: Token | None) -> Check:
     try:
         page = await asyncio.wait_for(adapter.fetch(None), SOURCE_CHECK_SECONDS)
     except SourceError as exc:
+        if exc.throttled:  # reachable and answering: it asks us to slow down (PROTOCOL.md section 6)
+            later = f"in {exc.retry_after:g} s" if exc.retry_after is not None else "later"
+            return Check(WARN, subject, f"reachable, but throttling: {exc}", f"the console asks again {later}")
         if exc.auth:
             held = f"the {token.origin} token" if token else "no token"
             return Check(FAIL, subject, f"{url} refused {held}: {exc}", token_fix(source.name))

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from console.sources.base import Page, Source, SourceError
 from storage.db import Store
@@ -27,6 +27,7 @@ class Poller:
         self.store = store
         self.sources = sources
         self.on_change = on_change
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # between failed polls; tests simulate time
         counts = store.quarantine_counts()
         self.health: dict[str, SourceHealth] = {
             s.config.name: SourceHealth(name=s.config.name, quarantined=counts.get(s.config.name, 0)) for s in sources
@@ -44,11 +45,14 @@ class Poller:
                 changed = await self.poll_once(source)
             except SourceError as exc:
                 failures += 1
-                state = "auth" if exc.auth else "down"
+                state = "auth" if exc.auth else "throttled" if exc.throttled else "down"
                 self._set_health(name, state=state, last_poll_at=time.time(), error=str(exc))
                 log.warning("poll %s failed (%s): %s", name, state, exc)
-                delay = exc.retry_after or min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6))
-                await asyncio.sleep(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not crypto
+                if exc.retry_after is not None:  # the server's pace (already clamped): never sooner than it asked
+                    await self.sleep(exc.retry_after)
+                    continue
+                delay = min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6))
+                await self.sleep(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not crypto
                 continue
             except Exception as exc:  # never let one source take down polling of the others
                 failures += 1

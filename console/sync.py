@@ -65,6 +65,7 @@ class SyncEngine:
         self.labels = labels
         self.label_batch = label_batch
         self.label_failures: dict[str, int] = {}  # source -> failed label batches in a row (its backoff)
+        self.clock: Callable[[], float] = time.time  # wall time of retry schedules; tests simulate it
 
     def kick(self) -> None:
         """A decision was just recorded: send it now rather than at the next timer."""
@@ -93,7 +94,7 @@ class SyncEngine:
         if self.labels is not None:
             label_due = await asyncio.to_thread(self.labels.next_due_at, self._label_sinks())
             due = min((t for t in (due, label_due) if t is not None), default=None)
-        delay = 5.0 if due is None else max(0.0, due - time.time())
+        delay = 5.0 if due is None else max(0.0, due - self.clock())
         if self.held:
             delay = min(delay, max(0.0, min(self.held.values()) - time.monotonic()))
         if delay <= 0:
@@ -103,7 +104,7 @@ class SyncEngine:
 
     async def drain_once(self) -> int:
         """Send one batch of due decisions and record the answers. Returns how many were sent."""
-        due = await asyncio.to_thread(self.store.due_decisions, self.batch, self._active_sources())
+        due = await asyncio.to_thread(self.store.due_decisions, self.batch, self._active_sources(), self.clock())
         if not due:
             return 0
         await asyncio.to_thread(self.store.mark_sending, [d.id for d in due])
@@ -148,7 +149,7 @@ class SyncEngine:
             return 0
         by_source: dict[str, list[Label]] = {}
         for name in self._label_sinks():  # a batch per source: a long backlog at one source does not starve another
-            batch = await asyncio.to_thread(self.labels.due, self.label_batch, [name])
+            batch = await asyncio.to_thread(self.labels.due, self.label_batch, [name], self.clock())
             if batch:
                 by_source[name] = batch
         answers = await asyncio.gather(*(self._send_labels(name, batch) for name, batch in by_source.items()))
@@ -190,7 +191,7 @@ class SyncEngine:
             delay = AUTH_HOLD if result.auth_refused else backoff(failures)
         if delay:
             log.warning("labels for %s: %s; retry in %.1f s", source, result.detail, delay)
-        return rows + [LabelSyncResult(i, None, result.detail, time.time() + delay) for i in rest]
+        return rows + [LabelSyncResult(i, None, result.detail, self.clock() + delay) for i in rest]
 
     def _to_row(self, decision: Decision, result: SendResult) -> SyncResult:
         if result.state is not None:
@@ -204,4 +205,4 @@ class SyncEngine:
         else:
             delay = backoff(attempts)
         log.warning("decision %s: %s; retry in %.1f s", decision.id, result.detail, delay)
-        return SyncResult(decision.id, None, result.outcome, result.detail, result.response, time.time() + delay)
+        return SyncResult(decision.id, None, result.outcome, result.detail, result.response, self.clock() + delay)

@@ -291,7 +291,7 @@ class QueueRow(_Strict):
 
 class SourceHealth(_Strict):
     name: str
-    state: Literal["starting", "up", "down", "auth"] = "starting"
+    state: Literal["starting", "up", "throttled", "down", "auth"] = "starting"
     last_poll_at: float | None = None
     last_ok_at: float | None = None
     error: str = ""

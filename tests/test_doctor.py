@@ -67,7 +67,7 @@ async def test_the_log_records_polls_syncs_retries_and_errors_without_secrets(da
     for handler in logging.getLogger().handlers:
         handler.flush()
     log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
-    assert f"poll {SOURCE} failed (down): busy (503)" in log
+    assert f"poll {SOURCE} failed (throttled): busy (503)" in log
     assert f"poll {SOURCE}: up again after 1 failed poll(s)" in log
     assert f"poll {SOURCE}: the queue changed" in log
     assert "the source is busy or failing (502); retry in" in log

@@ -21,12 +21,14 @@ __all__ = ["STATE_LABELS", "StatusBar"]
 
 STATE_LABELS: Final[dict[str, str]] = {
     "up": "up",
+    "throttled": "throttled",  # answering 429/503: reachable, polled at the pace it asks for
     "down": "down",
     "auth": "auth failed",
     "starting": "starting",
 }
 _STATE_STYLES: Final[dict[str, str]] = {
     "up": "bold $text-success",
+    "throttled": "bold $text-warning",
     "down": "bold reverse $text-error",
     "auth": "bold reverse $text-error",
     "starting": "$foreground-muted",

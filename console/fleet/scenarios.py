@@ -132,6 +132,43 @@ def _whole_seconds(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The demo's mean seconds between new items outside bursts. With the deadlines below (mostly 5 to 45 minutes) and the
+# bursts of `Pacing`, about 85 items an hour: an unattended queue levels off at a few dozen pending, and an operator
+# deciding one item every half minute or so keeps up with it.
+DEMO_GAP = 60.0
+BURST_EVERY = (600.0, 1500.0)  # seconds between bursts (an incident, a batch job finishing)
+BURST_SIZE = (4, 9)  # items in a burst, besides the one that starts it
+BURST_GAP = (1.0, 8.0)  # seconds between the items of a burst
+
+
+class Pacing:
+    """When the demo fleet's next item arrives: a busy shift, not a firehose.
+
+    Outside bursts items arrive at random (a Poisson stream) `mean_gap` seconds apart on average; now and then a burst
+    brings several items seconds apart. Its own `random.Random`, so the pace never changes what the items are.
+    """
+
+    def __init__(self, rng: random.Random, mean_gap: float = DEMO_GAP) -> None:
+        if mean_gap <= 0:
+            raise ValueError("mean_gap must be positive")
+        self.rng = rng
+        self.mean_gap = mean_gap
+        self._burst_left = 0
+        self._until_burst = rng.uniform(*BURST_EVERY)
+
+    def next_gap(self) -> float:
+        """Seconds from this item to the next."""
+        if self._burst_left > 0:
+            self._burst_left -= 1
+            return self.rng.uniform(*BURST_GAP)
+        gap = self.rng.expovariate(1.0 / self.mean_gap)
+        self._until_burst -= gap
+        if self._until_burst <= 0:
+            self._burst_left = self.rng.randint(*BURST_SIZE)
+            self._until_burst = self.rng.uniform(*BURST_EVERY)
+        return gap
+
+
 class Scenarios:
     """Generates item payloads (everything except `id`, `digest`, `seq`, `claimed_by`)."""
 

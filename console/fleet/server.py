@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
-from console.fleet.scenarios import Scenarios, rfc3339
+from console.fleet.scenarios import DEMO_GAP, Pacing, Scenarios, rfc3339
 from storage.records import Item, item_digest, shown_part
 
 PROTOCOL = "approval-console/1"
@@ -98,11 +98,32 @@ def _finite(text: str) -> float:
     return value
 
 
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """PROTOCOL.md conventions: a body with a duplicate member name is refused, never read one way or the other."""
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate member name")
+    return dict(pairs)
+
+
 def _parse_json(raw: bytes) -> tuple[Any, bool]:
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite), True
+        value = json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite, object_pairs_hook=_unique_names
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None, False
+    return value, True
+
+
+def _remote_refs(schema: Any) -> list[str]:
+    """The `$ref`s of a schema that point outside it: PROTOCOL.md allows only local ones (`#...`)."""
+    if isinstance(schema, list):
+        return [ref for part in schema for ref in _remote_refs(part)]
+    if not isinstance(schema, dict):
+        return []
+    own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) and not schema["$ref"].startswith("#") else []
+    return own + [ref for value in schema.values() for ref in _remote_refs(value)]
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -142,7 +163,7 @@ class Fleet:
         self,
         *,
         seed: int | None = None,
-        interval: float | None = 4.0,
+        interval: float | None = DEMO_GAP,
         initial: int = 12,
         tokens: dict[str, str] | None = None,
         expire_check: float = 1.0,
@@ -159,6 +180,9 @@ class Fleet:
         self.url = ""
         self._tokens = dict(tokens) if tokens else None
         self._scenarios = Scenarios(random.Random(seed))  # noqa: S311 - demo contents, reproducible by seed
+        # `interval` is the mean gap between new items outside bursts; None: only the test hooks add items.
+        pace = random.Random(None if seed is None else f"pacing-{seed}")  # noqa: S311 - demo pace
+        self.pacing = Pacing(pace, interval) if interval is not None else None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         # The epoch makes cursors from another run of the fleet (or another fleet) unusable: they get 410.
@@ -237,7 +261,7 @@ class Fleet:
 
     def _tick(self) -> None:
         start = time.monotonic()
-        next_add = start + self.interval if self.interval else math.inf
+        next_add = start + self.pacing.next_gap() if self.pacing else math.inf
         next_sweep = start + self.expire_check
         while not self._stop_event.wait(max(0.0, min(next_add, next_sweep) - time.monotonic())):
             now = time.monotonic()
@@ -245,9 +269,9 @@ class Fleet:
                 with self._lock:
                     self._sweep(time.time())
                 next_sweep = now + self.expire_check
-            if self.interval and now >= next_add:
+            if self.pacing and now >= next_add:
                 self.add_item()
-                next_add = now + self.interval
+                next_add = now + self.pacing.next_gap()
 
     # -- test hooks (thread-safe) --------------------------------------------------------------------------------
 
@@ -787,6 +811,8 @@ class Fleet:
                     Draft202012Validator.check_schema(parsed.action.args_schema)
                 except SchemaError as exc:
                     problems.append(_issue("body", "/action/args_schema", exc.message))
+                if _remote_refs(item["action"]["args_schema"]):
+                    problems.append(_issue("body", "/action/args_schema", "only local references ($ref: #...)"))
         if problems:
             return _error(422, "invalid", "the item was refused", errors=problems)
         rec = _Record(item)

@@ -63,10 +63,13 @@ class LabelSendResult:
 class SourceError(Exception):
     """A source could not be read: down, slow, refusing us, or answering garbage."""
 
-    def __init__(self, message: str, *, auth: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, auth: bool = False, retry_after: float | None = None, throttled: bool = False
+    ) -> None:
         super().__init__(message)
         self.auth = auth
         self.retry_after = retry_after
+        self.throttled = throttled  # answered 429/503: up, but asking us to slow down (retry at its pace)
 
 
 class Source(Protocol):

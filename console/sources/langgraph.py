@@ -248,7 +248,7 @@ class LangGraphSource:
         if status in (401, 403):
             raise SourceError(f"refused our credentials ({status}): check the token", auth=True)
         if status in (429, 503):
-            raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response))
+            raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response), throttled=True)
         raise SourceError(f"answered {status} to {method} {path.split('?', maxsplit=1)[0]}")
 
     # ----------------------------------------------------------------- labels

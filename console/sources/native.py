@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,17 +28,54 @@ PAGE_SIZE = 500
 PAGE_BYTES = 8_000_000
 _RESET = b"\x00reset"  # the cursor is too old (410): list everything again
 USER_AGENT = "approval-console/0.1"
-_FINAL_OUTCOMES = {o.value for o in Outcome} - {Outcome.applied.value, Outcome.unauthorized.value}
+RETRY_AFTER_FLOOR = 1.0  # PROTOCOL.md section 6: a Retry-After below this (or 0, negative, NaN) is taken as 1 s
+RETRY_AFTER_CEILING = 300.0  # and one above this (or inf, or an overflow) as 300 s: a recovered server is heard soon
+# PROTOCOL.md section 3: an answer is final only when its status and its body's outcome name agree on one of these.
+_FINAL_STATUS = {
+    Outcome.applied.value: 200,
+    Outcome.conflict.value: 409,
+    Outcome.stale.value: 409,
+    "idempotency_conflict": 409,
+    Outcome.expired.value: 410,
+    Outcome.withdrawn.value: 410,
+    Outcome.superseded.value: 410,
+    Outcome.not_found.value: 404,
+    Outcome.invalid.value: 422,
+    "idempotency_key_required": 400,
+    "bad_json": 400,
+}
+# The same rule for a feedback batch's refusals (section 4); its acceptance is a 200 with an `accepted` count.
+# A 404 `not_found` is a server that takes no feedback: its labels are kept here with the reason, not resent for ever.
+_FEEDBACK_REFUSALS = {
+    "invalid": 422,
+    "idempotency_conflict": 409,
+    "idempotency_key_required": 400,
+    "bad_json": 400,
+    "not_found": 404,
+}
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """The server's Retry-After (delay-seconds or an HTTP-date), clamped to [1 s, 300 s]; None if absent or unreadable.
+
+    A hostile or buggy value can neither make the console hammer the server nor park a decision for hours.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
         return None
     try:
-        return max(0.0, min(float(value), 3600.0))
+        seconds = float(value)
     except ValueError:
-        return None  # an HTTP date: rare from agent services; the normal backoff applies
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None  # unreadable: the caller's own backoff applies
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return RETRY_AFTER_FLOOR
+    return max(RETRY_AFTER_FLOOR, min(seconds, RETRY_AFTER_CEILING))
 
 
 class NativeSource:
@@ -204,13 +245,8 @@ class NativeSource:
 
 def interpret_decision_answer(response: httpx.Response) -> SendResult:
     status = response.status_code
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = None
-    outcome = str(body.get("outcome") or body.get("error") or "") if body else ""
+    body = _json_object(response)
+    outcome = _outcome_name(body)
     if status in (401, 403):
         return SendResult(
             None,
@@ -226,14 +262,47 @@ def interpret_decision_answer(response: httpx.Response) -> SendResult:
         return SendResult(
             None, f"http_{status}", f"the source is busy or failing ({status})", body, retry_after_seconds(response)
         )
-    if status == 200 and outcome == Outcome.applied.value:
-        return SendResult(SyncState.applied, outcome, "applied", body)
-    if body is not None and (outcome in _FINAL_OUTCOMES or outcome == "idempotency_conflict"):
+    if body is not None and outcome is not None and _FINAL_STATUS.get(outcome) == status:
+        if outcome == Outcome.applied.value:
+            return SendResult(SyncState.applied, outcome, "applied", body)
+        if status == 400:  # nothing was stored: our request itself was refused
+            return SendResult(SyncState.failed, outcome, f"the source refused the decision ({status} {outcome})", body)
         return SendResult(SyncState.conflict, outcome, describe_outcome(outcome, body), body)
-    if 400 <= status < 500:
-        return SendResult(SyncState.failed, f"http_{status}", f"the source refused the decision ({status})", body)
-    # A 2xx we cannot read: the decision may or may not be applied. Resending under the same key is safe.
-    return SendResult(None, "unreadable", f"unreadable answer ({status})", body)
+    # Status and body disagree, or one of them is unknown: the decision may or may not be applied. Resending under the
+    # same key is safe: the server answers the resend from its record, and only an answer that agrees is final.
+    if body is None and 200 <= status < 300:
+        return SendResult(None, "unreadable", f"unreadable answer ({status}); sending again under the same key")
+    return SendResult(None, "uncertain", f"{_odd_answer(status, outcome)}; sending again under the same key", body)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _outcome_name(body: dict[str, Any] | None) -> str | None:
+    """The answer's name: its `outcome`, else its `error` (protocol errors carry one or the other)."""
+    if body is None:
+        return None
+    for field in ("outcome", "error"):
+        if isinstance(body.get(field), str) and body[field]:
+            return str(body[field])
+    return None
+
+
+def _odd_answer(status: int, name: str | None, known: Mapping[str, int] = _FINAL_STATUS) -> str:
+    """What was odd about an answer that is not final, for the decision's or label's last error."""
+    # The name is server text: quoted and escaped (json), and short, wherever it is shown or logged.
+    shown = json.dumps(name[:80]) if name is not None else None
+    expected = known.get(name or "")
+    if shown is None:
+        return f"the answer's status {status} came without a known outcome"
+    if expected is None:
+        return f"the answer named an unknown outcome {shown} (status {status})"
+    return f"the answer contradicts itself: status {status} with outcome {shown} (which comes with {expected})"
 
 
 def describe_outcome(outcome: str, body: dict[str, Any]) -> str:
@@ -268,22 +337,20 @@ def describe_outcome(outcome: str, body: dict[str, Any]) -> str:
 def interpret_feedback_answer(response: httpx.Response, label_ids: Sequence[str]) -> LabelSendResult:
     """Sent, refused with a reason (kept locally, never retried), or retried: nothing is dropped silently."""
     status = response.status_code
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    if status == 200 and isinstance(body.get("accepted"), int):
+    body = _json_object(response) or {}
+    name = _outcome_name(body)
+    if status == 200 and type(body.get("accepted")) is int:
         detail = f"accepted {body['accepted']}, duplicates {body.get('duplicates', 0)}"
         return LabelSendResult(sent=frozenset(label_ids), detail=detail)
     if status in (401, 403):
         return LabelSendResult(detail=f"the source refused our credentials ({status})", auth_refused=True)
-    if status in (429, 503) or status >= 500 or status < 400:
-        # Busy, failing, or a 2xx we cannot read: resending under the same key is safe.
-        return LabelSendResult(
-            detail=f"the source is busy or failing ({status})", retry_after=retry_after_seconds(response)
-        )
-    reason = f"{body.get('error') or body.get('outcome') or f'http_{status}'}: {body.get('detail') or ''}".strip(": ")
+    if name is None or _FEEDBACK_REFUSALS.get(name) != status:
+        # Busy, failing, a redirect, or an answer whose status and body do not agree (PROTOCOL.md section 4): resending
+        # under the same key is safe, and only an answer that agrees is final.
+        busy = status in (429, 503) or status >= 500
+        detail = f"the source is busy or failing ({status})" if busy else _odd_answer(status, name, _FEEDBACK_REFUSALS)
+        return LabelSendResult(detail=detail, retry_after=retry_after_seconds(response))
+    reason = f"{name}: {body.get('detail') or ''}".strip(": ")
     if status == 422:
         named = _refused_indexes(body.get("errors"), len(label_ids))
         if named:
@@ -311,7 +378,7 @@ def _raise_for_listing(response: httpx.Response, source: str) -> None:
     if status in (401, 403):
         raise SourceError(f"refused our credentials ({status}); fix: {token_fix(source)}", auth=True)
     if status in (429, 503):
-        raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response))
+        raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response), throttled=True)
     if 300 <= status < 400:
         # Not followed: the token would go wherever the redirect points. A moved source is a config change.
         where = response.headers.get("Location", "?")[:200]
