@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Without a handler, Python prints warnings raw on stderr (server text included); the console's own log file is
+    # where they belong, and a subcommand reports what matters itself.
+    logging.getLogger().addHandler(logging.NullHandler())
     args = _parser().parse_args(argv)
     try:
         return _run(args)
