@@ -18,7 +18,7 @@ __all__ = ["FILTER_FIELDS", "Filter", "Grouping", "QueueView", "SortOrder", "par
 class SortOrder(StrEnum):
     urgency = "urgency"  # risk, then time left: the default
     age = "age"  # oldest first
-    confidence = "confidence"  # least sure first; items without a confidence last
+    confidence = "confidence"  # least sure first; an item without a confidence is the least sure of all
     agent = "agent"  # by agent name, then urgency
 
 
@@ -31,7 +31,7 @@ class Grouping(StrEnum):
 # Each order's key columns, most significant first, all ascending; (source, id) makes every key unique, so
 # "the rows before this one" is a row-value comparison and an item's position is a count over the index.
 _URGENCY_TAIL: Final = ("risk_order", "expires_sort", "created_at", "source", "id")
-_CONFIDENCE: Final = "ifnull(confidence, 2.0)"  # no confidence sorts after every real one (0..1)
+_CONFIDENCE: Final = "ifnull(confidence, -1.0)"  # no confidence sorts before every real one (0..1)
 ORDER_KEYS: Final[dict[SortOrder, tuple[str, ...]]] = {
     SortOrder.urgency: _URGENCY_TAIL,
     SortOrder.age: ("created_at", "source", "id"),

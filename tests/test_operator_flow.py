@@ -94,7 +94,7 @@ async def polled_app(session: Session, **run: Any) -> AsyncIterator[tuple[Approv
     [
         (SortOrder.urgency, ["b2", "c1", "b1", "c2", "b3"]),
         (SortOrder.age, ["b3", "c2", "b1", "c1", "b2"]),
-        (SortOrder.confidence, ["b3", "c1", "c2", "b1", "b2"]),  # least sure first, none last
+        (SortOrder.confidence, ["b2", "b3", "c1", "c2", "b1"]),  # least sure first: unknown is least sure
         (SortOrder.agent, ["b2", "b1", "c1", "c2", "b3"]),
     ],
 )
