@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["FILTER_FIELDS", "Filter", "Grouping", "QueueView", "SortOrder", "parse_filter", "search_text"]
+__all__ = [
+    "FILTER_FIELDS",
+    "KIND_LABELS",
+    "Filter",
+    "Grouping",
+    "QueueView",
+    "SortOrder",
+    "parse_filter",
+    "search_text",
+]
 
 
 class SortOrder(StrEnum):
@@ -50,6 +59,9 @@ FILTER_FIELDS: Final[dict[str, str]] = {
     "workflow": "workflow",
     "id": "id",
 }
+# What the queue's KIND column shows for each kind; `kind:` accepts the label as well as the full word.
+KIND_LABELS: Final[dict[str, str]] = {"approval": "APPR", "escalation": "ESC"}
+_KIND_BY_LABEL: Final = {label.casefold(): kind for kind, label in KIND_LABELS.items()}
 _TOKEN: Final = re.compile(r'(?:(\w+):)?(?:"([^"]*)"?|(\S+))')
 
 
@@ -59,6 +71,7 @@ class Filter:
 
     fields: tuple[tuple[str, str], ...] = ()
     words: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()  # `name:` prefixes that are no field (their tokens are matched as words)
 
     @property
     def empty(self) -> bool:
@@ -68,22 +81,28 @@ class Filter:
 def parse_filter(text: str) -> Filter:
     """`agent:billing refund "two words"`: field tokens narrow one column, other words match any column.
 
-    Every match is a case-insensitive substring. An unknown `name:` prefix is taken as part of a plain word.
+    Every match is a case-insensitive substring. An unknown `name:` prefix is taken as part of a plain word, and
+    named in `unknown` so the operator can be told. `kind:` takes the KIND column's label (`ESC`) too.
     """
     fields: list[tuple[str, str]] = []
     words: list[str] = []
+    unknown: list[str] = []
     for match in _TOKEN.finditer(text):
         name, quoted, bare = match.group(1), match.group(2), match.group(3)
         value = quoted if quoted is not None else bare or ""
         column = FILTER_FIELDS.get(name.lower()) if name else None
         if column is not None:
+            if column == "kind":
+                value = _KIND_BY_LABEL.get(value.casefold(), value)
             if value:
                 fields.append((column, value))
         elif name:
+            if name not in unknown:
+                unknown.append(name)
             words.append(f"{name}:{value}")
         elif value:
             words.append(value)
-    return Filter(tuple(fields), tuple(words))
+    return Filter(tuple(fields), tuple(words), tuple(unknown))
 
 
 def search_text(*parts: str) -> str:

@@ -32,6 +32,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from storage.queue import KIND_LABELS
 from storage.records import QueueRow
 
 from .badges import (
@@ -53,7 +54,7 @@ __all__ = ["GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
 RowKey = tuple[str, str]  # (source, item id): what "the same item" means across refreshes
 
 _ROW_META: Final = "queue_row"  # style meta key carrying the row index, read back on click
-_KIND_MARK: Final = "ESCL"  # escalations are marked; approvals leave the column blank
+_KIND_WIDTH: Final = max(4, *(len(label) for label in KIND_LABELS.values()))  # the labels `kind:` accepts
 _WIDE: Final = 72  # below this width the confidence meter shrinks to its number
 _CLAIM_WIDTH: Final = 9  # "⚑ bob" : who else holds a claim on the item
 _CLAIM_MARK: Final = "⚑ "
@@ -100,7 +101,7 @@ class _Layout:
         meter = width >= _WIDE
         confidence = CONFIDENCE_WIDTH if meter else 4
         # marker, risk, confidence, kind, agent, action, claim, age, left + 8 separators
-        fixed = 1 + RISK_WIDTH + confidence + len(_KIND_MARK) + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
+        fixed = 1 + RISK_WIDTH + confidence + _KIND_WIDTH + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
         flexible = max(0, width - fixed)
         agent = max(5, flexible * 2 // 5)
         return cls(width=width, meter=meter, agent=agent, action=max(5, flexible - agent))
@@ -439,7 +440,7 @@ class QueueList(ScrollView, can_focus=True):
         else:
             add(f"{confidence:.2f}", confidence_style)
         add(" ")
-        add(_KIND_MARK if row.kind == "escalation" else " " * len(_KIND_MARK), "queue-list--kind")
+        add(KIND_LABELS.get(row.kind, row.kind[:_KIND_WIDTH]).ljust(_KIND_WIDTH), "queue-list--kind")
         add(" ")
         add(_fit(row.agent, layout.agent))
         add(" ")

@@ -24,7 +24,7 @@ from console.screens.problems import ProblemsScreen
 from console.screens.reject import Rejection, RejectScreen
 from console.session import Session
 from storage.db import DecisionRefused, StorageError, UndoRefused
-from storage.queue import Grouping, QueueView, SortOrder
+from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, Risk, SourceHealth, Verdict, now_utc
 from widgets.detail import ItemDetail
 from widgets.queue_list import QueueList
@@ -100,6 +100,7 @@ class MainScreen(Screen[None]):
         operator = self.session.config.operator
         yield Static(id="queue-bar")
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
+        yield Static(id="filter-hint")
         yield QueueList(self.session.queue, now=self._now, operator=operator, id="queue")
         yield ItemDetail(now=self._now, operator=operator, id="detail")
         yield Static(id="undo-bar")
@@ -112,6 +113,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self._ready = True
         self.query_one("#filter", Input).display = False
+        self.query_one("#filter-hint", Static).display = False
         self.query_one("#undo-bar", Static).display = False
         self.query_one(QueueList).focus()
         self._update_queue_bar()
@@ -222,6 +224,7 @@ class MainScreen(Screen[None]):
             return
         field.value = ""  # Input.Changed applies the empty filter
         field.display = False
+        self.query_one("#filter-hint", Static).display = False
         self._apply_view(QueueView(self.view.order, self.view.grouping, ""))
         self.queue_list.focus()
 
@@ -236,7 +239,23 @@ class MainScreen(Screen[None]):
         field.display = bool(event.value)  # an active filter stays in sight
         self.queue_list.focus()
 
+    def _update_filter_hint(self) -> None:
+        """Under the filter: a `name:` that is no field is said, not silently matched as a word."""
+        hint = self.query_one("#filter-hint", Static)
+        unknown = self.view.filter.unknown
+        hint.display = bool(unknown) and self.query_one("#filter", Input).display
+        if unknown:
+            names = ", ".join(f"{one_line(name, 30)}:" for name in unknown)
+            hint.update(
+                Content.assemble(
+                    (f"unknown field {names}", "bold $text-warning"),
+                    (" (matched as a plain word); fields: ", "$foreground-muted"),
+                    (", ".join(f"{name}:" for name in FILTER_FIELDS), "$foreground-muted"),
+                )
+            )
+
     def _update_queue_bar(self) -> None:
+        self._update_filter_hint()
         view = self.view
         count = self.queue_list.row_count
         parts: list[Content | tuple[str, str] | str] = [

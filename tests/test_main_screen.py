@@ -1,0 +1,80 @@
+"""The main screen as a new operator meets it: empty states, source health, changed items, two consoles on one
+queue, the filter's feedback, refused actions and the footer. Pilot against the demo fleet."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from console.app import ApprovalApp
+from console.fleet import Fleet
+from console.session import Session
+from storage.queue import KIND_LABELS, QueueView
+from storage.records import Item
+from tests.conftest import screen_text
+
+SIZE = (120, 40)
+
+
+@asynccontextmanager
+async def polled(
+    session: Session, size: tuple[int, int] = SIZE, **run: Any
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
+    """The app over one poll of the fleet (no background work)."""
+    app = ApprovalApp(session, background=False)
+    async with app.run_test(size=size, **run) as pilot:
+        await session.poll_once()
+        await pilot.pause(0.1)
+        yield app, pilot
+
+
+def shown(app: ApprovalApp) -> Item:
+    item = app.main.shown
+    assert item is not None
+    return item
+
+
+# ------------------------------------------------------------------------------------------------------ filter
+
+
+async def test_the_kind_column_shows_what_the_filter_accepts(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    fleet.add_item(kind="escalation")
+    fleet.add_item(kind="approval")
+    session = make_session()
+    async with polled(session) as (app, pilot):
+        text = screen_text(app)
+        store = session.store
+        for kind, label in KIND_LABELS.items():
+            expected = store.queue_count(QueueView(filter_text=f"kind:{kind}"))
+            assert expected > 0, kind
+            assert f" {label} " in text, f"the KIND column shows {label} for {kind}"
+            for typed in (label, label.lower(), kind, kind[:3]):
+                assert store.queue_count(QueueView(filter_text=f"kind:{typed}")) == expected, typed
+        # What the column shows, typed into the filter, keeps exactly the rows that show it.
+        await pilot.press("slash", *f"kind:{KIND_LABELS['escalation']}")
+        await pilot.pause(0.1)
+        rows = store.queue_rows(0, 100, session.queue.view)
+        assert rows and all(row.kind == "escalation" for row in rows)
+
+
+async def test_an_unknown_filter_field_is_named_under_the_filter(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    session = make_session()
+    async with polled(session) as (app, pilot):
+        await pilot.press("slash", *"foo:bar")
+        await pilot.pause(0.1)
+        hint = app.main.query_one("#filter-hint", Static)
+        assert hint.display
+        assert "unknown field foo:" in screen_text(app)
+        assert "agent:" in str(hint.render())
+        await pilot.press("ctrl+a", "ctrl+k", *"agent:x")  # a known field: the hint goes
+        await pilot.pause(0.1)
+        assert "unknown field" not in screen_text(app)
+        assert not hint.display
