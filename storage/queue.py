@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from storage.records import KIND_LABELS
+
 __all__ = [
     "FILTER_FIELDS",
     "KIND_LABELS",
@@ -59,8 +61,6 @@ FILTER_FIELDS: Final[dict[str, str]] = {
     "workflow": "workflow",
     "id": "id",
 }
-# What the queue's KIND column shows for each kind; `kind:` accepts the label as well as the full word.
-KIND_LABELS: Final[dict[str, str]] = {"approval": "APPR", "escalation": "ESC"}
 _KIND_BY_LABEL: Final = {label.casefold(): kind for kind, label in KIND_LABELS.items()}
 _TOKEN: Final = re.compile(r'(?:(\w+):)?(?:"([^"]*)"?|(\S+))')
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
@@ -15,7 +16,7 @@ from console.fleet import Fleet
 from console.session import Session
 from storage.queue import KIND_LABELS, QueueView
 from storage.records import Item
-from tests.conftest import screen_text
+from tests.conftest import SOURCE, eventually, make_config, screen_text
 
 SIZE = (120, 40)
 
@@ -78,3 +79,64 @@ async def test_an_unknown_filter_field_is_named_under_the_filter(
         await pilot.pause(0.1)
         assert "unknown field" not in screen_text(app)
         assert not hint.display
+
+
+# ------------------------------------------------------------------------------------------- empty queue, health
+
+
+async def test_an_empty_queue_says_whether_the_filter_hides_items(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    session = make_session()
+    async with polled(session) as (app, pilot):
+        await pilot.press("slash", *"zz-nothing-has-this")
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "Queue is empty" not in text
+        assert "No item matches the filter" in text and "6 pending items hidden" in text
+        assert "esc to clear the filter" in text
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert app.main.shown is not None, "clearing the filter brings the items back"
+
+
+async def test_an_empty_queue_says_every_source_is_down_and_the_bar_says_why(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    session = make_session()
+    app = ApprovalApp(session)
+    async with app.run_test(size=(160, 40)) as pilot:
+        health = session.poller.health
+        await eventually(lambda: health[SOURCE].state == "up", what="the first good poll")
+        await eventually(lambda: app.main.shown is not None, what="an item on screen")
+        for row in fleet.pending():  # the queue empties, then the only source goes down
+            fleet.withdraw(row["id"])
+        await eventually(lambda: session.store.queue_count() == 0, what="the empty queue")
+        await eventually(lambda: "every source answered with nothing pending" in screen_text(app), what="empty")
+        fleet.stop()
+        await eventually(lambda: health[SOURCE].state == "down", what="the source down")
+        app.main.refresh_status()
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "Nothing to show: every source is down" in text
+        assert "Queue is empty" not in text
+        status = str(app.main.query_one("#status", Static).render())
+        assert "cannot reach" in status, status  # the short reason, in the bar itself
+        assert "last good poll" in status and "ago" in status, status
+        assert "polled" not in status, "a failed poll does not read like a good one"
+        assert fleet.url not in status, "the address is in the config; the bar keeps the reason short"
+
+
+async def test_a_truly_empty_queue_says_so(data_dir: Path) -> None:
+    empty = Fleet(seed=3, interval=None, initial=0)
+    empty.start()
+    try:
+        session = Session(make_config(empty), data_dir, token_for=lambda _name: None)
+        async with polled(session) as (app, pilot):
+            app.main.refresh_status()
+            await pilot.pause(0.1)
+            text = screen_text(app)
+            assert "Queue is empty: every source answered with nothing pending" in text
+            assert "No item matches" not in text and "every source is down" not in text
+    finally:
+        empty.stop()

@@ -32,8 +32,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from storage.queue import KIND_LABELS
-from storage.records import QueueRow
+from storage.records import KIND_LABELS, QueueRow
 
 from .badges import (
     CONFIDENCE_WIDTH,
@@ -229,6 +228,7 @@ class QueueList(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[int, int, bool, int], Strip] = LRUCache(512)
         self._styles: dict[tuple[str, bool], Style] = {}
         self._layout: _Layout | None = None
+        self._empty_text = "Queue is empty"
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -280,6 +280,12 @@ class QueueList(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
         self._announce()
+
+    def set_empty_text(self, text: str) -> None:
+        """What the list says when it holds no row (why it is empty: a filter, sources down, or nothing pending)."""
+        if text != self._empty_text:
+            self._empty_text = text
+            self.refresh()
 
     def move_to(self, index: int) -> None:
         """Highlight row `index` (clamped) and scroll it into view."""
@@ -410,7 +416,8 @@ class QueueList(ScrollView, can_focus=True):
         return self._to_strip(text, width)
 
     def _empty_strip(self, width: int) -> Strip:
-        text = Text("  Queue is empty", style=self._style("queue-list--muted", False), end="")
+        said = one_line(self._empty_text, max(1, width - 2))
+        text = Text(f"  {said}", style=self._style("queue-list--muted", False), end="")
         return self._to_strip(text, width)
 
     def _row_strip(self, index: int, width: int, cursor: bool, now: float) -> Strip:

@@ -29,7 +29,7 @@ from storage.records import Decision, Item, QueueRow, Risk, SourceHealth, Verdic
 from widgets.detail import ItemDetail
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
-from widgets.status_bar import StatusBar
+from widgets.status_bar import STATE_LABELS, StatusBar
 
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
 # wait this long, so a key meant for what the operator was reading cannot land on something else.
@@ -95,6 +95,7 @@ class MainScreen(Screen[None]):
         self._settle_reason = ""
         self.undoable: list[Undoable] = []  # newest last
         self._claimed: Item | None = None
+        self._empty_shown = ""  # the empty-queue explanation on screen, so a tick re-renders only on a change
 
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
@@ -174,7 +175,7 @@ class MainScreen(Screen[None]):
             self._first_shown.setdefault((item.source, item.id, item.digest), now_utc())
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
-        empty = "Queue is empty" if self.queue_list.row_count == 0 else None
+        empty = self._explain_empty() if self.queue_list.row_count == 0 else None
         self.query_one(ItemDetail).show(item, notice=notice, empty=empty)
         if settle:
             self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
@@ -183,6 +184,49 @@ class MainScreen(Screen[None]):
         ):
             self._claim(item, self._claimed)
             self._claimed = item
+
+    def _explain_empty(self) -> str:
+        """Why the queue shows nothing, and what to do: a filter, sources that cannot be read, or truly nothing."""
+        store = self.session.store
+        health = list(self.session.poller.health.values())
+        unread = [h for h in health if h.state not in ("up", "starting")]
+        names = ", ".join(f"{one_line(h.name, 30)} ({STATE_LABELS.get(h.state, h.state)})" for h in unread)
+        if self.view.filter_text and (pending := store.queue_count()) > 0:
+            short = "No item matches the filter"
+            text = (
+                f"{short} ({pending:,} pending item{'s' if pending != 1 else ''} hidden)."
+                " Press esc to clear the filter, or / to change it."
+            )
+        elif health and len(unread) == len(health):
+            short = "Nothing to show: every source is down"
+            text = (
+                f"{short}: {names}. The status bar says why; items appear here as soon as a source answers."
+                " Nothing is lost: what waits at the sources is still there."
+            )
+        elif not any(h.state == "up" for h in health):
+            short = text = "Waiting for the sources' first answer…"
+        elif unread:
+            short = "Queue is empty here, but a source is down"
+            text = (
+                f"Queue is empty, but {names} cannot be read: items waiting there are not shown."
+                " The status bar says why."
+            )
+        else:
+            short = "Queue is empty"
+            text = "Queue is empty: every source answered with nothing pending. New items appear here by themselves."
+        self.queue_list.set_empty_text(short)
+        self._empty_shown = text
+        return text
+
+    def _refresh_empty(self) -> None:
+        """Sources go down and come back while the queue is empty: keep its explanation true."""
+        if self.shown is not None or self.queue_list.row_count:
+            return
+        before = self._empty_shown
+        text = self._explain_empty()
+        if text != before:
+            detail = self.query_one(ItemDetail)
+            detail.show(None, notice=detail.notice, empty=text)
 
     @work(group="claims", exclusive=True, exit_on_error=False)
     async def _claim(self, item: Item, previous: Item | None) -> None:
@@ -204,6 +248,7 @@ class MainScreen(Screen[None]):
         self.session.queue.view = view
         self.queue_list.refresh_rows()  # keeps the cursor on the same item when the new view holds it
         self._update_queue_bar()
+        self._refresh_empty()  # a filter typed into an empty view changes why it is empty
 
     def action_sort(self) -> None:
         view = self.view
@@ -275,6 +320,7 @@ class MainScreen(Screen[None]):
         store = self.session.store
         health = list(self.session.poller.health.values())
         self._tell_refused_credentials(health)
+        self._refresh_empty()
         bars.first().update_status(
             health,
             waiting=store.waiting_count(),
