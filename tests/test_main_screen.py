@@ -13,6 +13,9 @@ from textual.widgets import Static
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
+from console.screens.guard import RefusedScreen
+from console.screens.main import MainScreen
+from console.screens.reject import RejectScreen
 from console.session import Session
 from storage.queue import KIND_LABELS, QueueView
 from storage.records import Item
@@ -140,3 +143,81 @@ async def test_a_truly_empty_queue_says_so(data_dir: Path) -> None:
             assert "No item matches" not in text and "every source is down" not in text
     finally:
         empty.stop()
+
+
+# ------------------------------------------------------------------------------------ refused actions, the footer
+
+
+def footer_line(app: ApprovalApp) -> str:
+    return screen_text(app).splitlines()[-1]
+
+
+async def settled_footer(app: ApprovalApp) -> str:
+    """The footer once it has recomposed for the item shown (it rebuilds its keys after each change)."""
+    await eventually(lambda: "q Quit" in footer_line(app), what="the footer's keys")
+    return footer_line(app)
+
+
+async def test_keys_typed_after_a_refused_edit_do_not_run_as_commands(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    locked = fleet.add_item(kind="approval", risk="critical", expires_in=60, allowed_decisions=["approve", "reject"])
+    session = make_session()
+    async with polled(session) as (app, pilot):
+        assert shown(app).id == locked["id"]
+        view = session.queue.view
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RefusedScreen)
+        assert "does not allow edit" in screen_text(app)
+        # What the operator meant for the editor, then what a hurried one would press next.
+        await pilot.press(*'{"amount": 5}', "enter", "o", "g", "r", "1", "enter", "a", "u", "p", "q")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RefusedScreen), "only esc leaves the refusal"
+        assert session.store.decisions() == []
+        assert session.queue.view == view, "o and g did not re-sort or regroup"
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, MainScreen) and app.main.queue_list.has_focus
+        assert shown(app).id == locked["id"]
+        await pilot.press("r")  # back on the queue, the keys work as before
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RejectScreen)
+
+
+async def test_the_footer_offers_what_the_item_allows_in_its_words_and_fits_80_columns(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    locked = fleet.add_item(kind="approval", risk="critical", expires_in=60, allowed_decisions=["approve", "reject"])
+    escalation = fleet.add_item(kind="escalation", risk="critical", expires_in=90)
+    session = make_session()
+    async with polled(session, size=(80, 24)) as (app, pilot):
+        assert shown(app).id == locked["id"]
+        footer = await settled_footer(app)
+        for key in ("a Approve", "r Reject", "u Undo", "/ Filter", "? Help", "p Problems", "q Quit"):
+            assert key in footer, (key, footer)
+        assert "e Edit" not in footer, "this item does not allow edits"
+        await pilot.press("j")
+        await pilot.pause(0.2)
+        assert shown(app).id == escalation["id"]
+        await eventually(lambda: "Accept" in footer_line(app), what="the footer for the escalation")
+        footer = await settled_footer(app)
+        assert "a Accept" in footer and "Approve" not in footer, footer
+        for key in ("e Edit", "? Help", "q Quit"):
+            assert key in footer, (key, footer)
+        # Under a dialog the main footer's keys do not work, so it is not shown.
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RejectScreen)
+        assert "Accept" not in footer_line(app) and "q Quit" not in footer_line(app)
+        await pilot.press("escape")
+        await settled_footer(app)
+
+
+async def test_the_palette_names_keys_as_they_are_typed(fleet: Fleet, make_session: Callable[..., Session]) -> None:
+    session = make_session()
+    async with polled(session) as (app, _pilot):
+        commands = {command.title: command.help for command in app.get_system_commands(app.main)}
+        assert commands["Help"] == "key ?" and commands["Filter"] == "key /"
+        assert not any("question_mark" in text or "slash" in text for text in commands.values())
+        assert ("Accept" in commands) != ("Approve" in commands), "one name for `a`, the one that fits the item"

@@ -124,8 +124,9 @@ class QueueList(ScrollView, can_focus=True):
     MAX_PAGES: ClassVar[int] = 8  # rows kept in memory: MAX_PAGES * PAGE_SIZE
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down"),
-        Binding("k", "cursor_up", "Up"),
+        # Not in the footer: everyone finds the arrows, and 80 columns are needed for the decision keys.
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
         Binding("down", "cursor_down", "Down", show=False),
         Binding("up", "cursor_up", "Up", show=False),
         Binding("pagedown", "cursor_page_down", "Page down", show=False),

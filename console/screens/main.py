@@ -14,11 +14,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from console.screens.confirm import ConfirmCriticalScreen
 from console.screens.edit import EditScreen
+from console.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.screens.help import HelpScreen
 from console.screens.problems import ProblemsScreen
 from console.screens.reject import Rejection, RejectScreen
@@ -67,20 +69,25 @@ def _next(values: tuple[Any, ...], current: Any) -> Any:
 
 class MainScreen(Screen[None]):
     CSS_PATH = Path(__file__).with_name("main.tcss")
+    # Footer order is importance order: at 80 columns the decision keys, filter, help, problems and quit all fit.
+    # Two bindings share `a` and `e`; check_action picks the one that fits the item shown (see there).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve"),
+        Binding("a", "accept", "Accept"),  # an escalation's output is accepted, as the README says
         Binding("r", "reject", "Reject"),
         Binding("e", "edit", "Edit"),
+        Binding("e", "edit_refused", show=False),  # `e` where edits are not allowed: says why, keeps keys safe
         Binding("u", "undo", "Undo"),
         Binding("slash", "filter", "Filter"),
-        Binding("o", "sort", "Sort"),
-        Binding("g", "group", "Group"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("p", "problems", "Problems"),
-        Binding("s", "stats", "Stats", show=False),  # the footer is full: `?` and ctrl+p list it
-        Binding("h", "history", "History", show=False),
         Binding("question_mark", "help", "Help"),
+        Binding("p", "problems", "Problems"),
         Binding("q", "app.quit", "Quit"),
+        # The queue bar names o, g, / and ?; `?` and ctrl+p list the rest.
+        Binding("o", "sort", "Sort", show=False),
+        Binding("g", "group", "Group", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("s", "stats", "Stats", show=False),
+        Binding("h", "history", "History", show=False),
     ]
 
     def __init__(self, session: Session, now: Callable[[], float] = time.time) -> None:
@@ -106,7 +113,7 @@ class MainScreen(Screen[None]):
         yield ItemDetail(now=self._now, operator=operator, id="detail")
         yield Static(id="undo-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # `?` names ctrl+p; the decision keys need the room
 
     def on_unmount(self) -> None:
         self._ready = False
@@ -133,6 +140,32 @@ class MainScreen(Screen[None]):
     def all_bindings(self) -> list[Binding]:
         """The screen's own bindings (with any added later), for the command palette and the help screen."""
         return [b for b in self.BINDINGS if isinstance(b, Binding)]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers what fits the item shown: Accept for an escalation, Edit only where edits are allowed.
+
+        False hides a binding and lets the key fall through to the next one for it: `e` on an item without edits
+        reaches `edit_refused`, which says why instead of doing nothing.
+        """
+        item = self.shown
+        escalation = item is not None and item.kind == "escalation"
+        editable = item is not None and item.allows(Verdict.edit)
+        if action == "approve":
+            return not escalation
+        if action == "accept":
+            return escalation
+        if action == "edit":
+            return editable
+        if action == "edit_refused":
+            return not editable
+        return True
+
+    def on_screen_suspend(self) -> None:
+        # A dialog on top: this footer's keys do not work there, so it must not show through under the dialog.
+        self.query_one(Footer).display = False
+
+    def on_screen_resume(self) -> None:
+        self.query_one(Footer).display = True
 
     # ------------------------------------------------------------ data flow
     def queue_changed(self) -> None:
@@ -170,6 +203,7 @@ class MainScreen(Screen[None]):
 
     def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
         self.shown = item
+        self.refresh_bindings()  # Approve or Accept, Edit or not
         if item is not None:
             # When the operator first saw this version: labels keep how long they took to decide.
             self._first_shown.setdefault((item.source, item.id, item.digest), now_utc())
@@ -346,22 +380,49 @@ class MainScreen(Screen[None]):
                 )
 
     # -------------------------------------------------------------- deciding
-    def _decidable(self, verdict: Verdict) -> Item | None:
+    def _decidable(self, verdict: Verdict, *, typing: bool = False) -> Item | None:
+        """The item shown, if `verdict` may be recorded on it now; else says why and returns None.
+
+        `typing`: the action would have opened a dialog to type in (an edit, a reject comment, a critical item's
+        confirmation word). Its refusal is a dialog that takes the keys typed next, so they cannot run as commands.
+        """
         item = self.shown
         if item is None:
-            self.app.bell()
-            self.notify("Nothing selected.", severity="warning", markup=False)
+            self._refuse(verdict, "Nothing selected.", typing=typing, severity="warning")
             return None
         if time.monotonic() < self._settle_until:
-            self.app.bell()
-            self.notify(self._settle_reason, severity="warning", markup=False)
+            self._refuse(verdict, self._settle_reason, typing=typing, severity="warning")
             return None
         if not item.allows(verdict):
-            self.app.bell()
             allowed = ", ".join(v.value for v in item.allowed_decisions) or "nothing"
-            self.notify(f"The source does not allow {verdict.value} here (allowed: {allowed}).", markup=False)
+            self._refuse(
+                verdict, f"The source does not allow {verdict.value} here (allowed: {allowed}).", typing=typing
+            )
             return None
         return item
+
+    def _refuse(self, verdict: Verdict, reason: str, *, typing: bool, severity: SeverityLevel = "information") -> None:
+        self.app.bell()
+        if typing:
+            self.app.push_screen(RefusedScreen(f"{verdict.value.capitalize()}: not possible now", reason))
+        else:
+            self.notify(reason, severity=severity, markup=False)
+
+    def _check_holder(self, item: Item, verb: str, then: Callable[[], object]) -> None:
+        """Someone else holds a claim on the item: ask, naming them, before deciding it (claims are advisory)."""
+        holder = item.claimed_by
+        if not holder or holder == self.session.config.operator:
+            then()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+            else:
+                self.notify(clean(f"Left to {holder}: nothing was recorded.", multiline=False), markup=False, timeout=3)
+
+        what = f"{item.action.name} ({item.agent})"
+        self.app.push_screen(ConfirmHolderScreen(holder, verb, what), answered)
 
     def _record(self, item: Item, verdict: Verdict, **details: Any) -> None:
         try:
@@ -376,7 +437,8 @@ class MainScreen(Screen[None]):
             self.app.bell()
             self.notify(f"Not recorded, the database could not be written: {exc}", severity="error", markup=False)
             return
-        label = clean(f"{_PAST[verdict]}: {item.action.name} ({item.agent})", multiline=False)
+        past = "Accepted" if verdict is Verdict.approve and item.kind == "escalation" else _PAST[verdict]
+        label = clean(f"{past}: {item.action.name} ({item.agent})", multiline=False)
         window = self.session.config.undo_seconds
         if window > 0:
             self.undoable.append(Undoable(decision, time.monotonic() + window, label))
@@ -402,9 +464,16 @@ class MainScreen(Screen[None]):
         self.app.push_screen(ConfirmCriticalScreen(item, verb), confirmed)
 
     def action_approve(self) -> None:
-        item = self._decidable(Verdict.approve)
+        shown = self.shown
+        item = self._decidable(Verdict.approve, typing=shown is not None and shown.risk is Risk.critical)
         if item is not None:
-            self._confirm_critical(item, "Approve", lambda: self._record(item, Verdict.approve))
+            verb = "Accept" if item.kind == "escalation" else "Approve"
+            self._check_holder(
+                item, verb, lambda: self._confirm_critical(item, verb, lambda: self._record(item, Verdict.approve))
+            )
+
+    def action_accept(self) -> None:
+        self.action_approve()  # the same decision: the escalation's output is approved as it is
 
     # ------------------------------------------------------------------ undo
     def _live_undoable(self) -> list[Undoable]:
@@ -471,7 +540,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(HelpScreen(sections))
 
     def action_reject(self) -> None:
-        item = self._decidable(Verdict.reject)
+        item = self._decidable(Verdict.reject, typing=True)
         if item is None:
             return
 
@@ -480,10 +549,12 @@ class MainScreen(Screen[None]):
                 self._record(item, Verdict.reject, reason_code=rejection.reason_code, comment=rejection.comment)
 
         title = f"{item.action.name} ({item.agent})"
-        self.app.push_screen(RejectScreen(title, self.session.config.reject_reasons), done)
+        self._check_holder(
+            item, "Reject", lambda: self.app.push_screen(RejectScreen(title, self.session.config.reject_reasons), done)
+        )
 
     def action_edit(self) -> None:
-        item = self._decidable(Verdict.edit)
+        item = self._decidable(Verdict.edit, typing=True)
         if item is None:
             return
 
@@ -491,7 +562,10 @@ class MainScreen(Screen[None]):
             if value is not EditScreen.CANCELLED:
                 self._confirm_critical(item, "Edit and approve", lambda: self._record(item, Verdict.edit, edited=value))
 
-        self.app.push_screen(EditScreen(item), done)
+        self._check_holder(item, "Edit", lambda: self.app.push_screen(EditScreen(item), done))
+
+    def action_edit_refused(self) -> None:
+        self.action_edit()  # refused with its reason (check_action routes `e` here only when edit is not allowed)
 
     def action_problems(self) -> None:
         store = self.session.store
