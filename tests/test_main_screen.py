@@ -3,6 +3,7 @@ queue, the filter's feedback, refused actions and the footer. Pilot against the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,13 +14,13 @@ from textual.widgets import Static
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
-from console.screens.guard import RefusedScreen
+from console.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.screens.main import MainScreen
 from console.screens.reject import RejectScreen
 from console.session import Session
 from storage.queue import KIND_LABELS, QueueView
 from storage.records import Item
-from tests.conftest import SOURCE, eventually, make_config, screen_text
+from tests.conftest import SOURCE, decide_key, eventually, make_config, screen_text
 
 SIZE = (120, 40)
 
@@ -221,3 +222,98 @@ async def test_the_palette_names_keys_as_they_are_typed(fleet: Fleet, make_sessi
         assert commands["Help"] == "key ?" and commands["Filter"] == "key /"
         assert not any("question_mark" in text or "slash" in text for text in commands.values())
         assert ("Accept" in commands) != ("Approve" in commands), "one name for `a`, the one that fits the item"
+
+
+# --------------------------------------------------------------------------------- two consoles on one queue
+
+
+def bob_session(fleet: Fleet, data_dir: Path) -> Session:
+    """A second console on the same fleet, run by another operator, with its own data dir."""
+    config = dataclasses.replace(make_config(fleet), operator="bob")
+    return Session(config, data_dir.with_name("bob-data"), token_for=lambda _name: None)
+
+
+def holder(fleet: Fleet, item_id: str) -> str | None:
+    value = {row["id"]: row for row in fleet.pending()}[item_id]["claimed_by"]
+    return value if isinstance(value, str) else None
+
+
+async def bob_claims(bob: Session, index: int) -> Item:
+    """Bob's console opens the item at `index` of his queue (which claims it, as opening an item does)."""
+    await bob.poll_once()
+    row = bob.store.queue_rows(index, 1)[0]
+    found = bob.store.item(row.source, row.id)
+    assert found is not None
+    assert await bob.claim(found[0]) is None, "bob got the claim"
+    return found[0]
+
+
+async def test_a_console_opens_on_the_first_item_nobody_else_holds(
+    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+) -> None:
+    bob = bob_session(fleet, data_dir)
+    try:
+        held = await bob_claims(bob, 0)
+        session = make_session()
+        async with polled(session) as (app, _pilot):
+            top = session.store.queue_rows(0, 1)[0]
+            assert (top.id, top.claimed_by) == (held.id, "bob")
+            assert shown(app).id != held.id, "not the item bob holds"
+            assert shown(app).id == session.store.queue_rows(1, 1)[0].id
+            assert "⚑ bob" in screen_text(app), "bob's item stays listed, marked"
+    finally:
+        await bob.aclose()
+
+
+async def test_moving_on_after_a_decision_skips_items_others_hold(
+    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+) -> None:
+    bob = bob_session(fleet, data_dir)
+    session = make_session()
+    try:
+        async with polled(session) as (app, pilot):
+            first = shown(app)
+            await eventually(lambda: holder(fleet, first.id) == "alice", what="alice's claim")
+            held = await bob_claims(bob, 1)  # bob's queue is alice's: his second item is alice's next one
+            assert session.store.queue_rows(1, 1)[0].id == held.id
+            await session.poll_once()
+            await pilot.pause(0.1)
+            await decide_key(pilot, "a")
+            await pilot.pause(0.2)
+            [row] = session.store.decisions()
+            assert row.decision.item_id == first.id
+            assert shown(app).id != held.id, "moved past the item bob holds"
+            assert shown(app).id == session.store.queue_rows(1, 1)[0].id, "to the next one nobody holds"
+    finally:
+        await bob.aclose()
+
+
+async def test_deciding_an_item_someone_else_holds_asks_naming_them(
+    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+) -> None:
+    bob = bob_session(fleet, data_dir)
+    session = make_session()
+    try:
+        held = await bob_claims(bob, 1)
+        async with polled(session) as (app, pilot):
+            await pilot.press("j")  # the operator goes to bob's item on purpose: that is allowed
+            await pilot.pause(0.2)
+            assert shown(app).id == held.id and shown(app).claimed_by == "bob"
+            await pilot.press("r")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, ConfirmHolderScreen) and app.screen.holder == "bob"
+            assert "bob holds this item" in screen_text(app)
+            await pilot.press("n")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, MainScreen) and session.store.decisions() == []
+            await pilot.press("r")
+            await pilot.pause(0.1)
+            await pilot.press("y")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, RejectScreen), "after yes, the reject dialog as usual"
+            await pilot.press("1", "enter")
+            await pilot.pause(0.1)
+            [row] = session.store.decisions()
+            assert row.decision.item_id == held.id
+    finally:
+        await bob.aclose()

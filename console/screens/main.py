@@ -103,6 +103,9 @@ class MainScreen(Screen[None]):
         self.undoable: list[Undoable] = []  # newest last
         self._claimed: Item | None = None
         self._empty_shown = ""  # the empty-queue explanation on screen, so a tick re-renders only on a change
+        # The selection moves on by itself (the first item shown, the next one after a decision): it passes over
+        # items another operator holds, so two consoles on one queue do not both land on the same item.
+        self._moving_on = True
 
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
@@ -189,6 +192,12 @@ class MainScreen(Screen[None]):
     @on(QueueList.Highlighted)
     def _highlighted(self, event: QueueList.Highlighted) -> None:
         row: QueueRow | None = event.row
+        if row is not None and self._moving_on:
+            self._moving_on = False
+            index = self._unclaimed_from(self.queue_list.cursor)
+            if index is not None and index != self.queue_list.cursor:
+                self.queue_list.move_to(index)  # its own Highlighted follows
+                return
         before = self.shown
         if row is not None and before is not None and (row.source, row.id) == (before.source, before.id):
             return
@@ -200,6 +209,23 @@ class MainScreen(Screen[None]):
             template = _NOTICE_REPLACED if found else _NOTICE_EMPTIED
             notice = template.format(why=_WHY_LEFT.get(why, "no longer listed by the source"))
         self._show(found[0] if found else None, notice=notice, settle=why is not None)
+
+    def _unclaimed_from(self, start: int, scan: int = 2_000) -> int | None:
+        """The first row from `start` on (then from the top) that no other operator holds; None if all are held."""
+        operator = self.session.config.operator
+        count = self.queue_list.row_count
+        page = QueueList.PAGE_SIZE
+        for begin, end in ((start, count), (0, start)):
+            offset = begin
+            while offset < min(end, begin + scan):
+                rows = self.session.queue.rows(offset, min(page, end - offset))
+                for index, row in enumerate(rows):
+                    if row.claimed_by in (None, operator):
+                        return offset + index
+                if not rows:
+                    break
+                offset += len(rows)
+        return None
 
     def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
         self.shown = item
@@ -445,6 +471,7 @@ class MainScreen(Screen[None]):
             self._update_undo_bar()
         else:
             self.notify(f"{label}. Syncing.", markup=False, timeout=3)
+        self._moving_on = True  # the next item slides in: not one someone else holds
         self.queue_changed()
         self._hold(REPEAT_GUARD_SECONDS, "That was a second key press right after a decision; press again to decide.")
         self.refresh_status()
