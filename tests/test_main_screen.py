@@ -4,6 +4,7 @@ queue, the filter's feedback, refused actions and the footer. Pilot against the 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from console.session import Session
 from storage.queue import KIND_LABELS, QueueView
 from storage.records import Item
 from tests.conftest import SOURCE, decide_key, eventually, make_config, screen_text
+from widgets.detail import ItemDetail
 
 SIZE = (120, 40)
 
@@ -317,3 +319,35 @@ async def test_deciding_an_item_someone_else_holds_asks_naming_them(
             assert row.decision.item_id == held.id
     finally:
         await bob.aclose()
+
+
+# ------------------------------------------------------------------------------------------------ changed items
+
+
+async def test_a_changed_item_shows_what_changed_against_the_version_on_screen(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    args: dict[str, Any] = {"amount": 14222.85, "currency": "EUR", "invoice": "INV-7"}
+    action = {"name": "issue_refund", "args": args}
+    refund = fleet.add_item(kind="approval", risk="critical", expires_in=60, action=action)
+    session = make_session()
+    async with polled(session) as (app, pilot):
+        assert shown(app).id == refund["id"]
+        assert "→" not in screen_text(app)
+        fleet.change_item(refund["id"], action={**action, "args": {**args, "amount": 99999.99}})
+        await session.poll_once()
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        assert "changed while you were viewing it" in text
+        assert "1 change: /action/args/amount 14222.85 → 99999.99" in text, text
+        assert re.search(r'- +"amount": 14222\.85,', text) and re.search(
+            r'\+ +"amount": 99999\.99,', text
+        )  # diff lines
+        # A second change is shown against what is now on screen, not the first version.
+        fleet.change_item(refund["id"], action={**action, "args": {**args, "amount": 5.0}})
+        await session.poll_once()
+        await pilot.pause(0.2)
+        assert "/action/args/amount 99999.99 → 5.0" in screen_text(app)
+        await pilot.press("j")  # another item: the note belonged to the one left
+        await pilot.pause(0.2)
+        assert "→" not in screen_text(app) and app.main.query_one(ItemDetail).changed_from is None

@@ -440,8 +440,8 @@ async def test_queue_list_100k_rows_keys_and_highlight() -> None:
         assert lines[1].startswith(">")
         assert app.highlights[-1] is not None
         assert app.highlights[-1].id == "item-0"
-        assert "j Down" in screen_lines(app)[-1]
-        assert "k Up" in screen_lines(app)[-1]
+        # j / k move (below) but stay out of the footer: the main screen needs its width; `?` lists them.
+        assert "j Down" not in screen_lines(app)[-1]
 
         async def press(key: str) -> QueueRow:
             await pilot.press(key)

@@ -106,6 +106,7 @@ class MainScreen(Screen[None]):
         # The selection moves on by itself (the first item shown, the next one after a decision): it passes over
         # items another operator holds, so two consoles on one queue do not both land on the same item.
         self._moving_on = True
+        self._changed_from: Item | None = None  # the version on screen before the shown item changed under it
 
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
@@ -185,6 +186,7 @@ class MainScreen(Screen[None]):
             return
         current = found[0]
         if current.digest != before.digest:
+            self._changed_from = before  # what was on screen: the change is shown against it
             self._show(current, notice=_NOTICE_CHANGED, settle=True)
         elif current.claimed_by != before.claimed_by:  # outside the digest: the same version, a new holder
             self._show(current, notice=self.query_one(ItemDetail).notice)
@@ -236,7 +238,10 @@ class MainScreen(Screen[None]):
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
         empty = self._explain_empty() if self.queue_list.row_count == 0 else None
-        self.query_one(ItemDetail).show(item, notice=notice, empty=empty)
+        base = self._changed_from
+        if base is not None and (item is None or (base.source, base.id) != (item.source, item.id)):
+            base = self._changed_from = None  # another item: the change note belonged to the one left
+        self.query_one(ItemDetail).show(item, notice=notice, empty=empty, changed_from=base)
         if settle:
             self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
         if item is not None and (
