@@ -106,7 +106,7 @@ async def test_an_empty_queue_says_whether_the_filter_hides_items(
         assert app.main.shown is not None, "clearing the filter brings the items back"
 
 
-async def test_an_empty_queue_says_every_source_is_down_and_the_bar_says_why(
+async def test_an_empty_queue_says_no_source_can_be_read_and_the_bar_says_why(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
     session = make_session()
@@ -124,7 +124,7 @@ async def test_an_empty_queue_says_every_source_is_down_and_the_bar_says_why(
         app.main.refresh_status()
         await pilot.pause(0.1)
         text = screen_text(app)
-        assert "Nothing to show: every source is down" in text
+        assert "Nothing to show: no source can be read now: fleet (down)" in text
         assert "Queue is empty" not in text
         status = str(app.main.query_one("#status", Static).render())
         assert "cannot reach" in status, status  # the short reason, in the bar itself
@@ -143,7 +143,7 @@ async def test_a_truly_empty_queue_says_so(data_dir: Path) -> None:
             await pilot.pause(0.1)
             text = screen_text(app)
             assert "Queue is empty: every source answered with nothing pending" in text
-            assert "No item matches" not in text and "every source is down" not in text
+            assert "No item matches" not in text and "no source can be read" not in text
     finally:
         empty.stop()
 

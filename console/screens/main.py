@@ -263,7 +263,7 @@ class MainScreen(Screen[None]):
                 " Press esc to clear the filter, or / to change it."
             )
         elif health and len(unread) == len(health):
-            short = "Nothing to show: every source is down"
+            short = "Nothing to show: no source can be read now"
             text = (
                 f"{short}: {names}. The status bar says why; items appear here as soon as a source answers."
                 " Nothing is lost: what waits at the sources is still there."
