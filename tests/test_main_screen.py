@@ -351,3 +351,29 @@ async def test_a_changed_item_shows_what_changed_against_the_version_on_screen(
         await pilot.press("j")  # another item: the note belonged to the one left
         await pilot.pause(0.2)
         assert "→" not in screen_text(app) and app.main.query_one(ItemDetail).changed_from is None
+
+
+async def test_two_consoles_opening_at_once_do_not_stay_on_the_same_item(
+    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+) -> None:
+    session = make_session()
+    bob = bob_session(fleet, data_dir)
+    try:
+        await session.poll_once()  # alice's console has listed the queue: nobody held anything yet
+        first, second = session.store.queue_rows(0, 2)
+        held = await bob_claims(bob, 0)  # bob's console opens on the same top item and claims it first
+        assert held.id == first.id
+        app = ApprovalApp(session, background=False)
+        async with app.run_test(size=SIZE) as pilot:
+            # Alice's console opens on the top item too, tries to claim it, and hears that bob holds it.
+            await eventually(lambda: app.main.shown is not None and app.main.shown.id == second.id, what="moved on")
+            await pilot.pause(0.1)
+            text = screen_text(app)
+            assert "bob claimed the item that came next" in text and "next one nobody holds" in text
+            assert holder(fleet, first.id) == "bob", "bob keeps his item"
+            await eventually(lambda: holder(fleet, second.id) == "alice", what="alice's claim on her item")
+            await pilot.press("k")  # going to bob's item with a key is the operator's choice: it stays
+            await pilot.pause(0.3)
+            assert shown(app).id == first.id
+    finally:
+        await bob.aclose()

@@ -42,6 +42,7 @@ _FIRST_SHOWN_KEPT = 10_000
 _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again before deciding."
 _NOTICE_REPLACED = "The item you were viewing left the queue ({why}); this is the next one."
 _NOTICE_EMPTIED = "The item you were viewing left the queue ({why})."
+_NOTICE_TAKEN = "{holder} claimed the item that came next a moment before you; this is the next one nobody holds."
 _WHY_LEFT = {
     "decided": "decided elsewhere",
     "expired": "its deadline passed",
@@ -106,6 +107,9 @@ class MainScreen(Screen[None]):
         # The selection moves on by itself (the first item shown, the next one after a decision): it passes over
         # items another operator holds, so two consoles on one queue do not both land on the same item.
         self._moving_on = True
+        self._auto_move = False  # the next highlight is one the screen moved to by itself
+        self._auto_selected: tuple[str, str] | None = None  # the item shown was chosen by moving on, not by a key
+        self._taken_by: str | None = None  # who claimed the item moving on had chosen, before we could
         self._changed_from: Item | None = None  # the version on screen before the shown item changed under it
 
     def compose(self) -> ComposeResult:
@@ -189,17 +193,24 @@ class MainScreen(Screen[None]):
             self._changed_from = before  # what was on screen: the change is shown against it
             self._show(current, notice=_NOTICE_CHANGED, settle=True)
         elif current.claimed_by != before.claimed_by:  # outside the digest: the same version, a new holder
+            if self._pass_over_taken(current):
+                return
             self._show(current, notice=self.query_one(ItemDetail).notice)
 
     @on(QueueList.Highlighted)
     def _highlighted(self, event: QueueList.Highlighted) -> None:
         row: QueueRow | None = event.row
+        auto, self._auto_move = self._auto_move, False
         if row is not None and self._moving_on:
             self._moving_on = False
+            auto = True
             index = self._unclaimed_from(self.queue_list.cursor)
             if index is not None and index != self.queue_list.cursor:
+                self._auto_move = True
                 self.queue_list.move_to(index)  # its own Highlighted follows
                 return
+        self._auto_selected = (row.source, row.id) if auto and row is not None else None
+        taken_by, self._taken_by = self._taken_by, None
         before = self.shown
         if row is not None and before is not None and (row.source, row.id) == (before.source, before.id):
             return
@@ -210,7 +221,23 @@ class MainScreen(Screen[None]):
         if why is not None:
             template = _NOTICE_REPLACED if found else _NOTICE_EMPTIED
             notice = template.format(why=_WHY_LEFT.get(why, "no longer listed by the source"))
-        self._show(found[0] if found else None, notice=notice, settle=why is not None)
+        elif taken_by is not None:
+            notice = _NOTICE_TAKEN.format(holder=taken_by)
+        self._show(found[0] if found else None, notice=notice, settle=why is not None or taken_by is not None)
+
+    def _pass_over_taken(self, current: Item) -> bool:
+        """Moving on chose this item, and another console claimed it first (both opened on it at once): go on to
+        the next one nobody holds, and say why. An item the operator went to with a key stays where it is."""
+        holder = current.claimed_by
+        if holder in (None, self.session.config.operator) or self._auto_selected != (current.source, current.id):
+            return False
+        index = self._unclaimed_from(self.queue_list.cursor)
+        if index is None or index == self.queue_list.cursor:
+            return False
+        self._taken_by = holder
+        self._auto_move = True
+        self.queue_list.move_to(index)
+        return True
 
     def _unclaimed_from(self, start: int, scan: int = 2_000) -> int | None:
         """The first row from `start` on (then from the top) that no other operator holds; None if all are held."""
