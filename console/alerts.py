@@ -99,7 +99,8 @@ def notify_send(title: str, body: str) -> bool:
         return False
     try:
         subprocess.Popen(  # noqa: S603 - a fixed program; title and body are arguments, never a shell line
-            [program, "--app-name=approval-console", title, body],
+            # "--" ends the options: a title or body that starts with "-" (agent text) stays text, never an option.
+            [program, "--app-name=approval-console", "--", title, body],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

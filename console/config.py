@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
@@ -30,7 +31,7 @@ DEFAULT_REJECT_REASONS = (
     "other",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_TOP_KEYS = {"operator", "sources", "reject_reasons", "undo_seconds", "notifications", "theme"}
+_TOP_KEYS = {"operator", "sources", "reject_reasons", "undo_seconds", "notifications", "theme", "display_timezone"}
 _NOTIFICATION_KEYS = {"bell", "toast", "desktop", "deadline_seconds"}
 DEFAULT_THEME = "textual-dark"
 _SOURCE_KEYS = {
@@ -47,6 +48,8 @@ DEFAULT_MAX_ITEM_BYTES = 1_000_000
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _LANGGRAPH_KEYS = {"assistant_id", "graph_id", "metadata"}  # kind "langgraph" only: which threads to list
 _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
+# scheme://userinfo@ : the authority ends at the first / ? # (RFC 3986), userinfo at its last "@".
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 
 
 class ConfigError(Exception):
@@ -93,6 +96,7 @@ class Config:
     undo_seconds: float = 5.0  # a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off
     notifications: Notifications = Notifications()
     theme: str = DEFAULT_THEME
+    display_timezone: str = "local"  # times on screen: "local" (TZ, else the system's), "UTC" or an IANA name
 
 
 @dataclass
@@ -131,6 +135,11 @@ def default_config_path() -> Path:
 
 def default_data_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME)
+
+
+def demo_data_dir() -> Path:
+    """Where `approval-console demo` keeps its data: apart, so a demo never mixes with a real queue or audit trail."""
+    return default_data_dir() / "demo"
 
 
 def load(path: Path) -> Config:
@@ -189,16 +198,22 @@ def parse(text: str, path: Path) -> Config:
             )
         seen.add(source.name)
     undo = data.get("undo_seconds", 5.0)
-    if isinstance(undo, bool) or not isinstance(undo, int | float) or not 0 <= undo <= 60:
+    problem = number_problem("undo_seconds", undo, 0, 60)
+    if problem:
         raise ConfigError(
-            path,
-            where.key_line("undo_seconds"),
-            f"undo_seconds = {undo!r} is out of range",
-            "use a number of seconds from 0 (no undo window) to 60",
+            path, where.key_line("undo_seconds"), problem, "use a number of seconds from 0 (no undo window) to 60"
         )
     theme = data.get("theme", DEFAULT_THEME)
     if not isinstance(theme, str) or not theme.strip():
         raise ConfigError(path, where.key_line("theme"), "theme must be a theme name", 'theme = "textual-light"')
+    zone = data.get("display_timezone", "local")
+    if not isinstance(zone, str) or (zone not in ("local", "UTC") and not _known_zone(zone)):
+        raise ConfigError(
+            path,
+            where.key_line("display_timezone"),
+            f"display_timezone = {zone!r} is not a time zone",
+            'use "local", "UTC" or an IANA name such as "Europe/Paris"',
+        )
     return Config(
         operator=operator.strip(),
         sources=tuple(sources),
@@ -207,7 +222,16 @@ def parse(text: str, path: Path) -> Config:
         undo_seconds=float(undo),
         notifications=_notifications(path, where, data.get("notifications", {})),
         theme=theme.strip(),
+        display_timezone=zone,
     )
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _notifications(path: Path, where: _Locator, raw: Any) -> Notifications:
@@ -226,10 +250,9 @@ def _notifications(path: Path, where: _Locator, raw: Any) -> Notifications:
             raise ConfigError(path, line, f"notifications.{key} must be true or false", f"{key} = false")
         switches[key] = value
     deadline = raw.get("deadline_seconds", 120.0)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not 0 <= deadline <= 86400:
-        raise ConfigError(
-            path, line, f"notifications.deadline_seconds = {deadline!r} is out of range", "deadline_seconds = 120"
-        )
+    problem = number_problem("notifications.deadline_seconds", deadline, 0, 86400)
+    if problem:
+        raise ConfigError(path, line, problem, "deadline_seconds = 120")
     return Notifications(**switches, deadline_seconds=float(deadline))
 
 
@@ -277,6 +300,16 @@ def _source(path: Path, where: _Locator, index: int, raw: Any) -> SourceConfig:
             f"use one of: {', '.join(SOURCE_KINDS)}",
         )
     url = raw["url"]
+    if isinstance(url, str) and public_url(url) != url:
+        # Refused like `token =`; the message shows the url without what it carries.
+        raise ConfigError(
+            path,
+            where.key_line("url", index),
+            f"url {public_url(url)!r} was given with credentials in it (user:password@): the config is no place for"
+            " secrets",
+            f"remove them from the url, then give the source its token with 'approval-console sources token {name}'"
+            f" (the system keyring) or set {token_env_var(name)}",
+        )
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
@@ -290,12 +323,10 @@ def _source(path: Path, where: _Locator, index: int, raw: Any) -> SourceConfig:
         if key not in raw:
             continue
         value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        problem = number_problem(key, value, low, high)
+        if problem:
             raise ConfigError(
-                path,
-                where.key_line(key, index),
-                f"{key} = {value!r} is out of range",
-                f"use a number of seconds from {low:g} to {high:g}",
+                path, where.key_line(key, index), problem, f"use a number of seconds from {low:g} to {high:g}"
             )
         numbers[key] = float(value)
     options: dict[str, Any] = {**numbers, **_langgraph_selection(path, where, index, raw, kind)}
@@ -317,15 +348,43 @@ def _source(path: Path, where: _Locator, index: int, raw: Any) -> SourceConfig:
             " to this source",
         )
     max_bytes = raw.get("max_item_bytes", DEFAULT_MAX_ITEM_BYTES)
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 1_000 <= max_bytes <= 100_000_000:
+    problem = number_problem("max_item_bytes", max_bytes, 1_000, 100_000_000, whole=True)
+    if problem:
         raise ConfigError(
             path,
             where.key_line("max_item_bytes", index),
-            f"max_item_bytes = {max_bytes!r} is out of range",
+            problem,
             f"use a whole number of bytes from 1000 to 100000000 (default {DEFAULT_MAX_ITEM_BYTES})",
         )
     options |= {"allow_insecure_http": insecure, "max_item_bytes": max_bytes}
     return SourceConfig(name=name, url=url.rstrip("/"), kind=kind, **options)
+
+
+def number_problem(key: str, value: Any, low: float, high: float, *, whole: bool = False) -> str | None:
+    """What is wrong with a numeric setting: its type (a string, a boolean) or its range; None when it is fine."""
+    kinds = int if whole else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        wanted = "a whole number" if whole else "a number"
+        return f"{key} = {_toml_value(value)} is {_toml_type(value)}, not {wanted}"
+    if not low <= value <= high:
+        return f"{key} = {value!r} is out of range"
+    return None
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "true/false", str: "a string", float: "a fraction", list: "a list", dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), f"a {type(value).__name__}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def public_url(text: str) -> str:
+    """`text` with the userinfo (user:password@) of every URL in it removed: the only way a source URL is shown."""
+    return _USERINFO.sub(r"\1", text)
 
 
 def is_loopback(host: str) -> bool:
@@ -383,6 +442,32 @@ def token_fix(source_name: str) -> str:
     )
 
 
-def source_block(name: str, url: str, kind: str) -> str:
+def source_block(name: str, url: str, kind: str, *, allow_insecure_http: bool = False) -> str:
     """A [[sources]] block to append to a config file (json.dumps quoting is valid TOML for these strings)."""
-    return f"\n[[sources]]\nname = {json.dumps(name)}\nkind = {json.dumps(kind)}\nurl = {json.dumps(url)}\n"
+    insecure = "allow_insecure_http = true\n" if allow_insecure_http else ""
+    return f"\n[[sources]]\nname = {json.dumps(name)}\nkind = {json.dumps(kind)}\nurl = {json.dumps(url)}\n{insecure}"
+
+
+def without_source(text: str, index: int) -> str:
+    """The config text without its `index`th [[sources]] block (up to the next table that is not one of its own);
+    every other line, comments included, stays as it was."""
+    lines = text.splitlines(keepends=True)
+    starts = _Locator([line.rstrip("\r\n") for line in lines]).source_starts
+    start = starts[index] - 1
+    end = start + 1
+    while end < len(lines):
+        head = lines[end].strip()
+        if head.startswith("[") and not head.startswith(("[sources.", "[ sources.")):
+            break
+        end += 1
+    if end < len(lines):  # comments just above the next table are about that table: they stay
+        tail = end
+        while tail > start + 1 and (not lines[tail - 1].strip() or lines[tail - 1].lstrip().startswith("#")):
+            tail -= 1
+        while tail < end and not lines[tail].strip():  # the blank lines that ended this block go with it
+            tail += 1
+        end = tail
+    else:  # the last block: the blank lines that set it apart go with it
+        while start > 0 and not lines[start - 1].strip():
+            start -= 1
+    return "".join(lines[:start] + lines[end:])

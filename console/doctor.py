@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from console import config as config_module
-from console.config import Config, ConfigError, SourceConfig, token_env_var, token_fix
+from console.cli_text import plural
+from console.config import Config, ConfigError, SourceConfig, public_url, token_env_var, token_fix
 from console.secrets import Token, get_token
 from console.sources import build_source
 from console.sources.base import SourceError
@@ -23,6 +24,7 @@ from storage.schema import SCHEMA_VERSION
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 SOURCE_CHECK_SECONDS = 15.0
+_ADD_SOURCE = "add a source with 'approval-console sources add NAME URL' (or look around with 'approval-console demo')"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Check:
 
 
 def check_config(path: Path) -> tuple[Config | None, Check]:
+    if not path.exists():
+        return None, Check(FAIL, "config", f"{path} does not exist yet", _ADD_SOURCE)
     try:
         config = config_module.load(path)
     except ConfigError as exc:
@@ -41,8 +45,8 @@ def check_config(path: Path) -> tuple[Config | None, Check]:
             FAIL, "config", f"{path}: {exc.problem}" + (f" (line {exc.line})" if exc.line else ""), exc.fix
         )
     if not config.sources:
-        return config, Check(FAIL, "config", f"{path} lists no sources", "approval-console sources add NAME URL")
-    return config, Check(OK, "config", f"{path}: {len(config.sources)} source(s), operator {config.operator}")
+        return config, Check(FAIL, "config", f"{path} lists no sources", _ADD_SOURCE)
+    return config, Check(OK, "config", f"{path}: {plural(len(config.sources), 'source')}, operator {config.operator}")
 
 
 def check_keyring() -> Check:
@@ -62,29 +66,31 @@ def check_keyring() -> Check:
 
 
 async def check_source(source: SourceConfig, token: Token | None) -> Check:
-    subject = f"source {source.name}"
+    subject, url = f"source {source.name}", public_url(source.url)
     adapter = build_source(source, token)
     try:
         page = await asyncio.wait_for(adapter.fetch(None), SOURCE_CHECK_SECONDS)
     except SourceError as exc:
         if exc.auth:
             held = f"the {token.origin} token" if token else "no token"
-            return Check(FAIL, subject, f"{source.url} refused {held}: {exc}", token_fix(source.name))
+            return Check(FAIL, subject, f"{url} refused {held}: {exc}", token_fix(source.name))
         return Check(
             FAIL,
             subject,
-            f"{source.url}: {exc}",
+            f"{url}: {exc}",
             "check that the service runs and the url (and port) in the config are right",
         )
     except TimeoutError:
-        return Check(FAIL, subject, f"{source.url}: no answer within {SOURCE_CHECK_SECONDS:g} s", "check the network")
+        return Check(FAIL, subject, f"{url}: no answer within {SOURCE_CHECK_SECONDS:g} s", "check the network")
     finally:
         await adapter.aclose()
     origin = (
         f"token from the {token.origin}" if token else f"no token (none in the keyring or {token_env_var(source.name)})"
     )
-    listed = f"{len(page.items)} item(s) listed" + (f", {len(page.rejected)} malformed" if page.rejected else "")
-    return Check(OK, subject, f"{source.url} reachable, {origin}, {listed}")
+    listed = f"{plural(len(page.items), 'item')} listed" + (
+        f", {len(page.rejected)} malformed" if page.rejected else ""
+    )
+    return Check(OK, subject, f"{url} reachable, {origin}, {listed}")
 
 
 def check_database(data_dir: Path, db_name: str) -> list[Check]:
@@ -110,9 +116,9 @@ def check_database(data_dir: Path, db_name: str) -> list[Check]:
         )
     else:
         later = "" if version == SCHEMA_VERSION else f" (schema {version}: migrated on the next start)"
-        checks.append(Check(OK, "database", f"{path} intact{later}; {waiting} decision(s) waiting to sync"))
+        checks.append(Check(OK, "database", f"{path} intact{later}; {plural(waiting, 'decision')} waiting to sync"))
     if verification.ok:
-        checks.append(Check(OK, "audit", f"{verification.records} records, chain intact"))
+        checks.append(Check(OK, "audit", f"{plural(verification.records, 'record')}, chain intact"))
     else:
         checks.append(
             Check(
@@ -154,5 +160,5 @@ def report(checks: list[Check]) -> str:
         if check.fix and check.status != OK:
             lines.append(f"{'':<5} {'':<20} fix: {check.fix}")
     failed = sum(1 for c in checks if c.status == FAIL)
-    lines.append("all good" if not failed else f"{failed} problem(s) to fix")
+    lines.append("all good" if not failed else f"{plural(failed, 'problem')} to fix")
     return "\n".join(lines)

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from console.cli_text import fail, plural
 from storage.export import FORMATS, ExportFilter, export_labels, has_labels_table, open_readonly
 from storage.label_stats import GroupStats, LabelStats, label_stats
 from storage.labels import LABEL_VERDICTS
@@ -52,10 +53,14 @@ def parse_when(text: str, now: float | None = None) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+def add_parsers(
+    commands: argparse._SubParsersAction[Any],
+    common: argparse.ArgumentParser,
+    demo_data: argparse.ArgumentParser,
+) -> None:
     export = commands.add_parser(
         "export",
-        parents=[common],
+        parents=[common, demo_data],
         help="stream labels (every decision and expiry) as JSON Lines",
         description="Stream labels as JSON Lines, oldest first. Filters combine; a repeated filter matches any value.",
     )
@@ -78,10 +83,25 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser], c
     export.add_argument("--output", "-o", default="-", help="file to write, or - for stdout (default)")
 
     stats = commands.add_parser(
-        "stats", parents=[common], help="approval, edit, reject and expiry rates and time to decide, from labels"
+        "stats",
+        parents=[common, demo_data],
+        help="approval, edit, reject and expiry rates and time to decide, from labels",
     )
     stats.add_argument("--window", type=parse_duration, default=86400.0, help="how far back (default 24h)")
     stats.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+
+
+def no_database(path: Path) -> str:
+    """There is no database at `path`: where the data may be instead (after `make demo`, in the demo's data dir)."""
+    from console.config import demo_data_dir
+    from console.session import DB_NAME
+
+    demo = demo_data_dir()
+    if path != demo / DB_NAME and (demo / DB_NAME).exists():
+        return f"no database at {path}; the demo's data is in {demo}: add --demo (or --data-dir DIR)"
+    if path == demo / DB_NAME:
+        return f"no database at {path}: the demo has not run yet ('approval-console demo')"
+    return f"no database at {path}: run the console once, or give --data-dir DIR (--demo for the demo's data)"
 
 
 @contextmanager
@@ -90,10 +110,16 @@ def _labels_db(data_dir: Path) -> Iterator[sqlite3.Connection]:
 
     path = data_dir / DB_NAME
     if not path.exists():
-        raise CommandError(f"no database at {path} (use --data-dir)")
+        raise CommandError(no_database(path))
     conn = open_readonly(path)
     try:
-        if not has_labels_table(conn):
+        try:
+            labelled = has_labels_table(conn)
+        except sqlite3.DatabaseError as exc:
+            raise CommandError(
+                f"{path} cannot be read as a database ({exc}): 'approval-console doctor' says more"
+            ) from exc
+        if not labelled:
             raise CommandError(f"{path} holds no labels yet: open it once with this version of approval-console")
         yield conn
     finally:
@@ -108,6 +134,8 @@ def _output(target: str) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     path = Path(target)
+    if not path.parent.is_dir():
+        raise CommandError(f"cannot write {path}: there is no directory {path.parent}")
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent.resolve())
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
@@ -128,14 +156,14 @@ def run_export(args: argparse.Namespace, data_dir: Path) -> int:
                 conn, out, args.format, filters, args.redact, drop_redacted=args.redact_mode == "drop"
             )
     except CommandError as exc:
-        print(f"approval-console: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except BrokenPipeError:
         # The reader stopped early (`| head`): not an error; keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     where = "stdout" if args.output == "-" else args.output
-    print(f"exported {count.labels} labels as {count.records} {args.format} records to {where}", file=sys.stderr)
+    records = plural(count.records, "record")
+    print(f"exported {plural(count.labels, 'label')} as {records} ({args.format} format) to {where}", file=sys.stderr)
     return 0
 
 
@@ -145,8 +173,7 @@ def run_stats(args: argparse.Namespace, data_dir: Path) -> int:
         with _labels_db(data_dir) as conn:
             stats = label_stats(conn, since=now - args.window, until=None)
     except CommandError as exc:
-        print(f"approval-console: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     print(json.dumps(stats.as_dict(), ensure_ascii=True) if args.json else format_stats(stats))
     return 0
 

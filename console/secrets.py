@@ -86,3 +86,28 @@ def store_token(source_name: str, value: str) -> None:
         _in_thread(lambda: keyring.set_password(APP_NAME, source_name, value), "set")
     except KeyringError as exc:
         raise KeyringUnavailable(f"{hint} ({type(exc).__name__})") from exc
+
+
+def keyring_backend() -> str | None:
+    """The name of the usable keyring backend, or None: asked before a token is, so none is typed in vain."""
+    try:
+        if not _in_thread(_keyring_backend_usable, "probe"):
+            return None
+        import keyring
+    except (KeyringUnavailable, RuntimeError, ImportError):
+        return None
+    return type(keyring.get_keyring()).__name__
+
+
+def delete_token(source_name: str) -> bool:
+    """Remove a source's token from the keyring; False when there was none there (or no usable keyring)."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError  # PasswordDeleteError (nothing stored) is one
+
+        if not _in_thread(_keyring_backend_usable, "probe"):
+            return False
+        _in_thread(lambda: keyring.delete_password(APP_NAME, source_name), "delete")
+    except (KeyringUnavailable, KeyringError, RuntimeError):
+        return False
+    return True

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
+import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +22,16 @@ from console.secrets import Token, get_token
 from console.sources import build_source
 from console.sources.base import ClaimingSource, Source
 from console.sync import Outcome, SyncEngine
-from storage.db import DatabaseDamaged, Store, set_aside
+from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
-from storage.records import Decision, Item, QueueRow, Verdict, item_digest, now_utc
+from storage.records import Decision, DecisionRow, Item, QueueRow, SyncState, Verdict, item_digest, now_utc
+from storage.safe_text import clean
 
 log = logging.getLogger(__name__)
 DB_NAME = "console.db"
 LOG_NAME = "console.log"
+_NOT_APPLIED = (SyncState.conflict, SyncState.failed)
 
 
 class QueueRows:
@@ -53,15 +57,47 @@ class QueueRows:
         return self._store.queue_groups(self.view)
 
 
+@dataclass(frozen=True)
+class SendReport:
+    """How sending the unsent decisions before quitting went."""
+
+    total: int  # unsent when sending started
+    unsent: list[Unsent]  # still unsent at the end
+    blocked: dict[str, str]  # source -> why it takes no decisions now (down, refusing our token, busy)
+    not_applied: tuple[DecisionRow, ...] = ()  # answered for good, but not applied (decided elsewhere, expired, ...)
+
+    @property
+    def sent(self) -> int:
+        return self.total - len(self.unsent)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log records as the screen shows text: server and agent text (in a message or its arguments) is cleaned of
+    terminal escapes, C1 controls and bidi overrides, so `tail -f console.log` replays nothing into a terminal.
+
+    A record is one line (a newline in server text cannot forge another record); a traceback keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return clean(super().formatMessage(record), multiline=False)
+
+    def formatException(self, ei: Any) -> str:
+        return clean(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return clean(super().formatStack(stack_info))
+
+
 def setup_logging(data_dir: Path) -> None:
-    """A rotating log in the data dir. Tokens never reach it: they live only in request headers."""
+    """A rotating log in the data dir, every record cleaned by SafeFormatter. Tokens never reach it: they live only in
+    request headers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     path = data_dir / LOG_NAME
     if any(isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
         return
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     # httpx logs every request line at INFO; polling would drown the log.
@@ -175,6 +211,52 @@ class Session:
         decision = self.store.undo(decision_id, self.config.operator)
         self.sync.kick()
         return decision
+
+    def unsent(self) -> list[Unsent]:
+        """Decisions the sources have not confirmed yet (in the undo window, waiting for a retry, being sent)."""
+        return self.store.unsent()
+
+    async def send_unsent(
+        self, bound: float, progress: Callable[[SendReport], None] | None = None, *, poll: float = 0.1
+    ) -> SendReport:
+        """End the undo window (and any retry wait) of every unsent decision and wait while the sync engine sends them.
+
+        Needs `run()` going (the app's background work does it). Returns when none is left, when every one left was
+        tried and came back for a retry (its source is down, refusing our token or busy: waiting longer would not
+        help), or after `bound` seconds. `progress` hears each look.
+        """
+        # Off the event loop: the write may wait for the background connection's, and the UI keeps drawing meanwhile.
+        tried_before = {u.decision_id: u.attempts for u in await asyncio.to_thread(self.store.unsent)}
+        total = len(tried_before)
+        await asyncio.to_thread(self.store.send_unsent_now)
+        self.sync.kick()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while True:
+            left = await asyncio.to_thread(self.store.unsent)
+            blocked = self._blocked(left, tried_before)
+            report = SendReport(total, left, blocked)
+            if progress is not None:
+                progress(report)
+            if not left or all(u.source in blocked for u in left) or loop.time() >= deadline:
+                answered = tried_before.keys() - {u.decision_id for u in left}
+                problems = await asyncio.to_thread(self.store.decisions, 200 + total, problems_only=True)
+                refused = tuple(p for p in problems if p.decision.id in answered and p.sync_state in _NOT_APPLIED)
+                return SendReport(total, left, blocked, refused)
+            await asyncio.sleep(poll)
+
+    def _blocked(self, left: Sequence[Unsent], tried_before: dict[str, int]) -> dict[str, str]:
+        """Sources of `left` that answered this round without taking the decision, with why."""
+        now = time.time()
+        blocked: dict[str, str] = {}
+        for unsent in left:
+            if unsent.source not in self.sources:
+                blocked[unsent.source] = "the source is no longer in the config"
+            elif unsent.source in self.sync.held:  # refused our credentials: not asked again for a while
+                blocked[unsent.source] = unsent.detail or "the source refused our credentials"
+            elif unsent.attempts > tried_before.get(unsent.decision_id, 0) and unsent.next_attempt_at > now:
+                blocked.setdefault(unsent.source, unsent.detail or "no final answer")
+        return blocked
 
     async def claim(self, item: Item) -> str | None:
         """Claim the item at its source, where the source supports claims; returns who holds it if not us.

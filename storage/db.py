@@ -150,6 +150,21 @@ class SyncResult:
 
 
 @dataclass(frozen=True)
+class Unsent:
+    """A decision the source has not confirmed yet (in its undo window, waiting for a retry, or being sent)."""
+
+    decision_id: str
+    source: str
+    item_id: str
+    verdict: Verdict
+    action: str  # the item's action name, "?" when the item is no longer held
+    agent: str
+    attempts: int
+    next_attempt_at: float  # epoch seconds
+    detail: str  # why the last attempt did not get a final answer; "" before the first attempt
+
+
+@dataclass(frozen=True)
 class ChangeSummary:
     added: int
     changed: int
@@ -342,19 +357,31 @@ class Store:
             conn.execute(
                 "INSERT INTO quarantine(source, item_id, reason, excerpt, seen_at, times) VALUES (?, ?, ?, ?, ?, 1)"
                 " ON CONFLICT(source, item_id) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt,"
-                " seen_at = excluded.seen_at, times = times + 1",
+                " seen_at = excluded.seen_at, times = times + 1,"
+                # A new reason is a new problem: it asks for a fresh acknowledgement.
+                " acknowledged = CASE WHEN quarantine.reason = excluded.reason THEN acknowledged ELSE 0 END",
                 (source, _storable(item_id), _storable(reason[:2000]), _storable(excerpt[:2000]), time.time()),
             )
 
-    def quarantined(self, source: str | None = None) -> list[Quarantined]:
-        sql = "SELECT source, item_id, reason, seen_at, excerpt FROM quarantine"
+    def quarantined(self, source: str | None = None, *, unacknowledged: bool = False) -> list[Quarantined]:
+        sql = "SELECT source, item_id, reason, seen_at, excerpt FROM quarantine WHERE 1"
         args: tuple[Any, ...] = ()
         if source is not None:
-            sql += " WHERE source = ?"
+            sql += " AND source = ?"
             args = (source,)
+        if unacknowledged:
+            sql += " AND acknowledged = 0"
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY seen_at DESC", args).fetchall()
         return [Quarantined(source=r[0], item_id=r[1], reason=r[2], seen_at=r[3], excerpt=r[4]) for r in rows]
+
+    def acknowledge_quarantined(self, keys: Sequence[tuple[str, str]]) -> None:
+        """The operator acknowledged these quarantined items (source, item id): Problems stops listing them."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE quarantine SET acknowledged = 1 WHERE source = ? AND item_id = ?",
+                [(source, _storable(item_id)) for source, item_id in keys],
+            )
 
     def quarantine_counts(self) -> dict[str, int]:
         with self._lock:
@@ -654,6 +681,36 @@ class Store:
                 ).fetchone()[0]
             )
 
+    def unsent(self) -> list[Unsent]:
+        """Every decision not yet answered for good, oldest first: what quitting now would leave behind."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT d.id, d.source, d.item_id, d.verdict, i.action_name, i.agent, d.attempts, d.next_attempt_at,"
+                " d.detail FROM decisions d LEFT JOIN items i ON i.source = d.source AND i.id = d.item_id"
+                " WHERE d.sync_state IN ('pending', 'sending') ORDER BY d.decided_at, d.id"
+            ).fetchall()
+        return [
+            Unsent(r[0], r[1], r[2], Verdict(r[3]), r[4] or "?", r[5] or "?", r[6], float(r[7]), r[8] or "")
+            for r in rows
+        ]
+
+    def send_unsent_now(self, now: float | None = None) -> int:
+        """Make every unsent decision (and its label) due now: the undo window and any retry wait end, so the next sync
+        round sends them. From here `undo` refuses them. Returns how many decisions were waiting for their time."""
+        when = time.time() if now is None else now
+        with self._tx() as conn:
+            moved = conn.execute(
+                "UPDATE decisions SET next_attempt_at = ?, updated_at = ?"
+                " WHERE sync_state IN ('pending', 'sending') AND next_attempt_at > ?",
+                (when, when, when),
+            ).rowcount
+            conn.execute(
+                "UPDATE labels SET next_attempt_at = ? WHERE sync_state = 'pending' AND next_attempt_at > ?"
+                " AND decision_id IN (SELECT id FROM decisions WHERE sync_state IN ('pending', 'sending'))",
+                (when, when),
+            )
+        return int(moved)
+
     def unseen_problem_count(self) -> int:
         """How many conflicts and failures wait for the operator: the status bar asks every second, so a count."""
         with self._lock:
@@ -668,6 +725,7 @@ class Store:
         return self._decision_rows("WHERE d.sync_state IN ('conflict', 'failed') AND d.seen = 0")
 
     def mark_seen(self, decision_ids: Sequence[str]) -> None:
+        """The operator acknowledged these problems (an explicit key, not merely opening the Problems screen)."""
         with self._tx() as conn:
             conn.executemany("UPDATE decisions SET seen = 1 WHERE id = ?", [(i,) for i in decision_ids])
 

@@ -130,6 +130,11 @@ def _v3(db: sqlite_utils.Database) -> None:
 
 
 def _v4(db: sqlite_utils.Database) -> None:
+    """Problems stay until the operator acknowledges them: quarantined items get the flag decisions have (`seen`)."""
+    db.execute("ALTER TABLE quarantine ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0")
+
+
+def _v5(db: sqlite_utils.Database) -> None:
     """Confidence order: an item without a confidence is the least sure, so it sorts first, not last."""
     pending = " WHERE state = 'pending'"
     for name in ("items_confidence", "items_source_confidence", "items_agent_confidence"):
@@ -144,5 +149,5 @@ def _v4(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)

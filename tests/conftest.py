@@ -18,6 +18,12 @@ from storage.db import Store
 SOURCE = "fleet"
 
 
+@pytest.fixture(autouse=True)
+def _utc_on_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Screens draw times in the local zone (TZ): pinned, so snapshots do not depend on the machine's zone."""
+    monkeypatch.setenv("TZ", "UTC")
+
+
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
     server = Fleet(seed=11, interval=None, initial=6)

@@ -155,7 +155,7 @@ async def test_conflict_is_shown(fleet: Fleet, make_session: Callable[..., Sessi
         assert "already decided elsewhere by bob (reject)" in screen_text(app)
         await pilot.press("escape")
         await pilot.pause(0.1)
-        assert session.store.unseen_problems() == []
+        assert len(session.store.unseen_problems()) == 1, "it stays until acknowledged"
 
 
 async def test_decision_survives_a_restart_and_is_sent_once(fleet: Fleet, make_session: Callable[..., Session]) -> None:

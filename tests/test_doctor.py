@@ -102,10 +102,10 @@ async def test_doctor_checks_each_part_and_says_what_to_fix(
         assert await asyncio.to_thread(main, ["doctor", "--config", str(config), "--data-dir", str(data_dir)]) == 1
         out = capsys.readouterr().out
         lines = out.splitlines()
-        assert lines[0].startswith("ok    config") and "3 source(s), operator alice" in lines[0]
+        assert lines[0].startswith("ok    config") and "3 sources, operator alice" in lines[0]
         assert any(line.startswith(("ok    keyring", "warn  keyring")) for line in lines)
         assert any(
-            line.startswith("ok    source fleet") and "reachable" in line and "6 item(s)" in line for line in lines
+            line.startswith("ok    source fleet") and "reachable" in line and "6 items" in line for line in lines
         )
         down = next(i for i, line in enumerate(lines) if line.startswith("FAIL  source down"))
         assert "cannot reach" in lines[down] and "fix: check that the service runs" in lines[down + 1]
@@ -115,7 +115,7 @@ async def test_doctor_checks_each_part_and_says_what_to_fix(
         assert "wrong-token" not in out
         assert any(line.startswith("ok    database") and "intact" in line for line in lines)
         assert any(line.startswith("ok    audit") and "chain intact" in line for line in lines)
-        assert lines[-1] == "2 problem(s) to fix"
+        assert lines[-1] == "2 problems to fix"
 
         (data_dir / DB_NAME).write_bytes(b"garbage" * 1000)
         for suffix in ("-wal", "-shm"):

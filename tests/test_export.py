@@ -180,7 +180,7 @@ def test_cli_export_writes_a_file_or_stdout(data_dir: Path, tmp_path: Path, caps
     assert cli.main(["export", "--data-dir", str(data_dir), "--format", "kto", "--output", str(target)]) == 0
     assert len(target.read_text().splitlines()) == 7
     assert list(target.parent.iterdir()) == [target], "no partial file left beside it"
-    assert "exported 6 labels as 7 kto records" in capsys.readouterr().err
+    assert "exported 6 labels as 7 records (kto format)" in capsys.readouterr().err
 
     code = cli.main(
         ["export", "--data-dir", str(data_dir), "--verdict", "edit", "--source", "billing", "--redact", "api_key"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from console.app import ApprovalApp
 from console.config import Config
@@ -424,6 +425,29 @@ async def test_stats_screen_reports_an_unreadable_database(tmp_path: Path) -> No
         app.push_screen(StatsScreen(tmp_path / "missing.db", now=lambda: T))
         await settled(pilot)
         await eventually(lambda: "could not be read" in screen_text(app), what="the error on screen")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+async def test_stats_tables_fit_the_screen_without_wrapping(session: Session, size: tuple[int, int]) -> None:
+    """Each table row is one screen line at 80 columns and up: narrow screens leave out columns, never wrap."""
+    app = app_over(session)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("s")
+        await settled(pilot)
+        for table in ("#by-agent", "#by-source"):
+            shown = app.screen.query_one(table, Static)
+            rows = str(shown.render()).split("\n")
+            assert len(rows) >= 3 and shown.size.height == len(rows), f"{table} wraps"
+            shown.scroll_visible(animate=False)
+            await pilot.pause()
+            lines = screen_text(app).splitlines()
+            for row in rows:
+                assert any(row.rstrip() in line for line in lines), f"{row!r} is not on one screen line"
+        text = screen_text(app)
+        assert "billing-agent " in text and "support-agent " in text, "names are not cut at 80 columns"
+        assert all(
+            f" {heading} " in text for heading in ("arrived", "handled", "approve", "reject", "median", "escal.")
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- snapshots

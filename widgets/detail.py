@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import tzinfo
 from typing import Any, ClassVar, Final
 
 from textual.app import ComposeResult
@@ -26,6 +26,7 @@ from storage.records import Item, Risk, shown_part
 from .badges import URGENT_SECONDS, confidence_text, format_age, format_countdown, is_low_confidence, risk_label
 from .diff_view import DiffView
 from .safe_text import clean, one_line
+from .timefmt import zoned_time
 
 __all__ = ["MAX_JSON_CHARS", "MAX_JSON_LINES", "MAX_LINE_CHARS", "MAX_TEXT_CHARS", "ItemDetail", "JsonView"]
 
@@ -144,10 +145,6 @@ def _line(value: str, width: int = 500, style: str = "") -> Content:
     return Content.styled(one_line(value, width), style)
 
 
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 class ItemDetail(VerticalScroll, can_focus=True):
     """Shows one item; call `show(item, notice=...)` whenever the selection or the item changes.
 
@@ -184,6 +181,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
         *,
         now: Callable[[], float] = time.time,
         operator: str | None = None,
+        zone: tzinfo | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -192,6 +190,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
         super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         self._now = now
         self._operator = operator  # a claim by this operator reads "claimed by you"
+        self._zone = zone  # times are drawn in it (None: local)
         self._item: Item | None = None
         self._notice: str | None = None
         self._empty = self.EMPTY
@@ -370,7 +369,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
             parts += [("  (what the agent does if nobody decides in time)", _CLAIM)]
         parts += ["\n", ("created ", _LABEL), f"{format_age(now - item.created_at.timestamp())} ago"]
         if item.expires_at is not None:
-            parts += [("   deadline ", _LABEL), _utc_text(item.expires_at)]
+            parts += [("   deadline ", _LABEL), zoned_time(item.expires_at, self._zone)]
         return Content.assemble(*parts)
 
     def _update_timing(self) -> None:

@@ -46,6 +46,7 @@ from .badges import (
     is_low_confidence,
     risk_label,
 )
+from .contrast import readable
 from .safe_text import one_line
 
 __all__ = ["GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
@@ -379,7 +380,8 @@ class QueueList(ScrollView, can_focus=True):
         return self._layout
 
     def _style(self, name: str, cursor: bool) -> Style:
-        """A component style, laid over the cursor's background on the cursor row (unless it has its own)."""
+        """A component style, laid over the cursor's background on the cursor row (unless it has its own), with
+        its text at least 4.5:1 against its background."""
         key = (name, cursor)
         style = self._styles.get(key)
         if style is None:
@@ -390,6 +392,9 @@ class QueueList(ScrollView, can_focus=True):
                     style = cursor_style
                 elif style.bgcolor == self.rich_style.bgcolor:
                     style = cursor_style + style + Style(bgcolor=cursor_style.bgcolor)
+            # Every badge and column must read on every row state, in any theme: a risk or confidence colour chosen
+            # for the list's background can vanish on the cursor's (1.5:1 in textual-dark).
+            style = readable(style)
             self._styles[key] = style
         return style
 

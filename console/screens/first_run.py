@@ -29,10 +29,11 @@ def first_run_text(config_path: Path) -> Text:
         ("Add a source", "bold"),
         " (an agent service speaking PROTOCOL.md) from a shell:\n\n",
         ("    approval-console sources add billing https://billing-agents.internal:8700\n\n", "bold"),
-        "It writes the config and asks for the source's token without echo; the token goes to the system keyring,\n",
+        # One string per paragraph: the panel wraps it; a newline inside one breaks a line mid-sentence.
+        "It writes the config and asks for the source's token without echo; the token goes to the system keyring, ",
         f"or set it in the environment ({token_env_var('billing')}). Then start approval-console again.\n\n",
         ("Or look around first", "bold"),
-        ": the demo fleet is a local server of made-up agents proposing things.\n",
+        ": the demo fleet is a local server of made-up agents proposing things. ",
         "Its data is kept apart from real data. (Later: approval-console demo.)",
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from datetime import UTC
+from datetime import tzinfo
 from pathlib import Path
 from typing import ClassVar
 
@@ -27,6 +27,7 @@ from storage.db import Store
 from storage.labels import LabelStatus, LabelSyncState, label_statuses
 from storage.records import DecisionRow, Outcome, SyncState
 from widgets.safe_text import clean, one_line
+from widgets.timefmt import zoned_time
 
 __all__ = ["PAGE_SIZE", "HistoryScreen", "remedy", "sync_text"]
 
@@ -34,6 +35,8 @@ PAGE_SIZE = 50
 _MUTED = "$foreground-muted"
 _PROBLEM = "bold $text-error"
 _ALERT = "bold reverse $text-error"
+_ZONE_WIDTH = 6  # " CET", " JST", " +0530": times carry their zone
+_WHEN_WIDTH = 19 + _ZONE_WIDTH
 _VERDICT_STYLES = {"approve": "bold $text-success", "edit": "bold $text-primary", "reject": "bold $text-warning"}
 
 # What to do about each final answer other than applied (PROTOCOL.md outcomes). Server text is shown as well.
@@ -96,30 +99,35 @@ def _is_problem(row: DecisionRow, label: LabelStatus | None, auth_refused: Colle
 
 
 def decision_lines(
-    row: DecisionRow, label: LabelStatus | None, auth_refused: Collection[str], width: int
+    row: DecisionRow, label: LabelStatus | None, auth_refused: Collection[str], width: int, zone: tzinfo | None = None
 ) -> list[Content]:
-    """A decision as two to five lines: what, when, where it stands; then why, and for a problem what to do."""
+    """A decision as two to five lines: what, when (in `zone`, None: local), where it stands; then why, and for a
+    problem what to do."""
     decision = row.decision
     problem = _is_problem(row, label, auth_refused)
     mark = ("✗ " if problem else "  ", _PROBLEM if problem else _MUTED)
     head = Content.assemble(
         mark,
-        (decision.decided_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + "  ", _MUTED),
+        (zoned_time(decision.decided_at, zone).ljust(_WHEN_WIDTH) + "  ", _MUTED),
         (decision.verdict.value.upper().ljust(8), _VERDICT_STYLES.get(decision.verdict.value, "bold")),
         (one_line(row.item_action, 21).ljust(22), "bold"),
         one_line(row.item_agent, 16).ljust(17),
         (one_line(f"{decision.source}/{decision.item_id}", 22).ljust(23), _MUTED),
-        (one_line(sync_text(row), max(8, width - 84)), _PROBLEM if remedy(row, auth_refused) else ""),
+        (one_line(sync_text(row), max(8, width - 84 - _ZONE_WIDTH)), _PROBLEM if remedy(row, auth_refused) else ""),
     )
     lines = [head]
-    indent = " " * 23
+    indent = " " * (23 + _ZONE_WIDTH)
     why = [part for part in (decision.reason_code or "", decision.comment) if part]
     if why:
-        lines.append(Content.assemble(indent, ("reason: ", _MUTED), one_line(" · ".join(why), width - 31)))
+        lines.append(Content.assemble(indent, ("reason: ", _MUTED), one_line(" · ".join(why), width - len(indent) - 8)))
     if row.detail and row.sync_state not in (SyncState.applied, SyncState.undone):
-        lines.append(Content.assemble(indent, ("source: ", _MUTED), one_line(row.detail, width - 31)))
+        lines.append(Content.assemble(indent, ("source: ", _MUTED), one_line(row.detail, width - len(indent) - 8)))
     if label is not None and label.sync_state is LabelSyncState.refused:
-        lines.append(Content.assemble(indent, ("label refused: ", _PROBLEM), one_line(label.last_error, width - 38)))
+        lines.append(
+            Content.assemble(
+                indent, ("label refused: ", _PROBLEM), one_line(label.last_error, width - len(indent) - 15)
+            )
+        )
     todo = remedy(row, auth_refused) or (_LABEL_REFUSED if problem else None)
     if todo is not None:
         # Our own words: wrapped, never cut (source names in them are made safe).
@@ -138,9 +146,10 @@ class HistoryScreen(Screen[None]):
         Binding("full_stop", "page(1)", "Older", show=False),
     ]
 
-    def __init__(self, db_path: Path, auth_refused: Collection[str] = ()) -> None:
+    def __init__(self, db_path: Path, auth_refused: Collection[str] = (), zone: tzinfo | None = None) -> None:
         super().__init__()
         self._db_path = db_path
+        self._zone = zone  # times are drawn in it (None: local); the database keeps UTC
         self._auth_refused = frozenset(auth_refused)
         self._store: Store | None = None
         self.problems_only = False
@@ -212,7 +221,7 @@ class HistoryScreen(Screen[None]):
         width = max(60, self.query_one("#history-rows", Static).size.width)
         lines: list[Content] = []
         for row in rows:
-            lines += decision_lines(row, statuses.get(row.decision.id), self._auth_refused, width)
+            lines += decision_lines(row, statuses.get(row.decision.id), self._auth_refused, width, self._zone)
         return Content("\n").join(lines)
 
     def action_toggle_problems(self) -> None:

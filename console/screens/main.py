@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,7 @@ from widgets.detail import ItemDetail
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
 from widgets.status_bar import STATE_LABELS, StatusBar
+from widgets.timefmt import display_zone
 
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
 # wait this long, so a key meant for what the operator was reading cannot land on something else.
@@ -118,7 +119,7 @@ class MainScreen(Screen[None]):
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
         yield Static(id="filter-hint")
         yield QueueList(self.session.queue, now=self._now, operator=operator, id="queue")
-        yield ItemDetail(now=self._now, operator=operator, id="detail")
+        yield ItemDetail(now=self._now, operator=operator, zone=self._zone(), id="detail")
         yield Static(id="undo-bar")
         yield StatusBar(id="status")
         yield Footer(show_command_palette=False)  # `?` names ctrl+p; the decision keys need the room
@@ -627,18 +628,19 @@ class MainScreen(Screen[None]):
         self.action_edit()  # refused with its reason (check_action routes `e` here only when edit is not allowed)
 
     def action_problems(self) -> None:
-        store = self.session.store
-        conflicts = store.unseen_problems()
-        store.mark_seen([row.decision.id for row in conflicts])
-        self.app.push_screen(ProblemsScreen(conflicts, store.quarantined()), lambda _: self.refresh_status())
+        self.app.push_screen(ProblemsScreen(self.session.store, self._zone()), lambda _: self.refresh_status())
 
     def action_stats(self) -> None:
         from console.screens.stats import StatsScreen
 
-        self.app.push_screen(StatsScreen(self.session.store.path, now=self._now))
+        self.app.push_screen(StatsScreen(self.session.store.path, now=self._now, zone=self._zone()))
 
     def action_history(self) -> None:
         from console.screens.history import HistoryScreen
 
         auth = [h.name for h in self.session.poller.health.values() if h.state == "auth"]
-        self.app.push_screen(HistoryScreen(self.session.store.path, auth_refused=auth))
+        self.app.push_screen(HistoryScreen(self.session.store.path, auth_refused=auth, zone=self._zone()))
+
+    def _zone(self) -> tzinfo | None:
+        """The zone screens draw times in (the config's display_timezone; None: local). Storage keeps UTC."""
+        return display_zone(self.session.config.display_timezone)

@@ -1,74 +1,122 @@
-"""Problems: decisions that ended in a conflict or failure, and items quarantined as malformed, with their reasons."""
+"""Problems: decisions that ended in a conflict or failure, and items quarantined as malformed, with their reasons.
+
+A problem stays listed (and counted in the status bar) until the operator acknowledges it with a key: looking is not
+acknowledging, so a conflict glimpsed while busy comes back next time.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import ClassVar
 
-from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
 
+from storage.db import Store
 from storage.records import DecisionRow, Quarantined
 from widgets.safe_text import literal
+from widgets.timefmt import zoned_time
 
 
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%H:%M:%S")
+def _when(epoch: float, zone: tzinfo | None) -> str:
+    return zoned_time(datetime.fromtimestamp(epoch, UTC), zone)
 
 
-def problem_lines(conflicts: list[DecisionRow], quarantined: list[Quarantined]) -> Group:
-    lines: list[Text] = []
-    lines.append(Text(f"Decisions not applied ({len(conflicts)})", style="bold"))
-    if not conflicts:
-        lines.append(Text("  none", style="dim"))
-    for row in conflicts:
-        decision = row.decision
-        lines.append(
-            Text.assemble(
-                "  ",
-                (f"{decision.verdict.value:<7} ", "bold"),
-                literal(f"{row.item_action} ({row.item_agent}, {decision.source}/{decision.item_id})", multiline=False),
-            )
-        )
-        lines.append(Text.assemble("    ", literal(f"{row.outcome}: {row.detail}", multiline=False)))
-    lines.append(Text(""))
-    lines.append(Text(f"Malformed items quarantined ({len(quarantined)})", style="bold"))
-    if not quarantined:
-        lines.append(Text("  none", style="dim"))
-    for entry in quarantined:
-        lines.append(
-            Text.assemble(
-                "  ", (_when(entry.seen_at) + " ", "dim"), literal(f"{entry.source}/{entry.item_id}", multiline=False)
-            )
-        )
-        lines.append(Text.assemble("    reason: ", literal(entry.reason, multiline=False)))
-        lines.append(Text.assemble("    payload: ", literal(entry.excerpt[:200], multiline=False), style="dim"))
-    return Group(*lines)
+def _conflict_text(row: DecisionRow) -> Text:
+    decision = row.decision
+    return Text.assemble(
+        (f"{decision.verdict.value:<7} ", "bold"),
+        literal(f"{row.item_action} ({row.item_agent}, {decision.source}/{decision.item_id})", multiline=False),
+        "\n  ",
+        literal(f"{row.outcome}: {row.detail}", multiline=False),
+    )
+
+
+def _quarantined_text(entry: Quarantined, zone: tzinfo | None) -> Text:
+    return Text.assemble(
+        (_when(entry.seen_at, zone) + " ", "dim"),
+        literal(f"{entry.source}/{entry.item_id}", multiline=False),
+        "\n  reason: ",
+        literal(entry.reason, multiline=False),
+        "\n  ",
+        Text.assemble("payload: ", literal(entry.excerpt[:200], multiline=False), style="dim"),
+    )
 
 
 class ProblemsScreen(ModalScreen[None]):
-    """Opening it counts as seeing the conflicts listed: the status bar stops counting them."""
+    """Conflicts and quarantined items, one per line of a list: `a` acknowledges the highlighted one, `A` all."""
 
     CSS_PATH = Path(__file__).with_name("modals.tcss")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,p,q", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,p,q", "close", "Close"),
+        Binding("a", "acknowledge", "Acknowledge"),
+        Binding("A", "acknowledge_all", "Acknowledge all"),
+    ]
 
-    def __init__(self, conflicts: list[DecisionRow], quarantined: list[Quarantined]) -> None:
+    def __init__(self, store: Store, zone: tzinfo | None = None) -> None:
         super().__init__()
-        self._conflicts = conflicts
-        self._quarantined = quarantined
+        self._store = store
+        self._zone = zone  # times are drawn in it (None: local)
+        self._conflicts: list[DecisionRow] = []
+        self._quarantined: list[Quarantined] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="wide"):
             yield Label(Text("Problems", style="bold"), id="dialog-title")
-            with VerticalScroll(id="problems"):
-                yield Static(problem_lines(self._conflicts, self._quarantined))
-            yield Label("esc close", classes="hint")
+            yield OptionList(id="problems")
+            yield Label(
+                "a acknowledge · A acknowledge all · esc close (problems stay until acknowledged)", classes="hint"
+            )
+
+    def on_mount(self) -> None:
+        self._reload()
+        self.query_one("#problems", OptionList).focus()
+
+    def _reload(self) -> None:
+        self._conflicts = self._store.unseen_problems()
+        self._quarantined = self._store.quarantined(unacknowledged=True)
+        listing = self.query_one("#problems", OptionList)
+        kept = listing.highlighted
+        options: list[Option] = [Option(Text(f"Decisions not applied ({len(self._conflicts)})", "bold"), disabled=True)]
+        options += [Option(_conflict_text(row), id=f"d{n}") for n, row in enumerate(self._conflicts)]
+        if not self._conflicts:
+            options.append(Option(Text("  none", "dim"), disabled=True))
+        options.append(Option(Text(f"Malformed items quarantined ({len(self._quarantined)})", "bold"), disabled=True))
+        options += [
+            Option(_quarantined_text(entry, self._zone), id=f"q{n}") for n, entry in enumerate(self._quarantined)
+        ]
+        if not self._quarantined:
+            options.append(Option(Text("  none", "dim"), disabled=True))
+        listing.clear_options()
+        listing.add_options(options)
+        enabled = [n for n, option in enumerate(options) if not option.disabled]
+        # Stay where the operator was: the next problem slides under the cursor.
+        after = [n for n in enabled if n >= (kept or 0)]
+        listing.highlighted = after[0] if after else (enabled[-1] if enabled else None)
+
+    def action_acknowledge(self) -> None:
+        option = self.query_one("#problems", OptionList).highlighted_option
+        if option is None or option.id is None:
+            self.app.bell()
+            return
+        index = int(option.id[1:])
+        if option.id.startswith("d"):
+            self._store.mark_seen([self._conflicts[index].decision.id])
+        else:
+            entry = self._quarantined[index]
+            self._store.acknowledge_quarantined([(entry.source, entry.item_id)])
+        self._reload()
+
+    def action_acknowledge_all(self) -> None:
+        self._store.mark_seen([row.decision.id for row in self._conflicts])
+        self._store.acknowledge_quarantined([(entry.source, entry.item_id) for entry in self._quarantined])
+        self._reload()
 
     def action_close(self) -> None:
         self.dismiss(None)

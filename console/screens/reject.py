@@ -43,11 +43,14 @@ class RejectScreen(ModalScreen[Rejection | None]):
             options = [Option(Text(f"{i}  {code}"), id=code) for i, code in enumerate(self._reasons, start=1)]
             yield OptionList(*options, id="reasons")
             yield Input(placeholder="Comment (optional)", id="comment")
+            yield Label("", id="reject-error")
             yield Label("enter reject · esc cancel · tab comment", classes="hint")
 
     def on_mount(self) -> None:
+        # Nothing is preselected (an OptionList highlights its first option when built): a lazy `enter` must not
+        # become a false reason in the labels.
         reasons = self.query_one("#reasons", OptionList)
-        reasons.highlighted = 0
+        reasons.highlighted = None
         reasons.focus()
 
     def on_key(self, event: events.Key) -> None:
@@ -67,7 +70,10 @@ class RejectScreen(ModalScreen[Rejection | None]):
     def action_submit(self) -> None:
         index = self.query_one("#reasons", OptionList).highlighted
         if index is None:
-            self.notify("Pick a reason first.", severity="warning", markup=False)
+            # Said inside the dialog, where the operator is looking (a toast would cover the dialog).
+            self.query_one("#reject-error", Label).update("Pick a reason first: a digit, or the arrows.")
+            self.query_one("#reasons", OptionList).focus()
+            self.app.bell()
             return
         comment = self.query_one("#comment", Input).value.strip()
         self.dismiss(Rejection(self._reasons[index], comment))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -27,8 +27,9 @@ from storage.stats import DEFAULT_WINDOW, WINDOWS, Traffic, WindowStats, read_wi
 from widgets.badges import format_age
 from widgets.charts import ColumnChart, share_bar, sparkline
 from widgets.safe_text import one_line
+from widgets.timefmt import zoned_time
 
-__all__ = ["MAX_ROWS", "StatsScreen", "stats_table"]
+__all__ = ["FULL_WIDTH", "MAX_ROWS", "StatsScreen", "stats_table", "table_columns"]
 
 MAX_ROWS: Final = 40  # agents (or sources) listed per table, busiest first; the rest are counted
 REFRESH_SECONDS: Final = 15.0
@@ -41,12 +42,38 @@ VERDICT_PARTS: Final = (
     ("expired", "$warning"),
 )
 _NAME: Final = 18
+_NAME_MIN: Final = 16  # agent names are told apart by their ends too ("billing-agent", "billing-agent-eu")
 _BAR: Final = 12
 _SPARK: Final = 14
-_HEADER: Final = (
-    f"{'':<{_NAME}} {'arrived':>7} {'handled':>7} {'approve':>7} {'edit':>5} {'reject':>6} {'expired':>7}"
-    f"  {'outcomes':<{_BAR}} {'median':>6} {'escal.':>6}  {'queue depth':<{_SPARK}} {'now':>4}"
+# The table's columns after the name: (key, heading, width, spaces before).
+_COLUMNS: Final = (
+    ("arrived", "arrived", 7, 1),
+    ("handled", "handled", 7, 1),
+    ("approve", "approve", 7, 1),
+    ("edit", "edit", 5, 1),
+    ("reject", "reject", 6, 1),
+    ("expired", "expired", 7, 1),
+    ("outcomes", "outcomes", _BAR, 2),
+    ("median", "median", 6, 1),
+    ("escal", "escal.", 6, 1),
+    ("depth", "queue depth", _SPARK, 2),
+    ("now", "now", 4, 1),
 )
+# Left out, in this order, when the table is narrower than all of them: a row never wraps (80 columns keeps the
+# figures and drops the pictures, which repeat them, and the pending count, which the summary gives in all).
+_DROPPED_FIRST: Final = ("depth", "outcomes", "now", "escal", "median")
+FULL_WIDTH: Final = _NAME + sum(width + gap for _key, _heading, width, gap in _COLUMNS)
+
+
+def table_columns(width: int) -> tuple[int, list[str]]:
+    """The name column's width and the other columns that fit in `width` cells."""
+    keys = [key for key, *_ in _COLUMNS]
+    sizes = {key: size + gap for key, _heading, size, gap in _COLUMNS}
+    for key in _DROPPED_FIRST:
+        if _NAME_MIN + sum(sizes[k] for k in keys) <= width:
+            break
+        keys.remove(key)
+    return max(_NAME_MIN, min(_NAME, width - sum(sizes[k] for k in keys))), keys
 
 
 def _pct(rate: float | None) -> str:
@@ -62,36 +89,59 @@ def _rate(group: GroupStats | None, name: str) -> str:
     return _pct(None if group is None else getattr(group, name))
 
 
-def _row(name: str, group: GroupStats | None, traffic: Traffic | None) -> Content:
+def _row(name: str, group: GroupStats | None, traffic: Traffic | None, width: int) -> Content:
     counts = group.counts if group is not None else {}
     depth = traffic.depth if traffic is not None else ()
-    return Content.assemble(
-        (one_line(name, _NAME).ljust(_NAME), "bold"),
-        f" {traffic.arrived if traffic else 0:>7,} {group.total if group else 0:>7,}",
-        (f" {_rate(group, 'approve_rate'):>7}", "$text-success"),
-        (f" {_rate(group, 'edit_rate'):>5}", "$text-primary"),
-        (f" {_rate(group, 'reject_rate'):>6}", "$text-error"),
-        (f" {_rate(group, 'expiry_rate'):>7}", "$text-warning"),
-        "  ",
-        share_bar([(counts.get(verdict, 0), style) for verdict, style in VERDICT_PARTS], _BAR),
-        f" {_median(group):>6} {_rate(group, 'escalation_rate'):>6}  ",
-        (sparkline(depth, _SPARK).ljust(_SPARK), "$accent"),
-        f" {traffic.pending_now if traffic else 0:>4,}",
+    cells: dict[str, Content | tuple[str, str] | str] = {
+        "arrived": f"{traffic.arrived if traffic else 0:>7,}",
+        "handled": f"{group.total if group else 0:>7,}",
+        "approve": (f"{_rate(group, 'approve_rate'):>7}", "$text-success"),
+        "edit": (f"{_rate(group, 'edit_rate'):>5}", "$text-primary"),
+        "reject": (f"{_rate(group, 'reject_rate'):>6}", "$text-error"),
+        "expired": (f"{_rate(group, 'expiry_rate'):>7}", "$text-warning"),
+        "outcomes": share_bar([(counts.get(verdict, 0), style) for verdict, style in VERDICT_PARTS], _BAR),
+        "median": f"{_median(group):>6}",
+        "escal": f"{_rate(group, 'escalation_rate'):>6}",
+        "depth": (sparkline(depth, _SPARK).ljust(_SPARK), "$accent"),
+        "now": f"{traffic.pending_now if traffic else 0:>4,}",
+    }
+    name_width, keys = table_columns(width)
+    parts: list[Content | tuple[str, str] | str] = [(one_line(name, name_width).ljust(name_width), "bold")]
+    for key, _heading, _size, gap in _COLUMNS:
+        if key in keys:
+            parts += [" " * gap, cells[key]]
+    return Content.assemble(*parts)
+
+
+def _header(title: str, width: int) -> Content:
+    name_width, keys = table_columns(width)
+    headings = "".join(
+        " " * gap + (heading.ljust(size) if key in ("outcomes", "depth") else heading.rjust(size))
+        for key, heading, size, gap in _COLUMNS
+        if key in keys
     )
+    return Content.assemble((title.ljust(name_width), "bold"), (headings, f"bold {_MUTED}"))
 
 
 def stats_table(
-    title: str, labels: dict[str, GroupStats], traffic: dict[str, Traffic], limit: int = MAX_ROWS
+    title: str,
+    labels: dict[str, GroupStats],
+    traffic: dict[str, Traffic],
+    limit: int = MAX_ROWS,
+    width: int = FULL_WIDTH,
 ) -> Content:
-    """One line per agent (or source), busiest first: counts, rates, a share bar, median, depth sparkline."""
+    """One line per agent (or source), busiest first: counts, rates, a share bar, median, depth sparkline.
+
+    Each line fits in `width` cells: on a narrow screen the pictures are left out rather than the line wrapped.
+    """
     names = sorted(
         labels.keys() | traffic.keys(),
         key=lambda n: (-(labels[n].total if n in labels else 0), -(traffic[n].arrived if n in traffic else 0), n),
     )
-    lines = [Content.assemble((title, "bold"), (_HEADER[len(title) :], f"bold {_MUTED}"))]
+    lines = [_header(title, width)]
     if not names:
         lines.append(Content.styled("  nothing arrived or was handled in this window", _MUTED))
-    lines += [_row(name, labels.get(name), traffic.get(name)) for name in names[:limit]]
+    lines += [_row(name, labels.get(name), traffic.get(name), width) for name in names[:limit]]
     if len(names) > limit:
         lines.append(Content.styled(f"  … and {len(names) - limit:,} more, less busy", _MUTED))
     return Content("\n").join(lines)
@@ -118,9 +168,16 @@ class StatsScreen(Screen[None]):
         *(Binding(str(index), f"window('{name}')", f"Last {name}") for index, name in enumerate(WINDOWS, start=1)),
     ]
 
-    def __init__(self, db_path: Path, now: Callable[[], float] = time.time, window: str = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        now: Callable[[], float] = time.time,
+        window: str = DEFAULT_WINDOW,
+        zone: tzinfo | None = None,
+    ) -> None:
         super().__init__()
         self._db_path = db_path
+        self._zone = zone  # times are drawn in it (None: local)
         self._now = now
         self.window = window
         self.stats: WindowStats | None = None  # what is on screen now
@@ -155,7 +212,7 @@ class StatsScreen(Screen[None]):
     def _head(self, loading: bool = False) -> None:
         parts: list[tuple[str, str] | str] = [("How the agents are doing", "bold"), "   ", *_window_keys(self.window)]
         if self.stats is not None and not loading:
-            as_of = datetime.fromtimestamp(self.stats.until, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            as_of = zoned_time(datetime.fromtimestamp(self.stats.until, UTC), self._zone, "%Y-%m-%d %H:%M")
             parts.append((f"   as of {as_of}", _MUTED))
         else:
             parts.append(("   counting…", _MUTED))
@@ -199,12 +256,22 @@ class StatsScreen(Screen[None]):
             )
         )
         self.query_one(ColumnChart).plot(stats.traffic.depth, f"-{window}", "now")
-        self.query_one("#by-agent", Static).update(
-            stats_table("By agent", stats.labels.by_agent, stats.traffic_by_agent)
-        )
-        self.query_one("#by-source", Static).update(
-            stats_table("By source", stats.labels.by_source, stats.traffic_by_source)
-        )
+        self._tables()
+
+    def _tables(self) -> None:
+        stats = self.stats
+        if stats is None:
+            return
+        for table, title, labels, traffic in (
+            ("#by-agent", "By agent", stats.labels.by_agent, stats.traffic_by_agent),
+            ("#by-source", "By source", stats.labels.by_source, stats.traffic_by_source),
+        ):
+            shown = self.query_one(table, Static)
+            # Cut to the width the table gets (before the first layout: all columns).
+            shown.update(stats_table(title, labels, traffic, width=shown.size.width or FULL_WIDTH))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._tables)
 
     def action_window(self, window: str) -> None:
         if window not in WINDOWS or window == self.window:

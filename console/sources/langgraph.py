@@ -49,7 +49,7 @@ from urllib.parse import quote
 import httpx
 import jsonschema
 
-from console.config import SourceConfig
+from console.config import SourceConfig, public_url
 from console.secrets import Token
 from console.sources.base import LabelSendResult, Page, SendResult, SourceError, validate_items
 from console.sources.native import USER_AGENT, retry_after_seconds
@@ -241,7 +241,7 @@ class LangGraphSource:
         except httpx.TimeoutException as exc:
             raise SourceError(f"no answer within {self.config.timeout:g} s") from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {self.config.url}: {type(exc).__name__}") from exc
+            raise SourceError(f"cannot reach {public_url(self.config.url)}: {type(exc).__name__}") from exc
         status = response.status_code
         if status == 200 or (missing_ok and status == 404):
             return response

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from console.config import SourceConfig, token_fix
+from console.config import SourceConfig, public_url, token_fix
 from console.secrets import Token
 from console.sources.base import LabelSendResult, Page, Rejected, SendResult, SourceError, excerpt, validate_items
 from storage.db import Removal
@@ -144,7 +144,7 @@ class NativeSource:
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise SourceError(f"the answer was cut off ({_brief(exc)})") from exc
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {self.config.url}: {_brief(exc)}") from exc
+            raise SourceError(public_url(f"cannot reach {self.config.url}: {_brief(exc)}")) from exc
 
     async def send_decision(self, decision: Decision) -> SendResult:
         try:
