@@ -52,7 +52,8 @@ class OutcomesArrived(Message):
 class ApprovalApp(ToastingApp):
     TITLE = "approval-console"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "toggle_theme", "Light / dark theme")]
+    # Not in the footer (the main screen's keys need its width); `?` and ctrl+p list it.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "toggle_theme", "Light / dark theme", show=False)]
 
     def __init__(
         self,
@@ -193,11 +194,15 @@ class ApprovalApp(ToastingApp):
             return
         seen: set[str] = set()
         for binding in self.main.all_bindings():
-            if binding.description and binding.action not in seen:
-                seen.add(binding.action)
-                yield SystemCommand(
-                    binding.description, f"key {binding.key}", partial(self.main.run_action, binding.action)
-                )
+            # Only what fits the item shown (Accept or Approve; Edit where allowed), as the footer offers it.
+            if not binding.description or binding.action in seen or not self.main.check_action(binding.action, ()):
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(
+                binding.description,
+                f"key {self.get_key_display(binding)}",  # "?" and "/", not question_mark and slash
+                partial(self.main.run_action, binding.action),
+            )
 
     def on_outcomes_arrived(self, message: OutcomesArrived) -> None:
         for outcome in message.outcomes:

@@ -12,13 +12,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["FILTER_FIELDS", "Filter", "Grouping", "QueueView", "SortOrder", "parse_filter", "search_text"]
+from storage.records import KIND_LABELS
+
+__all__ = [
+    "FILTER_FIELDS",
+    "KIND_LABELS",
+    "Filter",
+    "Grouping",
+    "QueueView",
+    "SortOrder",
+    "parse_filter",
+    "search_text",
+]
 
 
 class SortOrder(StrEnum):
     urgency = "urgency"  # risk, then time left: the default
     age = "age"  # oldest first
-    confidence = "confidence"  # least sure first; items without a confidence last
+    confidence = "confidence"  # least sure first; an item without a confidence is the least sure of all
     agent = "agent"  # by agent name, then urgency
 
 
@@ -31,7 +42,7 @@ class Grouping(StrEnum):
 # Each order's key columns, most significant first, all ascending; (source, id) makes every key unique, so
 # "the rows before this one" is a row-value comparison and an item's position is a count over the index.
 _URGENCY_TAIL: Final = ("risk_order", "expires_sort", "created_at", "source", "id")
-_CONFIDENCE: Final = "ifnull(confidence, 2.0)"  # no confidence sorts after every real one (0..1)
+_CONFIDENCE: Final = "ifnull(confidence, -1.0)"  # no confidence sorts before every real one (0..1)
 ORDER_KEYS: Final[dict[SortOrder, tuple[str, ...]]] = {
     SortOrder.urgency: _URGENCY_TAIL,
     SortOrder.age: ("created_at", "source", "id"),
@@ -50,6 +61,7 @@ FILTER_FIELDS: Final[dict[str, str]] = {
     "workflow": "workflow",
     "id": "id",
 }
+_KIND_BY_LABEL: Final = {label.casefold(): kind for kind, label in KIND_LABELS.items()}
 _TOKEN: Final = re.compile(r'(?:(\w+):)?(?:"([^"]*)"?|(\S+))')
 
 
@@ -59,6 +71,7 @@ class Filter:
 
     fields: tuple[tuple[str, str], ...] = ()
     words: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()  # `name:` prefixes that are no field (their tokens are matched as words)
 
     @property
     def empty(self) -> bool:
@@ -68,22 +81,28 @@ class Filter:
 def parse_filter(text: str) -> Filter:
     """`agent:billing refund "two words"`: field tokens narrow one column, other words match any column.
 
-    Every match is a case-insensitive substring. An unknown `name:` prefix is taken as part of a plain word.
+    Every match is a case-insensitive substring. An unknown `name:` prefix is taken as part of a plain word, and
+    named in `unknown` so the operator can be told. `kind:` takes the KIND column's label (`ESC`) too.
     """
     fields: list[tuple[str, str]] = []
     words: list[str] = []
+    unknown: list[str] = []
     for match in _TOKEN.finditer(text):
         name, quoted, bare = match.group(1), match.group(2), match.group(3)
         value = quoted if quoted is not None else bare or ""
         column = FILTER_FIELDS.get(name.lower()) if name else None
         if column is not None:
+            if column == "kind":
+                value = _KIND_BY_LABEL.get(value.casefold(), value)
             if value:
                 fields.append((column, value))
         elif name:
+            if name not in unknown:
+                unknown.append(name)
             words.append(f"{name}:{value}")
         elif value:
             words.append(value)
-    return Filter(tuple(fields), tuple(words))
+    return Filter(tuple(fields), tuple(words), tuple(unknown))
 
 
 def search_text(*parts: str) -> str:

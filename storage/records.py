@@ -31,6 +31,8 @@ class Risk(StrEnum):
 
 
 RISK_RANK = {Risk.low: 0, Risk.medium: 1, Risk.high: 2, Risk.critical: 3}
+# What the queue's KIND column shows for each kind; the filter's `kind:` accepts the label as well as the full word.
+KIND_LABELS: dict[str, str] = {"approval": "APPR", "escalation": "ESC"}
 
 
 class Verdict(StrEnum):

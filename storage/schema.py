@@ -134,5 +134,20 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE quarantine ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4)
+def _v5(db: sqlite_utils.Database) -> None:
+    """Confidence order: an item without a confidence is the least sure, so it sorts first, not last."""
+    pending = " WHERE state = 'pending'"
+    for name in ("items_confidence", "items_source_confidence", "items_agent_confidence"):
+        db.execute(f"DROP INDEX {name}")
+    db.execute("CREATE INDEX items_confidence ON items(ifnull(confidence, -1.0), created_at, source, id)" + pending)
+    db.execute(
+        "CREATE INDEX items_source_confidence ON items(source, ifnull(confidence, -1.0), created_at, id)" + pending
+    )
+    db.execute(
+        "CREATE INDEX items_agent_confidence ON items(agent, ifnull(confidence, -1.0), created_at, source, id)"
+        + pending
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -130,7 +130,7 @@ async def test_every_row_state_reads_at_aa_in_both_themes(varied: Fleet, make_se
     assert failures == [], "\n".join(failures)
     seen = {key.split(":", 1)[1] for key in checked}
     # The test saw what it claims to check: each risk, a claim, a passed and a close deadline, a group header.
-    assert {"CRIT", "HIGH", "MED", "LOW", "ESCL", "⚑ bob", "expired", "RISK"} <= seen | {
+    assert {"CRIT", "HIGH", "MED", "LOW", "ESC", "APPR", "⚑ bob", "expired", "RISK"} <= seen | {
         word for text in seen for word in text.split()
     }
     assert any(text.startswith("▾ ") for text in seen), "a group header"

@@ -27,6 +27,7 @@ from console.fleet import Fleet
 from console.screens.confirm import FALLBACK_WORD, ConfirmCriticalScreen, confirmation_word
 from console.screens.edit import check_edit
 from console.screens.first_run import FirstRunApp
+from console.screens.guard import RefusedScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
 from console.screens.reject import RejectScreen
@@ -94,7 +95,7 @@ async def polled_app(session: Session, **run: Any) -> AsyncIterator[tuple[Approv
     [
         (SortOrder.urgency, ["b2", "c1", "b1", "c2", "b3"]),
         (SortOrder.age, ["b3", "c2", "b1", "c1", "b2"]),
-        (SortOrder.confidence, ["b3", "c1", "c2", "b1", "b2"]),  # least sure first, none last
+        (SortOrder.confidence, ["b2", "b3", "c1", "c2", "b1"]),  # least sure first: unknown is least sure
         (SortOrder.agent, ["b2", "b1", "c1", "c2", "b3"]),
     ],
 )
@@ -319,6 +320,8 @@ async def test_a_changed_item_is_announced_and_the_old_version_cannot_be_decided
         await pilot.press("a")  # too soon after the change: refused
         await pilot.pause(0.1)
         assert session.store.decisions() == []
+        if isinstance(app.screen, RefusedScreen):  # a critical item's refusal takes the keys until esc
+            await pilot.press("escape")
         current = app.main.shown
         await pilot.pause(1.6)
         await decide_key(pilot, "a")
@@ -490,7 +493,8 @@ async def test_command_palette_lists_every_action_and_runs_one(
         await pilot.pause(0.1)
         titles = {command.title for command in app.get_system_commands(app.main)}
         for binding in app.main.all_bindings():
-            assert binding.description in titles, binding.description
+            if binding.description and app.main.check_action(binding.action, ()):  # what fits the item shown
+                assert binding.description in titles, binding.description
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
         await pilot.press(*"Group")

@@ -21,9 +21,10 @@ from textual.content import Content
 from textual.highlight import highlight
 from textual.widgets import Static
 
-from storage.records import Item, Risk
+from storage.records import Item, Risk, shown_part
 
 from .badges import URGENT_SECONDS, confidence_text, format_age, format_countdown, is_low_confidence, risk_label
+from .diff_view import DiffView
 from .safe_text import clean, one_line
 from .timefmt import zoned_time
 
@@ -34,6 +35,7 @@ MAX_JSON_CHARS: Final = 200_000  # highlighting and wrapping stay well under 100
 MAX_LINE_CHARS: Final = 20_000  # a long string argument (an SQL statement...) is shown whole up to this
 MAX_TEXT_CHARS: Final = 20_000  # per free-text field of the context (summary, reasoning, each evidence)
 
+CHANGE_LINES: Final = 40  # the diff under a "this item changed" notice: enough to see it, not a second document
 _TITLE: Final = "bold $text-primary"
 _LABEL: Final = "$foreground-muted"
 _CLAIM: Final = "italic $foreground-muted"
@@ -165,6 +167,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
             margin: 0 0 1 0;
         }
         & > .item-detail--notice.-shown { display: block; }
+        & > .item-detail--changes { margin: 0 0 1 0; border-left: thick $warning; }
         & > .item-detail--section { margin: 1 0 0 0; }
         & > .item-detail--json { background: $boost; padding: 0 1; }
         & > .-hidden { display: none; }
@@ -194,6 +197,8 @@ class ItemDetail(VerticalScroll, can_focus=True):
         self._timing_text = ""
         self._header = Static(id="item-detail-header")
         self._notice_line = Static(id="item-detail-notice", classes="item-detail--notice")
+        self._changes = DiffView(id="item-detail-changes", classes="item-detail--changes")
+        self._changed_from: Item | None = None
         self._timing = Static(id="item-detail-timing")
         self._gate = Static(id="item-detail-gate", classes="item-detail--section")
         self._args_title = Static(id="item-detail-args-title", classes="item-detail--section")
@@ -212,6 +217,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield self._notice_line  # first: the operator reads the warning before anything else
+        yield self._changes  # then what changed, against the version that was on screen
         yield self._header
         yield self._timing
         yield self._gate
@@ -225,15 +231,24 @@ class ItemDetail(VerticalScroll, can_focus=True):
         self._render_item()
         self.set_interval(1.0, self._update_timing)
 
-    def show(self, item: Item | None, *, notice: str | None = None, empty: str | None = None) -> None:
+    def show(
+        self,
+        item: Item | None,
+        *,
+        notice: str | None = None,
+        empty: str | None = None,
+        changed_from: Item | None = None,
+    ) -> None:
         """Show `item` (or the empty state: `empty`, default "No item selected"; e.g. "Queue is empty").
 
         `notice` is shown prominently above everything else (e.g. "This item changed since you opened it").
+        `changed_from`: the version of this item the operator had on screen; what changed is shown under the notice.
         The view scrolls to the top when a different item is shown, and keeps its place for the same one.
         """
         previous = self._item
         self._item = item
         self._notice = notice
+        self._changed_from = changed_from if item is not None else None
         self._empty = empty or self.EMPTY
         self._render_item()
         same = item is not None and previous is not None and (item.source, item.id) == (previous.source, previous.id)
@@ -242,9 +257,14 @@ class ItemDetail(VerticalScroll, can_focus=True):
 
     # -- rendering --------------------------------------------------------------------------------------
 
+    @property
+    def changed_from(self) -> Item | None:
+        return self._changed_from
+
     def _render_item(self) -> None:
         item = self._item
         self._render_notice()
+        self._render_changes()
         body = (self._timing, self._gate, self._args_title, self._args, self._context_view)
         if item is None:
             self._header.update(Content.styled(self._empty, "italic $foreground-muted"))
@@ -281,6 +301,15 @@ class ItemDetail(VerticalScroll, can_focus=True):
             )
             self._output.update(output.content)
         self._context_view.update(self._context_content(item))
+
+    def _render_changes(self) -> None:
+        before, item = self._changed_from, self._item
+        self._changes.display = before is not None and item is not None
+        if before is not None and item is not None:
+            # Everything the operator is shown, both versions: the same diff an edit is reviewed with.
+            shown_before = shown_part(before.model_dump(mode="json"))
+            shown_now = shown_part(item.model_dump(mode="json"))
+            self._changes.show(shown_before, shown_now, values=True, max_lines=CHANGE_LINES)
 
     def _render_notice(self) -> None:
         if self._notice:

@@ -39,24 +39,55 @@ def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
     return []
 
 
+def _at(value: Any, path: str) -> Any:
+    """The value at JSON Pointer `path` (as `changed_paths` writes it), or _MISSING."""
+    if path in ("", "/"):
+        return value
+    for token in path.split("/")[1:]:
+        key = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict):
+            value = value.get(key, _MISSING)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return _MISSING
+    return value
+
+
+def _brief(value: Any) -> str:
+    if value is _MISSING:
+        return "(none)"
+    if isinstance(value, dict | list):
+        return "{…}" if isinstance(value, dict) else "[…]"
+    return one_line(json.dumps(value, ensure_ascii=False, default=repr), 60)
+
+
 def _lines(value: Any) -> list[str]:
     return json.dumps(value, indent=2, ensure_ascii=False, default=repr).splitlines()
 
 
-def diff_content(before: Any, after: Any) -> Content:
-    """The changed paths, then the unified diff (capped at MAX_DIFF_LINES lines, the cut announced)."""
+def diff_content(before: Any, after: Any, *, values: bool = False, max_lines: int = MAX_DIFF_LINES) -> Content:
+    """The changed paths, then the unified diff (capped at `max_lines` lines, the cut announced).
+
+    `values`: each changed path also says what it was and what it is now ("/amount 14222.85 → 99999.99").
+    """
     paths = changed_paths(before, after)
-    shown = ", ".join(one_line(p, 60) for p in paths[:12]) + (f" (+{len(paths) - 12} more)" if len(paths) > 12 else "")
+    if values:
+        named = [f"{one_line(p, 60)} {_brief(_at(before, p))} → {_brief(_at(after, p))}" for p in paths[:12]]
+        shown = "; ".join(named)
+    else:
+        shown = ", ".join(one_line(p, 60) for p in paths[:12])
+    shown += f" (+{len(paths) - 12} more)" if len(paths) > 12 else ""
     parts: list[Content | tuple[str, str] | str] = [
         (f"{len(paths)} change{'s' if len(paths) != 1 else ''}: ", "bold"),
         (shown or "none", "bold $text-warning"),
         "\n",
     ]
     diff = list(difflib.unified_diff(_lines(before), _lines(after), "proposed", "edited", lineterm="", n=2))
-    for line in diff[2:MAX_DIFF_LINES]:  # [2:]: the ---/+++ file header says nothing here
+    for line in diff[2 : max_lines + 2]:  # [2:]: the ---/+++ file header says nothing here
         parts += [(clean(line, multiline=False), _STYLES.get(line[:1], "$foreground-muted")), "\n"]
-    if len(diff) > MAX_DIFF_LINES:
-        parts.append((f"… {len(diff) - MAX_DIFF_LINES:,} more diff lines not shown", "bold $text-warning"))
+    if len(diff) - 2 > max_lines:
+        parts.append((f"… {len(diff) - 2 - max_lines:,} more diff lines not shown", "bold $text-warning"))
     return Content.assemble(*parts)
 
 
@@ -71,5 +102,5 @@ class DiffView(Static):
     }
     """
 
-    def show(self, before: Any, after: Any) -> None:
-        self.update(diff_content(before, after))
+    def show(self, before: Any, after: Any, *, values: bool = False, max_lines: int = MAX_DIFF_LINES) -> None:
+        self.update(diff_content(before, after, values=values, max_lines=max_lines))

@@ -32,7 +32,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from storage.records import QueueRow
+from storage.records import KIND_LABELS, QueueRow
 
 from .badges import (
     CONFIDENCE_WIDTH,
@@ -54,7 +54,7 @@ __all__ = ["GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
 RowKey = tuple[str, str]  # (source, item id): what "the same item" means across refreshes
 
 _ROW_META: Final = "queue_row"  # style meta key carrying the row index, read back on click
-_KIND_MARK: Final = "ESCL"  # escalations are marked; approvals leave the column blank
+_KIND_WIDTH: Final = max(4, *(len(label) for label in KIND_LABELS.values()))  # the labels `kind:` accepts
 _WIDE: Final = 72  # below this width the confidence meter shrinks to its number
 _CLAIM_WIDTH: Final = 9  # "⚑ bob" : who else holds a claim on the item
 _CLAIM_MARK: Final = "⚑ "
@@ -101,7 +101,7 @@ class _Layout:
         meter = width >= _WIDE
         confidence = CONFIDENCE_WIDTH if meter else 4
         # marker, risk, confidence, kind, agent, action, claim, age, left + 8 separators
-        fixed = 1 + RISK_WIDTH + confidence + len(_KIND_MARK) + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
+        fixed = 1 + RISK_WIDTH + confidence + _KIND_WIDTH + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
         flexible = max(0, width - fixed)
         agent = max(5, flexible * 2 // 5)
         return cls(width=width, meter=meter, agent=agent, action=max(5, flexible - agent))
@@ -125,8 +125,9 @@ class QueueList(ScrollView, can_focus=True):
     MAX_PAGES: ClassVar[int] = 8  # rows kept in memory: MAX_PAGES * PAGE_SIZE
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down"),
-        Binding("k", "cursor_up", "Up"),
+        # Not in the footer: everyone finds the arrows, and 80 columns are needed for the decision keys.
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
         Binding("down", "cursor_down", "Down", show=False),
         Binding("up", "cursor_up", "Up", show=False),
         Binding("pagedown", "cursor_page_down", "Page down", show=False),
@@ -229,6 +230,7 @@ class QueueList(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[int, int, bool, int], Strip] = LRUCache(512)
         self._styles: dict[tuple[str, bool], Style] = {}
         self._layout: _Layout | None = None
+        self._empty_text = "Queue is empty"
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -280,6 +282,12 @@ class QueueList(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
         self.refresh()
         self._announce()
+
+    def set_empty_text(self, text: str) -> None:
+        """What the list says when it holds no row (why it is empty: a filter, sources down, or nothing pending)."""
+        if text != self._empty_text:
+            self._empty_text = text
+            self.refresh()
 
     def move_to(self, index: int) -> None:
         """Highlight row `index` (clamped) and scroll it into view."""
@@ -414,7 +422,8 @@ class QueueList(ScrollView, can_focus=True):
         return self._to_strip(text, width)
 
     def _empty_strip(self, width: int) -> Strip:
-        text = Text("  Queue is empty", style=self._style("queue-list--muted", False), end="")
+        said = one_line(self._empty_text, max(1, width - 2))
+        text = Text(f"  {said}", style=self._style("queue-list--muted", False), end="")
         return self._to_strip(text, width)
 
     def _row_strip(self, index: int, width: int, cursor: bool, now: float) -> Strip:
@@ -444,7 +453,7 @@ class QueueList(ScrollView, can_focus=True):
         else:
             add(f"{confidence:.2f}", confidence_style)
         add(" ")
-        add(_KIND_MARK if row.kind == "escalation" else " " * len(_KIND_MARK), "queue-list--kind")
+        add(KIND_LABELS.get(row.kind, row.kind[:_KIND_WIDTH]).ljust(_KIND_WIDTH), "queue-list--kind")
         add(" ")
         add(_fit(row.agent, layout.agent))
         add(" ")

@@ -1,11 +1,13 @@
 """The status bar: which sources are up and when each last polled, what waits to sync, who I am.
 
 Call `update_status(...)` from the app's poll/sync loop (and once a second, so "polled 3s ago" stays true).
-Source names come from config but are rendered literally anyway; source errors go to the tooltip, cleaned.
+Source names come from config but are rendered literally anyway. A source that is not up says why in a few words
+and when it last answered well; the whole error goes to the tooltip, cleaned.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -17,7 +19,7 @@ from storage.records import SourceHealth
 from .badges import format_age
 from .safe_text import one_line
 
-__all__ = ["STATE_LABELS", "StatusBar"]
+__all__ = ["STATE_LABELS", "StatusBar", "short_reason"]
 
 STATE_LABELS: Final[dict[str, str]] = {
     "up": "up",
@@ -35,6 +37,16 @@ _STATE_STYLES: Final[dict[str, str]] = {
 }
 _LABEL: Final = "$foreground-muted"
 _SEPARATOR: Final = ("  |  ", "$foreground-muted")
+_REASON_CELLS: Final = 48
+_ERRNO: Final = re.compile(r"\[Errno -?\d+\]\s*")
+_URL: Final = re.compile(r"\s*\b[a-z][a-z0-9+.-]*://\S*?(?=:?(?:\s|$))", re.IGNORECASE)
+_FIX: Final = re.compile(r"[;,]?\s*\bfix:.*$", re.IGNORECASE | re.DOTALL)
+
+
+def short_reason(error: str) -> str:
+    """A source error in a few words for the status bar: no address (the config has it), no fix (the tooltip has it)."""
+    text = _FIX.sub("", _ERRNO.sub("", _URL.sub("", error))).strip(" :;,")
+    return one_line(text, _REASON_CELLS)
 
 
 class StatusBar(Static):
@@ -91,10 +103,21 @@ def status_content(sources: Sequence[SourceHealth], waiting: int, conflicts: int
             " ",
             (f" {STATE_LABELS.get(source.state, source.state)} ", _STATE_STYLES.get(source.state, "")),
         ]
-        if source.last_poll_at is None:
-            parts.append(("  never polled", _LABEL))
+        if source.state in ("up", "starting"):
+            if source.last_poll_at is None:
+                parts.append(("  never polled", _LABEL))
+            else:
+                parts.append((f"  polled {format_age(now - source.last_poll_at)} ago", _LABEL))
         else:
-            parts.append((f"  polled {format_age(now - source.last_poll_at)} ago", _LABEL))
+            # Not up (down, refused, throttled, or a state this bar does not know): why, and when it last answered
+            # well. "polled 2s ago" here would read like a successful poll.
+            reason = short_reason(source.error)
+            if reason:
+                parts.append((f"  {reason}", "$text-warning"))
+            if source.last_ok_at is None:
+                parts.append(("  · never answered", _LABEL))
+            else:
+                parts.append((f"  · last good poll {format_age(now - source.last_ok_at)} ago", _LABEL))
         if source.quarantined > 0:
             parts.append((f"  {source.quarantined} malformed", "bold $text-warning"))
     parts.append(_SEPARATOR)

@@ -14,22 +14,24 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from console.screens.confirm import ConfirmCriticalScreen
 from console.screens.edit import EditScreen
+from console.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.screens.help import HelpScreen
 from console.screens.problems import ProblemsScreen
 from console.screens.reject import Rejection, RejectScreen
 from console.session import Session
 from storage.db import DecisionRefused, StorageError, UndoRefused
-from storage.queue import Grouping, QueueView, SortOrder
+from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, Risk, SourceHealth, Verdict, now_utc
 from widgets.detail import ItemDetail
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
-from widgets.status_bar import StatusBar
+from widgets.status_bar import STATE_LABELS, StatusBar
 from widgets.timefmt import display_zone
 
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
@@ -41,6 +43,7 @@ _FIRST_SHOWN_KEPT = 10_000
 _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again before deciding."
 _NOTICE_REPLACED = "The item you were viewing left the queue ({why}); this is the next one."
 _NOTICE_EMPTIED = "The item you were viewing left the queue ({why})."
+_NOTICE_TAKEN = "{holder} claimed the item that came next a moment before you; this is the next one nobody holds."
 _WHY_LEFT = {
     "decided": "decided elsewhere",
     "expired": "its deadline passed",
@@ -68,20 +71,25 @@ def _next(values: tuple[Any, ...], current: Any) -> Any:
 
 class MainScreen(Screen[None]):
     CSS_PATH = Path(__file__).with_name("main.tcss")
+    # Footer order is importance order: at 80 columns the decision keys, filter, help, problems and quit all fit.
+    # Two bindings share `a` and `e`; check_action picks the one that fits the item shown (see there).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve"),
+        Binding("a", "accept", "Accept"),  # an escalation's output is accepted, as the README says
         Binding("r", "reject", "Reject"),
         Binding("e", "edit", "Edit"),
+        Binding("e", "edit_refused", show=False),  # `e` where edits are not allowed: says why, keeps keys safe
         Binding("u", "undo", "Undo"),
         Binding("slash", "filter", "Filter"),
-        Binding("o", "sort", "Sort"),
-        Binding("g", "group", "Group"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("p", "problems", "Problems"),
-        Binding("s", "stats", "Stats", show=False),  # the footer is full: `?` and ctrl+p list it
-        Binding("h", "history", "History", show=False),
         Binding("question_mark", "help", "Help"),
+        Binding("p", "problems", "Problems"),
         Binding("q", "app.quit", "Quit"),
+        # The queue bar names o, g, / and ?; `?` and ctrl+p list the rest.
+        Binding("o", "sort", "Sort", show=False),
+        Binding("g", "group", "Group", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("s", "stats", "Stats", show=False),
+        Binding("h", "history", "History", show=False),
     ]
 
     def __init__(self, session: Session, now: Callable[[], float] = time.time) -> None:
@@ -96,16 +104,25 @@ class MainScreen(Screen[None]):
         self._settle_reason = ""
         self.undoable: list[Undoable] = []  # newest last
         self._claimed: Item | None = None
+        self._empty_shown = ""  # the empty-queue explanation on screen, so a tick re-renders only on a change
+        # The selection moves on by itself (the first item shown, the next one after a decision): it passes over
+        # items another operator holds, so two consoles on one queue do not both land on the same item.
+        self._moving_on = True
+        self._auto_move = False  # the next highlight is one the screen moved to by itself
+        self._auto_selected: tuple[str, str] | None = None  # the item shown was chosen by moving on, not by a key
+        self._taken_by: str | None = None  # who claimed the item moving on had chosen, before we could
+        self._changed_from: Item | None = None  # the version on screen before the shown item changed under it
 
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
         yield Static(id="queue-bar")
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
+        yield Static(id="filter-hint")
         yield QueueList(self.session.queue, now=self._now, operator=operator, id="queue")
         yield ItemDetail(now=self._now, operator=operator, zone=self._zone(), id="detail")
         yield Static(id="undo-bar")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # `?` names ctrl+p; the decision keys need the room
 
     def on_unmount(self) -> None:
         self._ready = False
@@ -113,6 +130,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self._ready = True
         self.query_one("#filter", Input).display = False
+        self.query_one("#filter-hint", Static).display = False
         self.query_one("#undo-bar", Static).display = False
         self.query_one(QueueList).focus()
         self._update_queue_bar()
@@ -132,6 +150,32 @@ class MainScreen(Screen[None]):
         """The screen's own bindings (with any added later), for the command palette and the help screen."""
         return [b for b in self.BINDINGS if isinstance(b, Binding)]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers what fits the item shown: Accept for an escalation, Edit only where edits are allowed.
+
+        False hides a binding and lets the key fall through to the next one for it: `e` on an item without edits
+        reaches `edit_refused`, which says why instead of doing nothing.
+        """
+        item = self.shown
+        escalation = item is not None and item.kind == "escalation"
+        editable = item is not None and item.allows(Verdict.edit)
+        if action == "approve":
+            return not escalation
+        if action == "accept":
+            return escalation
+        if action == "edit":
+            return editable
+        if action == "edit_refused":
+            return not editable
+        return True
+
+    def on_screen_suspend(self) -> None:
+        # A dialog on top: this footer's keys do not work there, so it must not show through under the dialog.
+        self.query_one(Footer).display = False
+
+    def on_screen_resume(self) -> None:
+        self.query_one(Footer).display = True
+
     # ------------------------------------------------------------ data flow
     def queue_changed(self) -> None:
         """Storage changed (a poll, a decision, an outcome): re-read the queue, re-check the shown item."""
@@ -147,13 +191,27 @@ class MainScreen(Screen[None]):
             return
         current = found[0]
         if current.digest != before.digest:
+            self._changed_from = before  # what was on screen: the change is shown against it
             self._show(current, notice=_NOTICE_CHANGED, settle=True)
         elif current.claimed_by != before.claimed_by:  # outside the digest: the same version, a new holder
+            if self._pass_over_taken(current):
+                return
             self._show(current, notice=self.query_one(ItemDetail).notice)
 
     @on(QueueList.Highlighted)
     def _highlighted(self, event: QueueList.Highlighted) -> None:
         row: QueueRow | None = event.row
+        auto, self._auto_move = self._auto_move, False
+        if row is not None and self._moving_on:
+            self._moving_on = False
+            auto = True
+            index = self._unclaimed_from(self.queue_list.cursor)
+            if index is not None and index != self.queue_list.cursor:
+                self._auto_move = True
+                self.queue_list.move_to(index)  # its own Highlighted follows
+                return
+        self._auto_selected = (row.source, row.id) if auto and row is not None else None
+        taken_by, self._taken_by = self._taken_by, None
         before = self.shown
         if row is not None and before is not None and (row.source, row.id) == (before.source, before.id):
             return
@@ -164,17 +222,54 @@ class MainScreen(Screen[None]):
         if why is not None:
             template = _NOTICE_REPLACED if found else _NOTICE_EMPTIED
             notice = template.format(why=_WHY_LEFT.get(why, "no longer listed by the source"))
-        self._show(found[0] if found else None, notice=notice, settle=why is not None)
+        elif taken_by is not None:
+            notice = _NOTICE_TAKEN.format(holder=taken_by)
+        self._show(found[0] if found else None, notice=notice, settle=why is not None or taken_by is not None)
+
+    def _pass_over_taken(self, current: Item) -> bool:
+        """Moving on chose this item, and another console claimed it first (both opened on it at once): go on to
+        the next one nobody holds, and say why. An item the operator went to with a key stays where it is."""
+        holder = current.claimed_by
+        if holder in (None, self.session.config.operator) or self._auto_selected != (current.source, current.id):
+            return False
+        index = self._unclaimed_from(self.queue_list.cursor)
+        if index is None or index == self.queue_list.cursor:
+            return False
+        self._taken_by = holder
+        self._auto_move = True
+        self.queue_list.move_to(index)
+        return True
+
+    def _unclaimed_from(self, start: int, scan: int = 2_000) -> int | None:
+        """The first row from `start` on (then from the top) that no other operator holds; None if all are held."""
+        operator = self.session.config.operator
+        count = self.queue_list.row_count
+        page = QueueList.PAGE_SIZE
+        for begin, end in ((start, count), (0, start)):
+            offset = begin
+            while offset < min(end, begin + scan):
+                rows = self.session.queue.rows(offset, min(page, end - offset))
+                for index, row in enumerate(rows):
+                    if row.claimed_by in (None, operator):
+                        return offset + index
+                if not rows:
+                    break
+                offset += len(rows)
+        return None
 
     def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
         self.shown = item
+        self.refresh_bindings()  # Approve or Accept, Edit or not
         if item is not None:
             # When the operator first saw this version: labels keep how long they took to decide.
             self._first_shown.setdefault((item.source, item.id, item.digest), now_utc())
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
-        empty = "Queue is empty" if self.queue_list.row_count == 0 else None
-        self.query_one(ItemDetail).show(item, notice=notice, empty=empty)
+        empty = self._explain_empty() if self.queue_list.row_count == 0 else None
+        base = self._changed_from
+        if base is not None and (item is None or (base.source, base.id) != (item.source, item.id)):
+            base = self._changed_from = None  # another item: the change note belonged to the one left
+        self.query_one(ItemDetail).show(item, notice=notice, empty=empty, changed_from=base)
         if settle:
             self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
         if item is not None and (
@@ -182,6 +277,49 @@ class MainScreen(Screen[None]):
         ):
             self._claim(item, self._claimed)
             self._claimed = item
+
+    def _explain_empty(self) -> str:
+        """Why the queue shows nothing, and what to do: a filter, sources that cannot be read, or truly nothing."""
+        store = self.session.store
+        health = list(self.session.poller.health.values())
+        unread = [h for h in health if h.state not in ("up", "starting")]
+        names = ", ".join(f"{one_line(h.name, 30)} ({STATE_LABELS.get(h.state, h.state)})" for h in unread)
+        if self.view.filter_text and (pending := store.queue_count()) > 0:
+            short = "No item matches the filter"
+            text = (
+                f"{short} ({pending:,} pending item{'s' if pending != 1 else ''} hidden)."
+                " Press esc to clear the filter, or / to change it."
+            )
+        elif health and len(unread) == len(health):
+            short = "Nothing to show: no source can be read now"
+            text = (
+                f"{short}: {names}. The status bar says why; items appear here as soon as a source answers."
+                " Nothing is lost: what waits at the sources is still there."
+            )
+        elif not any(h.state == "up" for h in health):
+            short = text = "Waiting for the sources' first answer…"
+        elif unread:
+            short = "Queue is empty here, but a source is down"
+            text = (
+                f"Queue is empty, but {names} cannot be read: items waiting there are not shown."
+                " The status bar says why."
+            )
+        else:
+            short = "Queue is empty"
+            text = "Queue is empty: every source answered with nothing pending. New items appear here by themselves."
+        self.queue_list.set_empty_text(short)
+        self._empty_shown = text
+        return text
+
+    def _refresh_empty(self) -> None:
+        """Sources go down and come back while the queue is empty: keep its explanation true."""
+        if self.shown is not None or self.queue_list.row_count:
+            return
+        before = self._empty_shown
+        text = self._explain_empty()
+        if text != before:
+            detail = self.query_one(ItemDetail)
+            detail.show(None, notice=detail.notice, empty=text)
 
     @work(group="claims", exclusive=True, exit_on_error=False)
     async def _claim(self, item: Item, previous: Item | None) -> None:
@@ -203,6 +341,7 @@ class MainScreen(Screen[None]):
         self.session.queue.view = view
         self.queue_list.refresh_rows()  # keeps the cursor on the same item when the new view holds it
         self._update_queue_bar()
+        self._refresh_empty()  # a filter typed into an empty view changes why it is empty
 
     def action_sort(self) -> None:
         view = self.view
@@ -223,6 +362,7 @@ class MainScreen(Screen[None]):
             return
         field.value = ""  # Input.Changed applies the empty filter
         field.display = False
+        self.query_one("#filter-hint", Static).display = False
         self._apply_view(QueueView(self.view.order, self.view.grouping, ""))
         self.queue_list.focus()
 
@@ -237,7 +377,23 @@ class MainScreen(Screen[None]):
         field.display = bool(event.value)  # an active filter stays in sight
         self.queue_list.focus()
 
+    def _update_filter_hint(self) -> None:
+        """Under the filter: a `name:` that is no field is said, not silently matched as a word."""
+        hint = self.query_one("#filter-hint", Static)
+        unknown = self.view.filter.unknown
+        hint.display = bool(unknown) and self.query_one("#filter", Input).display
+        if unknown:
+            names = ", ".join(f"{one_line(name, 30)}:" for name in unknown)
+            hint.update(
+                Content.assemble(
+                    (f"unknown field {names}", "bold $text-warning"),
+                    (" (matched as a plain word); fields: ", "$foreground-muted"),
+                    (", ".join(f"{name}:" for name in FILTER_FIELDS), "$foreground-muted"),
+                )
+            )
+
     def _update_queue_bar(self) -> None:
+        self._update_filter_hint()
         view = self.view
         count = self.queue_list.row_count
         parts: list[Content | tuple[str, str] | str] = [
@@ -257,6 +413,7 @@ class MainScreen(Screen[None]):
         store = self.session.store
         health = list(self.session.poller.health.values())
         self._tell_refused_credentials(health)
+        self._refresh_empty()
         bars.first().update_status(
             health,
             waiting=store.waiting_count(),
@@ -282,22 +439,49 @@ class MainScreen(Screen[None]):
                 )
 
     # -------------------------------------------------------------- deciding
-    def _decidable(self, verdict: Verdict) -> Item | None:
+    def _decidable(self, verdict: Verdict, *, typing: bool = False) -> Item | None:
+        """The item shown, if `verdict` may be recorded on it now; else says why and returns None.
+
+        `typing`: the action would have opened a dialog to type in (an edit, a reject comment, a critical item's
+        confirmation word). Its refusal is a dialog that takes the keys typed next, so they cannot run as commands.
+        """
         item = self.shown
         if item is None:
-            self.app.bell()
-            self.notify("Nothing selected.", severity="warning", markup=False)
+            self._refuse(verdict, "Nothing selected.", typing=typing, severity="warning")
             return None
         if time.monotonic() < self._settle_until:
-            self.app.bell()
-            self.notify(self._settle_reason, severity="warning", markup=False)
+            self._refuse(verdict, self._settle_reason, typing=typing, severity="warning")
             return None
         if not item.allows(verdict):
-            self.app.bell()
             allowed = ", ".join(v.value for v in item.allowed_decisions) or "nothing"
-            self.notify(f"The source does not allow {verdict.value} here (allowed: {allowed}).", markup=False)
+            self._refuse(
+                verdict, f"The source does not allow {verdict.value} here (allowed: {allowed}).", typing=typing
+            )
             return None
         return item
+
+    def _refuse(self, verdict: Verdict, reason: str, *, typing: bool, severity: SeverityLevel = "information") -> None:
+        self.app.bell()
+        if typing:
+            self.app.push_screen(RefusedScreen(f"{verdict.value.capitalize()}: not possible now", reason))
+        else:
+            self.notify(reason, severity=severity, markup=False)
+
+    def _check_holder(self, item: Item, verb: str, then: Callable[[], object]) -> None:
+        """Someone else holds a claim on the item: ask, naming them, before deciding it (claims are advisory)."""
+        holder = item.claimed_by
+        if not holder or holder == self.session.config.operator:
+            then()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                then()
+            else:
+                self.notify(clean(f"Left to {holder}: nothing was recorded.", multiline=False), markup=False, timeout=3)
+
+        what = f"{item.action.name} ({item.agent})"
+        self.app.push_screen(ConfirmHolderScreen(holder, verb, what), answered)
 
     def _record(self, item: Item, verdict: Verdict, **details: Any) -> None:
         try:
@@ -312,13 +496,15 @@ class MainScreen(Screen[None]):
             self.app.bell()
             self.notify(f"Not recorded, the database could not be written: {exc}", severity="error", markup=False)
             return
-        label = clean(f"{_PAST[verdict]}: {item.action.name} ({item.agent})", multiline=False)
+        past = "Accepted" if verdict is Verdict.approve and item.kind == "escalation" else _PAST[verdict]
+        label = clean(f"{past}: {item.action.name} ({item.agent})", multiline=False)
         window = self.session.config.undo_seconds
         if window > 0:
             self.undoable.append(Undoable(decision, time.monotonic() + window, label))
             self._update_undo_bar()
         else:
             self.notify(f"{label}. Syncing.", markup=False, timeout=3)
+        self._moving_on = True  # the next item slides in: not one someone else holds
         self.queue_changed()
         self._hold(REPEAT_GUARD_SECONDS, "That was a second key press right after a decision; press again to decide.")
         self.refresh_status()
@@ -338,9 +524,16 @@ class MainScreen(Screen[None]):
         self.app.push_screen(ConfirmCriticalScreen(item, verb), confirmed)
 
     def action_approve(self) -> None:
-        item = self._decidable(Verdict.approve)
+        shown = self.shown
+        item = self._decidable(Verdict.approve, typing=shown is not None and shown.risk is Risk.critical)
         if item is not None:
-            self._confirm_critical(item, "Approve", lambda: self._record(item, Verdict.approve))
+            verb = "Accept" if item.kind == "escalation" else "Approve"
+            self._check_holder(
+                item, verb, lambda: self._confirm_critical(item, verb, lambda: self._record(item, Verdict.approve))
+            )
+
+    def action_accept(self) -> None:
+        self.action_approve()  # the same decision: the escalation's output is approved as it is
 
     # ------------------------------------------------------------------ undo
     def _live_undoable(self) -> list[Undoable]:
@@ -407,7 +600,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(HelpScreen(sections))
 
     def action_reject(self) -> None:
-        item = self._decidable(Verdict.reject)
+        item = self._decidable(Verdict.reject, typing=True)
         if item is None:
             return
 
@@ -416,10 +609,12 @@ class MainScreen(Screen[None]):
                 self._record(item, Verdict.reject, reason_code=rejection.reason_code, comment=rejection.comment)
 
         title = f"{item.action.name} ({item.agent})"
-        self.app.push_screen(RejectScreen(title, self.session.config.reject_reasons), done)
+        self._check_holder(
+            item, "Reject", lambda: self.app.push_screen(RejectScreen(title, self.session.config.reject_reasons), done)
+        )
 
     def action_edit(self) -> None:
-        item = self._decidable(Verdict.edit)
+        item = self._decidable(Verdict.edit, typing=True)
         if item is None:
             return
 
@@ -427,7 +622,10 @@ class MainScreen(Screen[None]):
             if value is not EditScreen.CANCELLED:
                 self._confirm_critical(item, "Edit and approve", lambda: self._record(item, Verdict.edit, edited=value))
 
-        self.app.push_screen(EditScreen(item), done)
+        self._check_holder(item, "Edit", lambda: self.app.push_screen(EditScreen(item), done))
+
+    def action_edit_refused(self) -> None:
+        self.action_edit()  # refused with its reason (check_action routes `e` here only when edit is not allowed)
 
     def action_problems(self) -> None:
         self.app.push_screen(ProblemsScreen(self.session.store, self._zone()), lambda _: self.refresh_status())
