@@ -47,8 +47,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import jsonschema
 
+from console import schema_check
 from console.config import SourceConfig
 from console.secrets import Token
 from console.sources.base import LabelSendResult, Page, SendResult, SourceError, validate_items
@@ -765,17 +765,13 @@ def parse_item_id(item_id: str) -> tuple[str, str, int] | None:
 
 
 def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
-    """Why `value` breaks `schema` (first error, with where), or None. A schema we cannot read checks nothing."""
-    try:
-        validator_class = jsonschema.validators.validator_for(schema)
-        error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(value))
-    except (jsonschema.exceptions.SchemaError, jsonschema.exceptions.RefResolutionError) as exc:
-        log.warning("unreadable response schema: %s", exc)
+    """Why `value` breaks `schema` (first error, with where), or None. A schema that cannot check anything (an unknown
+    draft, a remote `$ref`, ...: see console.schema_check) checks nothing here; the editor refuses edits against it."""
+    result = schema_check.check(value, schema)
+    if result.outcome is schema_check.Outcome.unusable:
+        log.warning("unusable response schema: %s", result.detail)
         return None
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "value"
-    return f"{where}: {error.message}"[:300]
+    return result.detail or None
 
 
 def _is_thread_row(raw: Any) -> bool:
