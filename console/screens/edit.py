@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static, TextArea
+from textual.widgets.text_area import Location
 
 from console import schema_check
 from storage.records import Item, canonical_json
@@ -33,6 +34,7 @@ _INVISIBLE = {
     for c in [*range(0x80, 0xA0), 0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
 }
 _NO_VALUE = object()
+_LOAD_LATER = 64 * 1024  # characters of JSON above which the editor gets its text after its first layout
 
 
 def json_for_editing(value: Any) -> str:
@@ -128,6 +130,11 @@ class _JsonEditor(TextArea):
         else:
             self.scroll_cursor_visible()
 
+    def find_matching_bracket(self, bracket: str, search_from: Location) -> Location | None:
+        # Textual looks for the match on every cursor move, even with matching off: from the outer brace of a large
+        # text that is a scan of the whole text.
+        return super().find_matching_bracket(bracket, search_from) if self.match_cursor_bracket else None
+
 
 class DiscardEditScreen(ModalScreen[bool]):
     """`esc` in the editor with unsaved changes asks first; True discards them."""
@@ -173,7 +180,8 @@ class EditScreen(ModalScreen[Any]):
         self._original = json_for_editing(item.editable_value)
         self._reviewed: Any = _NO_VALUE  # the value shown in the diff, waiting for the second confirmation
         self._checking: str | None = None  # the text whose schema check is under way
-        self._loaded = False
+        self._load_later = len(self._original) > _LOAD_LATER
+        self._loaded = not self._load_later
 
     def compose(self) -> ComposeResult:
         what = "output" if self._item.kind == "escalation" else "arguments"
@@ -183,10 +191,10 @@ class EditScreen(ModalScreen[Any]):
             )
             schema_note = "checked against the item's JSON Schema" if self._schema else "no schema: any valid JSON"
             yield Label(f"JSON, {schema_note}.", classes="hint")
-            # Empty until it has its size: every width change re-wraps the whole text, and a large item would be
-            # wrapped once per layout pass while the screen opens (seconds for a few hundred KB).
+            # A large text waits until the editor has its size: every width change re-wraps the whole text, and it
+            # would be wrapped once per layout pass while the screen opens (seconds for a few hundred KB).
             yield _JsonEditor(
-                "",
+                "" if self._load_later else self._original,
                 language="json",
                 id="editor",
                 show_line_numbers=True,
@@ -200,12 +208,15 @@ class EditScreen(ModalScreen[Any]):
     def on_mount(self) -> None:
         self.query_one("#edit-review").display = False
         self.query_one("#editor", TextArea).focus()
-        self.call_after_refresh(self._load)
+        if self._load_later:
+            self.call_after_refresh(self._load)
         if self._schema is not None:
             self.run_worker(schema_check.warm_up(), group="schema-warm-up")
 
     def _load(self) -> None:
-        self.query_one("#editor", TextArea).load_text(self._original)
+        editor = self.query_one("#editor", TextArea)
+        editor.match_cursor_bracket = False
+        editor.load_text(self._original)
         self._loaded = True
 
     @property
@@ -219,6 +230,11 @@ class EditScreen(ModalScreen[Any]):
     @property
     def reviewing(self) -> bool:
         return self._reviewed is not _NO_VALUE
+
+    @property
+    def checking(self) -> bool:
+        """A schema check of the edit is under way."""
+        return self._checking is not None
 
     def action_submit(self) -> None:
         if self.reviewing:
