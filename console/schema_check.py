@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -141,8 +142,10 @@ async def check_bounded(value: Any, schema: Any, bound: float | None = None) -> 
 
 
 async def warm_up() -> None:
-    """Start the worker ahead of the first check (an editor that has a schema calls this when it opens)."""
-    await asyncio.to_thread(_WORKER.ensure_started)
+    """Start the worker ahead of the first check (an editor that has a schema calls this when it opens). Never raises:
+    a worker that cannot start is reported by the check that needs it."""
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(_WORKER.ensure_started)
 
 
 class _Worker:

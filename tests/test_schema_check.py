@@ -413,3 +413,25 @@ async def test_a_large_item_opens_with_one_full_wrap_at_its_width(
         await pilot.press("end", "x")  # an edit re-wraps only the lines it touched
         await pilot.pause()
         assert len(wraps) <= 2
+
+
+async def test_leaving_the_editor_during_a_slow_check_is_safe_and_approve_works(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    item = add_editable(
+        fleet, {"type": "object", "properties": {"customer_id": {"type": "string", "pattern": CATASTROPHIC}}}
+    )
+    session = make_session()
+    app = ApprovalApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await open_editor(app, pilot, item["id"])
+        await set_text(pilot, editor, {"customer_id": "a" * 60 + "!", "amount": 900})
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, EditScreen) and app.screen.checking
+        await pilot.press("escape")
+        await eventually(lambda: isinstance(app.screen, DiscardEditScreen))
+        await pilot.press("y")
+        await eventually(lambda: app.screen is app.main)
+        await decide_key(pilot, "a")  # while the abandoned check still runs in the worker
+        await eventually(lambda: len(applied(fleet, item["id"])) == 1, what="the approval")
+        assert app.is_running and applied(fleet, item["id"])[0]["verdict"] == "approve"

@@ -263,10 +263,12 @@ class EditScreen(ModalScreen[Any]):
         finally:
             if self._checking == text:
                 self._checking = None
-        if self.reviewing or self.query_one("#editor", TextArea).text != text:
-            return  # the operator changed the text meanwhile: this answer is about a text that is gone
+        if not self.is_attached or self.reviewing or self.query_one("#editor", TextArea).text != text:
+            return  # the editor closed, or its text changed meanwhile: this answer is about a text that is gone
         if result.outcome is schema_check.Outcome.valid:
             self._review(value)
+        elif result.outcome is schema_check.Outcome.unusable:
+            self._error(f"{result.message}. Approve or reject the item as it is instead.")
         else:
             self._error(result.message)
 
