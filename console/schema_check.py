@@ -28,6 +28,7 @@ import select
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -134,18 +135,30 @@ def check(value: Any, schema: Any) -> SchemaCheck:
 async def check_bounded(value: Any, schema: Any, bound: float | None = None) -> SchemaCheck:
     """Check in the worker process, off the event loop; a check that runs past `bound` seconds (TIME_BOUND) is killed
     and the schema called unusable. Never raises."""
+    # Its own thread: the loop's default executor may be full of sources' threads waiting on their checks.
+    return await asyncio.get_running_loop().run_in_executor(_EDITOR_THREAD, _bounded, _WORKER, value, schema, bound)
+
+
+def check_blocking(value: Any, schema: Any, bound: float | None = None) -> SchemaCheck:
+    """`check_bounded` for synchronous code that runs in a thread (the LangGraph adapter's translation): the calling
+    thread waits on a pipe, holding no GIL. Its own worker, so a source's hostile schemas never queue the editor's
+    checks. Never raises."""
+    return _bounded(_ENGINE_WORKER, value, schema, bound)
+
+
+def _bounded(worker: _Worker, value: Any, schema: Any, bound: float | None) -> SchemaCheck:
     try:
         request = json.dumps([schema, value], allow_nan=False).encode() + b"\n"
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         return SchemaCheck(Outcome.unusable, _clip(f"it cannot be sent to the checker: {exc}"))
-    return await asyncio.to_thread(_WORKER.run, request, TIME_BOUND if bound is None else bound)
+    return worker.run(request, TIME_BOUND if bound is None else bound)
 
 
 async def warm_up() -> None:
     """Start the worker ahead of the first check (an editor that has a schema calls this when it opens). Never raises:
     a worker that cannot start is reported by the check that needs it."""
     with contextlib.suppress(OSError):
-        await asyncio.to_thread(_WORKER.ensure_started)
+        await asyncio.get_running_loop().run_in_executor(_EDITOR_THREAD, _WORKER.ensure_started)
 
 
 class _Worker:
@@ -230,8 +243,11 @@ def _clip(text: str, limit: int = MAX_DETAIL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-_WORKER = _Worker()
+_WORKER = _Worker()  # the editor's
+_EDITOR_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="schema-check")
+_ENGINE_WORKER = _Worker()  # sources', started only when one checks
 atexit.register(_WORKER.close)
+atexit.register(_ENGINE_WORKER.close)
 
 
 def _serve() -> None:

@@ -435,3 +435,36 @@ async def test_leaving_the_editor_during_a_slow_check_is_safe_and_approve_works(
         await decide_key(pilot, "a")  # while the abandoned check still runs in the worker
         await eventually(lambda: len(applied(fleet, item["id"])) == 1, what="the approval")
         assert app.is_running and applied(fleet, item["id"])[0]["verdict"] == "approve"
+
+
+async def test_langgraph_translation_under_a_catastrophic_response_schema_ends_at_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The adapter's checks go through the checker process too: its translation runs in a thread that waits on a pipe,
+    so the event loop keeps running, and the check ends at the time bound (in-process it would never end)."""
+    from console.sources.langgraph import translate_state
+
+    monkeypatch.setattr(schema_check, "TIME_BOUND", 1.0)
+    edit_branch = {
+        "properties": {
+            "type": {"const": "edit"},
+            "edited_action": {"properties": {"args": {"properties": {"to": {"pattern": CATASTROPHIC}}}}},
+        }
+    }
+    schema = {"oneOf": [{"properties": {"type": {"const": "approve"}}}, edit_branch]}
+    value = {"type": "tool_approval", "name": "send_email", "args": {"to": "a" * 60 + "!"}}
+    state = {"interrupts": [{"id": "int_1", "value": value, "response_schema": schema}]}
+    row = {"thread_id": "thr_1", "created_at": "2026-11-21T23:00:00Z", "updated_at": "2026-11-21T23:00:00Z"}
+    translation = asyncio.ensure_future(asyncio.to_thread(translate_state, "graphs", row, state))
+    ticks = 0
+    while not translation.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    [interrupt] = translation.result()
+    assert ticks > 0  # the loop ran while the translation waited for the checker
+    [request] = interrupt.requests
+    assert "approve" in request.payload["allowed_decisions"]
+    edit_schema = request.payload["action"].get("args_schema")
+    if edit_schema is not None:  # offered for editing: the editor's own check refuses it
+        stopped = await schema_check.check_bounded({"to": "a" * 60 + "!"}, edit_schema, bound=1.0)
+        assert stopped.outcome is Outcome.unusable
