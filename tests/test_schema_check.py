@@ -196,19 +196,20 @@ _VALUES = st.recursive(
     max_leaves=6,
 )
 
-_BEACON = Recorder()  # module-level: hypothesis runs one test body many times, outside any fixture's lifetime
-
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(schema=_schemas(_BEACON.url), value=_VALUES)
-def test_hostile_schemas_through_the_real_check_path_never_raise_hang_or_fetch(schema: Any, value: Any) -> None:
+@given(data=st.data())
+def test_hostile_schemas_through_the_real_check_path_never_raise_hang_or_fetch(
+    data: st.DataObject, beacon: Recorder
+) -> None:
+    schema, value = data.draw(_schemas(beacon.url), "schema"), data.draw(_VALUES, "value")
     result = asyncio.run(schema_check.check_bounded(value, schema, bound=1.0))
     assert isinstance(result, SchemaCheck) and result.outcome in Outcome
     if result.outcome is Outcome.unusable:
         assert result.message.startswith(UNUSABLE) and len(result.detail) <= schema_check.MAX_DETAIL
     elif result.outcome is Outcome.invalid:
         assert result.message.startswith("Schema violation at /")
-    assert _BEACON.paths == []
+    assert beacon.paths == []
 
 
 # ------------------------------------------------------------------------------------------ the app
