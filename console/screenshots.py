@@ -21,6 +21,7 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
     """Every screen, in the order an operator meets them."""
     from textual.widgets import TextArea
 
+    from console.screens.edit import EditScreen
     from storage.records import Verdict
 
     app = pilot.app
@@ -41,8 +42,10 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
         edited[next(iter(edited))] = "changed by the operator"
     editor.text = json.dumps(edited, indent=2)
     await pilot.press("ctrl+s")
+    while isinstance(app.screen, EditScreen) and app.screen.checking:  # the schema check answers from a worker
+        await pilot.pause(0.05)
     await shot("edit-diff")
-    await pilot.press("escape", "escape", "home", "a")
+    await pilot.press("escape", "escape", "y", "home", "a")  # back to editing, leave, discard the change
     await shot("critical-confirm")
     await pilot.press("escape", "slash", *"billing")
     await shot("filter")

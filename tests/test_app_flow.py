@@ -9,6 +9,7 @@ from textual.widgets import TextArea
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
+from console.screens.edit import EditScreen
 from console.session import Session
 from storage.records import SyncState
 from tests.conftest import SOURCE, decide_key, eventually, screen_text
@@ -116,14 +117,14 @@ async def test_edit_validates_then_sends_the_edited_value(fleet: Fleet, make_ses
         assert "Invalid JSON at line 1" in screen_text(app)
 
         editor.text = json.dumps({"customer_id": "cus_9", "amount": 5000})
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
-        assert "Schema violation at /amount" in screen_text(app)
+        await pilot.press("ctrl+s")  # the schema check runs in a worker process: its answer arrives later
+        await eventually(lambda: "Schema violation at /amount" in screen_text(app), what="the schema's answer")
         assert fleet.decision_requests() == 0
 
         editor.text = json.dumps({"customer_id": "cus_9", "amount": 450})
         await pilot.press("ctrl+s")
-        await pilot.pause(0.1)
+        await eventually(lambda: isinstance(app.screen, EditScreen) and app.screen.reviewing, what="the diff")
+        await pilot.pause()
         assert "/amount" in screen_text(app) and fleet.decision_requests() == 0  # the diff, before anything is sent
         await decide_key(pilot, "enter")  # submits the edit; a critical item then asks for the typed confirmation
         await eventually(lambda: len(applied(fleet, item["id"])) == 1)

@@ -511,7 +511,8 @@ async def test_console_edits_a_middleware_tool_call(
         await eventually(lambda: bool(app.screen.query(TextArea)))
         app.screen.query_one(TextArea).text = json.dumps({"to": "cfo@example.com", "subject": "q3"})
         await pilot.press("ctrl+s")
-        await pilot.pause(0.3)
+        await eventually(lambda: not getattr(app.screen, "checking", False), what="the schema check")
+        await pilot.pause()
         if "Review the change" in screen_text(app):  # the editor shows the diff before it submits
             await pilot.press("ctrl+s")
         await eventually(lambda: session.store.waiting_count() == 0 and bool(session.store.decisions()), timeout=30)

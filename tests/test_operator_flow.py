@@ -617,7 +617,9 @@ async def test_triage_50_mixed_items_counting_keys(data_dir: Path, capsys: pytes
                     await pilot.pause()
                     app.screen.query_one(TextArea).text = edited  # stands for the operator's typing
                     await pilot.pause()
-                    await pilot.press("ctrl+s", "enter")  # review the diff, then submit
+                    await pilot.press("ctrl+s")  # review the diff (once the schema check answers), then submit
+                    await eventually(lambda: getattr(app.screen, "reviewing", False), what="the diff")
+                    await pilot.press("enter")
                     keys["edit (+ typing)"].append(3)
                 else:
                     pressed = await decide_key(pilot, "a")

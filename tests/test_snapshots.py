@@ -20,6 +20,7 @@ from console.app import ApprovalApp
 from console.config import Config
 from console.screens.first_run import FirstRunApp
 from console.session import Session
+from tests.conftest import eventually
 from tests.factories import item
 
 NOW = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
@@ -126,6 +127,7 @@ def test_edit_shows_the_diff_before_submitting(snap_compare: SnapCompare, tmp_pa
         editor.text = json.dumps({**json.loads(editor.text), "amount": 625.0}, indent=2)
         await pilot.pause()
         await pilot.press("ctrl+s")
+        await eventually(lambda: not getattr(pilot.app.screen, "checking", False), what="the schema check")
         await no_blink(pilot)
 
     assert snap_compare(app_over_fixed_items(tmp_path), terminal_size=SIZE, run_before=edit)

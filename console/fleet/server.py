@@ -26,10 +26,9 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
+from console import schema_check
 from console.fleet.scenarios import DEMO_GAP, Pacing, Scenarios, rfc3339
 from storage.records import Item, item_digest, shown_part
 
@@ -62,7 +61,7 @@ class _Record:
         self.deadline: float | None = None
         self.removal: dict[str, Any] = {}
         self.wire: str | None = None  # the item as listed (JSON), cached until the next change
-        self.validator: Draft202012Validator | None = None
+        self.validator: Any = None  # the item's jsonschema validator, built on first use
 
 
 class _Garbage:
@@ -712,11 +711,10 @@ class Fleet:
             return []
         try:
             if rec.validator is None:
-                Draft202012Validator.check_schema(schema)
-                rec.validator = Draft202012Validator(schema)
+                rec.validator = schema_check.validator_for(schema)  # its own draft; local `$ref`s only (R8)
             errors = sorted(rec.validator.iter_errors(edited), key=lambda e: _pointer(e.absolute_path))
-        except SchemaError:
-            return [_issue("edited", "", "the item's args_schema is not a valid JSON Schema; it cannot be edited")]
+        except schema_check.SchemaUnusable as exc:
+            return [_issue("edited", "", f"the item's args_schema cannot check an edit: {exc}")]
         except Exception as exc:  # e.g. an unresolvable $ref: final for this edit, never a 500 to retry
             return [_issue("edited", "", f"the item's args_schema cannot be applied: {type(exc).__name__}")]
         problems = []
@@ -808,9 +806,9 @@ class Fleet:
                 problems.append(_issue("body", "/allowed_decisions", "at least one decision must be allowed"))
             if parsed.action.args_schema is not None:
                 try:
-                    Draft202012Validator.check_schema(parsed.action.args_schema)
-                except SchemaError as exc:
-                    problems.append(_issue("body", "/action/args_schema", exc.message))
+                    schema_check.validator_for(parsed.action.args_schema)
+                except schema_check.SchemaUnusable as exc:
+                    problems.append(_issue("body", "/action/args_schema", str(exc)))
                 if _remote_refs(item["action"]["args_schema"]):
                     problems.append(_issue("body", "/action/args_schema", "only local references ($ref: #...)"))
         if problems:

@@ -47,8 +47,8 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import jsonschema
 
+from console import schema_check
 from console.config import SourceConfig, public_url
 from console.secrets import Token
 from console.sources.base import LabelSendResult, Page, SendResult, SourceError, validate_items
@@ -233,7 +233,8 @@ class LangGraphSource:
         state = _json(response)
         if not isinstance(state, dict):
             raise SourceError("answered a thread state with the wrong shape")
-        return translate_state(self.config.name, row, state)
+        # In a thread: the response schema's checks wait for the checker process (a hostile pattern, up to its bound).
+        return await asyncio.to_thread(translate_state, self.config.name, row, state)
 
     async def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
         try:
@@ -323,7 +324,7 @@ class LangGraphSource:
                 "the interrupt changed after you saw it; the new version is in the queue",
             )
         try:
-            answer = pending.requests[index].answer(decision)
+            answer = await asyncio.to_thread(pending.requests[index].answer, decision)  # checks the edit: as above
         except InvalidDecision as exc:
             return _invalid(str(exc))
         key = (thread_id, interrupt_id)
@@ -342,7 +343,7 @@ class LangGraphSource:
             )
         resume = pending.combine([held[i][1] for i in range(len(pending.requests))])
         if pending.response_schema is not None:
-            problem = schema_problem(resume, pending.response_schema)
+            problem = await asyncio.to_thread(schema_problem, resume, pending.response_schema)
             if problem is not None:
                 self._held.pop(key, None)
                 return _invalid(f"the answer does not match the interrupt's response schema: {problem}")
@@ -765,17 +766,14 @@ def parse_item_id(item_id: str) -> tuple[str, str, int] | None:
 
 
 def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
-    """Why `value` breaks `schema` (first error, with where), or None. A schema we cannot read checks nothing."""
-    try:
-        validator_class = jsonschema.validators.validator_for(schema)
-        error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(value))
-    except (jsonschema.exceptions.SchemaError, jsonschema.exceptions.RefResolutionError) as exc:
-        log.warning("unreadable response schema: %s", exc)
+    """Why `value` breaks `schema` (first error, with where), or None. A schema that cannot check anything (an unknown
+    draft, a remote `$ref`, a check past its time bound...: see console.schema_check) checks nothing here; the editor
+    refuses edits against it. It waits for the checker process: callers run it off the event loop."""
+    result = schema_check.check_blocking(value, schema)
+    if result.outcome is schema_check.Outcome.unusable:
+        log.warning("unusable response schema: %s", result.detail)
         return None
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "value"
-    return f"{where}: {error.message}"[:300]
+    return result.detail or None
 
 
 def _is_thread_row(raw: Any) -> bool:
