@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,17 @@ def fleet() -> Iterator[Fleet]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def isolated_log() -> Iterator[None]:
+    """setup_logging adds a handler to the root logger; take it off again so other tests do not write to it."""
+    before = list(logging.getLogger().handlers)
+    yield None
+    for handler in logging.getLogger().handlers:
+        if handler not in before:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture

@@ -34,7 +34,6 @@ from tests import factories
 from tests.conftest import eventually, screen_text
 from tests.label_data import SHOWN, decision_on, open_labels_db, store_labels
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
-from tests.test_doctor import isolated_log  # noqa: F401  (a fixture)
 
 CANARY = "canary-pw-4d1b-do-not-leak"
 FILE_KEYRING = "keyrings.alt.file.PlaintextKeyring"

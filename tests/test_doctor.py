@@ -23,17 +23,6 @@ from tests.servers import Fault, FaultyProxy, closed_port_url, running
 CANARY = "canary-log-91c2"
 
 
-@pytest.fixture
-def isolated_log() -> object:
-    """setup_logging adds a handler to the root logger; take it off again so other tests do not write to it."""
-    before = list(logging.getLogger().handlers)
-    yield None
-    for handler in logging.getLogger().handlers:
-        if handler not in before:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-
-
 @pytest.mark.usefixtures("isolated_log")
 async def test_the_log_records_polls_syncs_retries_and_errors_without_secrets(data_dir: Path) -> None:
     secured = Fleet(seed=8, interval=None, initial=3, tokens={CANARY: "erin"})

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ from tests.servers import Fault, FaultyProxy, running
 
 HOSTILE_BY = "bob\x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J\x1b[H\u202eexe.txt\u202c\n2026-01-01 INFO forged: all clear"
 C1_LOCATION = "http://127.0.0.1:1/moved\x9b2J\x85\x90next"
-
-
-@pytest.fixture
-def isolated_log() -> Iterator[None]:
-    """setup_logging adds a handler to the root logger; take it off again so other tests do not write to it."""
-    before = list(logging.getLogger().handlers)
-    yield None
-    for handler in logging.getLogger().handlers:
-        if handler not in before:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
 
 
 def _terminal_unsafe(text: str) -> list[str]:
