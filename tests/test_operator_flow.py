@@ -507,7 +507,7 @@ async def test_command_palette_lists_every_action_and_runs_one(
 async def test_help_shows_every_binding(fleet: Fleet, make_session: Callable[..., Session]) -> None:
     session = make_session()
     app = ApprovalApp(session, background=False)
-    async with app.run_test(size=(120, 70)) as pilot:
+    async with app.run_test(size=(120, 90)) as pilot:
         await pilot.press("question_mark")
         await pilot.pause(0.2)
         assert isinstance(app.screen, HelpScreen)
@@ -515,6 +515,7 @@ async def test_help_shows_every_binding(fleet: Fleet, make_session: Callable[...
         for binding in app.main.all_bindings():
             assert binding.description in text, binding.description
         assert "Command palette" in text and "Light / dark theme" in text
+        assert "x / ctrl+l" in text and "Dismiss alerts" in text, "the keys the app builds on are listed too"
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)

@@ -44,12 +44,15 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
         table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        seen: set[str] = set()
+        # One row per action: its keys together, described as its first binding says.
+        rows: dict[str, tuple[list[str], str]] = {}
         for binding in bindings:
-            if not isinstance(binding, Binding) or not binding.description or binding.action in seen:
-                continue
-            seen.add(binding.action)
-            table.add_row(_key_name(binding), binding.description)
+            if isinstance(binding, Binding) and binding.description:
+                keys, _ = rows.setdefault(binding.action, ([], binding.description))
+                if _key_name(binding) not in keys:
+                    keys.append(_key_name(binding))
+        for keys, description in rows.values():
+            table.add_row(" / ".join(keys), description)
         parts += [table, Text("")]
     dialogs = Table(title="In dialogs", title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
     dialogs.add_column(style="bold", no_wrap=True)

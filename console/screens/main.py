@@ -590,7 +590,9 @@ class MainScreen(Screen[None]):
         self.refresh_status()
 
     def action_help(self) -> None:
-        app_bindings = [b for b in self.app.BINDINGS if isinstance(b, Binding)]
+        # The app's own keys and those of the classes it builds on (dismissing alerts), but not Textual's defaults.
+        ours = [cls for cls in type(self.app).__mro__ if cls.__module__.startswith("console.")]
+        app_bindings = [b for cls in ours for b in vars(cls).get("BINDINGS", ()) if isinstance(b, Binding)]
         palette = Binding(self.app.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: find any action")
         sections: list[tuple[str, list[BindingType]]] = [
             ("Queue and decisions", list(self.all_bindings())),
