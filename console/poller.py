@@ -14,7 +14,7 @@ from storage.records import SourceHealth
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
-LONG_POLL_FLOOR = 0.05  # seconds between long-polls
+LONG_POLL_FLOOR = 0.05  # seconds between long-polls that brought a change (or waited their whole time)
 
 
 class Poller:
@@ -28,6 +28,7 @@ class Poller:
         self.health: dict[str, SourceHealth] = {
             s.config.name: SourceHealth(name=s.config.name, quarantined=counts.get(s.config.name, 0)) for s in sources
         }
+        self._cursor_refused: set[str] = set()  # sources whose refused cursor was logged (once each)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._run_source(source) for source in self.sources))
@@ -59,10 +60,12 @@ class Poller:
             if changed:
                 log.info("poll %s: the queue changed", name)
                 self.on_change(name)
-            # A long-poll already waited at the server: ask again at once (a short floor guards against a server
-            # that answers instantly). Otherwise keep to the poll interval.
-            pause = LONG_POLL_FLOOR if source.long_polls else source.config.poll_interval
+            # A long-poll that brought a change, or waited its whole time at the server: ask again at once (a short
+            # floor guards against a server that answers instantly). One that answered early with nothing new comes
+            # from a server that ignores `wait` (R11): keep to the poll interval then, as without long-poll.
             elapsed = time.monotonic() - started
+            waited = source.long_polls and (changed or elapsed >= source.config.long_poll)
+            pause = LONG_POLL_FLOOR if waited else source.config.poll_interval
             if elapsed < pause:
                 await asyncio.sleep(pause - elapsed)
 
@@ -83,6 +86,13 @@ class Poller:
                 continue
             changed |= await asyncio.to_thread(self._store_page, name, page, snapshot)
             cursor = page.cursor
+            if page.cursor_refused:
+                if name not in self._cursor_refused:
+                    self._cursor_refused.add(name)
+                    log.warning("source %s: %s was not kept; listing afresh next time", name, page.cursor_refused)
+                if page.has_more:
+                    snapshot = None  # an unfinished snapshot drops nothing; the next poll starts a new one
+                break
             if not page.has_more:
                 break
         if snapshot is not None:

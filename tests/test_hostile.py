@@ -190,7 +190,7 @@ async def test_an_item_over_the_size_cap_is_quarantined_and_the_rest_listed(tmp_
         page = await session.sources["big"].fetch(None)
         assert [i.id for i in page.items] == ["itm_0", "itm_1", "itm_2"]
         [refused] = page.rejected
-        assert refused.item_id == "itm_huge" and "over this source's cap of 1,000,000" in refused.reason
+        assert refused.item_id == "itm_huge" and "over this source's cap of 1,048,576" in refused.reason
         assert len(refused.excerpt) < 1000
         await session.aclose()
 

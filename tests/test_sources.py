@@ -86,7 +86,7 @@ async def test_final_outcomes_are_recorded_not_retried(fleet: Fleet, make_sessio
     stale, expired, withdrawn, invalid = items[:4]
     for item in (stale, expired, withdrawn):
         session.decide(item, Verdict.approve)
-    schema_breaker: object = {"definitely": "not what the schema wants"} if invalid.action.args_schema else None
+    schema_breaker: object = {"definitely": "not what the schema wants"} if invalid.args_schema else None
     if schema_breaker is None:
         pytest.fail("the seeded fleet's top items all carry an args_schema; the seed changed")
     session.decide(invalid, Verdict.edit, edited=schema_breaker)

@@ -782,7 +782,7 @@ class Fleet:
         else:
             if not parsed.allowed_decisions:
                 problems.append(_issue("body", "/allowed_decisions", "at least one decision must be allowed"))
-            if parsed.action.args_schema is not None:
+            if parsed.action is not None and parsed.action.args_schema is not None:
                 try:
                     Draft202012Validator.check_schema(parsed.action.args_schema)
                 except SchemaError as exc:

@@ -73,15 +73,13 @@ class EditScreen(ModalScreen[Any]):
     def __init__(self, item: Item) -> None:
         super().__init__()
         self._item = item
-        self._schema = item.action.args_schema
+        self._schema = item.args_schema
         self._reviewed: Any = _NO_VALUE  # the value shown in the diff, waiting for the second confirmation
 
     def compose(self) -> ComposeResult:
         what = "output" if self._item.kind == "escalation" else "arguments"
         with Vertical(id="dialog", classes="wide"):
-            yield Label(
-                Text.assemble((f"Edit {what} of  ", "bold"), literal(self._item.action.name)), id="dialog-title"
-            )
+            yield Label(Text.assemble((f"Edit {what} of  ", "bold"), literal(self._item.headline)), id="dialog-title")
             schema_note = "checked against the item's JSON Schema" if self._schema else "no schema: any valid JSON"
             yield Label(f"JSON, {schema_note}.", classes="hint")
             yield TextArea(

@@ -311,7 +311,7 @@ class MainScreen(Screen[None]):
             self.app.bell()
             self.notify(f"Not recorded, the database could not be written: {exc}", severity="error", markup=False)
             return
-        label = clean(f"{_PAST[verdict]}: {item.action.name} ({item.agent})", multiline=False)
+        label = clean(f"{_PAST[verdict]}: {item.headline} ({item.agent})", multiline=False)
         window = self.session.config.undo_seconds
         if window > 0:
             self.undoable.append(Undoable(decision, time.monotonic() + window, label))
@@ -414,7 +414,7 @@ class MainScreen(Screen[None]):
             if rejection is not None:
                 self._record(item, Verdict.reject, reason_code=rejection.reason_code, comment=rejection.comment)
 
-        title = f"{item.action.name} ({item.agent})"
+        title = f"{item.headline} ({item.agent})"
         self.app.push_screen(RejectScreen(title, self.session.config.reject_reasons), done)
 
     def action_edit(self) -> None:

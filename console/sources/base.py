@@ -35,6 +35,7 @@ class Page:
     cursor: str | None = None
     has_more: bool = False
     reset: bool = False  # the cursor is too old: start over with a full listing
+    cursor_refused: str = ""  # why the page's cursor was not kept (R4): paging stops, the next poll lists afresh
 
 
 @dataclass(frozen=True)

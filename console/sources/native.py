@@ -14,6 +14,7 @@ import httpx
 from console.config import SourceConfig, token_fix
 from console.secrets import Token
 from console.sources.base import LabelSendResult, Page, Rejected, SendResult, SourceError, excerpt, validate_items
+from console.sources.listing import parse_listing
 from storage.db import Removal
 from storage.labels import Label, batch_id
 from storage.records import Decision, Outcome, SyncState
@@ -92,30 +93,26 @@ class NativeSource:
             )
         if raw is _RESET:
             return Page(reset=True)
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise SourceError("answered with invalid JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
-            raise SourceError("answered with a listing of the wrong shape (no 'items' array)")
-        raw_removed = body.get("removed", [])
-        next_cursor = body.get("cursor")
-        if not isinstance(raw_removed, list) or not isinstance(next_cursor, str | None):
-            raise SourceError("answered with a listing of the wrong shape ('removed' or 'cursor')")
-        listed, oversized = _split_oversized(body.get("items", []), self.config.max_item_bytes, len(raw))
+        listing = parse_listing(raw)
+        listed, oversized = _split_oversized(listing.items, self.config.max_item_bytes, len(raw))
         items, rejected = validate_items(self.config.name, listed)
-        rejected += oversized
+        rejected += oversized + listing.unreadable
         removed = [
             Removal(str(r["id"]), str(r.get("state", "gone")), _removal_detail(r))
-            for r in raw_removed
+            for r in listing.removed
             if isinstance(r, dict) and isinstance(r.get("id"), str)
         ]
+        if listing.cursor_refused:
+            # Not kept (R4): the next poll lists afresh. Paging on needs a cursor, so this page is the last.
+            return Page(
+                items, rejected, removed, cursor=None, has_more=listing.has_more, cursor_refused=listing.cursor_refused
+            )
         return Page(
             items=items,
             rejected=rejected,
             removed=removed,
-            cursor=next_cursor if next_cursor is not None else cursor,
-            has_more=bool(body.get("has_more")),
+            cursor=listing.cursor if listing.cursor is not None else cursor,
+            has_more=listing.has_more,
         )
 
     async def _read_listing(self, params: dict[str, str | int | float], wait: float, cap: int) -> bytes | None:
