@@ -31,7 +31,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from console.fleet.scenarios import Scenarios, rfc3339
-from storage.records import Item, item_digest, shown_part
+from storage.records import Item, id_problem, item_digest, shown_part
 
 PROTOCOL = "approval-console/1"
 MAX_WAIT = 30.0
@@ -259,8 +259,8 @@ class Fleet:
             payload = self._scenarios.make(now, kind=overrides.get("kind"), agent=overrides.get("agent"))
             _apply_overrides(payload, overrides, now)
             wanted = payload.pop("id", None)
-            if wanted is not None and (not isinstance(wanted, str) or not wanted or wanted in self._records):
-                raise ValueError(f"id {wanted!r} is not a new item id")
+            if wanted is not None and (id_problem(wanted) is not None or wanted in self._records):
+                raise ValueError(f"id {wanted!r} is not a new item id ({id_problem(wanted) or 'taken'})")
             return _loads(self._wire(self._insert(payload, item_id=wanted)))
 
     def change_item(self, item_id: str, **changes: Any) -> dict[str, Any]:
