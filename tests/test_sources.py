@@ -66,7 +66,7 @@ async def test_garbage_wrong_shape_and_silence_are_reported(data_dir: Path) -> N
         with pytest.raises(SourceError, match="invalid JSON"):
             await source.fetch(None)
         server.inject(Fault(200, b'{"items": 7}', path_prefix="/v1/items"))
-        with pytest.raises(SourceError, match="wrong shape"):
+        with pytest.raises(SourceError, match="not a listing: 'items' is a JSON number"):
             await source.fetch(None)
         server.inject(Fault(200, b"{}", delay=1.5, path_prefix="/v1/items"))
         with pytest.raises(SourceError, match="no answer within"):
