@@ -161,6 +161,14 @@ async def test_a_refused_cursor_mid_snapshot_drops_nothing(data_dir: Path) -> No
             assert len(server.listings) == 3, "paging stopped at the page without a usable cursor"
 
 
+async def test_more_pages_without_a_cursor_end_the_poll(data_dir: Path) -> None:
+    endless = json.dumps({"items": [payload("itm_1")], "has_more": True}).encode()
+    with hostile(endless) as server:
+        async with session_on(server, data_dir) as session:
+            await session.poll_once()
+            assert pending_ids(session) == ["itm_1"] and len(server.listings) == 1
+
+
 def test_the_fleet_issues_cursors_and_ids_that_follow_the_rules(fleet: Fleet) -> None:
     from storage.records import cursor_problem, id_problem
 

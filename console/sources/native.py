@@ -112,7 +112,7 @@ class NativeSource:
             rejected=rejected,
             removed=removed,
             cursor=listing.cursor if listing.cursor is not None else cursor,
-            has_more=listing.has_more,
+            has_more=listing.has_more and listing.cursor is not None,  # "more" without a cursor would loop for ever
         )
 
     async def _read_listing(self, params: dict[str, str | int | float], wait: float, cap: int) -> bytes | None:
