@@ -33,7 +33,7 @@ def id_problem(item_id: object) -> str | None:
     if not isinstance(item_id, str) or not item_id:
         return "the id must be a non-empty string"
     if len(item_id) > MAX_NAME:
-        return f"the id is {len(item_id):,} characters, over {MAX_NAME}"
+        return f"the id is {len(item_id):,} characters; at most {MAX_NAME} are allowed"
     if _CONTROL.search(item_id):
         return "the id holds control characters"
     if item_id in (".", ".."):
@@ -170,14 +170,6 @@ class Item(_Strict):
 
     _utc_created = field_validator("created_at")(_utc)
     _shallow_output = field_validator("output")(_shallow)
-
-    @field_validator("id")
-    @classmethod
-    def _usable_id(cls, value: str) -> str:
-        problem = id_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
 
     @field_validator("confidence", mode="before")
     @classmethod

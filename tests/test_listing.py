@@ -26,7 +26,7 @@ from console.fleet import Fleet
 from console.session import Session
 from console.sources.base import SourceError, validate_items
 from storage.db import Store
-from storage.records import MAX_NESTING, Verdict, item_digest, shown_part
+from storage.records import MAX_NESTING, SyncState, Verdict, item_digest, shown_part
 from tests.conftest import eventually, make_config, screen_text
 from tests.factories import decision, item, payload
 from tests.hostile_server import HostileServer, page
@@ -277,7 +277,7 @@ async def test_a_duplicate_member_name_deep_inside_arguments_is_refused_too(data
 
 @pytest.mark.parametrize(
     ("bad", "reason"),
-    [(".", "reserved"), ("..", "reserved"), ("a\x1b[2Jb", "control characters"), ("x" * 201, "at most 200")],
+    [(".", "reserved"), ("..", "reserved"), ("a\x1b[2Jb", "control characters"), ("x" * 201, "at most 200 are")],
 )
 def test_an_item_whose_id_breaks_r5_is_quarantined(bad: str, reason: str) -> None:
     items, rejected = validate_items(NAME, [payload(bad), payload("itm_ok")])
@@ -304,14 +304,20 @@ async def test_every_url_with_an_id_holds_it_as_one_encoded_segment(data_dir: Pa
     ]
 
 
-async def test_a_decision_on_a_dot_id_held_from_before_never_leaves(data_dir: Path) -> None:
-    """`.` is refused at listing, so no decision on it can be made; one only an older console stored has none."""
+async def test_dot_ids_are_quarantined_and_one_held_from_before_is_never_sent(data_dir: Path) -> None:
     with hostile(page([payload("."), payload(".."), payload("itm_ok")])) as server:
         async with session_on(server, data_dir) as session:
             await session.poll_once()
             assert pending_ids(session) == ["itm_ok"]
             assert sorted(q.item_id for q in session.store.quarantined()) == [".", ".."]
-    assert server.paths == []
+            older = item("..", source=NAME)  # what a console from before R5 may have stored
+            session.store.apply_changes(NAME, [older], [], "c-1")
+            assert await session.claim(older) is None
+            session.decide(older, Verdict.approve)
+            await session.sync_once()
+            [row] = [r for r in session.store.decisions() if r.decision.item_id == ".."]
+            assert row.sync_state is SyncState.failed and row.outcome == "invalid_id"
+    assert server.paths == [], "nothing was sent to /v1/items/decision or /v1/decision"
 
 
 # -- 37: a snapshot after 410 is the truth (R12) -------------------------------------------------------------------

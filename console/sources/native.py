@@ -17,7 +17,7 @@ from console.sources.base import LabelSendResult, Page, Rejected, SendResult, So
 from console.sources.listing import parse_listing
 from storage.db import Removal
 from storage.labels import Label, batch_id
-from storage.records import Decision, Outcome, SyncState
+from storage.records import Decision, Outcome, SyncState, id_problem
 
 PAGE_SIZE = 500
 # A listing page is read into memory up to this many bytes (or twice an item's cap, if more); past it the console
@@ -144,6 +144,9 @@ class NativeSource:
             raise SourceError(f"cannot reach {self.config.url}: {_brief(exc)}") from exc
 
     async def send_decision(self, decision: Decision) -> SendResult:
+        unusable = id_problem(decision.item_id)
+        if unusable is not None:  # only an older console stored such an item (R5): its URL would name another
+            return SendResult(SyncState.failed, "invalid_id", f"not sent: {unusable}")
         try:
             # httpx's timeout is per read: a server dripping a byte at a time never trips it. This one is overall.
             async with asyncio.timeout(self.config.timeout):
@@ -178,7 +181,7 @@ class NativeSource:
         Best effort: a claim is advisory, so a failure is logged by the caller's silence, never raised.
         """
         await self._features()
-        if not self._claims:
+        if not self._claims or id_problem(item_id) is not None:
             return None
         try:
             response = await self._client.post(
@@ -191,7 +194,7 @@ class NativeSource:
         return holder if isinstance(holder, str) and holder else None
 
     async def release(self, item_id: str, operator: str) -> None:
-        if not self._claims:
+        if not self._claims or id_problem(item_id) is not None:
             return
         with contextlib.suppress(httpx.HTTPError):
             await self._client.request(
