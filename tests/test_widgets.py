@@ -172,7 +172,7 @@ def make_item(**overrides: Any) -> Item:
 
 def hostile_item() -> Item:
     return make_item(
-        id="item-" + "".join(c for c in SHORT if c >= " " and not "\x7f" <= c <= "\x9f"),  # no controls in ids (R5)
+        id="item-" + SHORT,
         kind="escalation",
         agent="agent " + SHORT,
         workflow="wf " + SHORT,
