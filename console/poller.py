@@ -106,9 +106,11 @@ class Poller:
             log.warning("source %s: quarantined item %s: %s", name, rejected.item_id, rejected.reason)
             self.store.quarantine(name, rejected.item_id, rejected.reason, rejected.excerpt)
         summary = self.store.apply_changes(name, page.items, page.removed, page.cursor, snapshot)
+        known = self.health[name].quarantined
         if page.rejected:
             self._set_health(name, quarantined=self.store.quarantine_counts().get(name, 0))
-        return bool(summary.added or summary.changed or summary.removed or page.rejected)
+        # An item quarantined again is nothing new (R11: a server repeating it is not asked again at once).
+        return bool(summary.added or summary.changed or summary.removed or self.health[name].quarantined != known)
 
     def _set_health(self, name: str, **changes: object) -> None:
         self.health[name] = self.health[name].model_copy(update=changes)
