@@ -770,7 +770,7 @@ def _item_row(source: str, item: Item, snapshot: int | None, first_seen: float, 
         item.kind,
         item.agent,
         item.workflow,
-        item.action_name,
+        item.headline,  # "(no action)" for an escalation without one: the queue, history and alerts show it
         item.risk.value,
         3 - RISK_RANK[item.risk],
         item.confidence,
@@ -783,7 +783,7 @@ def _item_row(source: str, item: Item, snapshot: int | None, first_seen: float, 
         first_seen,
         now,
         item.claimed_by,
-        search_text(item.agent, item.action_name, source, item.workflow, item.id, item.kind, item.risk.value),
+        search_text(item.agent, item.headline, source, item.workflow, item.id, item.kind, item.risk.value),
     )
 
 

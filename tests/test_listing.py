@@ -215,6 +215,7 @@ async def test_an_escalation_without_an_action_reaches_the_operator_and_can_be_a
     await session.poll_once()
     assert session.store.quarantined() == []
     assert pending_ids(session) == ["itm_bare"]
+    assert session.store.queue_rows(0, 1)[0].action == "(no action)", "what the queue, history and alerts show"
     app = ApprovalApp(session, background=False)
     async with app.run_test(size=(120, 40)) as pilot:
         app.main.queue_changed()
