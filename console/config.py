@@ -44,7 +44,7 @@ _SOURCE_KEYS = {
     "allow_insecure_http",
     "max_item_bytes",
 }
-DEFAULT_MAX_ITEM_BYTES = 1_000_000
+DEFAULT_MAX_ITEM_BYTES = 1_048_576  # PROTOCOL.md R10: an item may be 1 MiB of JSON
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _LANGGRAPH_KEYS = {"assistant_id", "graph_id", "metadata"}  # kind "langgraph" only: which threads to list
 _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}

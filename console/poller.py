@@ -14,7 +14,7 @@ from storage.records import SourceHealth
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
-LONG_POLL_FLOOR = 0.05  # seconds between long-polls
+LONG_POLL_FLOOR = 0.05  # seconds between long-polls that brought a change (or waited their whole time)
 # Items per write transaction. WAL has one writer: a decision's commit on the UI connection waits for the background
 # transaction in progress (storage.db._WriteGate), so a page is stored in short ones.
 STORE_CHUNK = 100
@@ -32,6 +32,7 @@ class Poller:
         self.health: dict[str, SourceHealth] = {
             s.config.name: SourceHealth(name=s.config.name, quarantined=counts.get(s.config.name, 0)) for s in sources
         }
+        self._cursor_refused: set[str] = set()  # sources whose refused cursor was logged (once each)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._run_source(source) for source in self.sources))
@@ -66,10 +67,12 @@ class Poller:
             if changed:
                 log.info("poll %s: the queue changed", name)
                 self.on_change(name)
-            # A long-poll already waited at the server: ask again at once (a short floor guards against a server
-            # that answers instantly). Otherwise keep to the poll interval.
-            pause = LONG_POLL_FLOOR if source.long_polls else source.config.poll_interval
+            # A long-poll that brought a change, or waited its whole time at the server: ask again at once (a short
+            # floor guards against a server that answers instantly). One that answered early with nothing new comes
+            # from a server that ignores `wait` (R11): keep to the poll interval then, as without long-poll.
             elapsed = time.monotonic() - started
+            waited = source.long_polls and (changed or elapsed >= source.config.long_poll)
+            pause = LONG_POLL_FLOOR if waited else source.config.poll_interval
             if elapsed < pause:
                 await asyncio.sleep(pause - elapsed)
 
@@ -90,6 +93,13 @@ class Poller:
                 continue
             changed |= await asyncio.to_thread(self._store_page, name, page, snapshot)
             cursor = page.cursor
+            if page.cursor_refused:
+                if name not in self._cursor_refused:
+                    self._cursor_refused.add(name)
+                    log.warning("source %s: %s was not kept; listing afresh next time", name, page.cursor_refused)
+                if page.has_more:
+                    snapshot = None  # an unfinished snapshot drops nothing; the next poll starts a new one
+                break
             if not page.has_more:
                 break
         if snapshot is not None:
@@ -105,7 +115,7 @@ class Poller:
         # The page's cursor is kept only with its last chunk: after a crash in between, the page is listed again, and
         # the chunks already stored are the same versions (kept as they are).
         kept = None if snapshot is not None else self.store.cursor(name)
-        changed = bool(page.rejected)
+        changed = False
         chunks = range(0, max(len(page.items), 1), STORE_CHUNK)
         for start in chunks:
             last = start == chunks[-1]
@@ -117,9 +127,11 @@ class Poller:
                 snapshot,
             )
             changed |= bool(summary.added or summary.changed or summary.removed)
+        known = self.health[name].quarantined
         if page.rejected:
             self._set_health(name, quarantined=self.store.quarantine_counts().get(name, 0))
-        return changed
+        # An item quarantined again is nothing new (R11: a server repeating it is not asked again at once).
+        return changed or self.health[name].quarantined != known
 
     def _set_health(self, name: str, **changes: object) -> None:
         self.health[name] = self.health[name].model_copy(update=changes)

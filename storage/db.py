@@ -34,6 +34,7 @@ from storage.records import (
     Risk,
     SyncState,
     Verdict,
+    cursor_problem,
     now_utc,
 )
 from storage.schema import MIGRATIONS, SCHEMA_VERSION, URGENCY_ORDER
@@ -319,9 +320,10 @@ class Store:
 
     # ------------------------------------------------------------------ items
     def cursor(self, source: str) -> str | None:
+        """The cursor to list from; None (list afresh) when there is none or it breaks R4 (an older database's)."""
         with self._lock:
             row = self._conn.execute("SELECT cursor FROM cursors WHERE source = ?", (source,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None or row[0] is None or cursor_problem(row[0]) else str(row[0])
 
     def begin_snapshot(self, source: str) -> int:
         """Start a full re-listing of a source; items it does not list again are dropped at `end_snapshot`."""
@@ -338,7 +340,7 @@ class Store:
     def end_snapshot(self, source: str, generation: int, cursor: str | None) -> int:
         """Drop what the snapshot did not list, and only now keep its cursor: a crash mid-snapshot starts over."""
         with self._tx() as conn:
-            conn.execute("UPDATE cursors SET cursor = ? WHERE source = ?", (cursor, source))
+            conn.execute("UPDATE cursors SET cursor = ? WHERE source = ?", (_bounded(cursor), source))
             cur = conn.execute(
                 "UPDATE items SET state = 'removed', removed_reason = 'gone', updated_at = ?"
                 " WHERE source = ? AND state = 'pending' AND snapshot IS NOT ?",
@@ -369,6 +371,14 @@ class Store:
                         conn.execute(
                             "UPDATE items SET snapshot = ? WHERE source = ? AND id = ?", (snapshot, source, item.id)
                         )
+                        if existing[1] == "removed":
+                            # A snapshot is the truth (R12): what it lists is pending, whatever we last heard.
+                            conn.execute(
+                                "UPDATE items SET state = 'pending', removed_reason = NULL, updated_at = ?"
+                                " WHERE source = ? AND id = ?",
+                                (now, source, item.id),
+                            )
+                            added += 1
                     if existing[2] != item.claimed_by:  # a claim changed: outside the digest, not a new version
                         _set_claim(conn, source, item.id, item.claimed_by, now)
                         changed += 1
@@ -397,7 +407,7 @@ class Store:
                 conn.execute(
                     "INSERT INTO cursors(source, cursor, snapshot) VALUES (?, ?, NULL)"
                     " ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor",
-                    (source, cursor),
+                    (source, _bounded(cursor)),
                 )
         return ChangeSummary(added, changed, gone)
 
@@ -830,6 +840,11 @@ class Store:
             return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+def _bounded(cursor: str | None) -> str | None:
+    """Only a cursor that can be sent back is kept (R4): anything else would stop the source for good."""
+    return None if cursor is None or cursor_problem(cursor) else cursor
+
+
 def _storable(text: str) -> str:
     """`text` as valid UTF-8: a lone surrogate (valid in JSON, not in UTF-8) becomes its backslash escape."""
     try:
@@ -872,7 +887,7 @@ def _item_row(source: str, item: Item, snapshot: int | None, first_seen: float, 
         item.kind,
         item.agent,
         item.workflow,
-        item.action.name,
+        item.headline,  # "(no action)" for an escalation without one: the queue, history and alerts show it
         item.risk.value,
         3 - RISK_RANK[item.risk],
         item.confidence,
@@ -885,7 +900,7 @@ def _item_row(source: str, item: Item, snapshot: int | None, first_seen: float, 
         first_seen,
         now,
         item.claimed_by,
-        search_text(item.agent, item.action.name, source, item.workflow, item.id, item.kind, item.risk.value),
+        search_text(item.agent, item.headline, source, item.workflow, item.id, item.kind, item.risk.value),
     )
 
 

@@ -215,7 +215,7 @@ def _proposal(item: Item) -> dict[str, Any]:
         "kind": item.kind,
         "agent": item.agent,
         "workflow": item.workflow,
-        "action_name": item.action.name,
+        "action_name": item.action_name,
         "proposed": item.editable_value,
         "confidence": item.confidence,
         "risk": item.risk.value,

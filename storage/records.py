@@ -9,14 +9,45 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MAX_TEXT = 64_000  # one free-text field; longer text is refused as malformed, not truncated silently
+# Limits of PROTOCOL.md (R10): what a server may send; longer is refused as malformed, never truncated silently.
+MAX_TEXT = 64_000  # one free-text field: summary, reasoning, policy, each evidence or link entry
+MAX_NAME = 200  # id, agent, action name
+MAX_LABEL = 1_000  # workflow, on_expiry
+MAX_ENTRIES = 1_000  # evidence, links
+MAX_ITEM_BYTES = 1_048_576  # one item's JSON (1 MiB)
+MAX_CURSOR = 1_024
+_CURSOR = re.compile(r"[A-Za-z0-9\-._~:+/=]{1,1024}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def id_problem(item_id: object) -> str | None:
+    """Why `item_id` is not a usable item id (R5), or None. `.` and `..` would name another URL once in a path."""
+    if not isinstance(item_id, str) or not item_id:
+        return "the id must be a non-empty string"
+    if len(item_id) > MAX_NAME:
+        return f"the id is {len(item_id):,} characters; at most {MAX_NAME} are allowed"
+    if _CONTROL.search(item_id):
+        return "the id holds control characters"
+    if item_id in (".", ".."):
+        return f"the id {item_id!r} is reserved (it would address another URL)"
+    return None
+
+
+def cursor_problem(cursor: str) -> str | None:
+    """Why a listing's cursor cannot be kept and sent back (R4), or None."""
+    if len(cursor) > MAX_CURSOR:
+        return f"a cursor of {len(cursor):,} characters (at most {MAX_CURSOR:,})"
+    if not _CURSOR.fullmatch(cursor):
+        return "a cursor with characters outside A-Z a-z 0-9 - . _ ~ : + / = (or an empty one)"
+    return None
 
 
 class Risk(StrEnum):
@@ -98,7 +129,7 @@ def _shallow(value: Any) -> Any:
 
 
 class Action(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     args: dict[str, Any] = Field(default_factory=dict)
     args_schema: dict[str, Any] | None = None
 
@@ -108,8 +139,8 @@ class Action(_Strict):
 class Context(_Strict):
     summary: str = Field(default="", max_length=MAX_TEXT)
     reasoning: str = Field(default="", max_length=MAX_TEXT)
-    evidence: list[str] = Field(default_factory=list, max_length=100)
-    links: list[str] = Field(default_factory=list, max_length=100)
+    evidence: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    links: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=MAX_ENTRIES)
 
 
 def _utc(value: datetime) -> datetime:
@@ -122,11 +153,11 @@ class Item(_Strict):
     """One pending approval or escalation, exactly as the operator is shown it."""
 
     source: str = ""  # filled in by the console: which configured source it came from
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=MAX_NAME)
     kind: Literal["approval", "escalation"]
-    agent: str = Field(min_length=1, max_length=200)
-    workflow: str = Field(default="", max_length=200)
-    action: Action
+    agent: str = Field(min_length=1, max_length=MAX_NAME)
+    workflow: str = Field(default="", max_length=MAX_LABEL)
+    action: Action | None = None  # an escalation may come without one (R1); an approval needs one
     output: Any = None
     context: Context = Field(default_factory=Context)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -134,13 +165,39 @@ class Item(_Strict):
     policy: str = Field(default="", max_length=MAX_TEXT)
     created_at: datetime
     expires_at: datetime | None = None
-    on_expiry: str = Field(default="reject", max_length=200)
+    on_expiry: str = Field(default="reject", max_length=MAX_LABEL)
     allowed_decisions: tuple[Verdict, ...] = (Verdict.approve, Verdict.reject, Verdict.edit)
     claimed_by: str | None = None
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     _utc_created = field_validator("created_at")(_utc)
     _shallow_output = field_validator("output")(_shallow)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _a_number(cls, value: Any) -> Any:
+        # A JSON number only (R9): true would read as 1.0, "0.9" as 0.9.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"confidence must be a number in 0..1, not {json.dumps(value)[:40]}")
+        return value
+
+    @field_validator("allowed_decisions", mode="before")
+    @classmethod
+    def _known_decisions(cls, value: Any) -> Any:
+        # Unknown names are ignored (R9): a newer server may offer more; an item none of whose names is known cannot
+        # be decided here at all.
+        if not isinstance(value, list | tuple):
+            return value
+        known = [v for v in value if isinstance(v, str) and v in Verdict.__members__]
+        if not known:
+            raise ValueError(f"none of the decisions it allows is known here: {json.dumps(value)[:80]}")
+        return tuple(dict.fromkeys(known))
+
+    @model_validator(mode="after")
+    def _approval_has_action(self) -> Item:
+        if self.action is None and self.kind == "approval":
+            raise ValueError("an approval needs an action")
+        return self
 
     @field_validator("expires_at")
     @classmethod
@@ -157,11 +214,28 @@ class Item(_Strict):
     @property
     def editable_value(self) -> Any:
         """What an edit changes: the arguments of an approval, the output of an escalation."""
-        return self.output if self.kind == "escalation" else self.action.args
+        return self.output if self.kind == "escalation" or self.action is None else self.action.args
+
+    @property
+    def action_name(self) -> str:
+        """The action's name; "" for an escalation that has none."""
+        return "" if self.action is None else self.action.name
+
+    @property
+    def args_schema(self) -> dict[str, Any] | None:
+        """The schema an edit must satisfy, if the item has one."""
+        return None if self.action is None else self.action.args_schema
+
+    @property
+    def headline(self) -> str:
+        """What titles and notices call the item: its action's name, or "(no action)"."""
+        return self.action_name or NO_ACTION
 
     def allows(self, verdict: Verdict) -> bool:
         return verdict in self.allowed_decisions
 
+
+NO_ACTION = "(no action)"
 
 # Fields outside the digest: bookkeeping that may change without changing what is being decided.
 _UNSHOWN = ("source", "digest", "claimed_by", "seq")
@@ -227,6 +301,8 @@ def digest_problem(payload: dict[str, Any]) -> str | None:
     claimed = payload.get("digest")
     try:
         actual = item_digest(shown_part(payload))
+    except rfc8785.IntegerDomainError:
+        return "an integer beyond +-(2^53-1), which a digest cannot hold exactly (send it as a string)"
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
         return f"content cannot be canonicalised: {type(exc).__name__}: {exc}"[:300]
     if claimed != actual:

@@ -69,6 +69,9 @@ class FaultyProxy:
             def do_POST(self) -> None:
                 proxy._handle(self, "POST")
 
+            def do_DELETE(self) -> None:
+                proxy._handle(self, "DELETE")
+
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"

@@ -54,7 +54,7 @@ async def test_each_kind_of_conflict_is_shown_and_none_is_retried(  # noqa: PLR0
             for item in (elsewhere, expired, stale, withdrawn, superseded):
                 session.decide(item, Verdict.approve)
             bad_edit: object = "not an object" if invalid.kind == "approval" else {"output": {"no": ["schema"]}}
-            if invalid.action.args_schema is not None:
+            if invalid.args_schema is not None:
                 bad_edit = {"definitely": "not what the schema wants"}
             session.decide(invalid, Verdict.edit, edited=bad_edit)
             fleet.decide_elsewhere(elsewhere.id, by="bob", verdict="reject")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import tempfile
 import unicodedata
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from textual.strip import Strip
 
@@ -23,9 +25,11 @@ from console.app import ApprovalApp
 from console.config import Config, SourceConfig
 from console.session import Session
 from console.sources.base import SourceError, validate_items
+from console.sources.listing import parse_listing
 from storage.db import Store
-from storage.records import item_digest, shown_part
+from storage.records import Decision, Verdict, cursor_problem, id_problem, item_digest, now_utc, shown_part
 from tests.factories import payload
+from tests.hostile_server import HostileServer
 from tests.servers import Fault, FaultyProxy, running
 
 FRAGMENTS = [
@@ -81,11 +85,24 @@ def _nested(depth: int) -> Any:
 
 TEXT_FIELDS = ("agent", "workflow", "policy", "on_expiry", "id")
 WRONG = st.sampled_from([None, 7, 3.5, True, [], {}, "x" * 300, ["a"], {"b": 1}])
+# Ids that address another URL, or another segment, once in a path (R5), and ids that are merely odd.
+ID_FRAGMENTS = [".", "..", "/", "%2e", "%2F", "?", "#", "\\", " ", "\x00", "\x1b", "\x85", "\u202e", "é", "~", "_-"]
+hostile_ids = st.sampled_from([".", "..", "", "x" * 201, "./x", "../..", "a/../b", "%2e%2e"]) | st.lists(
+    st.sampled_from(ID_FRAGMENTS) | st.text(max_size=4), min_size=1, max_size=8
+).map("".join)
+# Cursors a server may send back (R4): long ones, ones with characters that do not fit a query, and fine ones.
+hostile_cursors = (
+    st.from_regex(r"[A-Za-z0-9\-._~:+/=]{1,40}", fullmatch=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["", " ", "a b", "c\nd", "%00", "x" * 1_024, "x" * 1_025, "y" * 2_000_000, "é", "\ud800"])
+)
 
 
 @st.composite
 def hostile_items(draw: st.DrawFn, *, max_depth: int = 900, big: bool = True) -> dict[str, Any]:
     raw = payload(f"itm_{draw(st.integers(0, 10**9))}")
+    if draw(st.integers(0, 5)) == 0:
+        raw["id"] = draw(hostile_ids)
     for name in TEXT_FIELDS:
         if draw(st.booleans()):
             raw[name] = draw(hostile_text)
@@ -190,7 +207,7 @@ async def test_an_item_over_the_size_cap_is_quarantined_and_the_rest_listed(tmp_
         page = await session.sources["big"].fetch(None)
         assert [i.id for i in page.items] == ["itm_0", "itm_1", "itm_2"]
         [refused] = page.rejected
-        assert refused.item_id == "itm_huge" and "over this source's cap of 1,000,000" in refused.reason
+        assert refused.item_id == "itm_huge" and "over this source's cap of 1,048,576" in refused.reason
         assert len(refused.excerpt) < 1000
         await session.aclose()
 
@@ -210,3 +227,92 @@ async def test_an_answer_over_the_page_cap_is_never_read_whole(tmp_path: Path) -
         assert limits == ["500", "62", "7", "1"], "fewer items asked each time, down to one"
         assert server.sent and max(server.sent) < total // 10, "the rest of each answer was never read"
         await session.aclose()
+
+
+def _dumps_twice(value: Any, names: set[int], counter: list[int]) -> str:
+    """JSON text of `value` in which the objects numbered in `names` (depth-first) name their first member twice.
+
+    `counter` is [objects seen, objects written with a duplicate name]."""
+    if isinstance(value, dict):
+        number = counter[0]
+        counter[0] += 1
+        members = [f"{json.dumps(k)}: {_dumps_twice(v, names, counter)}" for k, v in value.items()]
+        if number in names and value:
+            first = next(iter(value))
+            members.append(f'{json.dumps(first)}: "the other value"')
+            counter[1] += 1
+        return "{" + ", ".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_dumps_twice(v, names, counter) for v in value) + "]"
+    return json.dumps(value)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.tuples(hostile_items(max_depth=30, big=False), st.sets(st.integers(0, 8), max_size=2)), max_size=5))
+def test_an_item_naming_a_member_twice_anywhere_is_quarantined_and_its_page_read(
+    drawn: list[tuple[dict[str, Any], set[int]]],
+) -> None:
+    texts, doubled = [], 0
+    for raw, names in drawn:
+        counter = [0, 0]
+        texts.append(_dumps_twice(raw, names, counter))
+        doubled += counter[1] > 0
+    assume(not any("Infinity" in text for text in texts))  # not JSON at all: refused for that first
+    listing = parse_listing(f'{{"items": [{", ".join(texts)}], "cursor": "c1"}}'.encode())
+    assert len(listing.items) + len(listing.unreadable) == len(drawn)
+    assert sum("duplicate member name" in r.reason for r in listing.unreadable) == doubled, listing.unreadable
+    for item in listing.items:
+        assert json.loads(json.dumps(item)) == item  # what is listed has one value per name
+
+
+@settings(max_examples=200, deadline=None)
+@given(hostile_cursors)
+def test_a_cursor_is_kept_only_if_it_can_be_sent_back(cursor: str) -> None:
+    body = json.dumps({"items": [], "cursor": cursor}).encode("utf-8", "surrogatepass")
+    try:
+        listing = parse_listing(body)
+    except SourceError:
+        assert "\ud800" in cursor  # not UTF-8 at all: the envelope is broken
+        return
+    fits = cursor_problem(cursor) is None
+    assert (listing.cursor == cursor) if fits else (listing.cursor is None and listing.cursor_refused)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "console.db")
+        store.apply_changes("hostile", [], [], cursor)
+        assert store.cursor("hostile") == (cursor if fits else None)
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def id_server() -> Any:
+    server = HostileServer()
+    with running(server):
+        yield server
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hostile_ids)
+async def test_an_id_is_refused_or_sent_as_exactly_one_path_segment(id_server: HostileServer, item_id: str) -> None:
+    items, rejected = validate_items("hostile", [payload(item_id)])
+    if id_problem(item_id) is not None:
+        assert items == [] and rejected, "an id that breaks R5 is quarantined"
+        return
+    assert [i.id for i in items] == [item_id]
+    config = Config(operator="alice", sources=(SourceConfig(name="hostile", url=id_server.url, timeout=5.0),))
+    with tempfile.TemporaryDirectory() as tmp:
+        session = Session(config, Path(tmp) / "data", token_for=lambda _n: None)
+        decision = Decision(
+            id=str(uuid.uuid4()),
+            source="hostile",
+            item_id=item_id,
+            item_digest=items[0].digest,
+            verdict=Verdict.approve,
+            operator="alice",
+            decided_at=now_utc(),
+        )
+        await session.sources["hostile"].send_decision(decision)
+        await session.aclose()
+    method, path = id_server.paths[-1]
+    prefix, segment, suffix = path.split("/")[1:3], path.split("/")[3], path.split("/")[4:]
+    assert (method, prefix, suffix) == ("POST", ["v1", "items"], ["decision"]), path
+    assert segment not in (".", "..") and unquote(segment) == item_id

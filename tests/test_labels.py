@@ -183,7 +183,7 @@ def test_a_decision_yields_a_complete_label() -> None:
         "refunds",
         "issue_refund",
     )
-    assert label.proposed == item.action.args and label.edited == edited
+    assert label.proposed == item.editable_value and label.edited == edited
     assert label.edited_digest == item_digest(edited)
     assert (label.confidence, label.risk, label.context_summary) == (0.8, "high", "double charge")
     assert apply_patch(label.proposed, label.patch) == edited
@@ -331,7 +331,7 @@ def fleet_labels(fleet: Fleet, count: int) -> list[Label]:
     labels = []
     for n, item in enumerate(items):
         verdict = verdicts[n % 3] if item.kind == "approval" else Verdict.approve
-        edited = {**item.action.args, "reviewed": True} if verdict is Verdict.edit else None
+        edited = {**item.editable_value, "reviewed": True} if verdict is Verdict.edit else None
         labels.append(build_label(item, decision_on(item, verdict, edited=edited, reason_code="other"), SHOWN))
     return labels
 

@@ -174,7 +174,7 @@ async def test_agent_inbox_interrupt_answers_per_its_config(
     )
     source = LangGraphSource(lg_config(langgraph_url, case), None)
     [item] = await listed(source)
-    assert item.agent == "echo" and item.workflow == "review" and item.action.name == "run_command"
+    assert item.agent == "echo" and item.workflow == "review" and item.action_name == "run_command"
     assert item.context.summary == "Run run_command?"
     assert f"thread: {thread_id}" in item.context.evidence and "node: review" in item.context.evidence
     assert all(item.allows(v) for v in [verdict])
@@ -210,7 +210,7 @@ async def test_middleware_batch_is_one_item_per_action_resumed_together(
     thread_id = await interrupted_thread(api, case, "agent", calls)
     source = LangGraphSource(lg_config(langgraph_url, case), None)
     email, delete = await listed(source)
-    assert (email.action.name, delete.action.name) == ("send_email", "delete_file")
+    assert (email.action_name, delete.action_name) == ("send_email", "delete_file")
     assert email.allowed_decisions == (Verdict.approve, Verdict.reject, Verdict.edit)
     assert delete.allowed_decisions == (Verdict.approve, Verdict.reject)
     assert email.workflow == "HumanInTheLoopMiddleware.after_model"
@@ -244,7 +244,7 @@ async def test_middleware_camel_case_and_older_arguments_key(
         "reviewConfigs": [{"actionName": "deploy", "allowedDecisions": ["approve", "edit"]}],
     }
     thread_id, source, item = await one_item(api, langgraph_url, case, "echo", {"payload": payload})
-    assert item.action.args == {"service": "api", "version": "1.2"}, "Agent Inbox shows {} here"
+    assert item.editable_value == {"service": "api", "version": "1.2"}, "Agent Inbox shows {} here"
     assert item.allowed_decisions == (Verdict.approve, Verdict.edit)
     result = await source.send_decision(
         factories.decision(item, Verdict.edit, edited={"service": "api", "version": "1.1"})
@@ -265,7 +265,7 @@ async def test_per_call_approval_uses_the_response_schema(
     source = LangGraphSource(lg_config(langgraph_url, case), None)
     [item] = await listed(source)
     assert item.allowed_decisions == (Verdict.approve, Verdict.reject, Verdict.edit)
-    assert item.action.args_schema is not None
+    assert item.args_schema is not None
     bad = await source.send_decision(factories.decision(item, Verdict.edit, edited={"to": "x@example.com"}))
     assert (bad.state, bad.outcome) == (SyncState.conflict, "invalid") and "subject" in bad.detail
     assert (await api.get(f"/threads/{thread_id}")).json()["status"] == "interrupted", "nothing was sent"
@@ -285,10 +285,10 @@ async def test_several_interrupts_on_one_thread_resume_by_id(
     thread_id = await interrupted_thread(api, case, "parallel", {})
     source = LangGraphSource(lg_config(langgraph_url, case), None)
     items = await listed(source)
-    assert {i.action.name for i in items} == {"pay_invoice", "refund"}
+    assert {i.action_name for i in items} == {"pay_invoice", "refund"}
     assert len({i.id.split(":")[1] for i in items}) == 2
-    pay = next(i for i in items if i.action.name == "pay_invoice")
-    refund = next(i for i in items if i.action.name == "refund")
+    pay = next(i for i in items if i.action_name == "pay_invoice")
+    refund = next(i for i in items if i.action_name == "refund")
     assert (await source.send_decision(factories.decision(pay, Verdict.approve))).state is SyncState.applied
     await settled(api, thread_id)
     assert (await api.get(f"/threads/{thread_id}")).json()["status"] == "interrupted", "the refund still waits"
@@ -419,7 +419,7 @@ async def test_paging_many_threads_and_idle_polls_read_no_payloads(
     source = LangGraphSource(lg_config(langgraph_url, case), None, client)
     first = await source.fetch(None)
     assert len(first.items) == 150 and not first.rejected
-    assert sorted(i.action.args["n"] for i in first.items) == list(range(150))
+    assert sorted(i.editable_value["n"] for i in first.items) == list(range(150))
     full_bytes, full_requests = sum(received), len(received)
     received.clear()
     idle = await source.fetch(first.cursor)

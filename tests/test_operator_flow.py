@@ -580,7 +580,7 @@ def an_edit(shown: Item) -> str | None:
     for key, old in value.items():
         if isinstance(old, str) and old:
             text = json.dumps({**value, key: old[:-1]})
-            if check_edit(text, shown.action.args_schema)[1] is None:
+            if check_edit(text, shown.args_schema)[1] is None:
                 return text
     return None
 

@@ -66,7 +66,7 @@ async def test_garbage_wrong_shape_and_silence_are_reported(data_dir: Path) -> N
         with pytest.raises(SourceError, match="invalid JSON"):
             await source.fetch(None)
         server.inject(Fault(200, b'{"items": 7}', path_prefix="/v1/items"))
-        with pytest.raises(SourceError, match="wrong shape"):
+        with pytest.raises(SourceError, match="not a listing: 'items' is a JSON number"):
             await source.fetch(None)
         server.inject(Fault(200, b"{}", delay=1.5, path_prefix="/v1/items"))
         with pytest.raises(SourceError, match="no answer within"):
@@ -86,7 +86,7 @@ async def test_final_outcomes_are_recorded_not_retried(fleet: Fleet, make_sessio
     stale, expired, withdrawn, invalid = items[:4]
     for item in (stale, expired, withdrawn):
         session.decide(item, Verdict.approve)
-    schema_breaker: object = {"definitely": "not what the schema wants"} if invalid.action.args_schema else None
+    schema_breaker: object = {"definitely": "not what the schema wants"} if invalid.args_schema else None
     if schema_breaker is None:
         pytest.fail("the seeded fleet's top items all carry an args_schema; the seed changed")
     session.decide(invalid, Verdict.edit, edited=schema_breaker)

@@ -355,7 +355,7 @@ def _fill_at_version(db: sqlite_utils.Database) -> dict[str, str]:
                 "kind": it.kind,
                 "agent": it.agent,
                 "workflow": it.workflow,
-                "action_name": it.action.name,
+                "action_name": it.action_name,
                 "risk": it.risk.value,
                 "risk_order": 3 - it.risk.rank,
                 "confidence": it.confidence,

@@ -277,16 +277,20 @@ class ItemDetail(VerticalScroll, can_focus=True):
         self._header.update(self._header_content(item))
         self._update_timing()
         self._gate.update(self._gate_content(item))
-        args = json_view(item.action.args)
-        what = "what will be executed" if item.kind == "approval" else "the action the output belongs to"
-        self._args_title.update(
-            Content.assemble(
-                ("Arguments", _TITLE),
-                (f"  ({what})", _LABEL),
-                *([("\n", ""), (args.note, _WARN)] if args.note else []),
+        if item.action is None:  # an escalation without an action (R1): only its output is in doubt
+            self._args_title.update(Content.assemble(("Action", _TITLE), ("  none: nothing runs on accept", _LABEL)))
+            self._args.update("")
+        else:
+            args = json_view(item.action.args)
+            what = "what will be executed" if item.kind == "approval" else "the action the output belongs to"
+            self._args_title.update(
+                Content.assemble(
+                    ("Arguments", _TITLE),
+                    (f"  ({what})", _LABEL),
+                    *([("\n", ""), (args.note, _WARN)] if args.note else []),
+                )
             )
-        )
-        self._args.update(args.content)
+            self._args.update(args.content)
         escalation = item.kind == "escalation"
         self._output_title.display = escalation
         self._output.display = escalation
@@ -325,7 +329,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
         parts: list[Content | tuple[str, str] | str] = [
             (f" {item.kind.upper()} ", kind_style),
             "  ",
-            _line(item.action.name, style="bold"),
+            _line(item.headline, style="bold"),
             "\n",
             (f" {risk_label(item.risk).strip()} ", _RISK_STYLES[item.risk]),
             (" risk   ", _LABEL),

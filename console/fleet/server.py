@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from console import schema_check
 from console.fleet.scenarios import DEMO_GAP, Pacing, Scenarios, rfc3339
-from storage.records import Item, item_digest, shown_part
+from storage.records import Item, id_problem, item_digest, shown_part
 
 PROTOCOL = "approval-console/1"
 MAX_WAIT = 30.0
@@ -282,8 +282,8 @@ class Fleet:
             payload = self._scenarios.make(now, kind=overrides.get("kind"), agent=overrides.get("agent"))
             _apply_overrides(payload, overrides, now)
             wanted = payload.pop("id", None)
-            if wanted is not None and (not isinstance(wanted, str) or not wanted or wanted in self._records):
-                raise ValueError(f"id {wanted!r} is not a new item id")
+            if wanted is not None and (id_problem(wanted) is not None or wanted in self._records):
+                raise ValueError(f"id {wanted!r} is not a new item id ({id_problem(wanted) or 'taken'})")
             return _loads(self._wire(self._insert(payload, item_id=wanted)))
 
     def change_item(self, item_id: str, **changes: Any) -> dict[str, Any]:
@@ -804,7 +804,7 @@ class Fleet:
         else:
             if not parsed.allowed_decisions:
                 problems.append(_issue("body", "/allowed_decisions", "at least one decision must be allowed"))
-            if parsed.action.args_schema is not None:
+            if parsed.action is not None and parsed.action.args_schema is not None:
                 try:
                     schema_check.validator_for(parsed.action.args_schema)
                 except schema_check.SchemaUnusable as exc:

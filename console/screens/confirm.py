@@ -25,7 +25,7 @@ FALLBACK_WORD = "approve"
 
 
 def confirmation_word(item: Item) -> str:
-    name = item.action.name
+    name = item.action_name
     return name if _TYPEABLE.match(name) else FALLBACK_WORD
 
 
@@ -49,7 +49,7 @@ class ConfirmCriticalScreen(ModalScreen[bool]):
         with Vertical(id="dialog", classes="critical"):
             yield Label(
                 Text.assemble(
-                    (" CRITICAL ", "bold reverse"), (f"  {self._verb} ", "bold"), literal(self._item.action.name)
+                    (" CRITICAL ", "bold reverse"), (f"  {self._verb} ", "bold"), literal(self._item.headline)
                 ),
                 id="dialog-title",
             )

@@ -176,7 +176,7 @@ class EditScreen(ModalScreen[Any]):
     def __init__(self, item: Item) -> None:
         super().__init__()
         self._item = item
-        self._schema = item.action.args_schema
+        self._schema = item.args_schema
         self._original = json_for_editing(item.editable_value)
         self._reviewed: Any = _NO_VALUE  # the value shown in the diff, waiting for the second confirmation
         self._checking: str | None = None  # the text whose schema check is under way
@@ -186,9 +186,7 @@ class EditScreen(ModalScreen[Any]):
     def compose(self) -> ComposeResult:
         what = "output" if self._item.kind == "escalation" else "arguments"
         with Vertical(id="dialog", classes="wide"):
-            yield Label(
-                Text.assemble((f"Edit {what} of  ", "bold"), literal(self._item.action.name)), id="dialog-title"
-            )
+            yield Label(Text.assemble((f"Edit {what} of  ", "bold"), literal(self._item.headline)), id="dialog-title")
             schema_note = "checked against the item's JSON Schema" if self._schema else "no schema: any valid JSON"
             yield Label(f"JSON, {schema_note}.", classes="hint")
             # A large text waits until the editor has its size: every width change re-wraps the whole text, and it

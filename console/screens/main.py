@@ -480,7 +480,7 @@ class MainScreen(Screen[None]):
             else:
                 self.notify(clean(f"Left to {holder}: nothing was recorded.", multiline=False), markup=False, timeout=3)
 
-        what = f"{item.action.name} ({item.agent})"
+        what = f"{item.headline} ({item.agent})"
         self.app.push_screen(ConfirmHolderScreen(holder, verb, what), answered)
 
     def _record(self, item: Item, verdict: Verdict, **details: Any) -> None:
@@ -497,7 +497,7 @@ class MainScreen(Screen[None]):
             self.notify(f"Not recorded, the database could not be written: {exc}", severity="error", markup=False)
             return
         past = "Accepted" if verdict is Verdict.approve and item.kind == "escalation" else _PAST[verdict]
-        label = clean(f"{past}: {item.action.name} ({item.agent})", multiline=False)
+        label = clean(f"{past}: {item.headline} ({item.agent})", multiline=False)
         window = self.session.config.undo_seconds
         if window > 0:
             self.undoable.append(Undoable(decision, time.monotonic() + window, label))
@@ -610,7 +610,7 @@ class MainScreen(Screen[None]):
             if rejection is not None:
                 self._record(item, Verdict.reject, reason_code=rejection.reason_code, comment=rejection.comment)
 
-        title = f"{item.action.name} ({item.agent})"
+        title = f"{item.headline} ({item.agent})"
         self._check_holder(
             item, "Reject", lambda: self.app.push_screen(RejectScreen(title, self.session.config.reject_reasons), done)
         )

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from console.config import SourceConfig
 from storage.db import Removal
 from storage.labels import Label
-from storage.records import Decision, Item, SyncState, digest_problem
+from storage.records import Decision, Item, SyncState, digest_problem, id_problem
 
 EXCERPT_CHARS = 400
 
@@ -35,6 +35,7 @@ class Page:
     cursor: str | None = None
     has_more: bool = False
     reset: bool = False  # the cursor is too old: start over with a full listing
+    cursor_refused: str = ""  # why the page's cursor was not kept (R4): paging stops, the next poll lists afresh
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ def validate_items(source: str, raw_items: list[Any]) -> tuple[list[Item], list[
             continue
         raw_id = raw.get("id")
         item_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= 200 else _anonymous_id(raw)
+        unusable = id_problem(raw_id) if isinstance(raw_id, str) else None
+        if unusable is not None:  # checked here, not in the model: an older database may hold such an id
+            rejected.append(Rejected(item_id, unusable, excerpt(raw)))
+            continue
         try:
             item = Item.model_validate({**raw, "source": source})
         except ValidationError as exc:

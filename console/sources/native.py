@@ -18,9 +18,10 @@ import httpx
 from console.config import SourceConfig, public_url, token_fix
 from console.secrets import Token
 from console.sources.base import LabelSendResult, Page, Rejected, SendResult, SourceError, excerpt, validate_items
+from console.sources.listing import parse_listing
 from storage.db import Removal
 from storage.labels import Label, batch_id
-from storage.records import Decision, Outcome, SyncState
+from storage.records import Decision, Outcome, SyncState, id_problem
 
 PAGE_SIZE = 500
 # A listing page is read into memory up to this many bytes (or twice an item's cap, if more); past it the console
@@ -133,30 +134,26 @@ class NativeSource:
             )
         if raw is _RESET:
             return Page(reset=True)
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise SourceError("answered with invalid JSON") from exc
-        if not isinstance(body, dict) or not isinstance(body.get("items", []), list):
-            raise SourceError("answered with a listing of the wrong shape (no 'items' array)")
-        raw_removed = body.get("removed", [])
-        next_cursor = body.get("cursor")
-        if not isinstance(raw_removed, list) or not isinstance(next_cursor, str | None):
-            raise SourceError("answered with a listing of the wrong shape ('removed' or 'cursor')")
-        listed, oversized = _split_oversized(body.get("items", []), self.config.max_item_bytes, len(raw))
+        listing = parse_listing(raw)
+        listed, oversized = _split_oversized(listing.items, self.config.max_item_bytes, len(raw))
         items, rejected = validate_items(self.config.name, listed)
-        rejected += oversized
+        rejected += oversized + listing.unreadable
         removed = [
             Removal(str(r["id"]), str(r.get("state", "gone")), _removal_detail(r))
-            for r in raw_removed
+            for r in listing.removed
             if isinstance(r, dict) and isinstance(r.get("id"), str)
         ]
+        if listing.cursor_refused:
+            # Not kept (R4): the next poll lists afresh. Paging on needs a cursor, so this page is the last.
+            return Page(
+                items, rejected, removed, cursor=None, has_more=listing.has_more, cursor_refused=listing.cursor_refused
+            )
         return Page(
             items=items,
             rejected=rejected,
             removed=removed,
-            cursor=next_cursor if next_cursor is not None else cursor,
-            has_more=bool(body.get("has_more")),
+            cursor=listing.cursor if listing.cursor is not None else cursor,
+            has_more=listing.has_more and listing.cursor is not None,  # "more" without a cursor would loop for ever
         )
 
     async def _read_listing(self, params: dict[str, str | int | float], wait: float, cap: int) -> bytes | None:
@@ -188,6 +185,9 @@ class NativeSource:
             raise SourceError(public_url(f"cannot reach {self.config.url}: {_brief(exc)}")) from exc
 
     async def send_decision(self, decision: Decision) -> SendResult:
+        unusable = id_problem(decision.item_id)
+        if unusable is not None:  # only an older console stored such an item (R5): its URL would name another
+            return SendResult(SyncState.failed, "invalid_id", f"not sent: {unusable}")
         try:
             # httpx's timeout is per read: a server dripping a byte at a time never trips it. This one is overall.
             async with asyncio.timeout(self.config.timeout):
@@ -222,7 +222,7 @@ class NativeSource:
         Best effort: a claim is advisory, so a failure is logged by the caller's silence, never raised.
         """
         await self._features()
-        if not self._claims:
+        if not self._claims or id_problem(item_id) is not None:
             return None
         try:
             response = await self._client.post(
@@ -235,7 +235,7 @@ class NativeSource:
         return holder if isinstance(holder, str) and holder else None
 
     async def release(self, item_id: str, operator: str) -> None:
-        if not self._claims:
+        if not self._claims or id_problem(item_id) is not None:
             return
         with contextlib.suppress(httpx.HTTPError):
             await self._client.request(
