@@ -252,7 +252,10 @@ async def test_keys_move_while_background_work_holds_the_write_lock(proxy: Fault
             await eventually(lambda: app.main.shown is not second, what="the cursor moved")
             assert not released.is_set(), "the key waited for a write held by background work"
             moved.set()
-            await eventually(lambda: claimed(second), what="the claim stored once the write was done")
+            # Moving on let go of `second` at the source (the next listing says so); the item now shown keeps its claim.
+            third = app.main.shown
+            assert third is not None
+            await eventually(lambda: claimed(third), what="the claim stored once the write was done")
     finally:
         moved.set()
         if releaser.is_alive():

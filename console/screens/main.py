@@ -313,7 +313,8 @@ class MainScreen(Screen[None]):
 
     def _refresh_empty(self) -> None:
         """Sources go down and come back while the queue is empty: keep its explanation true."""
-        if self.shown is not None or self.queue_list.row_count:
+        lists = self.query(QueueList)
+        if not lists or self.shown is not None or lists.first().row_count:  # torn down, or not empty
             return
         before = self._empty_shown
         text = self._explain_empty()

@@ -134,6 +134,10 @@ class NativeSource:
             )
         if raw is _RESET:
             return Page(reset=True)
+        # Parsing and checking a page of 500 items takes tens of milliseconds: off the event loop, keys stay prompt.
+        return await asyncio.to_thread(self._page, raw, cursor)
+
+    def _page(self, raw: bytes, cursor: str | None) -> Page:
         listing = parse_listing(raw)
         listed, oversized = _split_oversized(listing.items, self.config.max_item_bytes, len(raw))
         items, rejected = validate_items(self.config.name, listed)
