@@ -60,9 +60,6 @@ _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
 # scheme://userinfo@ : the authority ends at the first / ? # (RFC 3986), userinfo at its last "@".
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
-# Field metadata: `path` is where the file was read from, not one of its keys; these keys belong to one source kind.
-_NOT_IN_FILE = {"in_file": False}
-_LANGGRAPH_ONLY = {"kind": "langgraph"}
 # pydantic's bound errors: reported as "key = value is out of range" for every number
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
@@ -151,28 +148,52 @@ def _pairs(value: Any) -> Any:
     return tuple(sorted(value.items()))
 
 
+def _langgraph_only(value: Any, info: ValidationInfo) -> Any:
+    if info.data.get("kind", "langgraph") != "langgraph":  # no kind: its own problem is reported first
+        raise _refusal(
+            f"{info.field_name!r} is only for sources of kind 'langgraph'", 'remove it, or set kind = "langgraph"'
+        )
+    return value
+
+
+def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+    names = [source.name for source in sources]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise _refusal(f"two sources are named {name!r}", "give each source its own name", key="name", source=index)
+    return sources
+
+
 _ShortName = Annotated[str, Strict(), AfterValidator(_short_name)]
 _Words = Annotated[str, Strict(), AfterValidator(_stripped)]  # not blank; kept without surrounding spaces
 _Switch = Annotated[bool, Strict(), Says("{key} must be true or false", "{name} = false")]
-_Lookup = Annotated[_Words | None, Says("{key} must be a non-empty string", '{name} = "agent"')]
+# kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
+_Lookup = Annotated[
+    _Words | None, BeforeValidator(_langgraph_only), Says("{key} must be a non-empty string", '{name} = "agent"')
+]
 _Plain = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
 class _Table:
-    """A TOML table: a key that is not a field is refused before any value is looked at."""
+    """A TOML table: a key that is not a field is refused, then a field without a default that is not there, before
+    any value is looked at. The fields are in the order their values are checked."""
 
     @model_validator(mode="before")
     @classmethod
-    def _known_keys(cls, raw: Any) -> Any:
+    def _keys(cls, raw: Any) -> Any:
         if isinstance(raw, dict):
-            known = sorted(f.name for f in dataclasses.fields(cls) if f.metadata.get("in_file", True))  # type: ignore[arg-type]
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            known = sorted(f.name for f in fields if f.metadata.get("in_file", True))
             for key in raw:
                 if key not in known:
                     raise PydanticCustomError("unknown_key", "unknown key {key}", {"key": key, "known": known})
+            for f in fields:
+                if f.default is f.default_factory is dataclasses.MISSING and f.name not in raw:
+                    raise PydanticCustomError("missing", "no {key}", {"key": f.name})
         return raw
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keyword-only: `kind`, with its default, is checked before `url`
 class SourceConfig(_Table):
     """One [[sources]] block: an agent service to poll."""
 
@@ -184,6 +205,11 @@ class SourceConfig(_Table):
         ),
         Field(description="letters, digits, '_' and '-'; it also names the token's environment variable"),
     ]
+    kind: Annotated[
+        SourceKind,
+        Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
+        Field(description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads"),
+    ] = "native"
     url: Annotated[
         str,
         Strict(),
@@ -191,16 +217,24 @@ class SourceConfig(_Table):
         Says("url {value!r} is not an http(s) URL", 'url = "https://agents.example:8700"'),
         Field(description="the service's base URL, http(s), without credentials"),
     ]
-    kind: Annotated[
-        SourceKind,
-        Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
-        Field(description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads"),
-    ] = "native"
-    poll_interval: Annotated[float, Seconds(0.1, 3600), Field(description="seconds between listings")] = 2.0
+    poll_interval: Annotated[
+        float, Seconds(0.1, 3600), Field(description="seconds between polls when the source has no long-poll")
+    ] = 2.0
     long_poll: Annotated[
-        float, Seconds(0, 30), Field(description="seconds a listing may wait for changes on servers that support it")
-    ] = 25.0  # 0 turns it off
-    timeout: Annotated[float, Seconds(0.5, 300), Field(description="seconds a request may take")] = 10.0
+        float, Seconds(0, 30), Field(description="seconds a listing may wait at the server for changes; 0: off")
+    ] = 25.0
+    timeout: Annotated[float, Seconds(0.5, 300), Field(description="seconds a request to the source may take")] = 10.0
+    assistant_id: Annotated[_Lookup, Field(description="kind langgraph: only this assistant's threads")] = None
+    graph_id: Annotated[_Lookup, Field(description="kind langgraph: only this graph's threads")] = None
+    metadata: Annotated[
+        tuple[tuple[str, _Plain], ...],
+        BeforeValidator(_pairs, json_schema_input_type=dict[str, _Plain]),
+        BeforeValidator(_langgraph_only),
+        Says(
+            "metadata must be a table of plain values (thread metadata to match)", 'metadata = {{ team = "billing" }}'
+        ),
+        Field(description="kind langgraph: only threads whose metadata has these values"),
+    ] = ()
     allow_insecure_http: Annotated[
         _Switch,
         Says("{key} must be true or false", "{name} = true"),
@@ -215,46 +249,23 @@ class SourceConfig(_Table):
             f"use a whole number of bytes from 1000 to 100000000 (default {DEFAULT_MAX_ITEM_BYTES})",
         ),
     ] = DEFAULT_MAX_ITEM_BYTES
-    # kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
-    assistant_id: Annotated[_Lookup, Field(description="kind langgraph: only this assistant's threads")] = field(
-        default=None, metadata=_LANGGRAPH_ONLY
-    )
-    graph_id: Annotated[_Lookup, Field(description="kind langgraph: only this graph's threads")] = field(
-        default=None, metadata=_LANGGRAPH_ONLY
-    )
-    metadata: Annotated[
-        tuple[tuple[str, _Plain], ...],
-        BeforeValidator(_pairs, json_schema_input_type=dict[str, _Plain]),
-        Says(
-            "metadata must be a table of plain values (thread metadata to match)", 'metadata = {{ team = "billing" }}'
-        ),
-        Field(description="kind langgraph: only threads whose metadata has these values"),
-    ] = field(default=(), metadata=_LANGGRAPH_ONLY)
 
     @model_validator(mode="wrap")
     @classmethod
-    def _consistent(cls, raw: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        """What no single key can say: keys for another kind, and a token that would cross the network in clear."""
+    def _encrypted(cls, raw: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """The token crosses the network encrypted unless allow_insecure_http says otherwise."""
         source = handler(raw)
-        if not isinstance(raw, dict) or not isinstance(source, SourceConfig):
-            return source
-        present = sorted(f.name for f in dataclasses.fields(cls) if f.metadata == _LANGGRAPH_ONLY and f.name in raw)
-        if present and source.kind != "langgraph":
-            raise _refusal(
-                f"{present[0]!r} is only for sources of kind 'langgraph'",
-                'remove it, or set kind = "langgraph"',
-                key=present[0],
-            )
-        url = raw["url"]
-        parts = urlsplit(url)
-        if parts.scheme == "http" and not source.allow_insecure_http and not is_loopback(parts.hostname or ""):
-            raise _refusal(
-                f"url {url!r} is plain http to another machine: the token and every decision would cross the network"
-                " unencrypted",
-                f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true"
-                " to this source",
-                key="url",
-            )
+        if isinstance(raw, dict) and isinstance(source, SourceConfig):
+            url = raw["url"]  # as written: the message quotes it
+            parts = urlsplit(url)
+            if parts.scheme == "http" and not source.allow_insecure_http and not is_loopback(parts.hostname or ""):
+                raise _refusal(
+                    f"url {url!r} is plain http to another machine: the token and every decision would cross the"
+                    " network unencrypted",
+                    f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true"
+                    " to this source",
+                    key="url",
+                )
         return source
 
 
@@ -281,16 +292,6 @@ class Config(_Table):
         Says("operator must be a non-empty string", 'operator = "alice"'),
         Field(validate_default=True, description="who decides, recorded with each decision (default: the login)"),
     ] = field(default_factory=getpass.getuser)
-    sources: Annotated[
-        tuple[
-            Annotated[
-                SourceConfig, Says("each source must be a table", "use a [[sources]] block with name, kind and url")
-            ],
-            ...,
-        ],
-        Says("sources must be an array of tables", "use [[sources]] blocks"),
-        Field(description="the agent services to poll, one [[sources]] block each"),
-    ] = ()
     reject_reasons: Annotated[
         tuple[_ShortName, ...],
         Says(
@@ -299,19 +300,25 @@ class Config(_Table):
         ),
         Field(min_length=1, description="the codes a rejection picks from"),
     ] = DEFAULT_REJECT_REASONS
-    path: SkipJsonSchema[Path | None] = field(default=None, metadata=_NOT_IN_FILE)  # where it was read from
+    sources: Annotated[
+        tuple[
+            Annotated[
+                SourceConfig, Says("each source must be a table", "use a [[sources]] block with name, kind and url")
+            ],
+            ...,
+        ],
+        AfterValidator(_unique_names),
+        Says("sources must be an array of tables", "use [[sources]] blocks"),
+        Field(description="the agent services to poll, one [[sources]] block each"),
+    ] = ()
+    path: SkipJsonSchema[Path | None] = field(default=None, metadata={"in_file": False})  # where it was read from
     undo_seconds: Annotated[
         float,
         Seconds(0, 60, "use a number of seconds from 0 (no undo window) to 60"),
         Field(description="a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off"),
     ] = 5.0
-    notifications: Annotated[
-        Notifications,
-        Says("notifications must be a table", "use a [notifications] block"),
-        Field(description="how new urgent items and close deadlines get attention"),
-    ] = Notifications()
     theme: Annotated[
-        _Words, Says("theme must be a theme name", 'theme = "textual-light"'), Field(description="a Textual theme")
+        _Words, Says("theme must be a theme name", 'theme = "textual-light"'), Field(description="any Textual theme")
     ] = DEFAULT_THEME
     display_timezone: Annotated[
         str,
@@ -323,17 +330,11 @@ class Config(_Table):
         ),
         Field(description='times on screen: "local" (TZ, else the system\'s), "UTC" or an IANA name'),
     ] = "local"
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> Config:
-        seen: set[str] = set()
-        for index, source in enumerate(self.sources):
-            if source.name in seen:
-                raise _refusal(
-                    f"two sources are named {source.name!r}", "give each source its own name", key="name", source=index
-                )
-            seen.add(source.name)
-        return self
+    notifications: Annotated[
+        Notifications,
+        Says("notifications must be a table", "use a [notifications] block"),
+        Field(description="how new urgent items and close deadlines get attention"),
+    ] = Notifications()
 
 
 @dataclass
@@ -421,17 +422,17 @@ def parse(text: str, path: Path) -> Config:
 def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
     """pydantic's first error in TOML terms: the line of the key, and the words its field declares."""
     loc, ctx, value = error["loc"], error.get("ctx", {}), error["input"]
-    in_notifications = loc[:1] == ("notifications",)
-    index: int | None = int(loc[1]) if len(loc) > 1 and loc[0] == "sources" else ctx.get("source")
-    place = loc[1:] if in_notifications else loc[2:] if len(loc) > 1 and loc[0] == "sources" else loc
-    key = str(ctx.get("key") or place[0]) if ctx.get("key") or place else ""  # "": the table itself
-    if in_notifications:  # the table's line for all of its keys
-        dotted, line = f"notifications.{key}", where.key_line("notifications") or where.table_line("notifications")
-    elif index is not None:
-        dotted = key
+    in_source, in_notifications = len(loc) > 1 and loc[0] == "sources", loc[:1] == ("notifications",)
+    index: int | None = int(loc[1]) if in_source else ctx.get("source")
+    inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
+    key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
+    dotted = f"notifications.{key}" if in_notifications else key
+    if in_notifications:  # every problem in [notifications] cites the table
+        line = where.key_line("notifications") or where.table_line("notifications")
+    elif index is not None:  # a key of a source, else the source itself (not a table, or a key it lacks)
         line = where.key_line(key, index) if key and error["type"] != "missing" else where.source_line(index)
     else:
-        dotted, line = key, where.key_line(key) if key else None
+        line = where.key_line(key) if key else None
     if error["type"] == "toml":
         return ConfigError(path, line, ctx["problem"], ctx["fix"])
     if error["type"] == "unknown_key" and key.lower() in _SECRET_KEYS and not in_notifications:
@@ -454,13 +455,15 @@ def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: Erro
             path, line, f"source #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[sources]]'
         )
     says = _says(loc)
+    if says is None:  # a key declared without its words: pydantic's, which never repeat the value
+        return ConfigError(path, line, f"{dotted}: {error['msg']}", "see the config example in README.md")
     if error["type"] in _RANGE_ERRORS:
         return ConfigError(path, line, f"{dotted} = {value!r} is out of range", says.fix)
     words = {"key": dotted, "name": key, "value": value, "toml": _toml_value(value), "kind": _toml_type(value)}
     return ConfigError(path, line, says.problem.format(**words), says.fix.format(**words))
 
 
-def _says(loc: tuple[int | str, ...]) -> Says:
+def _says(loc: tuple[int | str, ...]) -> Says | None:
     """The innermost Says along `loc`: a source's key, else the source, else the `sources` array itself."""
     hint: Any = Config
     found: Says | None = None
@@ -475,7 +478,6 @@ def _says(loc: tuple[int | str, ...]) -> Says:
         if get_origin(hint) is Annotated:
             said = [m.says if isinstance(m, Seconds) else m for m in hint.__metadata__ if isinstance(m, Says | Seconds)]
             found = said[-1] if said else found  # an alias's words give way to the field's own
-    assert found is not None, f"no Says for {loc}"
     return found
 
 

@@ -61,3 +61,19 @@ def test_bounded_keys_are_found() -> None:
         "max_item_bytes",
         "deadline_seconds",
     }
+
+
+@pytest.mark.parametrize(
+    ("table", "key"), [(table, key) for table, (schema, _t) in TABLES.items() for key in schema["properties"]]
+)
+def test_every_key_refuses_a_wrong_value_in_its_own_words_on_its_line(table: str, key: str, tmp_path: Path) -> None:
+    wrong = f"{key} = 1979-05-27"  # a TOML date: no key takes one
+    if table == "[[sources]]":
+        keys = {"name": 'name = "billing"', "url": 'url = "http://127.0.0.1:8700"', key: wrong}
+        text, line = "[[sources]]\n" + "\n".join(keys.values()) + "\n", 2 + list(keys).index(key)
+    else:
+        text, line = TABLES[table][1].format(line=wrong), 1  # [notifications] problems cite the table's line
+    with pytest.raises(ConfigError) as caught:
+        parse(text, tmp_path / "config.toml")
+    assert caught.value.line == line
+    assert "Input should" not in caught.value.problem  # not pydantic's words, which are not about TOML
