@@ -1,11 +1,15 @@
 """The TOML config: who the operator is and which sources to poll.
 
-A bad config is reported with the file, the line and the fix; tokens never live here (see console/secrets.py).
+The dataclasses below are the schema: each key's type, default, bounds and doc live on its field, and pydantic checks a
+file against them. A bad config is reported in TOML terms (the file, the line, the key and the fix) by `_config_error`;
+tokens never live here (see console/secrets.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import getpass
 import ipaddress
 import json
@@ -13,14 +17,33 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 APP_NAME = "approval-console"
-SOURCE_KINDS = ("native", "langgraph")
+SourceKind = Literal["native", "langgraph"]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
     "unsafe",
@@ -31,25 +54,14 @@ DEFAULT_REJECT_REASONS = (
     "other",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_TOP_KEYS = {"operator", "sources", "reject_reasons", "undo_seconds", "notifications", "theme", "display_timezone"}
-_NOTIFICATION_KEYS = {"bell", "toast", "desktop", "deadline_seconds"}
 DEFAULT_THEME = "textual-dark"
-_SOURCE_KEYS = {
-    "name",
-    "kind",
-    "url",
-    "poll_interval",
-    "long_poll",
-    "timeout",
-    "allow_insecure_http",
-    "max_item_bytes",
-}
 DEFAULT_MAX_ITEM_BYTES = 1_048_576  # PROTOCOL.md R10: an item may be 1 MiB of JSON
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-_LANGGRAPH_KEYS = {"assistant_id", "graph_id", "metadata"}  # kind "langgraph" only: which threads to list
 _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
 # scheme://userinfo@ : the authority ends at the first / ? # (RFC 3986), userinfo at its last "@".
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+# pydantic's bound errors: reported as "key = value is out of range" for every number
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
 class ConfigError(Exception):
@@ -62,41 +74,267 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    name: str
-    url: str
-    kind: str = "native"
-    poll_interval: float = 2.0
-    long_poll: float = 25.0  # seconds a listing may wait for changes on servers that support it; 0 turns it off
-    timeout: float = 10.0
-    allow_insecure_http: bool = False  # plain http to a host other than loopback sends the token in clear
-    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES  # a bigger item is refused (quarantined), never read whole
-    # kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
-    assistant_id: str | None = None
-    graph_id: str | None = None
-    metadata: tuple[tuple[str, str | int | float | bool], ...] = ()
+class Says:
+    """How a bad value of a key is reported. Formatted with {key} (dotted), {name} (bare), {value} (as given),
+    {toml} (as TOML writes it) and {kind} (its TOML type); a number out of its bounds gets "{key} = {value} is out of
+    range" and the fix."""
+
+    problem: str
+    fix: str
 
 
 @dataclass(frozen=True)
-class Notifications:
+class Seconds:
+    """A number of seconds from `low` to `high`: an integer or a fraction in TOML, never a string or true/false."""
+
+    low: float
+    high: float
+    fix: str = "use a number of seconds from {low:g} to {high:g}"
+
+    @property
+    def says(self) -> Says:
+        return Says("{key} = {toml} is {kind}, not a number", self.fix.format(low=self.low, high=self.high))
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.float_schema(strict=True, ge=self.low, le=self.high)
+
+
+def _refusal(problem: str, fix: str, **where: Any) -> PydanticCustomError:
+    """An error whose words are final; `where` may name the key (and source) whose line it cites."""
+    return PydanticCustomError("toml", "{problem}", {"problem": problem, "fix": fix, **where})
+
+
+def _short_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("not a short name")
+    return value
+
+
+def _stripped(value: str) -> str:
+    if not value.strip():
+        raise ValueError("empty")
+    return value.strip()
+
+
+def _time_zone(zone: str) -> str:
+    if zone not in ("local", "UTC"):
+        try:
+            ZoneInfo(zone)  # a malformed name raises ValueError, which pydantic reports like this one
+        except ZoneInfoNotFoundError as exc:  # a KeyError: pydantic would let it through
+            raise ValueError("not a time zone") from exc
+    return zone
+
+
+def _http_url(url: str, info: ValidationInfo) -> str:
+    if public_url(url) != url:
+        # Refused like `token =`; the message shows the url without what it carries.
+        name = info.data.get("name", "NAME")
+        raise _refusal(
+            f"url {public_url(url)!r} was given with credentials in it (user:password@): the config is no place for"
+            " secrets",
+            f"remove them from the url, then give the source its token with 'approval-console sources token {name}'"
+            f" (the system keyring) or set {token_env_var(name)}",
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    return url.rstrip("/")
+
+
+def _pairs(value: Any) -> Any:
+    """A TOML table of thread metadata as sorted (key, value) pairs: hashable, and equal for equal tables."""
+    if not isinstance(value, dict):
+        raise ValueError("not a table")
+    return tuple(sorted(value.items()))
+
+
+def _langgraph_only(value: Any, info: ValidationInfo) -> Any:
+    if info.data.get("kind", "langgraph") != "langgraph":  # no kind: its own problem is reported first
+        raise _refusal(
+            f"{info.field_name!r} is only for sources of kind 'langgraph'", 'remove it, or set kind = "langgraph"'
+        )
+    return value
+
+
+def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+    names = [source.name for source in sources]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise _refusal(f"two sources are named {name!r}", "give each source its own name", key="name", source=index)
+    return sources
+
+
+_ShortName = Annotated[str, Strict(), AfterValidator(_short_name)]
+_Words = Annotated[str, Strict(), AfterValidator(_stripped)]  # not blank; kept without surrounding spaces
+_Switch = Annotated[bool, Strict(), Says("{key} must be true or false", "{name} = false")]
+# kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
+_Lookup = Annotated[
+    _Words | None, BeforeValidator(_langgraph_only), Says("{key} must be a non-empty string", '{name} = "agent"')
+]
+_Plain = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+class _Table:
+    """A TOML table: a key that is not a field is refused, then a field without a default that is not there, before
+    any value is looked at. The fields are in the order their values are checked."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            known = sorted(f.name for f in fields if f.metadata.get("in_file", True))
+            for key in raw:
+                if key not in known:
+                    raise PydanticCustomError("unknown_key", "unknown key {key}", {"key": key, "known": known})
+            for f in fields:
+                if f.default is f.default_factory is dataclasses.MISSING and f.name not in raw:
+                    raise PydanticCustomError("missing", "no {key}", {"key": f.name})
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)  # keyword-only: `kind`, with its default, is checked before `url`
+class SourceConfig(_Table):
+    """One [[sources]] block: an agent service to poll."""
+
+    name: Annotated[
+        _ShortName,
+        Says(
+            "source name {value!r} is not a short name",
+            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
+        ),
+        Field(description="letters, digits, '_' and '-'; it also names the token's environment variable"),
+    ]
+    kind: Annotated[
+        SourceKind,
+        Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
+        Field(description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads"),
+    ] = "native"
+    url: Annotated[
+        str,
+        Strict(),
+        AfterValidator(_http_url),
+        Says("url {value!r} is not an http(s) URL", 'url = "https://agents.example:8700"'),
+        Field(description="the service's base URL, http(s), without credentials"),
+    ]
+    poll_interval: Annotated[
+        float, Seconds(0.1, 3600), Field(description="seconds between polls when the source has no long-poll")
+    ] = 2.0
+    long_poll: Annotated[
+        float, Seconds(0, 30), Field(description="seconds a listing may wait at the server for changes; 0: off")
+    ] = 25.0
+    timeout: Annotated[float, Seconds(0.5, 300), Field(description="seconds a request to the source may take")] = 10.0
+    assistant_id: Annotated[_Lookup, Field(description="kind langgraph: only this assistant's threads")] = None
+    graph_id: Annotated[_Lookup, Field(description="kind langgraph: only this graph's threads")] = None
+    metadata: Annotated[
+        tuple[tuple[str, _Plain], ...],
+        BeforeValidator(_pairs, json_schema_input_type=dict[str, _Plain]),
+        BeforeValidator(_langgraph_only),
+        Says(
+            "metadata must be a table of plain values (thread metadata to match)", 'metadata = {{ team = "billing" }}'
+        ),
+        Field(description="kind langgraph: only threads whose metadata has these values"),
+    ] = ()
+    allow_insecure_http: Annotated[
+        _Switch,
+        Says("{key} must be true or false", "{name} = true"),
+        Field(description="plain http to a host other than loopback: it sends the token in clear"),
+    ] = False
+    max_item_bytes: Annotated[
+        int,
+        Strict(),
+        Field(ge=1_000, le=100_000_000, description="a bigger item is refused (quarantined), never read whole"),
+        Says(
+            "{key} = {toml} is {kind}, not a whole number",
+            f"use a whole number of bytes from 1000 to 100000000 (default {DEFAULT_MAX_ITEM_BYTES})",
+        ),
+    ] = DEFAULT_MAX_ITEM_BYTES
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _encrypted(cls, raw: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """The token crosses the network encrypted unless allow_insecure_http says otherwise."""
+        source = handler(raw)
+        if isinstance(raw, dict) and isinstance(source, SourceConfig):
+            url = raw["url"]  # as written: the message quotes it
+            parts = urlsplit(url)
+            if parts.scheme == "http" and not source.allow_insecure_http and not is_loopback(parts.hostname or ""):
+                raise _refusal(
+                    f"url {url!r} is plain http to another machine: the token and every decision would cross the"
+                    " network unencrypted",
+                    f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true"
+                    " to this source",
+                    key="url",
+                )
+        return source
+
+
+@dataclass(frozen=True)
+class Notifications(_Table):
     """How a new high or critical item, or a deadline about to pass, gets the operator's attention."""
 
-    bell: bool = True
-    toast: bool = True
-    desktop: bool = True  # notify-send, or an OSC 9 / OSC 777 escape where the terminal supports one
-    deadline_seconds: float = 120.0  # alert when a deadline is this close; 0 turns deadline alerts off
+    bell: Annotated[_Switch, Field(description="ring the terminal bell")] = True
+    toast: Annotated[_Switch, Field(description="show a notification in the console")] = True
+    desktop: Annotated[
+        _Switch, Field(description="notify-send, or an OSC 9 / OSC 777 escape where the terminal supports one")
+    ] = True
+    deadline_seconds: Annotated[
+        float,
+        Seconds(0, 86400, "deadline_seconds = 120"),
+        Field(description="alert when a deadline is this close; 0 turns deadline alerts off"),
+    ] = 120.0
 
 
 @dataclass(frozen=True)
-class Config:
-    operator: str
-    sources: tuple[SourceConfig, ...] = ()
-    reject_reasons: tuple[str, ...] = DEFAULT_REJECT_REASONS
-    path: Path | None = None
-    undo_seconds: float = 5.0  # a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off
-    notifications: Notifications = Notifications()
-    theme: str = DEFAULT_THEME
-    display_timezone: str = "local"  # times on screen: "local" (TZ, else the system's), "UTC" or an IANA name
+class Config(_Table):
+    operator: Annotated[
+        _Words,
+        Says("operator must be a non-empty string", 'operator = "alice"'),
+        Field(validate_default=True, description="who decides, recorded with each decision (default: the login)"),
+    ] = field(default_factory=getpass.getuser)
+    reject_reasons: Annotated[
+        tuple[_ShortName, ...],
+        Says(
+            "reject_reasons must be a non-empty list of short codes (letters, digits, _ and -)",
+            'reject_reasons = ["wrong_target", "unsafe", "other"]',
+        ),
+        Field(min_length=1, description="the codes a rejection picks from"),
+    ] = DEFAULT_REJECT_REASONS
+    sources: Annotated[
+        tuple[
+            Annotated[
+                SourceConfig, Says("each source must be a table", "use a [[sources]] block with name, kind and url")
+            ],
+            ...,
+        ],
+        AfterValidator(_unique_names),
+        Says("sources must be an array of tables", "use [[sources]] blocks"),
+        Field(description="the agent services to poll, one [[sources]] block each"),
+    ] = ()
+    path: SkipJsonSchema[Path | None] = field(default=None, metadata={"in_file": False})  # where it was read from
+    undo_seconds: Annotated[
+        float,
+        Seconds(0, 60, "use a number of seconds from 0 (no undo window) to 60"),
+        Field(description="a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off"),
+    ] = 5.0
+    theme: Annotated[
+        _Words, Says("theme must be a theme name", 'theme = "textual-light"'), Field(description="any Textual theme")
+    ] = DEFAULT_THEME
+    display_timezone: Annotated[
+        str,
+        Strict(),
+        AfterValidator(_time_zone),
+        Says(
+            "display_timezone = {value!r} is not a time zone",
+            'use "local", "UTC" or an IANA name such as "Europe/Paris"',
+        ),
+        Field(description='times on screen: "local" (TZ, else the system\'s), "UTC" or an IANA name'),
+    ] = "local"
+    notifications: Annotated[
+        Notifications,
+        Says("notifications must be a table", "use a [notifications] block"),
+        Field(description="how new urgent items and close deadlines get attention"),
+    ] = Notifications()
 
 
 @dataclass
@@ -128,6 +366,9 @@ class _Locator:
                 return number
         return start if source_index is not None else None
 
+    def source_line(self, index: int) -> int | None:
+        return self.source_starts[index] if index < len(self.source_starts) else None
+
 
 def default_config_path() -> Path:
     return platformdirs.user_config_path(APP_NAME) / "config.toml"
@@ -154,6 +395,11 @@ def load(path: Path) -> Config:
     return parse(text, path)
 
 
+@functools.cache
+def _schema() -> TypeAdapter[Config]:
+    return TypeAdapter(Config)
+
+
 def parse(text: str, path: Path) -> Config:
     try:
         data = tomllib.loads(text)
@@ -165,210 +411,74 @@ def parse(text: str, path: Path) -> Config:
             f"not valid TOML: {exc}",
             "check quoting and brackets on that line (strings need double quotes)",
         ) from exc
-    where = _Locator(text.splitlines())
-    _check_keys(path, where, data, _TOP_KEYS, None)
-
-    operator = data.get("operator", getpass.getuser())
-    if not isinstance(operator, str) or not operator.strip():
-        raise ConfigError(path, where.key_line("operator"), "operator must be a non-empty string", 'operator = "alice"')
-
-    reasons = data.get("reject_reasons", list(DEFAULT_REJECT_REASONS))
-    if not isinstance(reasons, list) or not reasons or not all(isinstance(r, str) and _NAME.match(r) for r in reasons):
-        raise ConfigError(
-            path,
-            where.key_line("reject_reasons"),
-            "reject_reasons must be a non-empty list of short codes (letters, digits, _ and -)",
-            'reject_reasons = ["wrong_target", "unsafe", "other"]',
-        )
-
-    raw_sources = data.get("sources", [])
-    if not isinstance(raw_sources, list):
-        raise ConfigError(
-            path, where.key_line("sources"), "sources must be an array of tables", "use [[sources]] blocks"
-        )
-    sources = [_source(path, where, i, raw) for i, raw in enumerate(raw_sources)]
-    seen: set[str] = set()
-    for i, source in enumerate(sources):
-        if source.name in seen:
-            raise ConfigError(
-                path,
-                where.key_line("name", i),
-                f"two sources are named {source.name!r}",
-                "give each source its own name",
-            )
-        seen.add(source.name)
-    undo = data.get("undo_seconds", 5.0)
-    problem = number_problem("undo_seconds", undo, 0, 60)
-    if problem:
-        raise ConfigError(
-            path, where.key_line("undo_seconds"), problem, "use a number of seconds from 0 (no undo window) to 60"
-        )
-    theme = data.get("theme", DEFAULT_THEME)
-    if not isinstance(theme, str) or not theme.strip():
-        raise ConfigError(path, where.key_line("theme"), "theme must be a theme name", 'theme = "textual-light"')
-    zone = data.get("display_timezone", "local")
-    if not isinstance(zone, str) or (zone not in ("local", "UTC") and not _known_zone(zone)):
-        raise ConfigError(
-            path,
-            where.key_line("display_timezone"),
-            f"display_timezone = {zone!r} is not a time zone",
-            'use "local", "UTC" or an IANA name such as "Europe/Paris"',
-        )
-    return Config(
-        operator=operator.strip(),
-        sources=tuple(sources),
-        reject_reasons=tuple(reasons),
-        path=path,
-        undo_seconds=float(undo),
-        notifications=_notifications(path, where, data.get("notifications", {})),
-        theme=theme.strip(),
-        display_timezone=zone,
-    )
-
-
-def _known_zone(name: str) -> bool:
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
+        config = _schema().validate_python(data)
+    except ValidationError as exc:
+        # from None: pydantic's own text repeats the values as given, a url's credentials included
+        raise _config_error(path, _Locator(text.splitlines()), data, exc.errors()[0]) from None
+    return dataclasses.replace(config, path=path)
 
 
-def _notifications(path: Path, where: _Locator, raw: Any) -> Notifications:
-    line = where.key_line("notifications") or where.table_line("notifications")
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "notifications must be a table", "use a [notifications] block")
-    for key in raw:
-        if key not in _NOTIFICATION_KEYS:
-            close = difflib.get_close_matches(key, sorted(_NOTIFICATION_KEYS), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(_NOTIFICATION_KEYS))}"
-            raise ConfigError(path, line, f"unknown key {key!r} in [notifications]", hint)
-    switches: dict[str, bool] = {}
-    for key in ("bell", "toast", "desktop"):
-        value = raw.get(key, True)
-        if not isinstance(value, bool):
-            raise ConfigError(path, line, f"notifications.{key} must be true or false", f"{key} = false")
-        switches[key] = value
-    deadline = raw.get("deadline_seconds", 120.0)
-    problem = number_problem("notifications.deadline_seconds", deadline, 0, 86400)
-    if problem:
-        raise ConfigError(path, line, problem, "deadline_seconds = 120")
-    return Notifications(**switches, deadline_seconds=float(deadline))
-
-
-def _check_keys(path: Path, where: _Locator, data: dict[str, Any], allowed: set[str], index: int | None) -> None:
-    for key in data:
-        if key in allowed:
-            continue
-        line = where.key_line(key, index)
-        if key.lower() in _SECRET_KEYS:
-            name = data.get("name", "NAME") if index is not None else "NAME"
-            raise ConfigError(
-                path,
-                line,
-                f"{key!r} must not be in the config: secrets live in the system keyring or the environment",
-                f"remove the line, then run 'approval-console sources add {name} URL' to store the token in the "
-                f"keyring, or set {token_env_var(str(name))}",
-            )
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
-        raise ConfigError(path, line, f"unknown key {key!r}", hint)
-
-
-def _source(path: Path, where: _Locator, index: int, raw: Any) -> SourceConfig:
-    line = where.source_starts[index] if index < len(where.source_starts) else None
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "each source must be a table", "use a [[sources]] block with name, kind and url")
-    _check_keys(path, where, raw, _SOURCE_KEYS | _LANGGRAPH_KEYS, index)
-    for key in ("name", "url"):
-        if key not in raw:
-            raise ConfigError(path, line, f"source #{index + 1} has no {key!r}", f'add {key} = "..." under [[sources]]')
-    name = raw["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(
+def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
+    """pydantic's first error in TOML terms: the line of the key, and the words its field declares."""
+    loc, ctx, value = error["loc"], error.get("ctx", {}), error["input"]
+    in_source, in_notifications = len(loc) > 1 and loc[0] == "sources", loc[:1] == ("notifications",)
+    index: int | None = int(loc[1]) if in_source else ctx.get("source")
+    inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
+    key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
+    dotted = f"notifications.{key}" if in_notifications else key
+    if in_notifications:  # every problem in [notifications] cites the table
+        line = where.key_line("notifications") or where.table_line("notifications")
+    elif index is not None:  # a key of a source, else the source itself (not a table, or a key it lacks)
+        line = where.key_line(key, index) if key and error["type"] != "missing" else where.source_line(index)
+    else:
+        line = where.key_line(key) if key else None
+    if error["type"] == "toml":
+        return ConfigError(path, line, ctx["problem"], ctx["fix"])
+    if error["type"] == "unknown_key" and key.lower() in _SECRET_KEYS and not in_notifications:
+        name = data["sources"][index].get("name", "NAME") if index is not None else "NAME"
+        return ConfigError(
             path,
-            where.key_line("name", index),
-            f"source name {name!r} is not a short name",
-            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
+            line,
+            f"{key!r} must not be in the config: secrets live in the system keyring or the environment",
+            f"remove the line, then run 'approval-console sources add {name} URL' to store the token in the "
+            f"keyring, or set {token_env_var(str(name))}",
         )
-    kind = raw.get("kind", "native")
-    if kind not in SOURCE_KINDS:
-        raise ConfigError(
-            path,
-            where.key_line("kind", index),
-            f"unknown source kind {kind!r}",
-            f"use one of: {', '.join(SOURCE_KINDS)}",
+    if error["type"] == "unknown_key":
+        close = difflib.get_close_matches(key, ctx["known"], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(ctx['known'])}"
+        return ConfigError(
+            path, line, f"unknown key {key!r}" + (" in [notifications]" if in_notifications else ""), hint
         )
-    url = raw["url"]
-    if isinstance(url, str) and public_url(url) != url:
-        # Refused like `token =`; the message shows the url without what it carries.
-        raise ConfigError(
-            path,
-            where.key_line("url", index),
-            f"url {public_url(url)!r} was given with credentials in it (user:password@): the config is no place for"
-            " secrets",
-            f"remove them from the url, then give the source its token with 'approval-console sources token {name}'"
-            f" (the system keyring) or set {token_env_var(name)}",
+    if error["type"] == "missing":
+        return ConfigError(
+            path, line, f"source #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[sources]]'
         )
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            path,
-            where.key_line("url", index),
-            f"url {url!r} is not an http(s) URL",
-            'url = "https://agents.example:8700"',
-        )
-    numbers: dict[str, float] = {}
-    for key, low, high in (("poll_interval", 0.1, 3600.0), ("long_poll", 0.0, 30.0), ("timeout", 0.5, 300.0)):
-        if key not in raw:
-            continue
-        value = raw[key]
-        problem = number_problem(key, value, low, high)
-        if problem:
-            raise ConfigError(
-                path, where.key_line(key, index), problem, f"use a number of seconds from {low:g} to {high:g}"
-            )
-        numbers[key] = float(value)
-    options: dict[str, Any] = {**numbers, **_langgraph_selection(path, where, index, raw, kind)}
-    insecure = raw.get("allow_insecure_http", False)
-    if not isinstance(insecure, bool):
-        raise ConfigError(
-            path,
-            where.key_line("allow_insecure_http", index),
-            "allow_insecure_http must be true or false",
-            "allow_insecure_http = true",
-        )
-    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
-        raise ConfigError(
-            path,
-            where.key_line("url", index),
-            f"url {url!r} is plain http to another machine: the token and every decision would cross the network"
-            " unencrypted",
-            f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true"
-            " to this source",
-        )
-    max_bytes = raw.get("max_item_bytes", DEFAULT_MAX_ITEM_BYTES)
-    problem = number_problem("max_item_bytes", max_bytes, 1_000, 100_000_000, whole=True)
-    if problem:
-        raise ConfigError(
-            path,
-            where.key_line("max_item_bytes", index),
-            problem,
-            f"use a whole number of bytes from 1000 to 100000000 (default {DEFAULT_MAX_ITEM_BYTES})",
-        )
-    options |= {"allow_insecure_http": insecure, "max_item_bytes": max_bytes}
-    return SourceConfig(name=name, url=url.rstrip("/"), kind=kind, **options)
+    says = _says(loc)
+    if says is None:  # a key declared without its words: pydantic's, which never repeat the value
+        return ConfigError(path, line, f"{dotted}: {error['msg']}", "see the config example in README.md")
+    if error["type"] in _RANGE_ERRORS:
+        return ConfigError(path, line, f"{dotted} = {value!r} is out of range", says.fix)
+    words = {"key": dotted, "name": key, "value": value, "toml": _toml_value(value), "kind": _toml_type(value)}
+    return ConfigError(path, line, says.problem.format(**words), says.fix.format(**words))
 
 
-def number_problem(key: str, value: Any, low: float, high: float, *, whole: bool = False) -> str | None:
-    """What is wrong with a numeric setting: its type (a string, a boolean) or its range; None when it is fine."""
-    kinds = int if whole else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        wanted = "a whole number" if whole else "a number"
-        return f"{key} = {_toml_value(value)} is {_toml_type(value)}, not {wanted}"
-    if not low <= value <= high:
-        return f"{key} = {value!r} is out of range"
-    return None
+def _says(loc: tuple[int | str, ...]) -> Says | None:
+    """The innermost Says along `loc`: a source's key, else the source, else the `sources` array itself."""
+    hint: Any = Config
+    found: Says | None = None
+    for part in loc:
+        base = hint.__origin__ if get_origin(hint) is Annotated else hint
+        if isinstance(part, str) and dataclasses.is_dataclass(base) and isinstance(base, type):
+            hint = get_type_hints(base, include_extras=True)[part]
+        elif isinstance(part, int) and get_args(base):
+            hint = get_args(base)[0]
+        else:
+            break
+        if get_origin(hint) is Annotated:
+            said = [m.says if isinstance(m, Seconds) else m for m in hint.__metadata__ if isinstance(m, Says | Seconds)]
+            found = said[-1] if said else found  # an alias's words give way to the field's own
+    return found
 
 
 def _toml_type(value: Any) -> str:
@@ -395,39 +505,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _langgraph_selection(path: Path, where: _Locator, index: int, raw: dict[str, Any], kind: str) -> dict[str, Any]:
-    """assistant_id, graph_id and the metadata filter of a LangGraph source, checked."""
-    present = sorted(k for k in _LANGGRAPH_KEYS if k in raw)
-    if present and kind != "langgraph":
-        raise ConfigError(
-            path,
-            where.key_line(present[0], index),
-            f"{present[0]!r} is only for sources of kind 'langgraph'",
-            'remove it, or set kind = "langgraph"',
-        )
-    selection: dict[str, Any] = {}
-    for key in ("assistant_id", "graph_id"):
-        if key in raw:
-            value = raw[key]
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(
-                    path, where.key_line(key, index), f"{key} must be a non-empty string", f'{key} = "agent"'
-                )
-            selection[key] = value.strip()
-    metadata = raw.get("metadata", {})
-    scalars = (str, int, float, bool)
-    if not isinstance(metadata, dict) or not all(isinstance(v, scalars) for v in metadata.values()):
-        raise ConfigError(
-            path,
-            where.key_line("metadata", index),
-            "metadata must be a table of plain values (thread metadata to match)",
-            'metadata = { team = "billing" }',
-        )
-    if metadata:
-        selection["metadata"] = tuple(sorted(metadata.items()))
-    return selection
 
 
 def token_env_var(source_name: str) -> str:
