@@ -10,8 +10,9 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo         open the console on an embedded demo fleet"
 	@echo "make test         set up, then run the tests, ruff and mypy (what CI runs)"
+	@echo "make unit         the unit tests only: no servers, no Pilot (functional and snapshot tests are the rest)"
 	@echo "make screenshots  regenerate screenshots/*.svg from the real app"
-	@echo "make lint         ruff and mypy only"
+	@echo "make lint         ruff, mypy and the import contracts (lint-imports) only"
 	@echo "make bench        benchmarks against targets: prints a table, writes bench-results.json (QUICK=1: smoke run)"
 	@echo "make soak         500 rounds of SIGKILL-and-restart (tests/test_crash.py); not part of make test"
 
@@ -31,8 +32,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
 
+# Unit tests only (no servers, no Pilot, no CLI processes; tests/kinds.py sorts them): seconds, not minutes.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "unit and not slow"
 
 # The crash harness at length: 25 rounds run in `make test`, here 500 (a few minutes).
 soak: $(STAMP)
@@ -42,6 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -54,4 +57,4 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

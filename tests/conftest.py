@@ -10,13 +10,26 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.strip import Strip
 
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
 from console.session import Session
 from storage.db import Store
+from tests import kinds
 
 SOURCE = "fleet"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test unit, functional or snapshot (tests/kinds.py): `make unit` runs `-m unit`."""
+    kinds.mark_kinds(items)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_servers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("unit"):
+        kinds.guard_unit(monkeypatch, request.node.nodeid)
 
 
 @pytest.fixture(autouse=True)
@@ -104,10 +117,20 @@ async def decide_key(pilot: Pilot[Any], key: str = "a") -> int:
     return 2 + len(screen.word)
 
 
-def screen_text(app: object) -> str:
-    """The plain text of what the app's top screen shows now, line by line, as the terminal would get it."""
+def composed_strips(app: object) -> list[Strip]:
+    """The app's top screen as the terminal would get it: one Strip (text and style of each segment) per line.
+
+    Textual 8.2.8 has no public API for this: `App.export_screenshot()` gives the same picture only as SVG (and reads
+    the screen's compositor itself to make it), while the tests need each line's text and each segment's style. So
+    this one helper reads the private `Screen._compositor`; every test goes through it, so a Textual upgrade that
+    renames it, or adds a public way, changes one line.
+    """
     from textual.app import App
 
     assert isinstance(app, App)
-    strips = app.screen._compositor.render_strips()
-    return "\n".join(strip.text for strip in strips)
+    return app.screen._compositor.render_strips()
+
+
+def screen_text(app: object) -> str:
+    """The plain text of what the app's top screen shows now, line by line, as the terminal would get it."""
+    return "\n".join(strip.text for strip in composed_strips(app))

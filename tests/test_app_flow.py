@@ -12,7 +12,7 @@ from console.fleet import Fleet
 from console.screens.edit import EditScreen
 from console.session import Session
 from storage.records import SyncState
-from tests.conftest import SOURCE, decide_key, eventually, screen_text
+from tests.conftest import SOURCE, composed_strips, decide_key, eventually, screen_text
 
 SIZE = (120, 40)
 
@@ -208,7 +208,7 @@ async def test_markup_and_escapes_from_agents_are_shown_literally(
         for literal in ("[bold red]root[/]", "[@click=app.quit]steal[/]", "[$accent]x[/] [/nope]", "[b]trust me[/b]"):
             assert literal in text, literal
         assert "[link=https://evil.example]click[/link]" in text
-        strips = app.screen._compositor.render_strips()
+        strips = composed_strips(app)
         assert not any("\x1b" in segment.text or "\u202e" in segment.text for strip in strips for segment in strip)
         await pilot.click("#detail")
         await pilot.pause(0.1)

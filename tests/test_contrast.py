@@ -20,7 +20,7 @@ from textual.widget import Widget
 from console.app import ApprovalApp
 from console.fleet import Fleet
 from console.session import Session
-from tests.conftest import SOURCE, eventually
+from tests.conftest import SOURCE, composed_strips, eventually
 from widgets.contrast import AA, contrast, readable
 
 AHEAD = 7200.0  # the list's clock runs two hours ahead: some deadlines have passed, one is minutes away
@@ -66,7 +66,7 @@ def visible_text(app: App[Any], widget: Widget) -> Iterator[Cell]:
     An unresolved colour, or dim text, is a failure: how the terminal draws those is unknown.
     """
     region = widget.scrollable_content_region  # not the scrollbar (a control, not text)
-    strips = app.screen._compositor.render_strips()
+    strips = composed_strips(app)
     for y in range(region.y, region.bottom):
         for segment in strips[y].crop(region.x, region.right):
             if not segment.text.strip() or segment.control:

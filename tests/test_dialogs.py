@@ -10,7 +10,6 @@ from pathlib import Path
 import sqlite_utils
 from textual.geometry import Region
 from textual.widgets import Input, OptionList
-from textual.widgets._toast import Toast
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
@@ -124,7 +123,7 @@ def test_v4_migrates_a_populated_v3_database_and_keeps_quarantined_items_unackno
 
 
 def _toast_regions(app: ApprovalApp) -> list[Region]:
-    return [toast.region for toast in app.screen.query(Toast) if toast.region.area]
+    return [toast.region for toast in app.screen.query("Toast") if toast.region.area]
 
 
 async def test_toasts_take_a_band_of_their_own_merge_repeats_and_a_key_clears_them(

@@ -28,6 +28,7 @@ from console.sources.base import SourceError, validate_items
 from console.sources.listing import parse_listing
 from storage.db import Store
 from storage.records import Decision, Verdict, cursor_problem, id_problem, item_digest, now_utc, shown_part
+from tests.conftest import composed_strips
 from tests.factories import payload
 from tests.hostile_server import HostileServer
 from tests.servers import Fault, FaultyProxy, running
@@ -185,12 +186,12 @@ async def test_hostile_items_render_literally_in_the_real_widgets(raws: list[dic
             app.main.queue_changed()
             await pilot.pause()
             for _ in range(len(items)):  # every item through the detail view, the queue list showing them all
-                assert _raw_on_screen(app.screen._compositor.render_strips()) == []
+                assert _raw_on_screen(composed_strips(app)) == []
                 await pilot.press("j")
                 await pilot.pause()
             await pilot.press("p")  # the quarantine, with each reason and excerpt
             await pilot.pause()
-            assert _raw_on_screen(app.screen._compositor.render_strips()) == []
+            assert _raw_on_screen(composed_strips(app)) == []
             svg = app.export_screenshot()
             assert "\x1b" not in svg
             assert app.is_running, "no markup error or crash took the app down"

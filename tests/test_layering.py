@@ -1,8 +1,15 @@
-"""The layering rules of design.md section 3, checked on every import statement."""
+"""The layering rules of design.md section 3, checked on every import statement.
+
+The full rules, indirect imports included, are import-linter contracts in pyproject.toml (`make lint` runs them);
+the last test here runs them too, so the test suite alone catches a broken layer.
+"""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +45,12 @@ def test_the_checker_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import httpx.client\nfrom console.app import x\nfrom . import y\ndef f():\n    import sqlite3\n")
     assert imported_modules(sample) == {"httpx", "console", "sqlite3"}
+
+
+def test_the_import_contracts_hold() -> None:
+    run = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this tree's packages, not an installed copy's
+    args = [*run, "--no-cache", "--no-logo", "pyproject.toml"]
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout

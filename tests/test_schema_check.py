@@ -18,8 +18,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from textual.document._wrapped_document import WrappedDocument
 from textual.widgets import Static, TextArea
+from textual.widgets.text_area import WrappedDocument
 
 from console import schema_check
 from console.app import ApprovalApp

@@ -22,6 +22,7 @@ from textual.strip import Strip
 from textual.widgets import Footer
 
 from storage.records import Item, QueueRow, Risk, SourceHealth, Verdict
+from tests.conftest import composed_strips
 from widgets import (
     ItemDetail,
     QueueList,
@@ -67,11 +68,11 @@ SHORT = "[@click=app.quit]y[/] [$accent]z [/x] \x1b[31mR\x1b[0m \x1b]52;c;eA==\x
 
 def screen_lines(app: App[Any]) -> list[str]:
     """The screen as plain text lines, exactly as the compositor would send them."""
-    return ["".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips()]
+    return ["".join(segment.text for segment in strip) for strip in composed_strips(app)]
 
 
 def screen_strips(app: App[Any]) -> list[Strip]:
-    return app.screen._compositor.render_strips()
+    return composed_strips(app)
 
 
 def row(index: int, *, source: str = "prod", **overrides: Any) -> QueueRow:
