@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from textual.widgets import Static
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
@@ -143,11 +144,13 @@ async def test_a_decision_delivered_but_not_applied_is_said_before_quitting(
         top, decision_id = await _decide_top(app, pilot, session)
         fleet.decide_elsewhere(top.id, by="bob")  # someone else was faster, at the source
         await pilot.press("q")
-        await pilot.pause()
+        await eventually(lambda: isinstance(app.screen, QuitScreen), what="the dialog")
         await pilot.press("s")
         await eventually(lambda: "did not apply" in screen_text(app), timeout=30, what="the dialog to say so")
         assert app.return_code is None, "the operator reads it before the console quits"
-        assert "already decided elsewhere by bob" in screen_text(app)
+        # Read from the dialog itself: the conflict's own alert may be on screen too and take some of its height.
+        said = str(app.screen.query_one("#quit-progress", Static).render())
+        assert "already decided elsewhere by bob" in said, said
         assert session.unsent() == []
         assert [r.sync_state for r in session.store.decisions() if r.decision.id == decision_id] == [SyncState.conflict]
         await pilot.press("q")

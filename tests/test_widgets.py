@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import sys
-import time
 import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -396,9 +395,7 @@ async def test_detail_empty_states() -> None:
 async def test_detail_caps_huge_arguments() -> None:
     big = {"rows": [{"id": i, "name": "n" * 20, "tags": ["a", "b"]} for i in range(200_000)]}
     long_line = {"sql": "SELECT 1; " * 10_000 + "DROP TABLE users"}
-    started = time.perf_counter()
-    view = json_view(big)
-    assert time.perf_counter() - started < 1.0
+    view = json_view(big)  # how fast is `make bench`'s business; here: capped, and the app lives
     assert view.truncated
     assert view.content.plain.count("\n") <= MAX_JSON_LINES + 2
     assert "Too large to show in full" in view.note
@@ -409,13 +406,10 @@ async def test_detail_caps_huge_arguments() -> None:
 
     app = DetailApp()
     async with app.run_test(size=(100, 40)) as pilot:
-        started = time.perf_counter()
         app.query_one(ItemDetail).show(make_item(action={"name": "bulk", "args": big}))
         await pilot.pause()
-        elapsed = time.perf_counter() - started
         text = "\n".join(screen_lines(app))
         assert "Too large to show in full" in text
-        assert elapsed < 5.0, elapsed
         assert app.is_running
 
 
