@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from console.backoff import Backoff
 from console.sources.base import LabelSendResult, LabelSink, SendResult, Source
 from storage.db import Store, SyncResult
 from storage.labels import Label, LabelOutbox, LabelSyncResult, LabelSyncState
@@ -25,12 +25,15 @@ log = logging.getLogger(__name__)
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
 AUTH_HOLD = 30.0  # a source that refused our credentials is asked again this often, not hammered
+RESEND = Backoff(BASE_DELAY, MAX_DELAY)
 
 
 def backoff(attempts: int) -> float:
-    """Full-jitter exponential backoff: spread retries so that many consoles do not retry in step."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+    """Equal-jitter exponential backoff: between half and all of min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1)).
+
+    The random half spreads retries so that many consoles do not retry in step; the fixed half keeps them apart.
+    """
+    return RESEND.delay(attempts)
 
 
 @dataclass(frozen=True)
