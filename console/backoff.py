@@ -21,7 +21,7 @@ class Backoff:
     max_exponent: int = 64  # doublings stop here (a short base would otherwise grow without a bound of its own)
 
     def ceiling(self, attempts: int) -> float:
-        return min(self.cap, self.base * 2 ** min(max(0, attempts - 1), self.max_exponent))
+        return min(self.cap, self.base * 2.0 ** min(max(0, attempts - 1), self.max_exponent))
 
     def delay(self, attempts: int) -> float:
         ceiling = self.ceiling(attempts)
