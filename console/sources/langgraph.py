@@ -33,7 +33,7 @@ import httpx
 
 from console.config import SourceConfig, public_url
 from console.secrets import Token
-from console.sources.base import LabelSendResult, Page, SendResult, SourceError
+from console.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
 from console.sources.langgraph_payloads import (
     Interrupt,
     InvalidDecision,
@@ -218,7 +218,7 @@ class LangGraphSource:
         raise SourceError(f"answered {status} to {method} {path.split('?', maxsplit=1)[0]}")
 
     # ----------------------------------------------------------------- labels
-    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult:
+    async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:
         """Put each label on its thread's metadata, so the agent's owners find the human verdict next to the run.
 
         One metadata key per label (`approval_console_label:<id>`): metadata merges by key, so a resend changes
@@ -240,37 +240,39 @@ class LangGraphSource:
                     "PATCH", f"/threads/{quote(thread_id, safe='')}", missing_ok=True, json={"metadata": metadata}
                 )
             except SourceError as exc:  # retry what is left; keep what went through
-                return LabelSendResult(
+                return LabelAnswer(
                     frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth
                 )
             if response.status_code == 404:
                 refused.update((label.label_id, "the thread no longer exists") for label in thread_labels)
             else:
                 sent.update(label.label_id for label in thread_labels)
-        return LabelSendResult(frozenset(sent), refused)
+        return LabelAnswer(frozenset(sent), refused)
 
     # ---------------------------------------------------------------- sending
-    async def send_decision(self, decision: Decision) -> SendResult:
+    async def send_decision(self, decision: Decision) -> DecisionAnswer:
         parsed = parse_item_id(decision.item_id)
         if parsed is None:
-            return SendResult(SyncState.failed, Outcome.invalid.value, "not an item id of a LangGraph source")
+            return DecisionAnswer(SyncState.failed, Outcome.invalid.value, "not an item id of a LangGraph source")
         thread_id, interrupt_id, index = parsed
         key = (thread_id, interrupt_id)
         if decision.id in self._applied:
             return _applied(self._applied[decision.id])
         if key in self._sending:
-            return SendResult(None, "busy", "another decision on this request is being sent", retry_after=BUSY_RETRY)
+            return DecisionAnswer(
+                None, "busy", "another decision on this request is being sent", retry_after=BUSY_RETRY
+            )
         self._sending.add(key)
         try:
             return await self._send(decision, thread_id, interrupt_id, index)
         except SourceError as exc:
             if exc.auth:
-                return SendResult(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
-            return SendResult(None, "unreachable", str(exc), retry_after=exc.retry_after)
+                return DecisionAnswer(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
+            return DecisionAnswer(None, "unreachable", str(exc), retry_after=exc.retry_after)
         finally:
             self._sending.discard(key)
 
-    async def _send(self, decision: Decision, thread_id: str, interrupt_id: str, index: int) -> SendResult:
+    async def _send(self, decision: Decision, thread_id: str, interrupt_id: str, index: int) -> DecisionAnswer:
         path = f"/threads/{quote(thread_id, safe='')}"
         run_id = await self._run_with(decision.id, path)
         if run_id is not None:
@@ -283,7 +285,7 @@ class LangGraphSource:
         if pending is None:
             return await self._not_pending(decision, path, "the thread no longer waits on this interrupt")
         if index >= len(pending.requests) or pending.requests[index].payload["digest"] != decision.item_digest:
-            return SendResult(
+            return DecisionAnswer(
                 SyncState.conflict,
                 Outcome.stale.value,
                 "the interrupt changed after you saw it; the new version is in the queue",
@@ -300,7 +302,7 @@ class LangGraphSource:
                 del held[other]
         waiting = len(pending.requests) - len(held)
         if waiting:
-            return SendResult(
+            return DecisionAnswer(
                 None,
                 "waiting",
                 f"waiting for decisions on {waiting} more action(s) of the same request; the agent gets them together",
@@ -331,15 +333,15 @@ class LangGraphSource:
                 return str(run.get("run_id", ""))
         return None
 
-    async def _not_pending(self, decision: Decision, path: str, why: str) -> SendResult:
+    async def _not_pending(self, decision: Decision, path: str, why: str) -> DecisionAnswer:
         thread_id = path.rsplit("/", 1)[-1]
         rows = await self._search({"ids": [thread_id], "limit": 1, "select": ["thread_id", "status"]})
         status = rows[0].get("status") if rows else None
         if status == "busy":  # a run is under way: maybe another console's resume; look again when it ends
-            return SendResult(None, "busy", "the thread is running; checking again", retry_after=BUSY_RETRY)
+            return DecisionAnswer(None, "busy", "the thread is running; checking again", retry_after=BUSY_RETRY)
         if status is None:
-            return SendResult(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
-        return SendResult(
+            return DecisionAnswer(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
+        return DecisionAnswer(
             SyncState.conflict,
             Outcome.conflict.value,
             f"{why} (thread {status}): it was answered elsewhere or moved on; nothing was sent",
@@ -348,7 +350,7 @@ class LangGraphSource:
 
     async def _resume(
         self, path: str, row: dict[str, Any], interrupt_id: str, resume: Any, carried: list[str]
-    ) -> SendResult:
+    ) -> DecisionAnswer:
         metadata = as_dict(row.get("metadata"))
         assistant = metadata.get("assistant_id") or self.config.assistant_id or metadata.get("graph_id")
         if not isinstance(assistant, str) or not assistant:
@@ -365,29 +367,31 @@ class LangGraphSource:
             response = await self._client.post(f"{path}/runs", json=body)
         except httpx.HTTPError as exc:
             # The run may or may not exist now: the next attempt looks for it by decision id before resuming.
-            return SendResult(None, "unreachable", f"{type(exc).__name__}: {exc}"[:200])
+            return DecisionAnswer(None, "unreachable", f"{type(exc).__name__}: {exc}"[:200])
         status = response.status_code
         answer = _json(response)
         answer = answer if isinstance(answer, dict) else None
         if status == 200:
-            return SendResult(SyncState.applied, Outcome.applied.value, "resumed", answer)
+            return DecisionAnswer(SyncState.applied, Outcome.applied.value, "resumed", answer)
         if status == 409:  # multitask_strategy reject: a run holds the thread; the next look tells whose it was
-            return SendResult(None, "busy", "the thread is running another resume; checking again", answer, BUSY_RETRY)
+            return DecisionAnswer(
+                None, "busy", "the thread is running another resume; checking again", answer, BUSY_RETRY
+            )
         if status in (401, 403):
-            return SendResult(
+            return DecisionAnswer(
                 None, Outcome.unauthorized.value, f"refused our credentials ({status})", answer, None, True
             )
         if status == 404:
-            return SendResult(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
+            return DecisionAnswer(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
         if status in (429, 503) or status >= 500:
-            return SendResult(
+            return DecisionAnswer(
                 None,
                 f"http_{status}",
                 f"the source is busy or failing ({status})",
                 answer,
                 retry_after_seconds(response),
             )
-        return SendResult(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", answer)
+        return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", answer)
 
 
 def _is_thread_row(raw: Any) -> bool:
@@ -403,9 +407,9 @@ def _json(response: httpx.Response) -> Any:
         raise SourceError("answered with invalid JSON") from exc
 
 
-def _applied(run_id: str) -> SendResult:
-    return SendResult(SyncState.applied, Outcome.applied.value, "resumed", {"run_id": run_id})
+def _applied(run_id: str) -> DecisionAnswer:
+    return DecisionAnswer(SyncState.applied, Outcome.applied.value, "resumed", {"run_id": run_id})
 
 
-def _invalid(detail: str) -> SendResult:
-    return SendResult(SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {detail}")
+def _invalid(detail: str) -> DecisionAnswer:
+    return DecisionAnswer(SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {detail}")

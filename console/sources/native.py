@@ -17,7 +17,7 @@ import httpx
 
 from console.config import SourceConfig, public_url, token_fix
 from console.secrets import Token
-from console.sources.base import LabelSendResult, Page, Rejected, SendResult, SourceError, excerpt, validate_items
+from console.sources.base import DecisionAnswer, LabelAnswer, Page, Rejected, SourceError, excerpt, validate_items
 from console.sources.listing import parse_listing
 from storage.db import Removal
 from storage.labels import Label, batch_id
@@ -188,10 +188,10 @@ class NativeSource:
         except httpx.HTTPError as exc:
             raise SourceError(public_url(f"cannot reach {self.config.url}: {_brief(exc)}")) from exc
 
-    async def send_decision(self, decision: Decision) -> SendResult:
+    async def send_decision(self, decision: Decision) -> DecisionAnswer:
         unusable = id_problem(decision.item_id)
         if unusable is not None:  # only an older console stored such an item (R5): its URL would name another
-            return SendResult(SyncState.failed, "invalid_id", f"not sent: {unusable}")
+            return DecisionAnswer(SyncState.failed, "invalid_id", f"not sent: {unusable}")
         try:
             # httpx's timeout is per read: a server dripping a byte at a time never trips it. This one is overall.
             async with asyncio.timeout(self.config.timeout):
@@ -201,12 +201,12 @@ class NativeSource:
                     headers={"Idempotency-Key": decision.id},
                 )
         except TimeoutError:
-            return SendResult(None, "timeout", f"no answer within {self.config.timeout:g} s")
+            return DecisionAnswer(None, "timeout", f"no answer within {self.config.timeout:g} s")
         except httpx.HTTPError as exc:
-            return SendResult(None, "unreachable", _brief(exc))
+            return DecisionAnswer(None, "unreachable", _brief(exc))
         return interpret_decision_answer(response)
 
-    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult:
+    async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:
         """POST /v1/feedback (PROTOCOL.md section 4): one batch, keyed by its label ids so a resend is a replay."""
         ordered = sorted(labels, key=lambda label: label.label_id)  # the same batch is the same body, too
         ids = [label.label_id for label in ordered]
@@ -217,7 +217,7 @@ class NativeSource:
                 headers={"Idempotency-Key": batch_id(ids)},
             )
         except httpx.HTTPError as exc:
-            return LabelSendResult(detail=_brief(exc))
+            return LabelAnswer(detail=_brief(exc))
         return interpret_feedback_answer(response, ids)
 
     async def claim(self, item_id: str, operator: str) -> str | None:
@@ -247,12 +247,12 @@ class NativeSource:
             )
 
 
-def interpret_decision_answer(response: httpx.Response) -> SendResult:
+def interpret_decision_answer(response: httpx.Response) -> DecisionAnswer:
     status = response.status_code
     body = _json_object(response)
     outcome = _outcome_name(body)
     if status in (401, 403):
-        return SendResult(
+        return DecisionAnswer(
             None,
             Outcome.unauthorized.value,
             f"the source refused our credentials ({status}); check its token",
@@ -261,22 +261,26 @@ def interpret_decision_answer(response: httpx.Response) -> SendResult:
         )
     if 300 <= status < 400:  # never followed; kept in the outbox until the url is fixed
         where = response.headers.get("Location", "?")[:200]
-        return SendResult(None, f"http_{status}", f"a redirect to {where}; not followed (the token stays here)", body)
+        return DecisionAnswer(
+            None, f"http_{status}", f"a redirect to {where}; not followed (the token stays here)", body
+        )
     if status in (429, 503) or status >= 500:
-        return SendResult(
+        return DecisionAnswer(
             None, f"http_{status}", f"the source is busy or failing ({status})", body, retry_after_seconds(response)
         )
     if body is not None and outcome is not None and _FINAL_STATUS.get(outcome) == status:
         if outcome == Outcome.applied.value:
-            return SendResult(SyncState.applied, outcome, "applied", body)
+            return DecisionAnswer(SyncState.applied, outcome, "applied", body)
         if status == 400:  # nothing was stored: our request itself was refused
-            return SendResult(SyncState.failed, outcome, f"the source refused the decision ({status} {outcome})", body)
-        return SendResult(SyncState.conflict, outcome, describe_outcome(outcome, body), body)
+            return DecisionAnswer(
+                SyncState.failed, outcome, f"the source refused the decision ({status} {outcome})", body
+            )
+        return DecisionAnswer(SyncState.conflict, outcome, describe_outcome(outcome, body), body)
     # Status and body disagree, or one of them is unknown: the decision may or may not be applied. Resending under the
     # same key is safe: the server answers the resend from its record, and only an answer that agrees is final.
     if body is None and 200 <= status < 300:
-        return SendResult(None, "unreadable", f"unreadable answer ({status}); sending again under the same key")
-    return SendResult(None, "uncertain", f"{_odd_answer(status, outcome)}; sending again under the same key", body)
+        return DecisionAnswer(None, "unreadable", f"unreadable answer ({status}); sending again under the same key")
+    return DecisionAnswer(None, "uncertain", f"{_odd_answer(status, outcome)}; sending again under the same key", body)
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
@@ -338,30 +342,30 @@ def describe_outcome(outcome: str, body: dict[str, Any]) -> str:
     return f"{outcome}: {body.get('detail', '')}".strip(": ")
 
 
-def interpret_feedback_answer(response: httpx.Response, label_ids: Sequence[str]) -> LabelSendResult:
+def interpret_feedback_answer(response: httpx.Response, label_ids: Sequence[str]) -> LabelAnswer:
     """Sent, refused with a reason (kept locally, never retried), or retried: nothing is dropped silently."""
     status = response.status_code
     body = _json_object(response) or {}
     name = _outcome_name(body)
     if status == 200 and type(body.get("accepted")) is int:
         detail = f"accepted {body['accepted']}, duplicates {body.get('duplicates', 0)}"
-        return LabelSendResult(sent=frozenset(label_ids), detail=detail)
+        return LabelAnswer(sent=frozenset(label_ids), detail=detail)
     if status in (401, 403):
-        return LabelSendResult(detail=f"the source refused our credentials ({status})", auth_refused=True)
+        return LabelAnswer(detail=f"the source refused our credentials ({status})", auth_refused=True)
     if name is None or _FEEDBACK_REFUSALS.get(name) != status:
         # Busy, failing, a redirect, or an answer whose status and body do not agree (PROTOCOL.md section 4): resending
         # under the same key is safe, and only an answer that agrees is final.
         busy = status in (429, 503) or status >= 500
         detail = f"the source is busy or failing ({status})" if busy else _odd_answer(status, name, _FEEDBACK_REFUSALS)
-        return LabelSendResult(detail=detail, retry_after=retry_after_seconds(response))
+        return LabelAnswer(detail=detail, retry_after=retry_after_seconds(response))
     reason = f"{name}: {body.get('detail') or ''}".strip(": ")
     if status == 422:
         named = _refused_indexes(body.get("errors"), len(label_ids))
         if named:
             # Only the labels the errors point at are refused; the rest go again at once, as a new batch.
             refused = {label_ids[i]: f"{reason}: {why}"[:2000] for i, why in named.items()}
-            return LabelSendResult(refused=refused, detail=reason, retry_after=0.0)
-    return LabelSendResult(refused=dict.fromkeys(label_ids, reason[:2000]), detail=reason)
+            return LabelAnswer(refused=refused, detail=reason, retry_after=0.0)
+    return LabelAnswer(refused=dict.fromkeys(label_ids, reason[:2000]), detail=reason)
 
 
 def _refused_indexes(errors: Any, count: int) -> dict[int, str]:
