@@ -33,6 +33,7 @@ import httpx
 
 from console.config import SourceConfig, public_url
 from console.secrets import Token
+from console.sources.answers import Kind, busy_answer, classify, read_refused
 from console.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
 from console.sources.langgraph_payloads import (
     Interrupt,
@@ -43,7 +44,7 @@ from console.sources.langgraph_payloads import (
     schema_problem,
     translate_state,
 )
-from console.sources.native import USER_AGENT, retry_after_seconds
+from console.sources.native import USER_AGENT
 from storage.db import Removal
 from storage.labels import Label
 from storage.records import Decision, Item, Outcome, SyncState
@@ -211,11 +212,8 @@ class LangGraphSource:
         status = response.status_code
         if status == 200 or (missing_ok and status == 404):
             return response
-        if status in (401, 403):
-            raise SourceError(f"refused our credentials ({status}): check the token", auth=True)
-        if status in (429, 503):
-            raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response), throttled=True)
-        raise SourceError(f"answered {status} to {method} {path.split('?', maxsplit=1)[0]}")
+        asked = f"{method} {path.split('?', maxsplit=1)[0]}"
+        raise read_refused(classify(response), auth=": check the token", otherwise=f"answered {status} to {asked}")
 
     # ----------------------------------------------------------------- labels
     async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:
@@ -368,30 +366,25 @@ class LangGraphSource:
         except httpx.HTTPError as exc:
             # The run may or may not exist now: the next attempt looks for it by decision id before resuming.
             return DecisionAnswer(None, "unreachable", f"{type(exc).__name__}: {exc}"[:200])
-        status = response.status_code
-        answer = _json(response)
-        answer = answer if isinstance(answer, dict) else None
+        answer = classify(response)
+        status = answer.status
+        reply = _json(response)
+        reply = reply if isinstance(reply, dict) else None
         if status == 200:
-            return DecisionAnswer(SyncState.applied, Outcome.applied.value, "resumed", answer)
+            return DecisionAnswer(SyncState.applied, Outcome.applied.value, "resumed", reply)
         if status == 409:  # multitask_strategy reject: a run holds the thread; the next look tells whose it was
             return DecisionAnswer(
-                None, "busy", "the thread is running another resume; checking again", answer, BUSY_RETRY
+                None, "busy", "the thread is running another resume; checking again", reply, BUSY_RETRY
             )
-        if status in (401, 403):
+        if answer.kind is Kind.auth:
             return DecisionAnswer(
-                None, Outcome.unauthorized.value, f"refused our credentials ({status})", answer, None, True
+                None, Outcome.unauthorized.value, f"refused our credentials ({status})", reply, auth_refused=True
             )
         if status == 404:
             return DecisionAnswer(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
-        if status in (429, 503) or status >= 500:
-            return DecisionAnswer(
-                None,
-                f"http_{status}",
-                f"the source is busy or failing ({status})",
-                answer,
-                retry_after_seconds(response),
-            )
-        return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", answer)
+        if answer.busy:
+            return busy_answer(answer, reply)
+        return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", reply)
 
 
 def _is_thread_row(raw: Any) -> bool:
