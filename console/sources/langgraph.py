@@ -3,9 +3,6 @@
 This module and console.sources.langgraph_payloads are the only ones that know LangGraph: this one talks HTTP, that one
 translates interrupt payloads into items and decisions into resume values (pure, tested without a server).
 
-Item ids are `THREAD:INTERRUPT` (plus `:INDEX` for one action of a multi-action request). The digest covers exactly what
-is shown, computed here as the native protocol's server would, so a decision binds to the version the operator saw.
-
 Listing. `POST /threads/search` (status interrupted, the configured metadata filter) selects only thread id, times and
 metadata, page by page; a thread's interrupts are fetched (`GET /threads/{id}/state`) only when its `updated_at` moved.
 An idle poll is one small probe (the most recently updated threads and the total count): when it shows nothing new,
