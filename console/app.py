@@ -20,7 +20,7 @@ from console.alerts import Alert, Alerts, notify_send, osc_sequence
 from console.screens.main import MainScreen
 from console.screens.quit import QuitChoice, QuitScreen
 from console.session import SendReport, Session
-from console.sync import Outcome
+from console.sync import SettledDecision
 from console.toasts import ToastingApp
 from storage.records import SyncState
 from widgets.safe_text import clean
@@ -44,7 +44,7 @@ class QueueChanged(Message):
 
 
 class OutcomesArrived(Message):
-    def __init__(self, outcomes: Sequence[Outcome]) -> None:
+    def __init__(self, outcomes: Sequence[SettledDecision]) -> None:
         super().__init__()
         self.outcomes = outcomes
 
@@ -81,7 +81,7 @@ class ApprovalApp(ToastingApp):
     def _source_changed(self, _source: str) -> None:
         self.post_message(QueueChanged())
 
-    def _outcomes(self, outcomes: Sequence[Outcome]) -> None:
+    def _outcomes(self, outcomes: Sequence[SettledDecision]) -> None:
         self.post_message(OutcomesArrived(outcomes))
 
     def on_mount(self) -> None:

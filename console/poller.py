@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 
+from console.backoff import Backoff
 from console.sources.base import Page, Source, SourceError
 from storage.db import Store
 from storage.records import SourceHealth
@@ -52,14 +52,13 @@ class Poller:
                 if exc.retry_after is not None:  # the server's pace (already clamped): never sooner than it asked
                     await self.sleep(exc.retry_after)
                     continue
-                delay = min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6))
-                await self.sleep(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not crypto
+                await self.sleep(_backoff(source).delay(failures + 1))
                 continue
             except Exception as exc:  # never let one source take down polling of the others
                 failures += 1
                 log.exception("poll %s crashed", name)
                 self._set_health(name, state="down", last_poll_at=time.time(), error=f"internal error: {exc}")
-                await asyncio.sleep(min(MAX_BACKOFF, source.config.poll_interval * 2 ** min(failures, 6)))
+                await asyncio.sleep(_backoff(source).ceiling(failures + 1))
                 continue
             if failures:
                 log.info("poll %s: up again after %d failed poll(s)", name, failures)
@@ -135,3 +134,8 @@ class Poller:
 
     def _set_health(self, name: str, **changes: object) -> None:
         self.health[name] = self.health[name].model_copy(update=changes)
+
+
+def _backoff(source: Source) -> Backoff:
+    """A failing source is polled at doubling intervals (up to 64 times its own), a fifth of each wait random."""
+    return Backoff(source.config.poll_interval, MAX_BACKOFF, spread=0.2, max_exponent=6)

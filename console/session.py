@@ -21,7 +21,7 @@ from console.poller import Poller
 from console.secrets import Token, get_token
 from console.sources import build_source
 from console.sources.base import ClaimingSource, Source
-from console.sync import Outcome, SyncEngine
+from console.sync import SettledDecision, SyncEngine
 from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
@@ -140,7 +140,7 @@ class Session:
             raise
         self.sources: dict[str, Source] = {s.name: build_source(s, token_for(s.name)) for s in config.sources}
         self._change_listeners: list[Callable[[str], None]] = []
-        self._outcome_listeners: list[Callable[[Sequence[Outcome]], None]] = []
+        self._outcome_listeners: list[Callable[[Sequence[SettledDecision]], None]] = []
         self.poller = Poller(self.background_store, list(self.sources.values()), self._changed)
         self.sync = SyncEngine(self.background_store, self.sources, self._outcomes, labels=self.background_store.labels)
         self.queue = QueueRows(self.store)
@@ -148,14 +148,14 @@ class Session:
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._change_listeners.append(listener)
 
-    def on_outcomes(self, listener: Callable[[Sequence[Outcome]], None]) -> None:
+    def on_outcomes(self, listener: Callable[[Sequence[SettledDecision]], None]) -> None:
         self._outcome_listeners.append(listener)
 
     def _changed(self, source: str) -> None:
         for listener in self._change_listeners:
             listener(source)
 
-    def _outcomes(self, outcomes: Sequence[Outcome]) -> None:
+    def _outcomes(self, outcomes: Sequence[SettledDecision]) -> None:
         for listener in self._outcome_listeners:
             listener(outcomes)
 

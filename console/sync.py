@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from console.sources.base import LabelSendResult, LabelSink, SendResult, Source
+from console.backoff import Backoff
+from console.sources.base import DecisionAnswer, LabelAnswer, LabelSink, Source
 from storage.db import Store, SyncResult
 from storage.labels import Label, LabelOutbox, LabelSyncResult, LabelSyncState
 from storage.records import Decision
@@ -25,18 +25,23 @@ log = logging.getLogger(__name__)
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
 AUTH_HOLD = 30.0  # a source that refused our credentials is asked again this often, not hammered
+RESEND = Backoff(BASE_DELAY, MAX_DELAY)
 
 
 def backoff(attempts: int) -> float:
-    """Full-jitter exponential backoff: spread retries so that many consoles do not retry in step."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempts - 1))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+    """Equal-jitter exponential backoff: between half and all of min(MAX_DELAY, BASE_DELAY * 2 ** (attempts - 1)).
+
+    The random half spreads retries so that many consoles do not retry in step; the fixed half keeps them apart.
+    """
+    return RESEND.delay(attempts)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SettledDecision:
+    """A decision whose source gave a final answer (applied, conflict, failed), recorded and told to listeners."""
+
     decision: Decision
-    result: SendResult
+    result: DecisionAnswer
 
 
 class SyncEngine:
@@ -44,7 +49,7 @@ class SyncEngine:
         self,
         store: Store,
         sources: Mapping[str, Source],
-        on_outcome: Callable[[Sequence[Outcome]], None] | None = None,
+        on_outcome: Callable[[Sequence[SettledDecision]], None] | None = None,
         *,
         batch: int = 256,
         # Requests in flight at once. Few connections go further than many: each request costs client CPU and the
@@ -111,7 +116,7 @@ class SyncEngine:
         results = await asyncio.gather(*(self._send(d) for d in due))
         rows = [self._to_row(d, r) for d, r in zip(due, results, strict=True)]
         recorded = set(await asyncio.to_thread(self.store.record_results, rows))
-        finals = [Outcome(d, r) for d, r in zip(due, results, strict=True) if d.id in recorded]
+        finals = [SettledDecision(d, r) for d, r in zip(due, results, strict=True) if d.id in recorded]
         for outcome in finals:
             log.info(
                 "decision %s on %s/%s: %s (%s)",
@@ -125,13 +130,13 @@ class SyncEngine:
             self.on_outcome(finals)
         return len(due)
 
-    async def _send(self, decision: Decision) -> SendResult:
+    async def _send(self, decision: Decision) -> DecisionAnswer:
         async with self._gate:
             try:
                 result = await self.sources[decision.source].send_decision(decision)
             except Exception as exc:  # an adapter bug must not lose the decision: it stays in the outbox
                 log.exception("sending decision %s failed", decision.id)
-                return SendResult(None, "error", f"internal error: {type(exc).__name__}")
+                return DecisionAnswer(None, "error", f"internal error: {type(exc).__name__}")
         if result.auth_refused:
             self.held[decision.source] = time.monotonic() + AUTH_HOLD
         return result
@@ -162,7 +167,7 @@ class SyncEngine:
             await asyncio.to_thread(self.labels.record, rows)
         return sum(len(batch) for batch in by_source.values())
 
-    async def _send_labels(self, source: str, batch: list[Label]) -> LabelSendResult:
+    async def _send_labels(self, source: str, batch: list[Label]) -> LabelAnswer:
         sink = self.sources[source]
         assert isinstance(sink, LabelSink)
         async with self._gate:
@@ -170,12 +175,12 @@ class SyncEngine:
                 result = await sink.send_labels(batch)
             except Exception as exc:  # an adapter bug must not lose labels: they stay pending
                 log.exception("sending %d labels to %s failed", len(batch), source)
-                return LabelSendResult(detail=f"internal error: {type(exc).__name__}")
+                return LabelAnswer(detail=f"internal error: {type(exc).__name__}")
         if result.auth_refused:
             self.held[source] = time.monotonic() + AUTH_HOLD
         return result
 
-    def _label_rows(self, source: str, batch: list[Label], result: LabelSendResult) -> list[LabelSyncResult]:
+    def _label_rows(self, source: str, batch: list[Label], result: LabelAnswer) -> list[LabelSyncResult]:
         rows = [LabelSyncResult(i, LabelSyncState.sent, result.detail) for i in sorted(result.sent)]
         rows += [LabelSyncResult(i, LabelSyncState.refused, why) for i, why in sorted(result.refused.items())]
         if result.refused:
@@ -193,7 +198,7 @@ class SyncEngine:
             log.warning("labels for %s: %s; retry in %.1f s", source, result.detail, delay)
         return rows + [LabelSyncResult(i, None, result.detail, self.clock() + delay) for i in rest]
 
-    def _to_row(self, decision: Decision, result: SendResult) -> SyncResult:
+    def _to_row(self, decision: Decision, result: DecisionAnswer) -> SyncResult:
         if result.state is not None:
             self.attempts.pop(decision.id, None)
             return SyncResult(decision.id, result.state, result.outcome, result.detail, result.response)

@@ -14,12 +14,8 @@ import httpx
 import pytest
 
 from console.fleet import Fleet
-from console.sources.native import (
-    RETRY_AFTER_CEILING,
-    RETRY_AFTER_FLOOR,
-    interpret_decision_answer,
-    interpret_feedback_answer,
-)
+from console.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR
+from console.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer
 from storage.records import SyncState
 from tests.test_fleet import decide, edit, listing
 

@@ -26,7 +26,8 @@ from console.config import Config, SourceConfig
 from console.doctor import WARN, check_source
 from console.fleet import Fleet
 from console.session import Session
-from console.sources.native import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, NativeSource, retry_after_seconds
+from console.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, retry_after_seconds
+from console.sources.native import NativeSource
 from storage.records import SourceHealth, SyncState, Verdict
 from tests import factories
 from tests.conftest import SOURCE, eventually, screen_text

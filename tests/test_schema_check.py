@@ -443,7 +443,7 @@ async def test_langgraph_translation_under_a_catastrophic_response_schema_ends_a
 ) -> None:
     """The adapter's checks go through the checker process too: its translation runs in a thread that waits on a pipe,
     so the event loop keeps running, and the check ends at the time bound (in-process it would never end)."""
-    from console.sources.langgraph import translate_state
+    from console.sources.langgraph_payloads import translate_state
 
     monkeypatch.setattr(schema_check, "TIME_BOUND", 1.0)
     edit_branch = {

@@ -39,8 +39,11 @@ class Page:
 
 
 @dataclass(frozen=True)
-class SendResult:
-    """The answer to one decision. `state` None means: not final, retry (after `retry_after` when given)."""
+class DecisionAnswer:
+    """A source's answer to one decision (the outbox records it as a `SyncResult` row).
+
+    `state` None means: not final, retry (after `retry_after` when given).
+    """
 
     state: SyncState | None
     outcome: str
@@ -51,8 +54,11 @@ class SendResult:
 
 
 @dataclass(frozen=True)
-class LabelSendResult:
-    """The answer to one batch of labels. A label in neither `sent` nor `refused` is retried (after `retry_after`)."""
+class LabelAnswer:
+    """A source's answer to one batch of labels (recorded as `LabelSyncResult` rows, one per label).
+
+    A label in neither `sent` nor `refused` is retried (after `retry_after`).
+    """
 
     sent: frozenset[str] = frozenset()  # the source holds these now (accepted, or duplicates of ones it had)
     refused: Mapping[str, str] = field(default_factory=dict)  # label id -> why; final, kept locally with the reason
@@ -83,7 +89,7 @@ class Source(Protocol):
 
     async def fetch(self, cursor: str | None) -> Page: ...
 
-    async def send_decision(self, decision: Decision) -> SendResult: ...
+    async def send_decision(self, decision: Decision) -> DecisionAnswer: ...
 
     async def aclose(self) -> None: ...
 
@@ -103,7 +109,7 @@ class ClaimingSource(Source, Protocol):
 class LabelSink(Protocol):
     """A source that takes labels back (native: POST /v1/feedback). Labels for a source without it stay pending."""
 
-    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult: ...
+    async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer: ...
 
 
 def excerpt(raw: Any) -> str:

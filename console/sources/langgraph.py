@@ -1,26 +1,7 @@
 """LangGraph agents as a source: interrupted threads of a LangGraph API server become queue items.
 
-This is the only module that knows LangGraph. It reads three payload families (and shows any other shape raw):
-
-- Agent Inbox `HumanInterrupt`: `[{"action_request": {"action", "args"}, "config": {"allow_accept", "allow_edit",
-  "allow_respond", "allow_ignore"}, "description"}]`, answered with a list of `{"type": accept|edit|response|ignore,
-  "args"}`, one per request, in order.
-- LangChain v1 `HumanInTheLoopMiddleware`, batched: `{"action_requests": [...], "review_configs": [...]}` (or
-  camelCase from JS agents, or the older `arguments` key in place of `args`), answered with `{"decisions": [...]}`,
-  one per action, in order, in the same spelling.
-- The same middleware per call: `{"type": "tool_approval", "name", "args", ...}` with a JSON Schema of the answer in the
-  interrupt's `response_schema`, answered with one decision.
-
-Items. Every pending interrupt of every interrupted thread is an item; an interrupt that asks about several actions at
-once (a batched middleware request, an Agent Inbox list) is one item per action, so the operator reads and decides each
-tool call on its own. The graph needs all of them in one resume, so the adapter holds the decisions of such a request
-until the last one arrives and then sends them together (a decision waiting for its siblings stays in the outbox as
-"waiting"; after a restart the outbox sends it again, so nothing held in memory can be lost). An unknown shape is an
-escalation whose output is the raw payload: the operator answers by editing it (the edited value, e.g. a JSON string,
-is the resume value, checked against the interrupt's `response_schema` when it has one), or leaves it alone.
-
-Item ids are `THREAD:INTERRUPT` (plus `:INDEX` for one action of a multi-action request). The digest covers exactly what
-is shown, computed here as the native protocol's server would, so a decision binds to the version the operator saw.
+This module and console.sources.langgraph_payloads are the only ones that know LangGraph: this one talks HTTP, that one
+translates interrupt payloads into items and decisions into resume values (pure, tested without a server).
 
 Listing. `POST /threads/search` (status interrupted, the configured metadata filter) selects only thread id, times and
 metadata, page by page; a thread's interrupts are fetched (`GET /threads/{id}/state`) only when its `updated_at` moved.
@@ -39,25 +20,31 @@ whole answer against `response_schema`; a malformed resume would destroy the pen
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from console import schema_check
 from console.config import SourceConfig, public_url
 from console.secrets import Token
-from console.sources.base import LabelSendResult, Page, SendResult, SourceError, validate_items
-from console.sources.native import USER_AGENT, retry_after_seconds
+from console.sources.answers import Kind, busy_answer, classify, read_refused
+from console.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
+from console.sources.langgraph_payloads import (
+    Interrupt,
+    InvalidDecision,
+    as_dict,
+    parse_item_id,
+    pending_items,
+    schema_problem,
+    translate_state,
+)
+from console.sources.native import USER_AGENT
 from storage.db import Removal
 from storage.labels import Label
-from storage.records import Decision, Item, Outcome, SyncState, Verdict, item_digest, shown_part
-
-log = logging.getLogger(__name__)
+from storage.records import Decision, Item, Outcome, SyncState
 
 PAGE_SIZE = 100  # threads per search page (the server caps limit at 1000; Agent Inbox uses 100)
 PROBE_SIZE = 10  # most recently updated threads read by an idle poll
@@ -65,39 +52,15 @@ STATE_CONCURRENCY = 8  # thread states fetched at once after a change
 RUNS_CHECKED = 20  # recent runs of a thread searched for a decision already sent
 BUSY_RETRY = 1.0  # seconds: the thread is running (ours or another console's resume); look again soon
 WAITING_RETRY = 3.0  # seconds: a decision waits for the other actions of its request
-DEFAULT_RISK = "medium"  # LangGraph payloads carry no risk; the operator reads the action itself
 DECISIONS_KEY = "approval_console_decisions"  # run metadata: which decisions a resume carries
 LABEL_KEY_PREFIX = "approval_console_label:"  # thread metadata: one key per label
 _LISTED = ["thread_id", "created_at", "updated_at", "metadata"]
-
-
-@dataclass(frozen=True)
-class Request:
-    """One decidable action of a pending interrupt, and how each verdict is answered in its family."""
-
-    payload: dict[str, Any]  # the item as the operator sees it, digest included
-    answer: Callable[[Decision], Any]  # one answer for this action (raises InvalidDecision)
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    """A pending interrupt: its requests, and how their answers combine into one resume value."""
-
-    thread_id: str
-    interrupt_id: str
-    requests: list[Request]
-    combine: Callable[[list[Any]], Any]
-    response_schema: dict[str, Any] | None
 
 
 @dataclass
 class Thread:
     updated_at: str
     items: dict[str, Item] = field(default_factory=dict)
-
-
-class InvalidDecision(Exception):
-    """The decision cannot be turned into a resume the graph accepts: refused here, never sent."""
 
 
 class LangGraphSource:
@@ -159,7 +122,7 @@ class LangGraphSource:
                 removed += [Removal(item_id, "gone") for item_id in before]
                 self._threads.pop(tid, None)
                 continue
-            fresh, bad = validate_items(self.config.name, [r.payload for i in interrupts for r in i.requests])
+            fresh, bad = pending_items(self.config.name, interrupts)
             rejected += bad
             now = {item.id: item for item in fresh}
             removed += [Removal(item_id, "gone") for item_id in before if item_id not in now]
@@ -246,14 +209,11 @@ class LangGraphSource:
         status = response.status_code
         if status == 200 or (missing_ok and status == 404):
             return response
-        if status in (401, 403):
-            raise SourceError(f"refused our credentials ({status}): check the token", auth=True)
-        if status in (429, 503):
-            raise SourceError(f"busy ({status})", retry_after=retry_after_seconds(response), throttled=True)
-        raise SourceError(f"answered {status} to {method} {path.split('?', maxsplit=1)[0]}")
+        asked = f"{method} {path.split('?', maxsplit=1)[0]}"
+        raise read_refused(classify(response), auth=": check the token", otherwise=f"answered {status} to {asked}")
 
     # ----------------------------------------------------------------- labels
-    async def send_labels(self, labels: Sequence[Label]) -> LabelSendResult:
+    async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:
         """Put each label on its thread's metadata, so the agent's owners find the human verdict next to the run.
 
         One metadata key per label (`approval_console_label:<id>`): metadata merges by key, so a resend changes
@@ -275,37 +235,39 @@ class LangGraphSource:
                     "PATCH", f"/threads/{quote(thread_id, safe='')}", missing_ok=True, json={"metadata": metadata}
                 )
             except SourceError as exc:  # retry what is left; keep what went through
-                return LabelSendResult(
+                return LabelAnswer(
                     frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth
                 )
             if response.status_code == 404:
                 refused.update((label.label_id, "the thread no longer exists") for label in thread_labels)
             else:
                 sent.update(label.label_id for label in thread_labels)
-        return LabelSendResult(frozenset(sent), refused)
+        return LabelAnswer(frozenset(sent), refused)
 
     # ---------------------------------------------------------------- sending
-    async def send_decision(self, decision: Decision) -> SendResult:
+    async def send_decision(self, decision: Decision) -> DecisionAnswer:
         parsed = parse_item_id(decision.item_id)
         if parsed is None:
-            return SendResult(SyncState.failed, Outcome.invalid.value, "not an item id of a LangGraph source")
+            return DecisionAnswer(SyncState.failed, Outcome.invalid.value, "not an item id of a LangGraph source")
         thread_id, interrupt_id, index = parsed
         key = (thread_id, interrupt_id)
         if decision.id in self._applied:
             return _applied(self._applied[decision.id])
         if key in self._sending:
-            return SendResult(None, "busy", "another decision on this request is being sent", retry_after=BUSY_RETRY)
+            return DecisionAnswer(
+                None, "busy", "another decision on this request is being sent", retry_after=BUSY_RETRY
+            )
         self._sending.add(key)
         try:
             return await self._send(decision, thread_id, interrupt_id, index)
         except SourceError as exc:
             if exc.auth:
-                return SendResult(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
-            return SendResult(None, "unreachable", str(exc), retry_after=exc.retry_after)
+                return DecisionAnswer(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
+            return DecisionAnswer(None, "unreachable", str(exc), retry_after=exc.retry_after)
         finally:
             self._sending.discard(key)
 
-    async def _send(self, decision: Decision, thread_id: str, interrupt_id: str, index: int) -> SendResult:
+    async def _send(self, decision: Decision, thread_id: str, interrupt_id: str, index: int) -> DecisionAnswer:
         path = f"/threads/{quote(thread_id, safe='')}"
         run_id = await self._run_with(decision.id, path)
         if run_id is not None:
@@ -318,7 +280,7 @@ class LangGraphSource:
         if pending is None:
             return await self._not_pending(decision, path, "the thread no longer waits on this interrupt")
         if index >= len(pending.requests) or pending.requests[index].payload["digest"] != decision.item_digest:
-            return SendResult(
+            return DecisionAnswer(
                 SyncState.conflict,
                 Outcome.stale.value,
                 "the interrupt changed after you saw it; the new version is in the queue",
@@ -335,7 +297,7 @@ class LangGraphSource:
                 del held[other]
         waiting = len(pending.requests) - len(held)
         if waiting:
-            return SendResult(
+            return DecisionAnswer(
                 None,
                 "waiting",
                 f"waiting for decisions on {waiting} more action(s) of the same request; the agent gets them together",
@@ -366,15 +328,15 @@ class LangGraphSource:
                 return str(run.get("run_id", ""))
         return None
 
-    async def _not_pending(self, decision: Decision, path: str, why: str) -> SendResult:
+    async def _not_pending(self, decision: Decision, path: str, why: str) -> DecisionAnswer:
         thread_id = path.rsplit("/", 1)[-1]
         rows = await self._search({"ids": [thread_id], "limit": 1, "select": ["thread_id", "status"]})
         status = rows[0].get("status") if rows else None
         if status == "busy":  # a run is under way: maybe another console's resume; look again when it ends
-            return SendResult(None, "busy", "the thread is running; checking again", retry_after=BUSY_RETRY)
+            return DecisionAnswer(None, "busy", "the thread is running; checking again", retry_after=BUSY_RETRY)
         if status is None:
-            return SendResult(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
-        return SendResult(
+            return DecisionAnswer(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
+        return DecisionAnswer(
             SyncState.conflict,
             Outcome.conflict.value,
             f"{why} (thread {status}): it was answered elsewhere or moved on; nothing was sent",
@@ -383,8 +345,8 @@ class LangGraphSource:
 
     async def _resume(
         self, path: str, row: dict[str, Any], interrupt_id: str, resume: Any, carried: list[str]
-    ) -> SendResult:
-        metadata = _dict(row.get("metadata"))
+    ) -> DecisionAnswer:
+        metadata = as_dict(row.get("metadata"))
         assistant = metadata.get("assistant_id") or self.config.assistant_id or metadata.get("graph_id")
         if not isinstance(assistant, str) or not assistant:
             assistant = self.config.graph_id
@@ -400,390 +362,32 @@ class LangGraphSource:
             response = await self._client.post(f"{path}/runs", json=body)
         except httpx.HTTPError as exc:
             # The run may or may not exist now: the next attempt looks for it by decision id before resuming.
-            return SendResult(None, "unreachable", f"{type(exc).__name__}: {exc}"[:200])
-        status = response.status_code
-        answer = _json(response)
-        answer = answer if isinstance(answer, dict) else None
+            return DecisionAnswer(None, "unreachable", f"{type(exc).__name__}: {exc}"[:200])
+        answer = classify(response)
+        status = answer.status
+        reply = _json(response)
+        reply = reply if isinstance(reply, dict) else None
         if status == 200:
-            return SendResult(SyncState.applied, Outcome.applied.value, "resumed", answer)
+            return DecisionAnswer(SyncState.applied, Outcome.applied.value, "resumed", reply)
         if status == 409:  # multitask_strategy reject: a run holds the thread; the next look tells whose it was
-            return SendResult(None, "busy", "the thread is running another resume; checking again", answer, BUSY_RETRY)
-        if status in (401, 403):
-            return SendResult(
-                None, Outcome.unauthorized.value, f"refused our credentials ({status})", answer, None, True
+            return DecisionAnswer(
+                None, "busy", "the thread is running another resume; checking again", reply, BUSY_RETRY
+            )
+        if answer.kind is Kind.auth:
+            return DecisionAnswer(
+                None, Outcome.unauthorized.value, f"refused our credentials ({status})", reply, auth_refused=True
             )
         if status == 404:
-            return SendResult(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
-        if status in (429, 503) or status >= 500:
-            return SendResult(
-                None,
-                f"http_{status}",
-                f"the source is busy or failing ({status})",
-                answer,
-                retry_after_seconds(response),
-            )
-        return SendResult(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", answer)
-
-
-# -------------------------------------------------------------- translation
-def translate_state(source: str, row: dict[str, Any], state: dict[str, Any]) -> list[Interrupt]:
-    """Every pending interrupt of a thread's state, each with one request per decidable action."""
-    nodes: dict[str, str] = {}
-    tasks = state.get("tasks")
-    for task in tasks if isinstance(tasks, list) else []:
-        if isinstance(task, dict) and isinstance(task.get("interrupts"), list):
-            for pending in task["interrupts"]:
-                if isinstance(pending, dict) and isinstance(pending.get("id"), str):
-                    nodes[pending["id"]] = str(task.get("name", ""))
-    raw = state.get("interrupts")
-    found: list[Interrupt] = []
-    for pending in raw if isinstance(raw, list) else []:
-        if not isinstance(pending, dict) or not isinstance(pending.get("id"), str) or not pending["id"]:
-            continue
-        schema = pending.get("response_schema")
-        where = Where(source, row, pending["id"], nodes.get(pending["id"], ""))
-        found.append(translate(where, pending.get("value"), schema if isinstance(schema, dict) else None))
-    return found
-
-
-@dataclass(frozen=True)
-class Where:
-    """What an item says about where its interrupt lives: graph, thread, node, interrupt."""
-
-    source: str
-    row: dict[str, Any]
-    interrupt_id: str
-    node: str
-
-    @property
-    def thread_id(self) -> str:
-        return str(self.row["thread_id"])
-
-    @property
-    def agent(self) -> str:
-        metadata = _dict(self.row.get("metadata"))
-        name = metadata.get("graph_id") or metadata.get("assistant_id") or self.source
-        return str(name)
-
-    def item(
-        self,
-        index: int | None,
-        total: int,
-        *,
-        kind: str = "approval",
-        name: str,
-        args: Any,
-        description: Any,
-        allowed: Iterable[Verdict],
-        family: str,
-        args_schema: dict[str, Any] | None = None,
-        output: Any = None,
-    ) -> dict[str, Any]:
-        evidence = [f"graph: {self.agent}", f"thread: {self.thread_id}", f"node: {self.node or 'unknown'}"]
-        evidence.append(f"interrupt: {self.interrupt_id}")
-        if index is not None:
-            evidence.append(f"action {index + 1} of {total} in one request: the agent gets all answers together")
-        action: dict[str, Any] = {"name": name, "args": args}
-        if args_schema is not None:
-            action["args_schema"] = args_schema
-        payload: dict[str, Any] = {
-            "id": f"{self.thread_id}:{self.interrupt_id}" + (f":{index}" if index is not None else ""),
-            "kind": kind,
-            "agent": self.agent,
-            "workflow": self.node,
-            "action": action,
-            "context": {"summary": description if isinstance(description, str) else "", "evidence": evidence},
-            "risk": DEFAULT_RISK,
-            "policy": family,
-            "created_at": self.row.get("created_at"),
-            "allowed_decisions": [v.value for v in Verdict if v in set(allowed)],
-        }
-        if kind == "escalation":
-            payload["output"] = output
-        payload["digest"] = item_digest(shown_part(payload))
-        return payload
-
-
-def translate(where: Where, value: Any, response_schema: dict[str, Any] | None) -> Interrupt:
-    """One interrupt value in whichever family it belongs to; an unknown shape becomes an escalation."""
-    for reader in (_inbox, _middleware_batch, _tool_approval):
-        interrupt = reader(where, value, response_schema)
-        if interrupt is not None:
-            return interrupt
-    return _unknown(where, value, response_schema)
-
-
-def _reject_message(decision: Decision) -> str:
-    """What the agent reads when the operator rejects: the reason code and the comment."""
-    reason = decision.reason_code or "rejected"
-    return f"Rejected by the operator ({reason}): {decision.comment}" if decision.comment else f"Rejected ({reason})"
-
-
-def _edited_args(decision: Decision, schema: dict[str, Any] | None) -> dict[str, Any]:
-    if not isinstance(decision.edited, dict):
-        raise InvalidDecision("edited arguments must be a JSON object")
-    if schema is not None:
-        problem = schema_problem(decision.edited, schema)
-        if problem is not None:
-            raise InvalidDecision(f"edited arguments break the schema: {problem}")
-    return decision.edited
-
-
-def _single(answers: list[Any]) -> Any:
-    return answers[0]
-
-
-def _inbox(where: Where, value: Any, response_schema: dict[str, Any] | None) -> Interrupt | None:
-    """Agent Inbox `HumanInterrupt`, as the usual one-element list (or a bare one)."""
-    requests = value if isinstance(value, list) else [value]
-    if not requests or not all(_is_inbox_request(r) for r in requests):
-        return None
-    built: list[Request] = []
-    for index, request in enumerate(requests):
-        name = request["action_request"]["action"]
-        config = _dict(request.get("config"))
-        allow = {
-            key: config.get(key) is True for key in ("allow_accept", "allow_edit", "allow_respond", "allow_ignore")
-        }
-        allowed = [Verdict.approve] * allow["allow_accept"] + [Verdict.edit] * allow["allow_edit"]
-        allowed += [Verdict.reject] * (allow["allow_respond"] or allow["allow_ignore"])
-
-        def answer(decision: Decision, name: str = name, allow: dict[str, bool] = allow) -> Any:
-            if decision.verdict is Verdict.approve and allow["allow_accept"]:
-                return {"type": "accept", "args": None}
-            if decision.verdict is Verdict.edit and allow["allow_edit"]:
-                return {"type": "edit", "args": {"action": name, "args": _edited_args(decision, None)}}
-            if decision.verdict is Verdict.reject and allow["allow_respond"]:
-                return {"type": "response", "args": _reject_message(decision)}
-            if decision.verdict is Verdict.reject and allow["allow_ignore"]:
-                return {"type": "ignore", "args": None}
-            raise InvalidDecision(f"{decision.verdict.value} is not allowed by this interrupt's config")
-
-        payload = where.item(
-            index if len(requests) > 1 else None,
-            len(requests),
-            name=name,
-            args=request["action_request"]["args"],
-            description=request.get("description"),
-            allowed=allowed,
-            family="Agent Inbox interrupt (HumanInterrupt)",
-        )
-        built.append(Request(payload, answer))
-    combine = list if isinstance(value, list) else _single
-    return Interrupt(where.thread_id, where.interrupt_id, built, combine, response_schema)
-
-
-def _is_inbox_request(raw: Any) -> bool:
-    if not isinstance(raw, dict) or not isinstance(raw.get("action_request"), dict):
-        return False
-    action = raw["action_request"]
-    return isinstance(action.get("action"), str) and isinstance(action.get("args"), dict)
-
-
-_SNAKE = {
-    "requests": "action_requests",
-    "configs": "review_configs",
-    "allowed": "allowed_decisions",
-    "action": "action_name",
-    "schema": "args_schema",
-    "edited": "edited_action",
-}
-_CAMEL = {
-    "requests": "actionRequests",
-    "configs": "reviewConfigs",
-    "allowed": "allowedDecisions",
-    "action": "actionName",
-    "schema": "argsSchema",
-    "edited": "editedAction",
-}
-
-
-def _middleware_batch(where: Where, value: Any, response_schema: dict[str, Any] | None) -> Interrupt | None:
-    """`HumanInTheLoopMiddleware` batched: one decision per action request, in order, in the payload's spelling."""
-    if not isinstance(value, dict):
-        return None
-    keys = _SNAKE if "action_requests" in value else _CAMEL if "actionRequests" in value else None
-    if keys is None:
-        return None
-    requests, configs = value.get(keys["requests"]), value.get(keys["configs"])
-    if not isinstance(requests, list) or not requests or not isinstance(configs, list):
-        return None
-    built: list[Request] = []
-    for index, request in enumerate(requests):
-        if not isinstance(request, dict) or not isinstance(request.get("name"), str):
-            return None
-        args_key = "args" if "args" in request else "arguments"
-        args = request.get(args_key)
-        config = _review_config(configs, index, request["name"], keys)
-        if not isinstance(args, dict) or config is None:
-            return None  # without its review config nobody knows which answers the graph takes
-        kinds = {d for d in config[keys["allowed"]] if isinstance(d, str)}
-        schema = config.get(keys["schema"]) if isinstance(config.get(keys["schema"]), dict) else None
-        payload = where.item(
-            index if len(requests) > 1 else None,
-            len(requests),
-            name=request["name"],
-            args=args,
-            description=request.get("description"),
-            allowed=_verdicts(kinds),
-            family="LangChain human-in-the-loop middleware",
-            args_schema=schema,
-        )
-        edited = {"key": keys["edited"], "args": args_key}
-        built.append(Request(payload, _decision_answer(request["name"], kinds, schema, edited)))
-    return Interrupt(
-        where.thread_id, where.interrupt_id, built, lambda answers: {"decisions": answers}, response_schema
-    )
-
-
-def _review_config(configs: list[Any], index: int, name: str, keys: dict[str, str]) -> dict[str, Any] | None:
-    candidates = [configs[index]] if index < len(configs) else []
-    candidates += configs
-    for config in candidates:
-        if (
-            isinstance(config, dict)
-            and config.get(keys["action"]) == name
-            and isinstance(config.get(keys["allowed"]), list)
-        ):
-            return config
-    return None
-
-
-def _verdicts(kinds: set[str]) -> list[Verdict]:
-    allowed = [Verdict.approve] * ("approve" in kinds) + [Verdict.edit] * ("edit" in kinds)
-    return allowed + [Verdict.reject] * bool(kinds & {"reject", "respond"})
-
-
-def _decision_answer(
-    name: str, kinds: set[str], schema: dict[str, Any] | None, edited: dict[str, str]
-) -> Callable[[Decision], Any]:
-    """How the middleware's decision types answer each verdict (reject prefers `reject`, else `respond`)."""
-
-    def answer(decision: Decision) -> Any:
-        if decision.verdict is Verdict.approve and "approve" in kinds:
-            return {"type": "approve"}
-        if decision.verdict is Verdict.edit and "edit" in kinds:
-            return {"type": "edit", edited["key"]: {"name": name, edited["args"]: _edited_args(decision, schema)}}
-        if decision.verdict is Verdict.reject and "reject" in kinds:
-            return {"type": "reject", "message": _reject_message(decision)}
-        if decision.verdict is Verdict.reject and "respond" in kinds:
-            return {"type": "respond", "message": _reject_message(decision)}
-        raise InvalidDecision(
-            f"{decision.verdict.value} is not among the allowed decisions ({', '.join(sorted(kinds))})"
-        )
-
-    return answer
-
-
-def _tool_approval(where: Where, value: Any, response_schema: dict[str, Any] | None) -> Interrupt | None:
-    """The middleware's per-call mode: the allowed decisions are the ones `response_schema` accepts."""
-    if not isinstance(value, dict) or value.get("type") != "tool_approval":
-        return None
-    name, args = value.get("name"), value.get("args")
-    if not isinstance(name, str) or not isinstance(args, dict):
-        return None
-    probes = {
-        "approve": {"type": "approve"},
-        "edit": {"type": "edit", "edited_action": {"name": name, "args": args}},
-        "reject": {"type": "reject", "message": "-"},
-        "respond": {"type": "respond", "message": "-"},
-    }
-    if response_schema is None:
-        kinds = {"approve", "edit", "reject"}
-    else:
-        kinds = {kind for kind, probe in probes.items() if schema_problem(probe, response_schema) is None}
-    args_schema = _edit_args_schema(response_schema) if "edit" in kinds else None
-    payload = where.item(
-        None,
-        1,
-        name=name,
-        args=args,
-        description=value.get("description"),
-        allowed=_verdicts(kinds),
-        family="LangChain human-in-the-loop middleware (per call)",
-        args_schema=args_schema,
-    )
-    answer = _decision_answer(name, kinds, args_schema, {"key": "edited_action", "args": "args"})
-    return Interrupt(where.thread_id, where.interrupt_id, [Request(payload, answer)], _single, response_schema)
-
-
-def _edit_args_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The schema of an edit's `args` inside a per-call `response_schema`, so the editor checks edits as typed."""
-    if schema is None:
-        return None
-    definitions = _dict(schema.get("$defs"))
-
-    def resolve(node: Any) -> Any:
-        ref = node.get("$ref") if isinstance(node, dict) else None
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return definitions.get(ref.removeprefix("#/$defs/"))
-        return node
-
-    branches = [resolve(b) for b in schema.get("oneOf", schema.get("anyOf", [schema]))]
-    for branch in branches:
-        properties = branch.get("properties") if isinstance(branch, dict) else None
-        if isinstance(properties, dict) and "edited_action" in properties:
-            action = resolve(properties["edited_action"])
-            args = action.get("properties", {}).get("args") if isinstance(action, dict) else None
-            if isinstance(args, dict):
-                return {**args, "$defs": definitions} if definitions else args
-    return None
-
-
-def _unknown(where: Where, value: Any, response_schema: dict[str, Any] | None) -> Interrupt:
-    """A shape nobody knows: shown raw; the operator's edited value is the answer, or they leave it alone."""
-
-    def answer(decision: Decision) -> Any:
-        if decision.verdict is not Verdict.edit:
-            raise InvalidDecision("an unknown interrupt can only be answered by editing the answer")
-        return decision.edited
-
-    payload = where.item(
-        None,
-        1,
-        kind="escalation",
-        name="answer interrupt",
-        args={},
-        description="The agent asked something in a shape this console does not know. Edit the output into your "
-        "answer (any JSON value, e.g. a string) to resume the agent with it, or leave it.",
-        allowed=[Verdict.edit],
-        family="LangGraph interrupt of an unknown shape",
-        args_schema=response_schema,
-        output=value,
-    )
-    return Interrupt(where.thread_id, where.interrupt_id, [Request(payload, answer)], _single, response_schema)
-
-
-# ------------------------------------------------------------------ helpers
-def parse_item_id(item_id: str) -> tuple[str, str, int] | None:
-    """`THREAD:INTERRUPT[:INDEX]` -> (thread, interrupt, index)."""
-    parts = item_id.split(":")
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1], 0
-    if len(parts) == 3 and parts[0] and parts[1] and parts[2].isdigit():
-        return parts[0], parts[1], int(parts[2])
-    return None
-
-
-def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
-    """Why `value` breaks `schema` (first error, with where), or None. A schema that cannot check anything (an unknown
-    draft, a remote `$ref`, a check past its time bound...: see console.schema_check) checks nothing here; the editor
-    refuses edits against it. It waits for the checker process: callers run it off the event loop."""
-    result = schema_check.check_blocking(value, schema)
-    if result.outcome is schema_check.Outcome.unusable:
-        log.warning("unusable response schema: %s", result.detail)
-        return None
-    return result.detail or None
+            return DecisionAnswer(SyncState.conflict, Outcome.not_found.value, "the source no longer has this thread")
+        if answer.busy:
+            return busy_answer(answer, reply)
+        return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", reply)
 
 
 def _is_thread_row(raw: Any) -> bool:
     return (
         isinstance(raw, dict) and isinstance(raw.get("thread_id"), str) and isinstance(raw.get("updated_at", ""), str)
     )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _json(response: httpx.Response) -> Any:
@@ -793,9 +397,9 @@ def _json(response: httpx.Response) -> Any:
         raise SourceError("answered with invalid JSON") from exc
 
 
-def _applied(run_id: str) -> SendResult:
-    return SendResult(SyncState.applied, Outcome.applied.value, "resumed", {"run_id": run_id})
+def _applied(run_id: str) -> DecisionAnswer:
+    return DecisionAnswer(SyncState.applied, Outcome.applied.value, "resumed", {"run_id": run_id})
 
 
-def _invalid(detail: str) -> SendResult:
-    return SendResult(SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {detail}")
+def _invalid(detail: str) -> DecisionAnswer:
+    return DecisionAnswer(SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {detail}")

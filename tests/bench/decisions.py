@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from console.session import Session
-from console.sync import Outcome
+from console.sync import SettledDecision
 from storage.records import Decision, Item, SyncState, Verdict
 from tests.bench.fixtures import (
     ChildFleet,
@@ -131,7 +131,7 @@ async def decision_applied(bench: Bench) -> list[Result]:
     samples: list[float] = []
     answered: dict[str, tuple[float, SyncState]] = {}
 
-    def heard(outcomes: Sequence[Outcome]) -> None:
+    def heard(outcomes: Sequence[SettledDecision]) -> None:
         now = time.perf_counter()
         for outcome in outcomes:
             answered[outcome.decision.item_id] = (now, outcome.result.state or SyncState.pending)
@@ -238,7 +238,7 @@ async def _drain(session: Session, count: int) -> tuple[float, float, dict[str, 
     states: dict[str, int] = {}
     finished = asyncio.Event()
 
-    def heard(outcomes: Sequence[Outcome]) -> None:
+    def heard(outcomes: Sequence[SettledDecision]) -> None:
         for outcome in outcomes:
             state = (outcome.result.state or SyncState.pending).value
             states[state] = states.get(state, 0) + 1
