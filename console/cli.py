@@ -392,7 +392,7 @@ def sources_token(args: argparse.Namespace) -> int:
     name = args.name
     _configured(_config_path(args), name)
     if keyring_backend() is None:
-        raise CliError(f"this machine has no usable keyring; set the environment variable {token_env_var(name)}", 1)
+        raise CliError(config_module.no_keyring_fix(name), 1)
     token = _read_secret(f"New token for {name} (input hidden): ", name)
     if not token:
         raise CliError("no token given; nothing changed")

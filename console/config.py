@@ -519,6 +519,11 @@ def token_fix(source_name: str) -> str:
     )
 
 
+def no_keyring_fix(source_name: str) -> str:
+    """What to do when a token cannot be stored because this machine has no keyring."""
+    return f"this machine has no usable keyring; set the environment variable {token_env_var(source_name)} instead"
+
+
 def source_block(name: str, url: str, kind: str, *, allow_insecure_http: bool = False) -> str:
     """A [[sources]] block to append to a config file (json.dumps quoting is valid TOML for these strings)."""
     insecure = "allow_insecure_http = true\n" if allow_insecure_http else ""

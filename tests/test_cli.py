@@ -17,19 +17,21 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from console.app import ApprovalApp
 from console.cli import _parser
-from console.config import Config, ConfigError, SourceConfig, load, parse, token_env_var
+from console.config import Config, ConfigError, SourceConfig, load, parse, token_env_var, token_fix
 from console.doctor import check_source
 from console.screens.first_run import first_run_text
+from console.screens.history import remedy
 from console.session import LOG_NAME, Session, setup_logging
 from storage.db import Store
 from storage.labels import build_label
-from storage.records import Verdict
+from storage.records import Decision, DecisionRow, SyncState, Verdict
 from tests import factories
 from tests.conftest import eventually, screen_text
 from tests.label_data import SHOWN, decision_on, open_labels_db, store_labels
@@ -320,6 +322,25 @@ def test_sources_remove_takes_out_one_block_and_its_token(cli: Cli) -> None:
     assert cli("sources", "remove", "crm").returncode == 0
     assert cli("sources", "remove", "billing").returncode == 0
     assert load(cli.config).sources == () and load(cli.config).notifications.bell is False
+
+
+def test_every_fix_for_a_refused_token_names_a_command_that_works(cli: Cli) -> None:
+    """The doctor, the source error, the toast and the history screen all tell the operator to run one command."""
+    cli.write_config(GOOD)
+    decision = Decision(
+        id="d", source="crm", item_id="x", item_digest="sha256:x", verdict=Verdict.approve, operator="alice",
+        decided_at=datetime(2026, 11, 21, 23, 0, tzinfo=UTC),
+    )  # fmt: skip
+    waiting = DecisionRow(
+        decision=decision, sync_state=SyncState.pending, attempts=1, outcome=None, detail="", item_action="a",
+        item_agent="b",
+    )  # fmt: skip
+    for fix in (token_fix("crm"), remedy(waiting, auth_refused={"crm"}) or ""):
+        named = re.search(r"approval-console ([a-z][^,;'\"]*)", fix)
+        assert named is not None and token_env_var("crm") in fix, fix
+        result = cli(*named[1].split(), stdin="kr-crm\n")
+        assert result.returncode == 0, (fix, result.stderr)
+    assert "token: keyring" in cli("sources", "list").stdout
 
 
 def test_a_number_given_as_text_is_a_type_error(tmp_path: Path) -> None:
