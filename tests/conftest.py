@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from textual.pilot import Pilot
@@ -17,6 +17,10 @@ from console.fleet import Fleet
 from console.session import Session
 from storage.db import Store
 from tests import kinds
+
+if TYPE_CHECKING:
+    from console.app import ApprovalApp
+    from storage.records import Item
 
 SOURCE = "fleet"
 
@@ -115,6 +119,15 @@ async def decide_key(pilot: Pilot[Any], key: str = "a") -> int:
     await pilot.press(*screen.word, "enter")
     await pilot.pause()
     return 2 + len(screen.word)
+
+
+async def first_shown(app: ApprovalApp, pilot: Pilot[Any], count: int = 6) -> Item:
+    """The item the main screen shows once the first listing (`count` items) is in: where most app tests start."""
+    await eventually(lambda: app.session.store.queue_count() == count, what="the first listing")
+    await pilot.pause(0.1)
+    top = app.main.shown
+    assert top is not None
+    return top
 
 
 def composed_strips(app: object) -> list[Strip]:

@@ -19,7 +19,7 @@ from console.session import Session
 from storage.db import Store, UndoRefused
 from storage.records import Item, SyncState, Verdict
 from tests import factories
-from tests.conftest import decide_key, eventually, screen_text
+from tests.conftest import decide_key, eventually, first_shown, screen_text
 
 SIZE = (120, 40)
 UNDO = 60.0  # long enough that the decision is still in its undo window when `q` is pressed
@@ -34,10 +34,7 @@ def _on_main(app: ApprovalApp) -> bool:
 
 
 async def _decide_top(app: ApprovalApp, pilot: Any, session: Session) -> tuple[Item, str]:
-    await eventually(lambda: session.store.queue_count() == 6, what="the first listing")
-    await pilot.pause(0.1)
-    top = app.main.shown
-    assert top is not None
+    top = await first_shown(app, pilot)
     await decide_key(pilot, "a")
     [unsent] = session.unsent()
     assert unsent.item_id == top.id and unsent.attempts == 0, "recorded, waiting in its undo window"
