@@ -74,12 +74,14 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def make_config(fleet: Fleet, *, undo_seconds: float = 0.0, **source: object) -> Config:
-    """Decisions are sent at once (no undo window) unless a test asks for one."""
+def make_config(fleet: Fleet | str, *, operator: str = "alice", undo_seconds: float = 0.0, **source: object) -> Config:
+    """One source on `fleet` (or on a URL: a proxy in front of one). Decisions are sent at once (no undo window)
+    unless a test asks for one."""
     options: dict[str, object] = {"poll_interval": 0.2, "long_poll": 2.0, **source}
+    url = fleet if isinstance(fleet, str) else fleet.url
     return Config(
-        operator="alice",
-        sources=(SourceConfig(name=SOURCE, url=fleet.url, **options),),  # type: ignore[arg-type]
+        operator=operator,
+        sources=(SourceConfig(name=SOURCE, url=url, **options),),  # type: ignore[arg-type]
         undo_seconds=undo_seconds,
     )
 
@@ -88,7 +90,7 @@ def make_config(fleet: Fleet, *, undo_seconds: float = 0.0, **source: object) ->
 def make_session(fleet: Fleet, data_dir: Path) -> Callable[..., Session]:
     """Sessions never touch the machine's keyring in tests: the token lookup is given explicitly."""
 
-    def build(*, undo_seconds: float = 0.0, **source: object) -> Session:
+    def build(*, undo_seconds: float = 0.0, **source: Any) -> Session:
         return Session(make_config(fleet, undo_seconds=undo_seconds, **source), data_dir, token_for=lambda _name: None)
 
     return build

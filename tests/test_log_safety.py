@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from console.config import Config, SourceConfig
 from console.fleet import Fleet
 from console.session import LOG_NAME, Session, setup_logging
 from storage.db import DecisionRefused
 from storage.records import SyncState, Verdict
-from tests.conftest import SOURCE, eventually
+from tests.conftest import SOURCE, eventually, make_config
 from tests.servers import Fault, FaultyProxy, running
 
 HOSTILE_BY = "bob\x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J\x1b[H\u202eexe.txt\u202c\n2026-01-01 INFO forged: all clear"
@@ -47,11 +46,7 @@ async def test_hostile_server_text_reaches_the_log_cleaned(data_dir: Path) -> No
         fleet.add_item(id="inv-\u202efdp.exe", risk="low")  # listed or quarantined: either way its id is logged
         with running(FaultyProxy(fleet.url)) as proxy:
             setup_logging(data_dir)
-            config = Config(
-                operator="erin",
-                sources=(SourceConfig(name=SOURCE, url=proxy.url, long_poll=0.0, poll_interval=0.1, timeout=2.0),),
-                undo_seconds=0.0,
-            )
+            config = make_config(proxy.url, operator="erin", long_poll=0.0, poll_interval=0.1, timeout=2.0)
             session = Session(config, data_dir, token_for=lambda _n: None)
             conflict = json.dumps({"outcome": "conflict", "decided_by": HOSTILE_BY, "verdict": "approve"}).encode()
             redirect = Fault(302, b"", {"Location": C1_LOCATION}, path_prefix="/v1/items/")
