@@ -7,10 +7,12 @@ applied decisions is the truth about what the agents heard.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from console.app import ApprovalApp
 from console.fleet import Fleet
@@ -33,21 +35,25 @@ def _on_main(app: ApprovalApp) -> bool:
     return app.screen is app.main
 
 
-async def _decide_top(app: ApprovalApp, pilot: Any, session: Session) -> tuple[Item, str]:
-    top = await first_shown(app, pilot)
-    await decide_key(pilot, "a")
-    [unsent] = session.unsent()
-    assert unsent.item_id == top.id and unsent.attempts == 0, "recorded, waiting in its undo window"
-    return top, unsent.decision_id
+@asynccontextmanager
+async def _decided(
+    make_session: Callable[..., Session],
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[Any], Session, Item, str]]:
+    """The app with the top item approved and still in its undo window: what every quit test starts from."""
+    session = make_session(undo_seconds=UNDO)
+    app = ApprovalApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        top = await first_shown(app, pilot)
+        await decide_key(pilot, "a")
+        [unsent] = session.unsent()
+        assert unsent.item_id == top.id and unsent.attempts == 0, "recorded, waiting in its undo window"
+        yield app, pilot, session, top, unsent.decision_id
 
 
 async def test_q_in_the_undo_window_asks_and_send_now_delivers_before_quitting(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        _, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, _, decision_id):
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, QuitScreen), "q with an unsent decision asks first"
@@ -74,10 +80,7 @@ async def test_q_in_the_undo_window_asks_and_send_now_delivers_before_quitting(
 
 
 async def test_stay_keeps_the_decision_undoable(fleet: Fleet, make_session: Callable[..., Session]) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        top, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, top, decision_id):
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, QuitScreen)
@@ -99,10 +102,7 @@ async def test_stay_keeps_the_decision_undoable(fleet: Fleet, make_session: Call
 async def test_source_down_is_named_and_the_operator_chooses_again(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        top, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, top, decision_id):
         fleet.stop()  # the agent service goes away while the decision waits
         await pilot.press("q")
         await pilot.pause()
@@ -134,10 +134,7 @@ async def test_source_down_is_named_and_the_operator_chooses_again(
 async def test_a_decision_delivered_but_not_applied_is_said_before_quitting(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        top, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, top, decision_id):
         fleet.decide_elsewhere(top.id, by="bob")  # someone else was faster, at the source
         await pilot.press("q")
         await pilot.pause()
