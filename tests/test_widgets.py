@@ -10,7 +10,8 @@ import ast
 import sys
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Footer
 
@@ -427,12 +429,20 @@ def body_lines(app: App[Any]) -> list[str]:
     return screen_lines(app)[:-1]
 
 
+@asynccontextmanager
+async def listed(
+    provider: ListProvider, size: tuple[int, int]
+) -> AsyncIterator[tuple[ListApp, Pilot[None], QueueList]]:
+    """A ListApp on `provider`, laid out, and its queue list."""
+    app = ListApp(provider)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        yield app, pilot, app.query_one(QueueList)
+
+
 async def test_queue_list_100k_rows_keys_and_highlight() -> None:
     provider = ListProvider(size=100_000)
-    app = ListApp(provider)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause()
-        queue = app.query_one(QueueList)
+    async with listed(provider, (120, 30)) as (app, pilot, queue):
         lines = body_lines(app)
         assert "RISK" in lines[0]
         assert "AGENT" in lines[0]
@@ -485,10 +495,7 @@ async def test_queue_list_click_selects_row() -> None:
 
 async def test_queue_list_wheel_scroll_keeps_cursor_visible() -> None:
     provider = ListProvider([row(i) for i in range(500)])
-    app = ListApp(provider)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await pilot.pause()
-        queue = app.query_one(QueueList)
+    async with listed(provider, (100, 20)) as (app, pilot, queue):
         queue.scroll_to(y=100, animate=False)
         await pilot.pause()
         top = queue.scroll_offset.y
@@ -500,10 +507,7 @@ async def test_queue_list_wheel_scroll_keeps_cursor_visible() -> None:
 
 async def test_queue_list_refresh_keeps_the_same_item() -> None:
     provider = ListProvider([row(i) for i in range(100)])
-    app = ListApp(provider)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await pilot.pause()
-        queue = app.query_one(QueueList)
+    async with listed(provider, (100, 20)) as (app, pilot, queue):
         queue.move_to(50)
         await pilot.pause()
         assert app.highlights[-1] is not None
