@@ -14,7 +14,7 @@ from textual.strip import Strip
 
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
-from console.session import Session
+from console.session import LOG_NAME, Session
 from storage.db import Store
 from tests import kinds
 
@@ -59,6 +59,13 @@ def isolated_log() -> Iterator[None]:
         if handler not in before:
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+def read_log(data_dir: Path) -> str:
+    """The console's log file as written so far (its handlers flushed first)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return (data_dir / LOG_NAME).read_text(encoding="utf-8")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ one (PYTHON_KEYRING_BACKEND): keyrings.alt's file store in a temp dir, or the "f
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import socket
@@ -28,12 +27,12 @@ from console.config import Config, ConfigError, SourceConfig, load, parse, token
 from console.doctor import check_source
 from console.screens.first_run import first_run_text
 from console.screens.history import remedy
-from console.session import LOG_NAME, Session, setup_logging
+from console.session import Session, setup_logging
 from storage.db import Store
 from storage.labels import build_label
 from storage.records import Decision, DecisionRow, SyncState, Verdict
 from tests import factories
-from tests.conftest import eventually, screen_text
+from tests.conftest import eventually, read_log, screen_text
 from tests.label_data import SHOWN, decision_on, open_labels_db, store_labels
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
 
@@ -157,9 +156,7 @@ async def test_a_url_with_credentials_made_in_code_is_logged_and_shown_without_t
         bar = app.main.query_one("#status")
         await eventually(lambda: bar.tooltip is not None, what="the source shown as down, with its reason")
         tooltip, screen = str(bar.tooltip), screen_text(app)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    log = read_log(data_dir)
     assert "cannot reach http://127.0.0.1:" in tooltip and "cannot reach http://127.0.0.1:" in log
     assert CANARY not in tooltip + screen + log
     check = await check_source(source, None)

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import unicodedata
 from pathlib import Path
 
 import pytest
 
 from console.fleet import Fleet
-from console.session import LOG_NAME, Session, setup_logging
+from console.session import Session, setup_logging
 from storage.db import DecisionRefused
 from storage.records import SyncState, Verdict
-from tests.conftest import SOURCE, eventually, make_config
+from tests.conftest import SOURCE, eventually, make_config, read_log
 from tests.servers import Fault, FaultyProxy, running
 
 HOSTILE_BY = "bob\x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J\x1b[H\u202eexe.txt\u202c\n2026-01-01 INFO forged: all clear"
@@ -79,9 +78,7 @@ async def test_hostile_server_text_reaches_the_log_cleaned(data_dir: Path) -> No
                 await session.aclose()
     finally:
         fleet.stop()
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    text = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    text = read_log(data_dir)
     # The hostile text was logged (as visible stand-ins), and nothing a terminal would act on reached the file.
     assert "␛]52;c;cm0gLXJmIC8K␇␛[2J" in text
     assert "⟨U+202E⟩" in text
