@@ -1,15 +1,26 @@
-"""JSON Pointers (RFC 6901) and the differences between two JSON values, in one place.
+"""JSON Pointers (RFC 6901), the differences between two JSON values, and the duplicate-name rule, in one place.
 
-Pure standard library, so storage (labels carry an RFC 6902 patch) and widgets (the edit screen shows the changed
-paths) share one escaping rule and one idea of "changed". Values come from agents: nothing here trusts their keys.
+Pure standard library, so storage (labels carry an RFC 6902 patch), widgets (the edit screen shows the changed paths)
+and the console's JSON readers share one escaping rule, one idea of "changed" and one refusal of repeated member names.
+Values come from agents: nothing here trusts their keys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-__all__ = ["MISSING", "changed_paths", "escape", "json_patch", "pointer", "same", "unescape", "value_at"]
+__all__ = [
+    "MISSING",
+    "changed_paths",
+    "escape",
+    "json_patch",
+    "pointer",
+    "same",
+    "unescape",
+    "unique_members",
+    "value_at",
+]
 
 MISSING: Final = object()  # no value at a path (distinct from JSON null)
 
@@ -118,3 +129,20 @@ def _diff(a: Any, b: Any, path: str, ops: list[dict[str, Any]]) -> None:
         )
     elif not same(a, b):
         ops.append({"op": "replace", "path": path, "value": b})
+
+
+def unique_members(refuse: Callable[[str], Exception]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A `json` object_pairs_hook that raises `refuse(name)` for a member name an object repeats (R6, PROTOCOL.md):
+    readers disagree on which of the values counts, so nobody may act on such an object."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        members = dict(pairs)
+        if len(members) != len(pairs):
+            seen: set[str] = set()
+            for name, _ in pairs:
+                if name in seen:
+                    raise refuse(name)
+                seen.add(name)
+        return members
+
+    return hook

@@ -10,7 +10,17 @@ import pytest
 from jsonpatch import apply_patch  # an independent RFC 6902 implementation checks ours
 from jsonpointer import resolve_pointer  # and an independent RFC 6901 one our pointers
 
-from storage.json_diff import MISSING, changed_paths, escape, json_patch, pointer, same, unescape, value_at
+from storage.json_diff import (
+    MISSING,
+    changed_paths,
+    escape,
+    json_patch,
+    pointer,
+    same,
+    unescape,
+    unique_members,
+    value_at,
+)
 
 # ------------------------------------------------------------------------------------------------------ JSON Patch
 
@@ -164,3 +174,20 @@ def test_every_changed_path_points_at_a_differing_value() -> None:
         assert (paths == []) == same(before, after), (before, after, paths)
         for path in paths:
             assert not same(value_at(before, path), value_at(after, path)), (before, after, path)
+
+
+# ------------------------------------------------------------------------------------------ duplicate member names
+
+
+def test_unique_members_refuses_a_repeated_name_at_any_depth() -> None:
+    def refuse(name: str) -> ValueError:
+        return ValueError(f"twice: {name}")
+
+    hook = unique_members(refuse)
+    assert json.loads('{"a": 1, "b": {"c": [1, {"d": 2}]}}', object_pairs_hook=hook) == {
+        "a": 1,
+        "b": {"c": [1, {"d": 2}]},
+    }
+    for text, name in [('{"a": 1, "a": 2}', "a"), ('{"x": [{"k": 1, "k": 1}]}', "k"), ('{"a/b": 1, "a/b": 1}', "a/b")]:
+        with pytest.raises(ValueError, match="twice: " + name):
+            json.loads(text, object_pairs_hook=hook)
