@@ -321,6 +321,13 @@ def test_sources_remove_takes_out_one_block_and_its_token(cli: Cli) -> None:
     assert load(cli.config).sources == () and load(cli.config).notifications.bell is False
 
 
+def named_command(fix: str) -> list[str]:
+    """The arguments of the `approval-console ...` command a fix text tells the operator to run."""
+    named = re.search(r"approval-console ([a-z][^,;'\"]*)", fix)
+    assert named is not None, fix
+    return named[1].split()
+
+
 def test_every_fix_for_a_refused_token_names_a_command_that_works(cli: Cli) -> None:
     """The doctor, the source error, the toast and the history screen all tell the operator to run one command."""
     cli.write_config(GOOD)
@@ -333,11 +340,28 @@ def test_every_fix_for_a_refused_token_names_a_command_that_works(cli: Cli) -> N
         item_agent="b",
     )  # fmt: skip
     for fix in (token_fix("crm"), remedy(waiting, auth_refused={"crm"}) or ""):
-        named = re.search(r"approval-console ([a-z][^,;'\"]*)", fix)
-        assert named is not None and token_env_var("crm") in fix, fix
-        result = cli(*named[1].split(), stdin="kr-crm\n")
+        assert token_env_var("crm") in fix, fix
+        result = cli(*named_command(fix), stdin="kr-crm\n")
         assert result.returncode == 0, (fix, result.stderr)
     assert "token: keyring" in cli("sources", "list").stdout
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [GOOD + 'token = "s3cret"\n', GOOD.replace("http://127.0.0.1:9", "http://user:s3cret@127.0.0.1:9")],
+    ids=["token line", "credentials in the url"],
+)
+def test_the_fix_for_a_secret_in_the_config_names_a_command_that_works_once_it_is_removed(
+    cli: Cli, secret: str
+) -> None:
+    cli.write_config(secret)
+    with pytest.raises(ConfigError) as refused:
+        load(cli.config)
+    fix = refused.value.fix
+    assert fix.startswith("remove") and token_env_var("crm") in fix, fix
+    cli.write_config(GOOD)  # what the fix's first half says
+    result = cli(*named_command(fix), stdin="kr-crm\n")
+    assert result.returncode == 0, (fix, result.stderr)
 
 
 def test_a_number_given_as_text_is_a_type_error(tmp_path: Path) -> None:
