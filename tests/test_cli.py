@@ -175,6 +175,14 @@ def test_a_token_prompt_with_closed_input_is_an_error_not_a_traceback(cli: Cli) 
     assert load(cli.config).sources[-1].name == "crm", "a failed add writes nothing"
 
 
+@pytest.mark.parametrize("command", [["audit", "verify"], ["export"], ["stats"]])
+def test_a_file_that_is_not_a_database_is_one_line_that_points_at_doctor(cli: Cli, command: list[str]) -> None:
+    cli.data.mkdir(parents=True)
+    (cli.data / "console.db").write_bytes(b"not a database, " * 256)
+    line = one_line_error(cli(*command))
+    assert "cannot be read as a database" in line and "'approval-console doctor' says more" in line
+
+
 def test_export_to_a_missing_directory_says_so(cli: Cli) -> None:
     labels_db(cli.data)
     line = one_line_error(cli("export", "--output", "/nonexistent/dir/x.jsonl"))
