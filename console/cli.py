@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from console import config as config_module
 from console import label_commands
-from console.cli_text import PROG, CliError, fail, plural, safe_line
+from console.cli_text import ADD_SOURCE_FIX, PROG, CliError, fail, plural, safe_line, unreadable_database
 from console.config import Config, ConfigError, SourceConfig, public_url, token_env_var
 from storage.db import StorageError
 from storage.safe_text import clean
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from console.app import ApprovalApp
 
 DEMO_SOURCE = "demo-fleet"
-NO_SOURCES_FIX = "add one with 'approval-console sources add NAME URL'"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -366,7 +365,7 @@ def sources_list(args: argparse.Namespace) -> int:
     config = config_module.load(path) if path.exists() else None
     if config is None or not config.sources:
         state = "has no sources" if config is not None else "does not exist yet"
-        print(f"No sources: {path} {state}; {NO_SOURCES_FIX}.")
+        print(f"No sources: {path} {state}; {ADD_SOURCE_FIX}.")
         return 0
     for source in config.sources:
         token = get_token(source.name)
@@ -378,7 +377,7 @@ def sources_list(args: argparse.Namespace) -> int:
 def _configured(path: Path, name: str) -> Config:
     """The config at `path`, which must have a source called `name`."""
     if not path.exists():
-        raise CliError(f"{path} does not exist yet, so it has no source {name!r}; {NO_SOURCES_FIX}")
+        raise CliError(f"{path} does not exist yet, so it has no source {name!r}; {ADD_SOURCE_FIX}")
     config = config_module.load(path)
     if not any(s.name == name for s in config.sources):
         names = ", ".join(s.name for s in config.sources) or "none"
@@ -392,7 +391,7 @@ def sources_token(args: argparse.Namespace) -> int:
     name = args.name
     _configured(_config_path(args), name)
     if keyring_backend() is None:
-        raise CliError(f"this machine has no usable keyring; set the environment variable {token_env_var(name)}", 1)
+        raise CliError(config_module.no_keyring_fix(name), 1)
     token = _read_secret(f"New token for {name} (input hidden): ", name)
     if not token:
         raise CliError("no token given; nothing changed")
@@ -450,7 +449,7 @@ def audit_verify(data_dir: Path) -> int:
     try:
         result = store.verify_audit()
     except sqlite3.DatabaseError as exc:
-        raise CliError(f"{path} cannot be read as a database ({exc}): 'approval-console doctor' says more", 1) from exc
+        raise CliError(unreadable_database(path, exc), 1) from exc
     finally:
         store.close()
     if result.ok:

@@ -7,6 +7,7 @@ import sys
 from storage.safe_text import clean
 
 PROG = "approval-console"
+ADD_SOURCE_FIX = f"add a source with '{PROG} sources add NAME URL'"  # where there is none yet, or no config at all
 
 
 class CliError(Exception):
@@ -28,6 +29,11 @@ def safe_line(text: str) -> str:
     Error texts can carry what a server or an agent sent (a redirect's Location, an item id, an exception message).
     """
     return clean(" ".join(part.strip() for part in text.splitlines()), multiline=False)
+
+
+def unreadable_database(path: object, exc: Exception) -> str:
+    """The error for a database file SQLite cannot read: `doctor` looks at it further."""
+    return f"{path} cannot be read as a database ({exc}): '{PROG} doctor' says more"
 
 
 def fail(message: str, status: int = 2) -> int:

@@ -132,8 +132,7 @@ def _http_url(url: str, info: ValidationInfo) -> str:
         raise _refusal(
             f"url {public_url(url)!r} was given with credentials in it (user:password@): the config is no place for"
             " secrets",
-            f"remove them from the url, then give the source its token with 'approval-console sources token {name}'"
-            f" (the system keyring) or set {token_env_var(name)}",
+            f"remove them from the url, then {token_fix(name)}",
         )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -441,8 +440,7 @@ def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: Erro
             path,
             line,
             f"{key!r} must not be in the config: secrets live in the system keyring or the environment",
-            f"remove the line, then run 'approval-console sources add {name} URL' to store the token in the "
-            f"keyring, or set {token_env_var(str(name))}",
+            f"remove the line, then {token_fix(str(name))}",
         )
     if error["type"] == "unknown_key":
         close = difflib.get_close_matches(key, ctx["known"], n=1)
@@ -517,6 +515,11 @@ def token_fix(source_name: str) -> str:
         f"run 'approval-console sources token {source_name}' to store a new token in the keyring,"
         f" or set {token_env_var(source_name)}"
     )
+
+
+def no_keyring_fix(source_name: str) -> str:
+    """What to do when a token cannot be stored because this machine has no keyring."""
+    return f"this machine has no usable keyring; set the environment variable {token_env_var(source_name)} instead"
 
 
 def source_block(name: str, url: str, kind: str, *, allow_insecure_http: bool = False) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from console import config as config_module
-from console.cli_text import plural
+from console.cli_text import ADD_SOURCE_FIX, plural
 from console.config import Config, ConfigError, SourceConfig, public_url, token_env_var, token_fix
 from console.secrets import Token, get_token
 from console.sources import build_source
@@ -24,7 +24,7 @@ from storage.schema import SCHEMA_VERSION
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 SOURCE_CHECK_SECONDS = 15.0
-_ADD_SOURCE = "add a source with 'approval-console sources add NAME URL' (or look around with 'approval-console demo')"
+_ADD_SOURCE = f"{ADD_SOURCE_FIX} (or look around with 'approval-console demo')"
 
 
 @dataclass(frozen=True)

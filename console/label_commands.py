@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from console.cli_text import fail, plural
+from console.cli_text import fail, plural, unreadable_database
 from storage.export import FORMATS, ExportFilter, export_labels, has_labels_table, open_readonly
 from storage.label_stats import GroupStats, LabelStats, label_stats
 from storage.labels import LABEL_VERDICTS
@@ -116,9 +116,7 @@ def _labels_db(data_dir: Path) -> Iterator[sqlite3.Connection]:
         try:
             labelled = has_labels_table(conn)
         except sqlite3.DatabaseError as exc:
-            raise CommandError(
-                f"{path} cannot be read as a database ({exc}): 'approval-console doctor' says more"
-            ) from exc
+            raise CommandError(unreadable_database(path, exc)) from exc
         if not labelled:
             raise CommandError(f"{path} holds no labels yet: open it once with this version of approval-console")
         yield conn

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from console.config import APP_NAME, token_env_var
+from console.config import APP_NAME, no_keyring_fix, token_env_var
 
 T = TypeVar("T")
 KEYRING_TIMEOUT = 5.0  # a Secret Service over D-Bus can hang; the console must not
@@ -79,7 +79,7 @@ def store_token(source_name: str, value: str) -> None:
     import keyring
     from keyring.errors import KeyringError
 
-    hint = f"this machine has no usable keyring; set the environment variable {token_env_var(source_name)} instead"
+    hint = no_keyring_fix(source_name)
     try:
         if not _in_thread(_keyring_backend_usable, "probe"):
             raise KeyringUnavailable(hint)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
+from storage.json_diff import json_patch
 from storage.records import Decision, Item, Verdict
 
 LABEL_VERSION = 1
@@ -103,67 +104,6 @@ class Label(BaseModel):
 def record_json(record: dict[str, Any]) -> str:
     """One JSON Lines record. ASCII only: an export sent to a terminal cannot carry control or bidi characters raw."""
     return json.dumps(record, ensure_ascii=True, separators=(",", ":"))
-
-
-def json_patch(proposed: Any, edited: Any) -> list[dict[str, Any]]:
-    """An RFC 6902 patch that turns `proposed` into `edited`: add / remove / replace over objects and arrays.
-
-    Not always the shortest patch (an array with an element moved gets replaces, not a move), but exact: JSON types
-    compare strictly (1 is not true), pointer segments are escaped (`~` as `~0`, `/` as `~1`). A document too deep to
-    walk becomes one whole-document replace, so a label never fails to build.
-    """
-    ops: list[dict[str, Any]] = []
-    try:
-        _diff(proposed, edited, "", ops)
-    except RecursionError:
-        return [{"op": "replace", "path": "", "value": edited}]
-    return ops
-
-
-def _pointer_segment(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality with exact types: Python's 1 == True == 1.0 must not hide an edit."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def _diff(a: Any, b: Any, path: str, ops: list[dict[str, Any]]) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in a:
-            if key not in b:
-                ops.append({"op": "remove", "path": f"{path}/{_pointer_segment(key)}"})
-        for key, value in b.items():
-            where = f"{path}/{_pointer_segment(key)}"
-            if key in a:
-                _diff(a[key], value, where, ops)
-            else:
-                ops.append({"op": "add", "path": where, "value": value})
-    elif isinstance(a, list) and isinstance(b, list):
-        # Keep the common head and tail; pair up the middles, then remove or add what is left over.
-        head = 0
-        while head < min(len(a), len(b)) and _same(a[head], b[head]):
-            head += 1
-        tail = 0
-        while tail < min(len(a), len(b)) - head and _same(a[-1 - tail], b[-1 - tail]):
-            tail += 1
-        old, new = a[head : len(a) - tail], b[head : len(b) - tail]
-        for offset, (x, y) in enumerate(zip(old, new, strict=False)):
-            _diff(x, y, f"{path}/{head + offset}", ops)
-        ops.extend({"op": "remove", "path": f"{path}/{head + len(new)}"} for _ in range(len(old) - len(new)))
-        ops.extend(
-            {"op": "add", "path": f"{path}/{head + offset}", "value": new[offset]}
-            for offset in range(len(old), len(new))
-        )
-    elif not _same(a, b):
-        ops.append({"op": "replace", "path": path, "value": b})
 
 
 def redact(value: Any, keys: Iterable[str], *, drop: bool = False) -> Any:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from textual.pilot import Pilot
@@ -14,9 +14,13 @@ from textual.strip import Strip
 
 from console.config import Config, SourceConfig
 from console.fleet import Fleet
-from console.session import Session
+from console.session import LOG_NAME, Session
 from storage.db import Store
 from tests import kinds
+
+if TYPE_CHECKING:
+    from console.app import ApprovalApp
+    from storage.records import Item
 
 SOURCE = "fleet"
 
@@ -57,6 +61,13 @@ def isolated_log() -> Iterator[None]:
             handler.close()
 
 
+def read_log(data_dir: Path) -> str:
+    """The console's log file as written so far (its handlers flushed first)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return (data_dir / LOG_NAME).read_text(encoding="utf-8")
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """A real Store on a SQLite file in a temp dir."""
@@ -70,12 +81,14 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def make_config(fleet: Fleet, *, undo_seconds: float = 0.0, **source: object) -> Config:
-    """Decisions are sent at once (no undo window) unless a test asks for one."""
+def make_config(fleet: Fleet | str, *, operator: str = "alice", undo_seconds: float = 0.0, **source: object) -> Config:
+    """One source on `fleet` (or on a URL: a proxy in front of one). Decisions are sent at once (no undo window)
+    unless a test asks for one."""
     options: dict[str, object] = {"poll_interval": 0.2, "long_poll": 2.0, **source}
+    url = fleet if isinstance(fleet, str) else fleet.url
     return Config(
-        operator="alice",
-        sources=(SourceConfig(name=SOURCE, url=fleet.url, **options),),  # type: ignore[arg-type]
+        operator=operator,
+        sources=(SourceConfig(name=SOURCE, url=url, **options),),  # type: ignore[arg-type]
         undo_seconds=undo_seconds,
     )
 
@@ -84,7 +97,7 @@ def make_config(fleet: Fleet, *, undo_seconds: float = 0.0, **source: object) ->
 def make_session(fleet: Fleet, data_dir: Path) -> Callable[..., Session]:
     """Sessions never touch the machine's keyring in tests: the token lookup is given explicitly."""
 
-    def build(*, undo_seconds: float = 0.0, **source: object) -> Session:
+    def build(*, undo_seconds: float = 0.0, **source: Any) -> Session:
         return Session(make_config(fleet, undo_seconds=undo_seconds, **source), data_dir, token_for=lambda _name: None)
 
     return build
@@ -115,6 +128,15 @@ async def decide_key(pilot: Pilot[Any], key: str = "a") -> int:
     await pilot.press(*screen.word, "enter")
     await pilot.pause()
     return 2 + len(screen.word)
+
+
+async def first_shown(app: ApprovalApp, pilot: Pilot[Any], count: int = 6) -> Item:
+    """The item the main screen shows once the first listing (`count` items) is in: where most app tests start."""
+    await eventually(lambda: app.session.store.queue_count() == count, what="the first listing")
+    await pilot.pause(0.1)
+    top = app.main.shown
+    assert top is not None
+    return top
 
 
 def composed_strips(app: object) -> list[Strip]:

@@ -12,7 +12,7 @@ from console.fleet import Fleet
 from console.screens.edit import EditScreen
 from console.session import Session
 from storage.records import SyncState
-from tests.conftest import SOURCE, composed_strips, decide_key, eventually, screen_text
+from tests.conftest import SOURCE, composed_strips, decide_key, eventually, first_shown, screen_text
 
 SIZE = (120, 40)
 
@@ -25,9 +25,7 @@ async def test_new_item_appears_without_a_key_press(fleet: Fleet, make_session: 
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6, what="the first listing")
-        await pilot.pause(0.1)
-        reading = app.main.shown
+        reading = await first_shown(app, pilot)
         assert reading is not None and reading.id == session.store.queue_rows(0, 1)[0].id, "the most urgent is selected"
         added = fleet.add_item(risk="critical", action={"name": "drop_production_table", "args": {"table": "orders"}})
         await eventually(lambda: "drop_production_table" in screen_text(app), what="the new item on screen")
@@ -44,10 +42,7 @@ async def test_approve_reaches_the_server_exactly_once(fleet: Fleet, make_sessio
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6)
-        await pilot.pause(0.1)
-        top = app.main.shown
-        assert top is not None
+        top = await first_shown(app, pilot)
         await decide_key(pilot, "a")
         await eventually(lambda: len(applied(fleet, top.id)) == 1, what="the approval at the server")
         [record] = applied(fleet, top.id)
@@ -69,10 +64,7 @@ async def test_reject_with_reason_and_comment(fleet: Fleet, make_session: Callab
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6)
-        await pilot.pause(0.1)
-        top = app.main.shown
-        assert top is not None
+        top = await first_shown(app, pilot)
         await pilot.press("r", "2")
         await pilot.press(*"wrong customer")
         await pilot.press("enter")

@@ -9,7 +9,6 @@ one (PYTHON_KEYRING_BACKEND): keyrings.alt's file store in a temp dir, or the "f
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import socket
@@ -17,21 +16,23 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from console.app import ApprovalApp
 from console.cli import _parser
-from console.config import Config, ConfigError, SourceConfig, load, parse, token_env_var
+from console.config import Config, ConfigError, SourceConfig, load, parse, token_env_var, token_fix
 from console.doctor import check_source
 from console.screens.first_run import first_run_text
-from console.session import LOG_NAME, Session, setup_logging
+from console.screens.history import remedy
+from console.session import Session, setup_logging
 from storage.db import Store
 from storage.labels import build_label
-from storage.records import Verdict
+from storage.records import Decision, DecisionRow, SyncState, Verdict
 from tests import factories
-from tests.conftest import eventually, screen_text
+from tests.conftest import eventually, read_log, screen_text
 from tests.label_data import SHOWN, decision_on, open_labels_db, store_labels
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
 
@@ -155,9 +156,7 @@ async def test_a_url_with_credentials_made_in_code_is_logged_and_shown_without_t
         bar = app.main.query_one("#status")
         await eventually(lambda: bar.tooltip is not None, what="the source shown as down, with its reason")
         tooltip, screen = str(bar.tooltip), screen_text(app)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    log = read_log(data_dir)
     assert "cannot reach http://127.0.0.1:" in tooltip and "cannot reach http://127.0.0.1:" in log
     assert CANARY not in tooltip + screen + log
     check = await check_source(source, None)
@@ -174,6 +173,14 @@ def test_a_token_prompt_with_closed_input_is_an_error_not_a_traceback(cli: Cli) 
     line = one_line_error(cli("sources", "add", "billing", "http://127.0.0.1:8"))
     assert "no token" in line
     assert load(cli.config).sources[-1].name == "crm", "a failed add writes nothing"
+
+
+@pytest.mark.parametrize("command", [["audit", "verify"], ["export"], ["stats"]])
+def test_a_file_that_is_not_a_database_is_one_line_that_points_at_doctor(cli: Cli, command: list[str]) -> None:
+    cli.data.mkdir(parents=True)
+    (cli.data / "console.db").write_bytes(b"not a database, " * 256)
+    line = one_line_error(cli(*command))
+    assert "cannot be read as a database" in line and "'approval-console doctor' says more" in line
 
 
 def test_export_to_a_missing_directory_says_so(cli: Cli) -> None:
@@ -320,6 +327,49 @@ def test_sources_remove_takes_out_one_block_and_its_token(cli: Cli) -> None:
     assert cli("sources", "remove", "crm").returncode == 0
     assert cli("sources", "remove", "billing").returncode == 0
     assert load(cli.config).sources == () and load(cli.config).notifications.bell is False
+
+
+def named_command(fix: str) -> list[str]:
+    """The arguments of the `approval-console ...` command a fix text tells the operator to run."""
+    named = re.search(r"approval-console ([a-z][^,;'\"]*)", fix)
+    assert named is not None, fix
+    return named[1].split()
+
+
+def test_every_fix_for_a_refused_token_names_a_command_that_works(cli: Cli) -> None:
+    """The doctor, the source error, the toast and the history screen all tell the operator to run one command."""
+    cli.write_config(GOOD)
+    decision = Decision(
+        id="d", source="crm", item_id="x", item_digest="sha256:x", verdict=Verdict.approve, operator="alice",
+        decided_at=datetime(2026, 11, 21, 23, 0, tzinfo=UTC),
+    )  # fmt: skip
+    waiting = DecisionRow(
+        decision=decision, sync_state=SyncState.pending, attempts=1, outcome=None, detail="", item_action="a",
+        item_agent="b",
+    )  # fmt: skip
+    for fix in (token_fix("crm"), remedy(waiting, auth_refused={"crm"}) or ""):
+        assert token_env_var("crm") in fix, fix
+        result = cli(*named_command(fix), stdin="kr-crm\n")
+        assert result.returncode == 0, (fix, result.stderr)
+    assert "token: keyring" in cli("sources", "list").stdout
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [GOOD + 'token = "s3cret"\n', GOOD.replace("http://127.0.0.1:9", "http://user:s3cret@127.0.0.1:9")],
+    ids=["token line", "credentials in the url"],
+)
+def test_the_fix_for_a_secret_in_the_config_names_a_command_that_works_once_it_is_removed(
+    cli: Cli, secret: str
+) -> None:
+    cli.write_config(secret)
+    with pytest.raises(ConfigError) as refused:
+        load(cli.config)
+    fix = refused.value.fix
+    assert fix.startswith("remove") and token_env_var("crm") in fix, fix
+    cli.write_config(GOOD)  # what the fix's first half says
+    result = cli(*named_command(fix), stdin="kr-crm\n")
+    assert result.returncode == 0, (fix, result.stderr)
 
 
 def test_a_number_given_as_text_is_a_type_error(tmp_path: Path) -> None:

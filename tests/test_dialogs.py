@@ -18,7 +18,7 @@ from console.screens.reject import RejectScreen
 from console.session import Session
 from storage import schema
 from storage.db import Store
-from tests.conftest import SOURCE, decide_key, eventually, screen_text
+from tests.conftest import SOURCE, decide_key, eventually, first_shown, screen_text
 
 SIZE = (120, 40)
 
@@ -29,10 +29,7 @@ async def test_reject_has_no_preselected_reason_and_enter_alone_records_nothing(
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6, what="the first listing")
-        await pilot.pause(0.1)
-        top = app.main.shown
-        assert top is not None
+        top = await first_shown(app, pilot)
         await pilot.press("r")
         await pilot.pause()
         assert isinstance(app.screen, RejectScreen)

@@ -17,7 +17,7 @@ from console.fleet import Fleet
 from console.secrets import Token
 from console.session import DB_NAME, LOG_NAME, Session, setup_logging
 from storage.records import Verdict
-from tests.conftest import SOURCE, eventually
+from tests.conftest import SOURCE, eventually, make_config, read_log
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
 
 CANARY = "canary-log-91c2"
@@ -30,11 +30,7 @@ async def test_the_log_records_polls_syncs_retries_and_errors_without_secrets(da
     try:
         with running(FaultyProxy(secured.url)) as proxy:
             setup_logging(data_dir)
-            config = Config(
-                operator="erin",
-                sources=(SourceConfig(name=SOURCE, url=proxy.url, long_poll=0.0, poll_interval=0.1, timeout=1.0),),
-                undo_seconds=0.0,
-            )
+            config = make_config(proxy.url, operator="erin", long_poll=0.0, poll_interval=0.1, timeout=1.0)
             session = Session(config, data_dir, token_for=lambda _n: Token(CANARY, "environment"))
             proxy.inject(
                 Fault(503, b"", {"Retry-After": "0.1"}, path_prefix="/v1/items?"),  # a failed poll
@@ -53,9 +49,7 @@ async def test_the_log_records_polls_syncs_retries_and_errors_without_secrets(da
             await session.aclose()
     finally:
         secured.stop()
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    log = read_log(data_dir)
     assert f"poll {SOURCE} failed (throttled): busy (503)" in log
     assert f"poll {SOURCE}: up again after 1 failed poll(s)" in log
     assert f"poll {SOURCE}: the queue changed" in log

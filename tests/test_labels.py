@@ -1,11 +1,10 @@
-"""Labels: the record, its JSON Patch, redaction, the labels table on a real SQLite file, stats, sync to the fleet."""
+"""Labels: the record, redaction, the labels table on a real SQLite file, stats, sync to the fleet."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import random
 import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
@@ -34,7 +33,6 @@ from storage.labels import (
     due_labels,
     expiry_label,
     insert_label,
-    json_patch,
     label_statuses,
     record_label_results,
     redact,
@@ -47,90 +45,6 @@ from tests import factories
 from tests.conftest import SOURCE, eventually
 from tests.label_data import SHOWN, decision_on, open_labels_db
 from tests.servers import Fault, FaultyProxy, running
-
-# ------------------------------------------------------------------------------------------------------ JSON Patch
-
-
-@pytest.mark.parametrize(
-    ("proposed", "edited"),
-    [
-        ({"amount": 1250.0, "currency": "EUR"}, {"amount": 500.0, "currency": "EUR"}),
-        ({"a": 1}, {"a": 1, "b": {"c": [1, 2]}}),
-        ({"a": 1, "b": 2}, {"b": 2}),
-        ({"to": ["x@example.com", "y@example.com"]}, {"to": ["y@example.com"]}),
-        ({"to": ["x"]}, {"to": ["w", "x", "z"]}),
-        ({"steps": [{"n": 1}, {"n": 2}]}, {"steps": [{"n": 2}, {"n": 1, "extra": True}]}),
-        ({"flag": 1}, {"flag": True}),  # 1 and true are different JSON values
-        ({"ratio": 1.0}, {"ratio": 1}),
-        ({"a/b": {"c~d": 1}}, {"a/b": {"c~d": 2, "e~/f": 3}}),
-        ("a drafted reply", "a corrected reply"),  # an escalation's output may be any JSON value
-        ([1, 2, 3], {"now": "an object"}),
-        ({"same": [1]}, {"same": [1]}),
-    ],
-)
-def test_json_patch_applied_to_the_proposal_gives_the_edit(proposed: Any, edited: Any) -> None:
-    patch = json_patch(proposed, edited)
-    assert all(op["op"] in {"add", "remove", "replace", "move", "copy", "test"} for op in patch)
-    result = apply_patch(proposed, patch)
-    assert json.dumps(result, sort_keys=True) == json.dumps(edited, sort_keys=True)
-    assert (patch == []) == (json.dumps(proposed, sort_keys=True) == json.dumps(edited, sort_keys=True))
-
-
-def random_json(rng: random.Random, depth: int = 0) -> Any:
-    roll = rng.random()
-    if depth < 3 and roll < 0.3:
-        return {rng.choice(["a", "b", "c/d", "e~f", ""]): random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
-    if depth < 3 and roll < 0.55:
-        return [random_json(rng, depth + 1) for _ in range(rng.randint(0, 5))]
-    return rng.choice([0, 1, 1.0, True, False, None, "x", "", 2.5, "y"])
-
-
-def mutate(rng: random.Random, value: Any) -> Any:
-    """A small edit somewhere inside `value`: what an operator's correction usually is."""
-    if isinstance(value, dict) and value and rng.random() < 0.7:
-        key = rng.choice(list(value))
-        members = dict(value)
-        if rng.random() < 0.3:
-            del members[key]
-        else:
-            members[key] = mutate(rng, members[key])
-        return members
-    if isinstance(value, list) and value and rng.random() < 0.7:
-        elements = list(value)
-        index = rng.randrange(len(elements))
-        choice = rng.random()
-        if choice < 0.3:
-            del elements[index]
-        elif choice < 0.6:
-            elements.insert(index, random_json(rng, 2))
-        else:
-            elements[index] = mutate(rng, elements[index])
-        return elements
-    return random_json(rng, 2)
-
-
-def test_json_patch_is_exact_on_random_documents() -> None:
-    rng = random.Random(6902)
-    for _ in range(3000):
-        proposed = random_json(rng)
-        edited = mutate(rng, proposed) if rng.random() < 0.7 else random_json(rng)
-        patch = json_patch(proposed, edited)
-        same = json.dumps(apply_patch(proposed, patch), sort_keys=True) == json.dumps(edited, sort_keys=True)
-        assert same, (proposed, edited, patch)  # dumps tells 1, 1.0 and true apart; member order does not matter
-
-
-def test_json_patch_of_a_document_too_deep_to_walk_is_one_replace() -> None:
-    proposed: Any = "bottom"
-    edited: Any = "changed"
-    for _ in range(5000):
-        proposed, edited = [proposed], [edited]
-    assert json_patch(proposed, edited) == [{"op": "replace", "path": "", "value": edited}]
-
-
-def test_json_patch_escapes_pointer_characters() -> None:
-    patch = json_patch({"a/b": {"c~d": 1}}, {"a/b": {"c~d": 2}})
-    assert patch == [{"op": "replace", "path": "/a~1b/c~0d", "value": 2}]
-
 
 # ------------------------------------------------------------------------------------------------------- redaction
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import unicodedata
 from pathlib import Path
 
 import pytest
 
-from console.config import Config, SourceConfig
 from console.fleet import Fleet
-from console.session import LOG_NAME, Session, setup_logging
+from console.session import Session, setup_logging
 from storage.db import DecisionRefused
 from storage.records import SyncState, Verdict
-from tests.conftest import SOURCE, eventually
+from tests.conftest import SOURCE, eventually, make_config, read_log
 from tests.servers import Fault, FaultyProxy, running
 
 HOSTILE_BY = "bob\x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J\x1b[H\u202eexe.txt\u202c\n2026-01-01 INFO forged: all clear"
@@ -47,11 +45,7 @@ async def test_hostile_server_text_reaches_the_log_cleaned(data_dir: Path) -> No
         fleet.add_item(id="inv-\u202efdp.exe", risk="low")  # listed or quarantined: either way its id is logged
         with running(FaultyProxy(fleet.url)) as proxy:
             setup_logging(data_dir)
-            config = Config(
-                operator="erin",
-                sources=(SourceConfig(name=SOURCE, url=proxy.url, long_poll=0.0, poll_interval=0.1, timeout=2.0),),
-                undo_seconds=0.0,
-            )
+            config = make_config(proxy.url, operator="erin", long_poll=0.0, poll_interval=0.1, timeout=2.0)
             session = Session(config, data_dir, token_for=lambda _n: None)
             conflict = json.dumps({"outcome": "conflict", "decided_by": HOSTILE_BY, "verdict": "approve"}).encode()
             redirect = Fault(302, b"", {"Location": C1_LOCATION}, path_prefix="/v1/items/")
@@ -84,9 +78,7 @@ async def test_hostile_server_text_reaches_the_log_cleaned(data_dir: Path) -> No
                 await session.aclose()
     finally:
         fleet.stop()
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    text = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    text = read_log(data_dir)
     # The hostile text was logged (as visible stand-ins), and nothing a terminal would act on reached the file.
     assert "␛]52;c;cm0gLXJmIC8K␇␛[2J" in text
     assert "⟨U+202E⟩" in text

@@ -3,13 +3,13 @@ queue, the filter's feedback, refused actions and the footer. Pilot against the 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -233,10 +233,12 @@ async def test_the_palette_names_keys_as_they_are_typed(fleet: Fleet, make_sessi
 # --------------------------------------------------------------------------------- two consoles on one queue
 
 
-def bob_session(fleet: Fleet, data_dir: Path) -> Session:
+@pytest.fixture
+async def bob(fleet: Fleet, data_dir: Path) -> AsyncIterator[Session]:
     """A second console on the same fleet, run by another operator, with its own data dir."""
-    config = dataclasses.replace(make_config(fleet), operator="bob")
-    return Session(config, data_dir.with_name("bob-data"), token_for=lambda _name: None)
+    console = Session(make_config(fleet, operator="bob"), data_dir.with_name("bob-data"), token_for=lambda _name: None)
+    yield console
+    await console.aclose()
 
 
 def holder(fleet: Fleet, item_id: str) -> str | None:
@@ -255,74 +257,62 @@ async def bob_claims(bob: Session, index: int) -> Item:
 
 
 async def test_a_console_opens_on_the_first_item_nobody_else_holds(
-    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+    fleet: Fleet, make_session: Callable[..., Session], bob: Session
 ) -> None:
-    bob = bob_session(fleet, data_dir)
-    try:
-        held = await bob_claims(bob, 0)
-        session = make_session()
-        async with polled(session) as (app, _pilot):
-            top = session.store.queue_rows(0, 1)[0]
-            assert (top.id, top.claimed_by) == (held.id, "bob")
-            assert shown(app).id != held.id, "not the item bob holds"
-            assert shown(app).id == session.store.queue_rows(1, 1)[0].id
-            assert "⚑ bob" in screen_text(app), "bob's item stays listed, marked"
-    finally:
-        await bob.aclose()
+    held = await bob_claims(bob, 0)
+    session = make_session()
+    async with polled(session) as (app, _pilot):
+        top = session.store.queue_rows(0, 1)[0]
+        assert (top.id, top.claimed_by) == (held.id, "bob")
+        assert shown(app).id != held.id, "not the item bob holds"
+        assert shown(app).id == session.store.queue_rows(1, 1)[0].id
+        assert "⚑ bob" in screen_text(app), "bob's item stays listed, marked"
 
 
 async def test_moving_on_after_a_decision_skips_items_others_hold(
-    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+    fleet: Fleet, make_session: Callable[..., Session], bob: Session
 ) -> None:
-    bob = bob_session(fleet, data_dir)
     session = make_session()
-    try:
-        async with polled(session) as (app, pilot):
-            first = shown(app)
-            await eventually(lambda: holder(fleet, first.id) == "alice", what="alice's claim")
-            held = await bob_claims(bob, 1)  # bob's queue is alice's: his second item is alice's next one
-            assert session.store.queue_rows(1, 1)[0].id == held.id
-            await session.poll_once()
-            await pilot.pause(0.1)
-            await decide_key(pilot, "a")
-            await pilot.pause(0.2)
-            [row] = session.store.decisions()
-            assert row.decision.item_id == first.id
-            assert shown(app).id != held.id, "moved past the item bob holds"
-            assert shown(app).id == session.store.queue_rows(1, 1)[0].id, "to the next one nobody holds"
-    finally:
-        await bob.aclose()
+    async with polled(session) as (app, pilot):
+        first = shown(app)
+        await eventually(lambda: holder(fleet, first.id) == "alice", what="alice's claim")
+        held = await bob_claims(bob, 1)  # bob's queue is alice's: his second item is alice's next one
+        assert session.store.queue_rows(1, 1)[0].id == held.id
+        await session.poll_once()
+        await pilot.pause(0.1)
+        await decide_key(pilot, "a")
+        await pilot.pause(0.2)
+        [row] = session.store.decisions()
+        assert row.decision.item_id == first.id
+        assert shown(app).id != held.id, "moved past the item bob holds"
+        assert shown(app).id == session.store.queue_rows(1, 1)[0].id, "to the next one nobody holds"
 
 
 async def test_deciding_an_item_someone_else_holds_asks_naming_them(
-    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+    fleet: Fleet, make_session: Callable[..., Session], bob: Session
 ) -> None:
-    bob = bob_session(fleet, data_dir)
     session = make_session()
-    try:
-        held = await bob_claims(bob, 1)
-        async with polled(session) as (app, pilot):
-            await pilot.press("j")  # the operator goes to bob's item on purpose: that is allowed
-            await pilot.pause(0.2)
-            assert shown(app).id == held.id and shown(app).claimed_by == "bob"
-            await pilot.press("r")
-            await pilot.pause(0.1)
-            assert isinstance(app.screen, ConfirmHolderScreen) and app.screen.holder == "bob"
-            assert "bob holds this item" in screen_text(app)
-            await pilot.press("n")
-            await pilot.pause(0.1)
-            assert isinstance(app.screen, MainScreen) and session.store.decisions() == []
-            await pilot.press("r")
-            await pilot.pause(0.1)
-            await pilot.press("y")
-            await pilot.pause(0.1)
-            assert isinstance(app.screen, RejectScreen), "after yes, the reject dialog as usual"
-            await pilot.press("1", "enter")
-            await pilot.pause(0.1)
-            [row] = session.store.decisions()
-            assert row.decision.item_id == held.id
-    finally:
-        await bob.aclose()
+    held = await bob_claims(bob, 1)
+    async with polled(session) as (app, pilot):
+        await pilot.press("j")  # the operator goes to bob's item on purpose: that is allowed
+        await pilot.pause(0.2)
+        assert shown(app).id == held.id and shown(app).claimed_by == "bob"
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfirmHolderScreen) and app.screen.holder == "bob"
+        assert "bob holds this item" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, MainScreen) and session.store.decisions() == []
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        await pilot.press("y")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RejectScreen), "after yes, the reject dialog as usual"
+        await pilot.press("1", "enter")
+        await pilot.pause(0.1)
+        [row] = session.store.decisions()
+        assert row.decision.item_id == held.id
 
 
 # ------------------------------------------------------------------------------------------------ changed items
@@ -358,26 +348,22 @@ async def test_a_changed_item_shows_what_changed_against_the_version_on_screen(
 
 
 async def test_two_consoles_opening_at_once_do_not_stay_on_the_same_item(
-    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+    fleet: Fleet, make_session: Callable[..., Session], bob: Session
 ) -> None:
     session = make_session()
-    bob = bob_session(fleet, data_dir)
-    try:
-        await session.poll_once()  # alice's console has listed the queue: nobody held anything yet
-        first, second = session.store.queue_rows(0, 2)
-        held = await bob_claims(bob, 0)  # bob's console opens on the same top item and claims it first
-        assert held.id == first.id
-        app = ApprovalApp(session, background=False)
-        async with app.run_test(size=SIZE) as pilot:
-            # Alice's console opens on the top item too, tries to claim it, and hears that bob holds it.
-            await eventually(lambda: app.main.shown is not None and app.main.shown.id == second.id, what="moved on")
-            await pilot.pause(0.1)
-            text = screen_text(app)
-            assert "bob claimed the item that came next" in text and "next one nobody holds" in text
-            assert holder(fleet, first.id) == "bob", "bob keeps his item"
-            await eventually(lambda: holder(fleet, second.id) == "alice", what="alice's claim on her item")
-            await pilot.press("k")  # going to bob's item with a key is the operator's choice: it stays
-            await pilot.pause(0.3)
-            assert shown(app).id == first.id
-    finally:
-        await bob.aclose()
+    await session.poll_once()  # alice's console has listed the queue: nobody held anything yet
+    first, second = session.store.queue_rows(0, 2)
+    held = await bob_claims(bob, 0)  # bob's console opens on the same top item and claims it first
+    assert held.id == first.id
+    app = ApprovalApp(session, background=False)
+    async with app.run_test(size=SIZE) as pilot:
+        # Alice's console opens on the top item too, tries to claim it, and hears that bob holds it.
+        await eventually(lambda: app.main.shown is not None and app.main.shown.id == second.id, what="moved on")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "bob claimed the item that came next" in text and "next one nobody holds" in text
+        assert holder(fleet, first.id) == "bob", "bob keeps his item"
+        await eventually(lambda: holder(fleet, second.id) == "alice", what="alice's claim on her item")
+        await pilot.press("k")  # going to bob's item with a key is the operator's choice: it stays
+        await pilot.pause(0.3)
+        assert shown(app).id == first.id

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from console.app import ApprovalApp
-from console.config import Config, SourceConfig
 from console.fleet import Fleet
 from console.poller import STORE_CHUNK
 from console.session import DB_NAME, Session
@@ -28,7 +27,7 @@ from console.sync import MAX_DELAY, backoff
 from storage.db import Store
 from storage.records import Item, SyncState, Verdict
 from tests import factories
-from tests.conftest import SOURCE, decide_key, eventually
+from tests.conftest import SOURCE, decide_key, eventually, make_config
 from tests.servers import Fault, FaultyProxy, running
 
 TIMEOUT = 0.6
@@ -43,11 +42,7 @@ def proxy(fleet: Fleet) -> Iterator[FaultyProxy]:
 
 
 def _session(proxy: FaultyProxy, data_dir: Path) -> Session:
-    config = Config(
-        operator="alice",
-        sources=(SourceConfig(name=SOURCE, url=proxy.url, long_poll=0.0, timeout=TIMEOUT, poll_interval=0.2),),
-        undo_seconds=0.0,
-    )
+    config = make_config(proxy.url, long_poll=0.0, timeout=TIMEOUT, poll_interval=0.2)
     return Session(config, data_dir, token_for=lambda _n: None)
 
 

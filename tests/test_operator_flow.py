@@ -36,7 +36,7 @@ from storage import schema
 from storage.db import Store, UndoRefused
 from storage.queue import Grouping, QueueView, SortOrder, parse_filter
 from storage.records import Item, SyncState, Verdict, now_utc
-from tests.conftest import SOURCE, decide_key, eventually, screen_text
+from tests.conftest import SOURCE, decide_key, eventually, first_shown, screen_text
 from tests.factories import decision, item
 
 SIZE = (120, 40)
@@ -232,10 +232,7 @@ async def test_u_takes_a_decision_back_before_anything_is_sent(
     session = make_session(undo_seconds=30)
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6, what="the first listing")
-        await pilot.pause(0.1)
-        top = app.main.shown
-        assert top is not None
+        top = await first_shown(app, pilot)
         await decide_key(pilot, "a")
         await eventually(lambda: "to undo (" in screen_text(app), what="the undo bar")
         assert session.store.queue_index_of(SOURCE, top.id) is None
@@ -257,10 +254,7 @@ async def test_after_the_window_the_decision_is_sent_and_undo_is_refused(
     session = make_session(undo_seconds=1)
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6)
-        await pilot.pause(0.1)
-        top = app.main.shown
-        assert top is not None
+        top = await first_shown(app, pilot)
         await decide_key(pilot, "a")
         assert fleet.decision_requests(top.id) == 0
         await eventually(lambda: fleet.decision_requests(top.id) == 1, what="the send after the window")

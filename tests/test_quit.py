@@ -7,10 +7,12 @@ applied decisions is the truth about what the agents heard.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from console.app import ApprovalApp
@@ -20,7 +22,7 @@ from console.session import Session
 from storage.db import Store, UndoRefused
 from storage.records import Item, SyncState, Verdict
 from tests import factories
-from tests.conftest import decide_key, eventually, screen_text
+from tests.conftest import decide_key, eventually, first_shown, screen_text
 
 SIZE = (120, 40)
 UNDO = 60.0  # long enough that the decision is still in its undo window when `q` is pressed
@@ -34,24 +36,25 @@ def _on_main(app: ApprovalApp) -> bool:
     return app.screen is app.main
 
 
-async def _decide_top(app: ApprovalApp, pilot: Any, session: Session) -> tuple[Item, str]:
-    await eventually(lambda: session.store.queue_count() == 6, what="the first listing")
-    await pilot.pause(0.1)
-    top = app.main.shown
-    assert top is not None
-    await decide_key(pilot, "a")
-    [unsent] = session.unsent()
-    assert unsent.item_id == top.id and unsent.attempts == 0, "recorded, waiting in its undo window"
-    return top, unsent.decision_id
+@asynccontextmanager
+async def _decided(
+    make_session: Callable[..., Session],
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[Any], Session, Item, str]]:
+    """The app with the top item approved and still in its undo window: what every quit test starts from."""
+    session = make_session(undo_seconds=UNDO)
+    app = ApprovalApp(session)
+    async with app.run_test(size=SIZE) as pilot:
+        top = await first_shown(app, pilot)
+        await decide_key(pilot, "a")
+        [unsent] = session.unsent()
+        assert unsent.item_id == top.id and unsent.attempts == 0, "recorded, waiting in its undo window"
+        yield app, pilot, session, top, unsent.decision_id
 
 
 async def test_q_in_the_undo_window_asks_and_send_now_delivers_before_quitting(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        _, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, _, decision_id):
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, QuitScreen), "q with an unsent decision asks first"
@@ -78,10 +81,7 @@ async def test_q_in_the_undo_window_asks_and_send_now_delivers_before_quitting(
 
 
 async def test_stay_keeps_the_decision_undoable(fleet: Fleet, make_session: Callable[..., Session]) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        top, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, top, decision_id):
         await pilot.press("q")
         await pilot.pause()
         assert isinstance(app.screen, QuitScreen)
@@ -103,10 +103,7 @@ async def test_stay_keeps_the_decision_undoable(fleet: Fleet, make_session: Call
 async def test_source_down_is_named_and_the_operator_chooses_again(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        top, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, top, decision_id):
         fleet.stop()  # the agent service goes away while the decision waits
         await pilot.press("q")
         await pilot.pause()
@@ -138,10 +135,7 @@ async def test_source_down_is_named_and_the_operator_chooses_again(
 async def test_a_decision_delivered_but_not_applied_is_said_before_quitting(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=UNDO)
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        top, decision_id = await _decide_top(app, pilot, session)
+    async with _decided(make_session) as (app, pilot, session, top, decision_id):
         fleet.decide_elsewhere(top.id, by="bob")  # someone else was faster, at the source
         await pilot.press("q")
         await eventually(lambda: isinstance(app.screen, QuitScreen), what="the dialog")

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.app import ApprovalApp
-from console.config import Config, SourceConfig
+from console.config import SourceConfig
 from console.doctor import WARN, check_source
 from console.fleet import Fleet
 from console.session import Session
@@ -30,7 +30,7 @@ from console.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, retr
 from console.sources.native import NativeSource
 from storage.records import SourceHealth, SyncState, Verdict
 from tests import factories
-from tests.conftest import SOURCE, eventually, screen_text
+from tests.conftest import SOURCE, eventually, make_config, screen_text
 from tests.servers import Fault, FaultyProxy, running
 from tests.test_labels import Console, fleet_labels
 from widgets.status_bar import status_content
@@ -140,11 +140,7 @@ class SimulatedClock:
 
 
 def proxied_session(proxy: FaultyProxy, data_dir: Path) -> Session:
-    config = Config(
-        operator="alice",
-        sources=(SourceConfig(name=SOURCE, url=proxy.url, long_poll=0.0, poll_interval=0.2),),
-        undo_seconds=0.0,
-    )
+    config = make_config(proxy.url, long_poll=0.0, poll_interval=0.2)
     return Session(config, data_dir, token_for=lambda _n: None)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from textual.pilot import Pilot
 from textual.widgets import Static, TextArea
 from textual.widgets.text_area import WrappedDocument
 
@@ -254,11 +256,7 @@ async def test_an_unusable_schema_refuses_the_edit_in_the_app_and_approve_stays(
     case: str, fleet: Fleet, make_session: Callable[..., Session], beacon: Recorder
 ) -> None:
     schema, reason = hostile_schemas(beacon.url)[case]
-    item = add_editable(fleet, schema)
-    session = make_session()
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        editor = await open_editor(app, pilot, item["id"])
+    async with editing(fleet, make_session, schema) as (app, pilot, editor, item):
         await set_text(pilot, editor, {"customer_id": "cus_9", "amount": 950})
         await pilot.press("ctrl+s")
         await eventually(lambda: UNUSABLE in edit_message(app), what="the refusal")
@@ -276,17 +274,33 @@ async def test_an_unusable_schema_refuses_the_edit_in_the_app_and_approve_stays(
     assert beacon.paths == []
 
 
-async def test_a_catastrophic_pattern_does_not_freeze_the_app(
-    fleet: Fleet, make_session: Callable[..., Session]
-) -> None:
-    item = add_editable(
-        fleet, {"type": "object", "properties": {"customer_id": {"type": "string", "pattern": CATASTROPHIC}}}
-    )
+@asynccontextmanager
+async def editing(
+    fleet: Fleet, make_session: Callable[..., Session], schema: Any
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[Any], TextArea, dict[str, Any]]]:
+    """The app with the editor open on a new editable item checked against `schema`."""
+    item = add_editable(fleet, schema)
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        editor = await open_editor(app, pilot, item["id"])
+        yield app, pilot, await open_editor(app, pilot, item["id"]), item
+
+
+@asynccontextmanager
+async def slow_check(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[Any], TextArea, dict[str, Any]]]:
+    """The editor on an item whose schema backtracks catastrophically, holding a value that makes it do so."""
+    schema = {"type": "object", "properties": {"customer_id": {"type": "string", "pattern": CATASTROPHIC}}}
+    async with editing(fleet, make_session, schema) as (app, pilot, editor, item):
         await set_text(pilot, editor, {"customer_id": "a" * 60 + "!", "amount": 900})
+        yield app, pilot, editor, item
+
+
+async def test_a_catastrophic_pattern_does_not_freeze_the_app(
+    fleet: Fleet, make_session: Callable[..., Session]
+) -> None:
+    async with slow_check(fleet, make_session) as (app, pilot, editor, _):
         editor.move_cursor((0, 0))
         await pilot.press("ctrl+s")
         assert edit_message(app) == EditScreen.CHECKING
@@ -306,11 +320,7 @@ async def test_a_catastrophic_pattern_does_not_freeze_the_app(
 async def test_the_editor_refuses_numbers_a_decision_cannot_carry(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    item = add_editable(fleet, None)
-    session = make_session()
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        editor = await open_editor(app, pilot, item["id"])
+    async with editing(fleet, make_session, None) as (app, pilot, editor, item):
         for text, says in [
             ('{"customer_id": "cus_9", "amount": 1e400}', "too large for a JSON number"),
             ('{"customer_id": "cus_9", "amount": 12345678901234567890}', "beyond ±(2^53−1)"),
@@ -419,14 +429,7 @@ async def test_a_large_item_opens_with_one_full_wrap_at_its_width(
 async def test_leaving_the_editor_during_a_slow_check_is_safe_and_approve_works(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    item = add_editable(
-        fleet, {"type": "object", "properties": {"customer_id": {"type": "string", "pattern": CATASTROPHIC}}}
-    )
-    session = make_session()
-    app = ApprovalApp(session)
-    async with app.run_test(size=SIZE) as pilot:
-        editor = await open_editor(app, pilot, item["id"])
-        await set_text(pilot, editor, {"customer_id": "a" * 60 + "!", "amount": 900})
+    async with slow_check(fleet, make_session) as (app, pilot, _, item):
         await pilot.press("ctrl+s")
         assert isinstance(app.screen, EditScreen) and app.screen.checking
         await pilot.press("escape")

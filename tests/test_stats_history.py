@@ -318,7 +318,7 @@ def test_remedy_for_each_problem() -> None:
     assert "new version is in the queue" in (remedy(row(SyncState.conflict, "stale")) or "")
     assert "on-expiry action" in (remedy(row(SyncState.conflict, "expired")) or "")
     auth = remedy(row(SyncState.pending, None, "sup-port"), auth_refused={"sup-port"}) or ""
-    assert "approval-console sources add sup-port URL" in auth and "APPROVAL_CONSOLE_TOKEN_SUP_PORT" in auth
+    assert "approval-console sources token sup-port" in auth and "APPROVAL_CONSOLE_TOKEN_SUP_PORT" in auth
     assert remedy(row(SyncState.pending, None)) is None, "waiting to sync is not a problem"
     assert remedy(row(SyncState.applied, "applied")) is None
     assert "not retried" in (remedy(row(SyncState.failed, "http_400")) or "")

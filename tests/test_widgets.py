@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Footer
 
@@ -421,12 +423,20 @@ def body_lines(app: App[Any]) -> list[str]:
     return screen_lines(app)[:-1]
 
 
+@asynccontextmanager
+async def listed(
+    provider: ListProvider, size: tuple[int, int]
+) -> AsyncIterator[tuple[ListApp, Pilot[None], QueueList]]:
+    """A ListApp on `provider`, laid out, and its queue list."""
+    app = ListApp(provider)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        yield app, pilot, app.query_one(QueueList)
+
+
 async def test_queue_list_100k_rows_keys_and_highlight() -> None:
     provider = ListProvider(size=100_000)
-    app = ListApp(provider)
-    async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause()
-        queue = app.query_one(QueueList)
+    async with listed(provider, (120, 30)) as (app, pilot, queue):
         lines = body_lines(app)
         assert "RISK" in lines[0]
         assert "AGENT" in lines[0]
@@ -479,10 +489,7 @@ async def test_queue_list_click_selects_row() -> None:
 
 async def test_queue_list_wheel_scroll_keeps_cursor_visible() -> None:
     provider = ListProvider([row(i) for i in range(500)])
-    app = ListApp(provider)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await pilot.pause()
-        queue = app.query_one(QueueList)
+    async with listed(provider, (100, 20)) as (app, pilot, queue):
         queue.scroll_to(y=100, animate=False)
         await pilot.pause()
         top = queue.scroll_offset.y
@@ -494,10 +501,7 @@ async def test_queue_list_wheel_scroll_keeps_cursor_visible() -> None:
 
 async def test_queue_list_refresh_keeps_the_same_item() -> None:
     provider = ListProvider([row(i) for i in range(100)])
-    app = ListApp(provider)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await pilot.pause()
-        queue = app.query_one(QueueList)
+    async with listed(provider, (100, 20)) as (app, pilot, queue):
         queue.move_to(50)
         await pilot.pause()
         assert app.highlights[-1] is not None
@@ -672,7 +676,8 @@ def test_status_content_colours_states_by_theme_variables() -> None:
 
 def test_widgets_import_only_what_the_layering_allows() -> None:
     forbidden = {"httpx", "sqlite3", "sqlite_utils", "console", "keyring"}
-    allowed_storage = {"storage.records", "storage.safe_text"}  # records, and the pure text cleaning the log shares
+    # records, the pure text cleaning the log shares, and the JSON diff the labels share
+    allowed_storage = {"storage.records", "storage.safe_text", "storage.json_diff"}
     problems = []
     for path in sorted(WIDGETS_DIR.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -13,49 +13,18 @@ from typing import Any, Final
 from textual.content import Content
 from textual.widgets import Static
 
+from storage.json_diff import MISSING, changed_paths, value_at
+
 from .safe_text import clean, one_line
 
-__all__ = ["MAX_DIFF_LINES", "DiffView", "changed_paths", "diff_content"]
+__all__ = ["MAX_DIFF_LINES", "DiffView", "diff_content"]
 
 MAX_DIFF_LINES: Final = 2_000
-_MISSING: Final = object()
 _STYLES: Final = {"+": "$text-success", "-": "$text-error", "@": "bold $text-accent"}
 
 
-def changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    """JSON Pointer paths where `after` differs from `before`: changed, added or removed keys and list items."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        paths: list[str] = []
-        for key in [*before, *(k for k in after if k not in before)]:
-            child = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
-            paths += changed_paths(before.get(key, _MISSING), after.get(key, _MISSING), child)
-        return paths
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [
-            p for i, (b, a) in enumerate(zip(before, after, strict=True)) for p in changed_paths(b, a, f"{path}/{i}")
-        ]
-    if before is _MISSING or after is _MISSING or type(before) is not type(after) or before != after:
-        return [path or "/"]
-    return []
-
-
-def _at(value: Any, path: str) -> Any:
-    """The value at JSON Pointer `path` (as `changed_paths` writes it), or _MISSING."""
-    if path in ("", "/"):
-        return value
-    for token in path.split("/")[1:]:
-        key = token.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, dict):
-            value = value.get(key, _MISSING)
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
-        else:
-            return _MISSING
-    return value
-
-
 def _brief(value: Any) -> str:
-    if value is _MISSING:
+    if value is MISSING:
         return "(none)"
     if isinstance(value, dict | list):
         return "{…}" if isinstance(value, dict) else "[…]"
@@ -73,7 +42,7 @@ def diff_content(before: Any, after: Any, *, values: bool = False, max_lines: in
     """
     paths = changed_paths(before, after)
     if values:
-        named = [f"{one_line(p, 60)} {_brief(_at(before, p))} → {_brief(_at(after, p))}" for p in paths[:12]]
+        named = [f"{one_line(p, 60)} {_brief(value_at(before, p))} → {_brief(value_at(after, p))}" for p in paths[:12]]
         shown = "; ".join(named)
     else:
         shown = ", ".join(one_line(p, 60) for p in paths[:12])

@@ -24,6 +24,7 @@ from textual.widgets import Label, Static, TextArea
 from textual.widgets.text_area import Location
 
 from console import schema_check
+from storage.json_diff import unique_members
 from storage.records import Item, canonical_json
 from widgets.diff_view import DiffView
 from widgets.safe_text import literal
@@ -71,15 +72,9 @@ def _no_constant(name: str) -> Any:
     raise _Refused(f"{name} is not a JSON number: use a number, or a string.")
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value = dict(pairs)
-    if len(value) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _Refused(f"Duplicate member name {_clip(name)!r}: each name may appear once in an object.")
-            seen.add(name)
-    return value
+_unique_members = unique_members(
+    lambda name: _Refused(f"Duplicate member name {_clip(name)!r}: each name may appear once in an object.")
+)
 
 
 def _clip(text: str) -> str:

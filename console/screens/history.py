@@ -22,7 +22,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from console.config import token_env_var
+from console.config import token_fix
 from storage.db import Store
 from storage.labels import LabelStatus, LabelSyncState, label_statuses
 from storage.records import DecisionRow, Outcome, SyncState
@@ -55,7 +55,7 @@ _LABEL_REFUSED = "nothing to resend: the label is kept here and in approval-cons
 
 
 def _auth_remedy(source: str) -> str:
-    return f"run approval-console sources add {source} URL, or set {token_env_var(source)}; it is then sent again"
+    return f"{token_fix(source)}; it is then sent again"
 
 
 def remedy(row: DecisionRow, auth_refused: Collection[str] = ()) -> str | None:
