@@ -30,7 +30,6 @@ from console.fleet.rules import (
     invalid,
     issue,
     json_answer,
-    json_pointer,
     keyed_request,
     label_problems,
     parse_json,
@@ -40,6 +39,7 @@ from console.fleet.rules import (
 )
 from console.fleet.scenarios import rfc3339
 from console.fleet.state import NotPending, Record
+from storage.json_diff import pointer
 from storage.records import Item
 
 Handler = Callable[[Any], Answer]  # a keyed request's body -> its answer
@@ -241,7 +241,7 @@ class FleetProtocol(FleetHooks):
         try:
             parsed = Item.model_validate(item)
         except ValidationError as exc:
-            problems = [issue("body", json_pointer(e["loc"]), e["msg"]) for e in exc.errors()[:MAX_ERRORS]]
+            problems = [issue("body", pointer(e["loc"]), e["msg"]) for e in exc.errors()[:MAX_ERRORS]]
         else:
             if not parsed.allowed_decisions:
                 problems.append(issue("body", "/allowed_decisions", "at least one decision must be allowed"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from console import schema_check
 from console.fleet.scenarios import rfc3339
+from storage.json_diff import pointer, unique_members
 from storage.records import item_digest
 
 if TYPE_CHECKING:
@@ -52,12 +53,8 @@ def _finite(text: str) -> float:
     return value
 
 
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """PROTOCOL.md conventions: a body with a duplicate member name is refused, never read one way or the other."""
-    names = [name for name, _ in pairs]
-    if len(set(names)) != len(names):
-        raise ValueError("duplicate member name")
-    return dict(pairs)
+# PROTOCOL.md conventions: a body with a duplicate member name is refused, never read one way or the other.
+_unique_names = unique_members(lambda _name: ValueError("duplicate member name"))
 
 
 def parse_json(raw: bytes) -> tuple[Any, bool]:
@@ -100,10 +97,6 @@ def parse_time(value: Any) -> float | None:
     if moment.tzinfo is None:
         raise ValueError("timestamps need a time zone")
     return moment.timestamp()
-
-
-def json_pointer(path: Any) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
 def issue(where: str, path: str, message: str) -> dict[str, str]:
@@ -226,17 +219,17 @@ def edit_problems(rec: Record, edited: Any) -> list[dict[str, str]]:
     try:
         if rec.validator is None:
             rec.validator = schema_check.validator_for(schema)  # its own draft; local `$ref`s only (R8)
-        errors = sorted(rec.validator.iter_errors(edited), key=lambda e: json_pointer(e.absolute_path))
+        errors = sorted(rec.validator.iter_errors(edited), key=lambda e: pointer(e.absolute_path))
     except schema_check.SchemaUnusable as exc:
         return [issue("edited", "", f"the item's args_schema cannot check an edit: {exc}")]
     except Exception as exc:  # e.g. an unresolvable $ref: final for this edit, never a 500 to retry
         return [issue("edited", "", f"the item's args_schema cannot be applied: {type(exc).__name__}")]
     problems = []
     for error in errors[:MAX_ERRORS]:
-        path = json_pointer(error.absolute_path)
+        path = pointer(error.absolute_path)
         if error.validator == "required" and isinstance(error.instance, dict):
             missing = [k for k in error.validator_value if k not in error.instance and repr(k) in error.message]
-            path += json_pointer(missing[:1])
+            path += pointer(missing[:1])
         problems.append(issue("edited", path, error.message))
     return problems
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.sources.base import Rejected, SourceError, excerpt
+from storage.json_diff import unique_members
 from storage.records import MAX_NESTING, cursor_problem
 
 
@@ -25,15 +26,7 @@ class DuplicateName(ValueError):
         super().__init__(f"duplicate member name {name[:60]!r}")
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise DuplicateName(name)
-            seen.add(name)
-    return obj
+_unique_members = unique_members(DuplicateName)
 
 
 def _no_constant(name: str) -> Any:
