@@ -47,8 +47,8 @@ SYNC = (
 
 
 async def _decide_shown(running: Running) -> tuple[Item, float] | None:
-    """Press the approve key on the shown item; (item, perf_counter at the key), or None if no approve key."""
-    bound = key_for(running.app, lambda action: action == "approve")
+    """Press the approve (or accept) key on the shown item; (item, perf_counter at the key), or None if none."""
+    bound = key_for(running.app, lambda action: action in ("approve", "accept"))  # an escalation is accepted
     shown = running.app.main.shown
     if bound is None or shown is None:
         return None
