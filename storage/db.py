@@ -112,9 +112,14 @@ class Store:
         with self._shared.tx() as conn:
             yield conn
 
+    def schema_version(self) -> int:
+        """The schema version the file is at (0: empty; above SCHEMA_VERSION: written by a newer console)."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
     def _migrate(self) -> None:
         with self._lock:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            version = self.schema_version()
             if version > SCHEMA_VERSION:
                 raise NewerSchema(
                     f"{self.path} was written by a newer approval-console (schema {version}, this one knows "
