@@ -253,12 +253,7 @@ class DecisionOutbox:
         return recorded
 
     def waiting_count(self) -> int:
-        with self._db.lock:
-            return int(
-                self._db.conn.execute(
-                    "SELECT count(*) FROM decisions WHERE sync_state IN ('pending', 'sending')"
-                ).fetchone()[0]
-            )
+        return self._count("WHERE d.sync_state IN ('pending', 'sending')")
 
     def unsent(self) -> list[Unsent]:
         """Every decision not yet answered for good, oldest first: what quitting now would leave behind."""
@@ -292,12 +287,7 @@ class DecisionOutbox:
 
     def unseen_problem_count(self) -> int:
         """How many conflicts and failures wait for the operator: the status bar asks every second, so a count."""
-        with self._db.lock:
-            return int(
-                self._db.conn.execute(
-                    "SELECT count(*) FROM decisions WHERE sync_state IN ('conflict', 'failed') AND seen = 0"
-                ).fetchone()[0]
-            )
+        return self._count("WHERE d.sync_state IN ('conflict', 'failed') AND d.seen = 0")
 
     def unseen_problems(self) -> list[DecisionRow]:
         """Conflicts and failures the operator has not acknowledged yet, newest first."""
@@ -313,7 +303,9 @@ class DecisionOutbox:
         return self._decision_rows(_PROBLEMS if problems_only else "", limit, offset)
 
     def decision_count(self, *, problems_only: bool = False) -> int:
-        where = _PROBLEMS if problems_only else ""
+        return self._count(_PROBLEMS if problems_only else "")
+
+    def _count(self, where: str) -> int:
         with self._db.lock:
             return int(self._db.conn.execute(f"SELECT count(*) FROM decisions d {where}").fetchone()[0])
 

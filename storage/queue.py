@@ -244,13 +244,7 @@ class QueueReads:
 
     def new_urgent(self, since: float, ranks: int = 2) -> list[QueueRow]:
         """Pending items first seen after `since` whose risk is among the top `ranks` (2: high and critical)."""
-        with self._db.lock:
-            rows = self._db.conn.execute(
-                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND first_seen_at > ? AND risk_order < ?"
-                " ORDER BY first_seen_at LIMIT 100",
-                (since, ranks),
-            ).fetchall()
-        return [_queue_row(r) for r in rows]
+        return self._first_100("first_seen_at > ? AND risk_order < ?", "first_seen_at", (since, ranks))
 
     def deadlines_between(self, after: float, until: float) -> list[QueueRow]:
         """Pending items whose deadline falls after `after` and before `until` (soonest first, at most 100).
@@ -258,11 +252,14 @@ class QueueReads:
         The lower bound matters: items already past their deadline (the source has not expired them yet) must not
         fill the 100 and hide the ones about to pass.
         """
+        return self._first_100("expires_sort > ? AND expires_sort < ?", "expires_sort", (after, until))
+
+    def _first_100(self, where: str, order: str, params: tuple[float, ...]) -> list[QueueRow]:
+        """The first 100 pending items in `order` that `where` (constant SQL, bound `params`) selects: for alerts."""
         with self._db.lock:
             rows = self._db.conn.execute(
-                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND expires_sort > ? AND expires_sort < ?"
-                " ORDER BY expires_sort LIMIT 100",
-                (after, until),
+                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND {where} ORDER BY {order} LIMIT 100",
+                params,
             ).fetchall()
         return [_queue_row(r) for r in rows]
 
