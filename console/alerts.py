@@ -47,7 +47,7 @@ class Alerts:
         self._announced_due: set[tuple[str, str]] = set()
 
     def new_urgent(self, store: Store, now: float) -> list[Alert]:
-        rows = [r for r in store.new_urgent(self._seen_since) if (r.source, r.id) not in self._announced_new]
+        rows = [r for r in store.queue.new_urgent(self._seen_since) if (r.source, r.id) not in self._announced_new]
         # The next look starts a little before this one: a write stamped just before `now` but committed after the
         # query is still found, and the set keeps it from being announced twice.
         self._seen_since = max(self._seen_since, now - OVERLAP_SECONDS)
@@ -64,7 +64,7 @@ class Alerts:
         if window <= 0:
             return []
         alerts = []
-        for row in store.deadlines_between(now, now + window):
+        for row in store.queue.deadlines_between(now, now + window):
             key = (row.source, row.id)
             if key in self._announced_due or row.expires_at is None:
                 continue

@@ -447,7 +447,7 @@ def audit_verify(data_dir: Path) -> int:
         raise CliError(label_commands.no_database(path))
     store = Store(path, readonly=True)  # verifying evidence must not change it (no migration, no writes)
     try:
-        result = store.verify_audit()
+        result = store.audit.verify()
     except sqlite3.DatabaseError as exc:
         raise CliError(unreadable_database(path, exc), 1) from exc
     finally:

@@ -108,9 +108,9 @@ def check_database(data_dir: Path, db_name: str) -> list[Check]:
     except StorageError as exc:
         return [Check(FAIL, "database", str(exc), "check the permissions of the data dir")]
     try:
-        version = int(store._conn.execute("PRAGMA user_version").fetchone()[0])
-        verification = store.verify_audit()
-        waiting = store.waiting_count() if version else 0
+        version = store.schema_version()
+        verification = store.audit.verify()
+        waiting = store.outbox.waiting_count() if version else 0
     finally:
         store.close()
     if version > SCHEMA_VERSION:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from console.cli_text import fail, plural, unreadable_database
-from storage.export import FORMATS, ExportFilter, export_labels, has_labels_table, open_readonly
+from storage.connection import open_readonly
+from storage.export import FORMATS, ExportFilter, export_labels, has_labels_table
 from storage.label_stats import GroupStats, LabelStats, label_stats
 from storage.labels import LABEL_VERDICTS
 

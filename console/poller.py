@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 LONG_POLL_FLOOR = 0.05  # seconds between long-polls that brought a change (or waited their whole time)
 # Items per write transaction. WAL has one writer: a decision's commit on the UI connection waits for the background
-# transaction in progress (storage.db._WriteGate), so a page is stored in short ones.
+# transaction in progress (storage.connection._WriteGate), so a page is stored in short ones.
 STORE_CHUNK = 100
 
 
@@ -28,7 +28,7 @@ class Poller:
         self.sources = sources
         self.on_change = on_change
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # between failed polls; tests simulate time
-        counts = store.quarantine_counts()
+        counts = store.quarantine.counts()
         self.health: dict[str, SourceHealth] = {
             s.config.name: SourceHealth(name=s.config.name, quarantined=counts.get(s.config.name, 0)) for s in sources
         }
@@ -78,16 +78,16 @@ class Poller:
     async def poll_once(self, source: Source) -> bool:
         """Fetch until the source has nothing more; store each page. True if storage changed."""
         name = source.config.name
-        cursor = await asyncio.to_thread(self.store.cursor, name)
+        cursor = await asyncio.to_thread(self.store.items.cursor, name)
         snapshot = None
         if cursor is None:
-            snapshot = await asyncio.to_thread(self.store.begin_snapshot, name)
+            snapshot = await asyncio.to_thread(self.store.items.begin_snapshot, name)
         changed = False
         while True:
             page = await source.fetch(cursor)
             if page.reset:
                 log.info("source %s: cursor expired, listing everything again", name)
-                snapshot = await asyncio.to_thread(self.store.begin_snapshot, name)
+                snapshot = await asyncio.to_thread(self.store.items.begin_snapshot, name)
                 cursor = None
                 continue
             changed |= await asyncio.to_thread(self._store_page, name, page, snapshot)
@@ -102,7 +102,7 @@ class Poller:
             if not page.has_more:
                 break
         if snapshot is not None:
-            changed |= await asyncio.to_thread(self.store.end_snapshot, name, snapshot, cursor) > 0
+            changed |= await asyncio.to_thread(self.store.items.end_snapshot, name, snapshot, cursor) > 0
         now = time.time()
         self._set_health(name, state="up", last_poll_at=now, last_ok_at=now, error="")
         return changed
@@ -110,15 +110,15 @@ class Poller:
     def _store_page(self, name: str, page: Page, snapshot: int | None) -> bool:
         for rejected in page.rejected:
             log.warning("source %s: quarantined item %s: %s", name, rejected.item_id, rejected.reason)
-            self.store.quarantine(name, rejected.item_id, rejected.reason, rejected.excerpt)
+            self.store.quarantine.add(name, rejected.item_id, rejected.reason, rejected.excerpt)
         # The page's cursor is kept only with its last chunk: after a crash in between, the page is listed again, and
         # the chunks already stored are the same versions (kept as they are).
-        kept = None if snapshot is not None else self.store.cursor(name)
+        kept = None if snapshot is not None else self.store.items.cursor(name)
         changed = False
         chunks = range(0, max(len(page.items), 1), STORE_CHUNK)
         for start in chunks:
             last = start == chunks[-1]
-            summary = self.store.apply_changes(
+            summary = self.store.items.apply_changes(
                 name,
                 page.items[start : start + STORE_CHUNK],
                 page.removed if last else [],
@@ -128,7 +128,7 @@ class Poller:
             changed |= bool(summary.added or summary.changed or summary.removed)
         known = self.health[name].quarantined
         if page.rejected:
-            self._set_health(name, quarantined=self.store.quarantine_counts().get(name, 0))
+            self._set_health(name, quarantined=self.store.quarantine.counts().get(name, 0))
         # An item quarantined again is nothing new (R11: a server repeating it is not asked again at once).
         return changed or self.health[name].quarantined != known
 

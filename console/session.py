@@ -45,16 +45,16 @@ class QueueRows:
         self.view = QueueView()
 
     def count(self) -> int:
-        return self._store.queue_count(self.view)
+        return self._store.queue.count(self.view)
 
     def rows(self, offset: int, limit: int) -> Sequence[QueueRow]:
-        return self._store.queue_rows(offset, limit, self.view)
+        return self._store.queue.rows(offset, limit, self.view)
 
     def index_of(self, source: str, item_id: str) -> int | None:
-        return self._store.queue_index_of(source, item_id, self.view)
+        return self._store.queue.index_of(source, item_id, self.view)
 
     def groups(self) -> Sequence[tuple[str, int]]:
-        return self._store.queue_groups(self.view)
+        return self._store.queue.groups(self.view)
 
 
 @dataclass(frozen=True)
@@ -202,19 +202,19 @@ class Session:
             operator=self.config.operator,
             decided_at=now_utc(),
         )
-        self.store.record_decision(decision, hold_seconds=self.config.undo_seconds, first_shown_at=first_shown_at)
+        self.store.outbox.record(decision, hold_seconds=self.config.undo_seconds, first_shown_at=first_shown_at)
         self.sync.kick()
         return decision
 
     def undo(self, decision_id: str) -> Decision:
         """Take back a decision still in its undo window (raises storage.db.UndoRefused once it is being sent)."""
-        decision = self.store.undo(decision_id, self.config.operator)
+        decision = self.store.outbox.undo(decision_id, self.config.operator)
         self.sync.kick()
         return decision
 
     def unsent(self) -> list[Unsent]:
         """Decisions the sources have not confirmed yet (in the undo window, waiting for a retry, being sent)."""
-        return self.store.unsent()
+        return self.store.outbox.unsent()
 
     async def send_unsent(
         self, bound: float, progress: Callable[[SendReport], None] | None = None, *, poll: float = 0.1
@@ -226,21 +226,21 @@ class Session:
         help), or after `bound` seconds. `progress` hears each look.
         """
         # Off the event loop: the write may wait for the background connection's, and the UI keeps drawing meanwhile.
-        tried_before = {u.decision_id: u.attempts for u in await asyncio.to_thread(self.store.unsent)}
+        tried_before = {u.decision_id: u.attempts for u in await asyncio.to_thread(self.store.outbox.unsent)}
         total = len(tried_before)
-        await asyncio.to_thread(self.store.send_unsent_now)
+        await asyncio.to_thread(self.store.outbox.send_unsent_now)
         self.sync.kick()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + bound
         while True:
-            left = await asyncio.to_thread(self.store.unsent)
+            left = await asyncio.to_thread(self.store.outbox.unsent)
             blocked = self._blocked(left, tried_before)
             report = SendReport(total, left, blocked)
             if progress is not None:
                 progress(report)
             if not left or all(u.source in blocked for u in left) or loop.time() >= deadline:
                 answered = tried_before.keys() - {u.decision_id for u in left}
-                problems = await asyncio.to_thread(self.store.decisions, 200 + total, problems_only=True)
+                problems = await asyncio.to_thread(self.store.outbox.decisions, 200 + total, problems_only=True)
                 refused = tuple(p for p in problems if p.decision.id in answered and p.sync_state in _NOT_APPLIED)
                 return SendReport(total, left, blocked, refused)
             await asyncio.sleep(poll)
@@ -269,7 +269,7 @@ class Session:
         holder = await source.claim(item.id, self.config.operator)
         if holder is not None and holder != item.claimed_by:
             # On the background connection: a thread waiting there for the write lock must not hold the UI's.
-            await asyncio.to_thread(self.background_store.set_claim, item.source, item.id, holder)
+            await asyncio.to_thread(self.background_store.items.set_claim, item.source, item.id, holder)
             self._changed(item.source)
         return None if holder in (None, self.config.operator) else holder
 

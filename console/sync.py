@@ -95,7 +95,7 @@ class SyncEngine:
 
     async def _sleep_until_due(self) -> None:
         self._wake.clear()
-        due = await asyncio.to_thread(self.store.next_due_at, self._active_sources())
+        due = await asyncio.to_thread(self.store.outbox.next_due_at, self._active_sources())
         if self.labels is not None:
             label_due = await asyncio.to_thread(self.labels.next_due_at, self._label_sinks())
             due = min((t for t in (due, label_due) if t is not None), default=None)
@@ -109,13 +109,13 @@ class SyncEngine:
 
     async def drain_once(self) -> int:
         """Send one batch of due decisions and record the answers. Returns how many were sent."""
-        due = await asyncio.to_thread(self.store.due_decisions, self.batch, self._active_sources(), self.clock())
+        due = await asyncio.to_thread(self.store.outbox.due, self.batch, self._active_sources(), self.clock())
         if not due:
             return 0
-        await asyncio.to_thread(self.store.mark_sending, [d.id for d in due])
+        await asyncio.to_thread(self.store.outbox.mark_sending, [d.id for d in due])
         results = await asyncio.gather(*(self._send(d) for d in due))
         rows = [self._to_row(d, r) for d, r in zip(due, results, strict=True)]
-        recorded = set(await asyncio.to_thread(self.store.record_results, rows))
+        recorded = set(await asyncio.to_thread(self.store.outbox.record_results, rows))
         finals = [SettledDecision(d, r) for d, r in zip(due, results, strict=True) if d.id in recorded]
         for outcome in finals:
             log.info(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -155,3 +156,14 @@ def _unrecorded_decision(conn: sqlite3.Connection) -> str | None:
     if row is not None:
         return f"the outcome of decision {row[0]} has no audit record"
     return None
+
+
+class AuditTrail:
+    """The audit table for a Store's owner: checking the chain (appends happen inside the changes they record)."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._conn, self._lock = conn, lock
+
+    def verify(self) -> Verification:
+        with self._lock:
+            return verify(self._conn)

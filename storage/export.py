@@ -18,7 +18,6 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from storage.labels import EXPIRED, Label, record_json, redact_label
@@ -61,11 +60,6 @@ class ExportFilter:
 class ExportCount:
     labels: int  # labels read
     records: int  # records written (a format may write none, one or two per label)
-
-
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection: an export can run beside a live console and can never change its data."""
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
 
 def has_labels_table(conn: sqlite3.Connection) -> bool:

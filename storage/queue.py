@@ -8,17 +8,20 @@ position of one item are each one index walk.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from storage.records import KIND_LABELS
+from storage.connection import Connection
+from storage.records import KIND_LABELS, QueueRow, Risk
 
 __all__ = [
     "FILTER_FIELDS",
     "KIND_LABELS",
     "Filter",
     "Grouping",
+    "QueueReads",
     "QueueView",
     "SortOrder",
     "parse_filter",
@@ -179,3 +182,99 @@ class QueueView:
         if self.grouping is not Grouping.none:
             parts.append(f"grouped by {self.grouping.value}")
         return " · ".join(parts)
+
+
+# Columns the queue list reads; the partial index in storage/schema.py covers them so a screenful is one index walk.
+_QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by"
+_WHOLE_QUEUE = QueueView()
+
+
+class QueueReads:
+    """The pending queue as the list shows it: counts, screenfuls, positions and groups in a view, and alerts' picks."""
+
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+
+    def count(self, view: QueueView = _WHOLE_QUEUE) -> int:
+        sql, params = view.count_query()
+        with self._db.lock:
+            return int(self._db.conn.execute(sql, params).fetchone()[0])
+
+    def rows(self, offset: int, limit: int, view: QueueView = _WHOLE_QUEUE) -> list[QueueRow]:
+        """Rows `offset .. offset+limit-1` of the pending queue in `view`'s order and filter."""
+        where, params = view.where()
+        group = view.group_column or "NULL"
+        with self._db.lock:
+            rows = self._db.conn.execute(
+                f"SELECT {_QUEUE_COLUMNS}, {group} FROM items WHERE {where}"
+                f" ORDER BY {', '.join(view.key_columns)} LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+        return [_queue_row(r, group=r[10]) for r in rows]
+
+    def index_of(self, source: str, item_id: str, view: QueueView = _WHOLE_QUEUE) -> int | None:
+        """The item's position in `view`, or None when it is not pending or the filter hides it."""
+        where, params = view.where()
+        keys = view.key_columns
+        with self._db.lock:
+            key = self._db.conn.execute(
+                f"SELECT {', '.join(keys)} FROM items WHERE source = ? AND id = ? AND {where}",
+                (source, item_id, *params),
+            ).fetchone()
+            if key is None:
+                return None
+            marks = ", ".join("?" for _ in keys)
+            return int(
+                self._db.conn.execute(
+                    f"SELECT count(*) FROM items WHERE {where} AND ({', '.join(keys)}) < ({marks})", (*params, *key)
+                ).fetchone()[0]
+            )
+
+    def groups(self, view: QueueView) -> list[tuple[str, int]]:
+        """The groups of `view` in display order, each with how many rows it holds (none when not grouping)."""
+        column = view.group_column
+        if column is None:
+            return []
+        where, params = view.where()
+        with self._db.lock:
+            rows = self._db.conn.execute(
+                f"SELECT {column}, count(*) FROM items WHERE {where} GROUP BY {column} ORDER BY {column}", params
+            ).fetchall()
+        return [(str(r[0]), int(r[1])) for r in rows]
+
+    def new_urgent(self, since: float, ranks: int = 2) -> list[QueueRow]:
+        """Pending items first seen after `since` whose risk is among the top `ranks` (2: high and critical)."""
+        return self._first_100("first_seen_at > ? AND risk_order < ?", "first_seen_at", (since, ranks))
+
+    def deadlines_between(self, after: float, until: float) -> list[QueueRow]:
+        """Pending items whose deadline falls after `after` and before `until` (soonest first, at most 100).
+
+        The lower bound matters: items already past their deadline (the source has not expired them yet) must not
+        fill the 100 and hide the ones about to pass.
+        """
+        return self._first_100("expires_sort > ? AND expires_sort < ?", "expires_sort", (after, until))
+
+    def _first_100(self, where: str, order: str, params: tuple[float, ...]) -> list[QueueRow]:
+        """The first 100 pending items in `order` that `where` (constant SQL, bound `params`) selects: for alerts."""
+        with self._db.lock:
+            rows = self._db.conn.execute(
+                f"SELECT {_QUEUE_COLUMNS} FROM items WHERE state = 'pending' AND {where} ORDER BY {order} LIMIT 100",
+                params,
+            ).fetchall()
+        return [_queue_row(r) for r in rows]
+
+
+def _queue_row(r: Sequence[Any], group: str | None = None) -> QueueRow:
+    return QueueRow(
+        source=r[0],
+        id=r[1],
+        kind=r[2],
+        agent=r[3],
+        action=r[4],
+        risk=Risk(r[5]),
+        confidence=r[6],
+        created_at=r[7],
+        expires_at=r[8],
+        claimed_by=r[9],
+        group=group,
+    )

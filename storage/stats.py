@@ -22,6 +22,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Final
 
+from storage.connection import open_readonly
 from storage.label_stats import LabelStats, label_stats
 
 __all__ = ["BUCKETS", "DEFAULT_WINDOW", "WINDOWS", "Traffic", "WindowStats", "read_window_stats", "window_stats"]
@@ -143,5 +144,5 @@ def window_stats(conn: sqlite3.Connection, seconds: float, now: float, buckets: 
 
 def read_window_stats(db_path: Path, seconds: float, now: float, buckets: int = BUCKETS) -> WindowStats:
     """`window_stats` over a read-only connection of its own: safe in a worker thread, never blocks a writer."""
-    with closing(sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)) as conn:
+    with closing(open_readonly(db_path)) as conn:
         return window_stats(conn, seconds, now, buckets)

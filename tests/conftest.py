@@ -132,7 +132,7 @@ async def decide_key(pilot: Pilot[Any], key: str = "a") -> int:
 
 async def first_shown(app: ApprovalApp, pilot: Pilot[Any], count: int = 6) -> Item:
     """The item the main screen shows once the first listing (`count` items) is in: where most app tests start."""
-    await eventually(lambda: app.session.store.queue_count() == count, what="the first listing")
+    await eventually(lambda: app.session.store.queue.count() == count, what="the first listing")
     await pilot.pause(0.1)
     top = app.main.shown
     assert top is not None

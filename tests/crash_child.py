@@ -34,8 +34,8 @@ async def run(data_dir: Path, url: str, seed: int) -> None:
     async def decide() -> None:
         while True:
             await session.poll_once()
-            for row in session.store.queue_rows(0, 50):
-                found = session.store.item(row.source, row.id)
+            for row in session.store.queue.rows(0, 50):
+                found = session.store.items.get(row.source, row.id)
                 if found is None or found[1] != "pending":
                     continue
                 reject = rng.random() < 0.3

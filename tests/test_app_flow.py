@@ -26,11 +26,11 @@ async def test_new_item_appears_without_a_key_press(fleet: Fleet, make_session: 
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
         reading = await first_shown(app, pilot)
-        assert reading is not None and reading.id == session.store.queue_rows(0, 1)[0].id, "the most urgent is selected"
+        assert reading is not None and reading.id == session.store.queue.rows(0, 1)[0].id, "the most urgent is selected"
         added = fleet.add_item(risk="critical", action={"name": "drop_production_table", "args": {"table": "orders"}})
         await eventually(lambda: "drop_production_table" in screen_text(app), what="the new item on screen")
         # Critical is the most urgent: it goes on top, but the item being read stays selected.
-        assert session.store.queue_rows(0, 1)[0].id == added["id"]
+        assert session.store.queue.rows(0, 1)[0].id == added["id"]
         await pilot.pause(0.1)
         assert app.main.shown is not None and app.main.shown.id == reading.id
         await pilot.press("home")
@@ -47,12 +47,12 @@ async def test_approve_reaches_the_server_exactly_once(fleet: Fleet, make_sessio
         await eventually(lambda: len(applied(fleet, top.id)) == 1, what="the approval at the server")
         [record] = applied(fleet, top.id)
         assert record["verdict"] == "approve" and record["operator"] == "alice"
-        await eventually(lambda: session.store.waiting_count() == 0, what="the outcome recorded")
-        [row] = session.store.decisions()
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, what="the outcome recorded")
+        [row] = session.store.outbox.decisions()
         assert row.sync_state is SyncState.applied
         assert fleet.decision_requests(top.id) == 1
-        assert session.store.queue_index_of(SOURCE, top.id) is None
-        assert session.store.verify_audit().ok
+        assert session.store.queue.index_of(SOURCE, top.id) is None
+        assert session.store.audit.verify().ok
         # Its label follows: the same verdict, with how long the operator looked, at the source's feedback endpoint.
         await eventually(lambda: any(label["label_id"] == row.decision.id for label in fleet.feedback()))
         [label] = [label for label in fleet.feedback() if label["label_id"] == row.decision.id]
@@ -96,7 +96,7 @@ async def test_edit_validates_then_sends_the_edited_value(fleet: Fleet, make_ses
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 7)
+        await eventually(lambda: session.store.queue.count() == 7)
         await pilot.pause(0.1)
         assert app.main.shown is not None and app.main.shown.id == item["id"]
         await pilot.press("e")
@@ -138,7 +138,7 @@ async def test_conflict_is_shown(fleet: Fleet, make_session: Callable[..., Sessi
         assert await session.sync_once() == 1
         await eventually(lambda: "already decided elsewhere" in screen_text(app), what="the conflict toast")
         assert "by bob (reject)" in screen_text(app)
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert (row.sync_state, row.outcome) == (SyncState.conflict, "conflict")
         assert applied(fleet, top.id) and applied(fleet, top.id)[0]["operator"] == "bob"
         await pilot.pause(1.1)
@@ -148,7 +148,7 @@ async def test_conflict_is_shown(fleet: Fleet, make_session: Callable[..., Sessi
         assert "already decided elsewhere by bob (reject)" in screen_text(app)
         await pilot.press("escape")
         await pilot.pause(0.1)
-        assert len(session.store.unseen_problems()) == 1, "it stays until acknowledged"
+        assert len(session.store.outbox.unseen_problems()) == 1, "it stays until acknowledged"
 
 
 async def test_decision_survives_a_restart_and_is_sent_once(fleet: Fleet, make_session: Callable[..., Session]) -> None:
@@ -161,20 +161,20 @@ async def test_decision_survives_a_restart_and_is_sent_once(fleet: Fleet, make_s
         assert top is not None
         await decide_key(pilot, "a")
         await pilot.pause(0.1)
-        assert first.store.waiting_count() == 1
+        assert first.store.outbox.waiting_count() == 1
     assert fleet.decision_requests() == 0
 
     second = make_session()
     app = ApprovalApp(second)
     async with app.run_test(size=SIZE) as pilot:
         await eventually(lambda: len(applied(fleet, top.id)) == 1, what="the decision after restart")
-        await eventually(lambda: second.store.waiting_count() == 0)
+        await eventually(lambda: second.store.outbox.waiting_count() == 0)
         await pilot.pause(0.5)
-        assert second.store.queue_index_of(SOURCE, top.id) is None
+        assert second.store.queue.index_of(SOURCE, top.id) is None
     third = make_session()
     app = ApprovalApp(third)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: third.store.queue_count() == 5)
+        await eventually(lambda: third.store.queue.count() == 5)
         await pilot.pause(0.5)
     assert fleet.decision_requests(top.id) == 1
 
@@ -194,7 +194,7 @@ async def test_markup_and_escapes_from_agents_are_shown_literally(
     session = make_session()
     app = ApprovalApp(session)
     async with app.run_test(size=(140, 90)) as pilot:
-        await eventually(lambda: session.store.queue_index_of(SOURCE, hostile["id"]) == 0)
+        await eventually(lambda: session.store.queue.index_of(SOURCE, hostile["id"]) == 0)
         await pilot.pause(0.2)
         text = screen_text(app)
         for literal in ("[bold red]root[/]", "[@click=app.quit]steal[/]", "[$accent]x[/] [/nope]", "[b]trust me[/b]"):

@@ -24,7 +24,7 @@ from widgets.safe_text import clean
 
 
 def _pending(session: Session) -> list[Item]:
-    found = [session.store.item(r.source, r.id) for r in session.store.queue_rows(0, 100)]
+    found = [session.store.items.get(r.source, r.id) for r in session.store.queue.rows(0, 100)]
     return [f[0] for f in found if f is not None]
 
 
@@ -73,7 +73,7 @@ async def test_each_kind_of_conflict_is_shown_and_none_is_retried(  # noqa: PLR0
                 superseded.id: ("superseded", f"the agent replaced this item by {replacement['id']}"),
                 invalid.id: ("invalid", "the source refused the decision as invalid"),
             }
-            rows = {row.decision.item_id: row for row in session.store.decisions()}
+            rows = {row.decision.item_id: row for row in session.store.outbox.decisions()}
             for item_id, (outcome, detail) in expected.items():
                 assert rows[item_id].sync_state is SyncState.conflict
                 assert (rows[item_id].outcome, detail in rows[item_id].detail) == (outcome, True), rows[item_id].detail
@@ -120,11 +120,11 @@ async def test_refused_credentials_hold_decisions_with_the_fix_and_never_drop_th
         decision = wrong.decide(item, Verdict.approve)
         for _ in range(3):
             await wrong.sync_once()
-        assert wrong.sync.held and wrong.store.waiting_count() == 1, "held, not dropped, not hammered"
+        assert wrong.sync.held and wrong.store.outbox.waiting_count() == 1, "held, not dropped, not hammered"
         assert locked.decision_requests(item.id) == 1
         await wrong.aclose()
         restarted = Session(config, data_dir, token_for=lambda _n: Token("right", "environment"))
-        due = restarted.store.due_decisions(10, ["locked"], now=time.time() + AUTH_HOLD + 1)
+        due = restarted.store.outbox.due(10, ["locked"], now=time.time() + AUTH_HOLD + 1)
         assert [d.id for d in due] == [decision.id], "still in the outbox after a restart, due once the hold is over"
         await restarted.aclose()
     finally:
@@ -159,7 +159,7 @@ async def test_twenty_consoles_deciding_the_same_items_apply_each_exactly_once(f
         assert Counter(d["item_id"] for d in applied) == dict.fromkeys(items, 1), "one applied decision per item"
         winners = {d["decision_id"]: d["operator"] for d in applied}
         for session in sessions:
-            rows = session.store.decisions()
+            rows = session.store.outbox.decisions()
             assert {r.decision.item_id for r in rows} == items
             for row in rows:
                 if row.decision.id in winners:
@@ -168,8 +168,8 @@ async def test_twenty_consoles_deciding_the_same_items_apply_each_exactly_once(f
                     assert row.sync_state is SyncState.conflict and row.outcome == "conflict"
                     winner = next(d["operator"] for d in applied if d["item_id"] == row.decision.item_id)
                     assert f"already decided elsewhere by {winner}" in row.detail
-            assert len(session.store.unseen_problems()) == sum(1 for r in rows if r.decision.id not in winners)
-        assert sum(len(s.store.unseen_problems()) for s in sessions) == consoles * 5 - 5
+            assert len(session.store.outbox.unseen_problems()) == sum(1 for r in rows if r.decision.id not in winners)
+        assert sum(len(s.store.outbox.unseen_problems()) for s in sessions) == consoles * 5 - 5
         for session in sessions:
             await session.aclose()
     finally:

@@ -107,7 +107,7 @@ async def test_every_row_state_reads_at_aa_in_both_themes(varied: Fleet, make_se
         queue = app.main.queue_list
         rows = queue.row_count
         assert rows == 11
-        await eventually(lambda: any(r.claimed_by == "bob" for r in session.store.queue_rows(0, rows)))
+        await eventually(lambda: any(r.claimed_by == "bob" for r in session.store.queue.rows(0, rows)))
 
         def check(state: str) -> None:
             for cell in visible_text(app, queue):

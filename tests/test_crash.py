@@ -42,9 +42,9 @@ def _check(data_dir: Path, fleet: Fleet, told: set[str], where: str) -> dict[str
     store = Store(data_dir / DB_NAME)
     try:
         assert store.integrity_check() == "ok", where
-        verification = store.verify_audit()
+        verification = store.audit.verify()
         assert verification.ok, f"{where}: {verification.problem}"
-        local = {row.decision.id: row.sync_state for row in store.decisions(limit=1_000_000)}
+        local = {row.decision.id: row.sync_state for row in store.outbox.decisions(limit=1_000_000)}
     finally:
         store.close()
     lost = told - local.keys()
@@ -130,7 +130,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
         async def drain() -> None:
             engine = asyncio.create_task(session.sync.run())  # the real engine, retries and all
             try:
-                await eventually(lambda: session.store.waiting_count() == 0, timeout=60, what="the outbox drained")
+                await eventually(
+                    lambda: session.store.outbox.waiting_count() == 0, timeout=60, what="the outbox drained"
+                )
             finally:
                 engine.cancel()
                 await session.aclose()

@@ -38,11 +38,11 @@ async def test_reject_has_no_preselected_reason_and_enter_alone_records_nothing(
         await pilot.pause()
         assert isinstance(app.screen, RejectScreen), "enter without a reason does not reject"
         assert "Pick a reason" in screen_text(app)
-        assert session.store.decisions() == []
+        assert session.store.outbox.decisions() == []
         # A digit then enter: the reason picked, recorded, and sent.
         await pilot.press("3", "enter")
-        await eventually(lambda: len(session.store.decisions()) == 1, what="the rejection recorded")
-        [row] = session.store.decisions()
+        await eventually(lambda: len(session.store.outbox.decisions()) == 1, what="the rejection recorded")
+        [row] = session.store.outbox.decisions()
         assert (row.decision.source, row.decision.item_id) == (SOURCE, top.id)
         assert row.decision.reason_code == session.config.reject_reasons[2]
 
@@ -64,15 +64,18 @@ async def test_problems_stay_until_acknowledged_one_or_all_and_across_restarts(
             fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
             await pilot.pause(0.5)  # past the double-tap guard
         assert await session.sync_once() == 2
-        assert len(session.store.unseen_problems()) == 2 and len(session.store.quarantined(unacknowledged=True)) == 1
+        assert (
+            len(session.store.outbox.unseen_problems()) == 2
+            and len(session.store.quarantine.rows(unacknowledged=True)) == 1
+        )
         await pilot.press("p")
         await pilot.pause(0.1)
         assert isinstance(app.screen, ProblemsScreen)
         assert screen_text(app).count("already decided elsewhere by bob") == 2 and "bad-1" in screen_text(app)
         await pilot.press("escape")
         await pilot.pause(0.1)
-        assert len(session.store.unseen_problems()) == 2, "looking is not acknowledging"
-        assert len(session.store.quarantined(unacknowledged=True)) == 1
+        assert len(session.store.outbox.unseen_problems()) == 2, "looking is not acknowledging"
+        assert len(session.store.quarantine.rows(unacknowledged=True)) == 1
     await session.aclose()
 
     again = make_session()  # a restart over the same data dir: the problems are still there
@@ -84,13 +87,16 @@ async def test_problems_stay_until_acknowledged_one_or_all_and_across_restarts(
         await pilot.press("a")  # the first problem is highlighted when the screen opens
         await pilot.pause(0.1)
         assert screen_text(app).count("already decided elsewhere by bob") == 1
-        assert len(again.store.unseen_problems()) == 1 and len(again.store.quarantined(unacknowledged=True)) == 1
+        assert (
+            len(again.store.outbox.unseen_problems()) == 1
+            and len(again.store.quarantine.rows(unacknowledged=True)) == 1
+        )
         await pilot.press("A")
         await pilot.pause(0.1)
         assert "already decided elsewhere" not in screen_text(app) and "bad-1" not in screen_text(app)
-        assert again.store.unseen_problems() == [] and again.store.quarantined(unacknowledged=True) == []
-        assert len(again.store.quarantined()) == 1, "acknowledged, not deleted"
-        assert again.store.unseen_problem_count() == 0, "the status bar stops counting them"
+        assert again.store.outbox.unseen_problems() == [] and again.store.quarantine.rows(unacknowledged=True) == []
+        assert len(again.store.quarantine.rows()) == 1, "acknowledged, not deleted"
+        assert again.store.outbox.unseen_problem_count() == 0, "the status bar stops counting them"
 
 
 def test_v4_migrates_a_populated_v3_database_and_keeps_quarantined_items_unacknowledged(tmp_path: Path) -> None:
@@ -107,14 +113,14 @@ def test_v4_migrates_a_populated_v3_database_and_keeps_quarantined_items_unackno
     store = Store(path)
     try:
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
-        [entry] = store.quarantined(unacknowledged=True)
+        [entry] = store.quarantine.rows(unacknowledged=True)
         assert (entry.source, entry.item_id, entry.reason) == ("billing", "bad", "why")
-        store.acknowledge_quarantined([("billing", "bad")])
-        assert store.quarantined(unacknowledged=True) == []
-        store.quarantine("billing", "bad", "why", "{}")  # the same problem again: still acknowledged
-        assert store.quarantined(unacknowledged=True) == []
-        store.quarantine("billing", "bad", "another reason", "{}")  # a new problem: asks again
-        assert [q.reason for q in store.quarantined(unacknowledged=True)] == ["another reason"]
+        store.quarantine.acknowledge([("billing", "bad")])
+        assert store.quarantine.rows(unacknowledged=True) == []
+        store.quarantine.add("billing", "bad", "why", "{}")  # the same problem again: still acknowledged
+        assert store.quarantine.rows(unacknowledged=True) == []
+        store.quarantine.add("billing", "bad", "another reason", "{}")  # a new problem: asks again
+        assert [q.reason for q in store.quarantine.rows(unacknowledged=True)] == ["another reason"]
     finally:
         store.close()
 

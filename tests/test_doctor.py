@@ -38,12 +38,12 @@ async def test_the_log_records_polls_syncs_retries_and_errors_without_secrets(da
             )
             running_session = asyncio.create_task(session.run())
             try:
-                await eventually(lambda: session.store.queue_count() == 3, what="the queue listed")
-                row = session.store.queue_rows(0, 1)[0]
-                found = session.store.item(row.source, row.id)
+                await eventually(lambda: session.store.queue.count() == 3, what="the queue listed")
+                row = session.store.queue.rows(0, 1)[0]
+                found = session.store.items.get(row.source, row.id)
                 assert found is not None
                 session.decide(found[0], Verdict.approve)
-                await eventually(lambda: session.store.waiting_count() == 0, what="the decision applied")
+                await eventually(lambda: session.store.outbox.waiting_count() == 0, what="the decision applied")
             finally:
                 running_session.cancel()
             await session.aclose()

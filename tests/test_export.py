@@ -18,8 +18,9 @@ import sqlite_utils
 from jsonpatch import apply_patch  # an independent RFC 6902 implementation
 
 from console import cli
+from storage.connection import open_readonly
 from storage.db import Store
-from storage.export import FORMATS, ExportFilter, export_labels, open_readonly
+from storage.export import FORMATS, ExportFilter, export_labels
 from storage.labels import REDACTED, Label, build_label, create_labels_table, record_json
 from storage.records import Verdict
 from tests import factories

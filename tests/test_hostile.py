@@ -146,14 +146,14 @@ def test_hostile_items_are_validated_stored_or_quarantined_never_crash(raws: lis
     assert all(r.reason for r in rejected), "a quarantined item says why"
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "console.db")
-        store.apply_changes("hostile", items, [], "1")
+        store.items.apply_changes("hostile", items, [], "1")
         for r in rejected:
-            store.quarantine("hostile", r.item_id, r.reason, r.excerpt)
+            store.quarantine.add("hostile", r.item_id, r.reason, r.excerpt)
         latest = {it.id: it.digest for it in items}  # the same id twice in a page: the later one is the version
         for item_id, digest in latest.items():
-            found = store.item("hostile", item_id)
+            found = store.items.get("hostile", item_id)
             assert found is not None and found[0].digest == digest
-        assert len(store.quarantined()) == len({r.item_id for r in rejected})
+        assert len(store.quarantine.rows()) == len({r.item_id for r in rejected})
         assert store.integrity_check() == "ok"
         store.close()
 
@@ -178,9 +178,9 @@ async def test_hostile_items_render_literally_in_the_real_widgets(raws: list[dic
     items, rejected = validate_items("hostile", raws)
     with tempfile.TemporaryDirectory() as tmp:
         session = Session(Config(operator="alice", sources=()), Path(tmp) / "data", token_for=lambda _n: None)
-        session.store.apply_changes("hostile", items, [], "1")
+        session.store.items.apply_changes("hostile", items, [], "1")
         for r in rejected:
-            session.store.quarantine("hostile", r.item_id, r.reason, r.excerpt)
+            session.store.quarantine.add("hostile", r.item_id, r.reason, r.excerpt)
         app = ApprovalApp(session, background=False)
         async with app.run_test(size=(120, 40)) as pilot:
             app.main.queue_changed()
@@ -279,8 +279,8 @@ def test_a_cursor_is_kept_only_if_it_can_be_sent_back(cursor: str) -> None:
     assert (listing.cursor == cursor) if fits else (listing.cursor is None and listing.cursor_refused)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "console.db")
-        store.apply_changes("hostile", [], [], cursor)
-        assert store.cursor("hostile") == (cursor if fits else None)
+        store.items.apply_changes("hostile", [], [], cursor)
+        assert store.items.cursor("hostile") == (cursor if fits else None)
         store.close()
 
 

@@ -457,10 +457,10 @@ async def test_console_approves_and_rejects_agent_inbox_items(
     session = lg_session(langgraph_url, case, tmp_path / "data")
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 2, what="both interrupts in the queue")
+        await eventually(lambda: session.store.queue.count() == 2, what="both interrupts in the queue")
         await eventually(lambda: "restart_service" in screen_text(app) and "drop_table" in screen_text(app))
         for thread_id, keys in ((approve_id, ["a"]), (reject_id, ["r", "2", *"prod data", "enter"])):
-            rows = session.store.queue_rows(0, 10)
+            rows = session.store.queue.rows(0, 10)
             index = next(n for n, row in enumerate(rows) if row.id.startswith(thread_id))
             await pilot.press("home", *["down"] * index)
             await pilot.pause(0.6)  # past the settle guard after moving
@@ -470,13 +470,13 @@ async def test_console_approves_and_rejects_agent_inbox_items(
             prefix = thread_id
 
             def decided(prefix: str = prefix) -> bool:
-                return any(r.decision.item_id.startswith(prefix) for r in session.store.decisions())
+                return any(r.decision.item_id.startswith(prefix) for r in session.store.outbox.decisions())
 
             await eventually(decided, what="the decision recorded")
-        await eventually(lambda: session.store.waiting_count() == 0, timeout=30, what="both decisions applied")
-        assert {row.sync_state for row in session.store.decisions()} == {SyncState.applied}
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=30, what="both decisions applied")
+        assert {row.sync_state for row in session.store.outbox.decisions()} == {SyncState.applied}
         # Each decision's label lands on its thread's metadata, where the agent's owners look.
-        decision_ids = {r.decision.item_id.split(":")[0]: r.decision.id for r in session.store.decisions()}
+        decision_ids = {r.decision.item_id.split(":")[0]: r.decision.id for r in session.store.outbox.decisions()}
         for thread_id in (approve_id, reject_id):
             key = f"approval_console_label:{decision_ids[thread_id]}"
             for _ in range(100):
@@ -504,7 +504,7 @@ async def test_console_edits_a_middleware_tool_call(
     session = lg_session(langgraph_url, case, tmp_path / "data")
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: session.store.queue_count() == 1)
+        await eventually(lambda: session.store.queue.count() == 1)
         await eventually(lambda: app.main.shown is not None)
         await pilot.pause(0.6)
         await pilot.press("e")
@@ -515,8 +515,10 @@ async def test_console_edits_a_middleware_tool_call(
         await pilot.pause()
         if "Review the change" in screen_text(app):  # the editor shows the diff before it submits
             await pilot.press("ctrl+s")
-        await eventually(lambda: session.store.waiting_count() == 0 and bool(session.store.decisions()), timeout=30)
-        [row] = session.store.decisions()
+        await eventually(
+            lambda: session.store.outbox.waiting_count() == 0 and bool(session.store.outbox.decisions()), timeout=30
+        )
+        [row] = session.store.outbox.decisions()
         assert row.sync_state is SyncState.applied and row.decision.verdict is Verdict.edit
     await session.aclose()
     thread = await settled(api, thread_id)

@@ -59,7 +59,7 @@ def signed(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def pending_ids(session: Session) -> list[str]:
-    return sorted(row.id for row in session.store.queue_rows(0, 100))
+    return sorted(row.id for row in session.store.queue.rows(0, 100))
 
 
 # -- 3: a 200 answer that is not a listing -----------------------------------------------------------------------
@@ -124,29 +124,29 @@ async def test_a_cursor_that_breaks_r4_is_never_stored_and_the_next_poll_lists_a
         async with session_on(server, data_dir) as session:
             with caplog.at_level(logging.WARNING, logger="console.poller"):
                 await session.poll_once()
-                assert session.store.cursor(NAME) is None
+                assert session.store.items.cursor(NAME) is None
                 assert pending_ids(session) == ["itm_1"], "the page's items are kept"
                 await session.poll_once()  # a fresh listing: the bad cursor was never sent
                 await session.poll_once()  # the good one is kept
                 await session.poll_once()  # and sent
             queries = [query for _, query in server.listings]
             assert ["cursor" in q for q in queries] == [False, False, False, True]
-            assert queries[-1]["cursor"] == "ok-1" and session.store.cursor(NAME) == "ok-1"
+            assert queries[-1]["cursor"] == "ok-1" and session.store.items.cursor(NAME) == "ok-1"
             assert session.poller.health[NAME].state == "up"
             assert len([r for r in caplog.records if "was not kept" in r.getMessage()]) == 1, "logged once"
 
 
 async def test_a_bad_cursor_stored_by_an_older_console_is_dropped(data_dir: Path) -> None:
     store = Store(data_dir / "console.db")
-    store.apply_changes(NAME, [], [], "1")
+    store.items.apply_changes(NAME, [], [], "1")
     store._conn.execute("UPDATE cursors SET cursor = ? WHERE source = ?", ("x" * 1_025, NAME))
-    assert store.cursor(NAME) is None
+    assert store.items.cursor(NAME) is None
     store.close()
     with hostile(page([payload("itm_1")], cursor="c-2")) as server:
         async with session_on(server, data_dir) as session:
             await session.poll_once()
             assert "cursor" not in server.listings[0][1], "listed afresh"
-            assert pending_ids(session) == ["itm_1"] and session.store.cursor(NAME) == "c-2"
+            assert pending_ids(session) == ["itm_1"] and session.store.items.cursor(NAME) == "c-2"
 
 
 async def test_a_refused_cursor_mid_snapshot_drops_nothing(data_dir: Path) -> None:
@@ -157,7 +157,7 @@ async def test_a_refused_cursor_mid_snapshot_drops_nothing(data_dir: Path) -> No
             await session.poll_once()
             await session.poll_once()  # 410, then a snapshot whose first page has a cursor that cannot be kept
             assert pending_ids(session) == ["itm_0", "itm_1", "itm_2"], "an unfinished snapshot removes nothing"
-            assert session.store.cursor(NAME) is None
+            assert session.store.items.cursor(NAME) is None
             assert len(server.listings) == 3, "paging stopped at the page without a usable cursor"
 
 
@@ -213,9 +213,9 @@ async def test_an_escalation_without_an_action_reaches_the_operator_and_can_be_a
     assert added["action"] is None
     session = Session(make_config(fleet), data_dir, token_for=lambda _n: None)
     await session.poll_once()
-    assert session.store.quarantined() == []
+    assert session.store.quarantine.rows() == []
     assert pending_ids(session) == ["itm_bare"]
-    assert session.store.queue_rows(0, 1)[0].action == "(no action)", "what the queue, history and alerts show"
+    assert session.store.queue.rows(0, 1)[0].action == "(no action)", "what the queue, history and alerts show"
     app = ApprovalApp(session, background=False)
     async with app.run_test(size=(120, 40)) as pilot:
         app.main.queue_changed()
@@ -226,9 +226,9 @@ async def test_an_escalation_without_an_action_reaches_the_operator_and_can_be_a
         assert '"label": "refund"' in text, "its output is shown"
         await pilot.press("a")
         await pilot.pause()
-        await eventually(lambda: len(session.store.decisions()) == 1, what="the decision recorded")
+        await eventually(lambda: len(session.store.outbox.decisions()) == 1, what="the decision recorded")
         assert app.is_running
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert row.decision.item_id == "itm_bare" and row.decision.verdict is Verdict.approve
         await session.sync_once()
     assert [d["item_id"] for d in fleet.applied_decisions()] == ["itm_bare"]
@@ -261,7 +261,7 @@ async def test_an_item_with_a_duplicate_member_name_is_quarantined_and_its_page_
         async with session_on(server, data_dir) as session:
             await session.poll_once()
             assert pending_ids(session) == ["itm_good"]
-            [refused] = session.store.quarantined()
+            [refused] = session.store.quarantine.rows()
             assert refused.item_id == "itm_dup" and refused.reason == "duplicate member name 'action'"
 
 
@@ -293,7 +293,7 @@ async def test_every_url_with_an_id_holds_it_as_one_encoded_segment(data_dir: Pa
     with hostile(page([payload(odd)])) as server:
         async with session_on(server, data_dir) as session:
             await session.poll_once()
-            found = session.store.item(NAME, odd)
+            found = session.store.items.get(NAME, odd)
             assert found is not None
             await session.claim(found[0])
             await session.release(found[0])
@@ -312,13 +312,13 @@ async def test_dot_ids_are_quarantined_and_one_held_from_before_is_never_sent(da
         async with session_on(server, data_dir) as session:
             await session.poll_once()
             assert pending_ids(session) == ["itm_ok"]
-            assert sorted(q.item_id for q in session.store.quarantined()) == [".", ".."]
+            assert sorted(q.item_id for q in session.store.quarantine.rows()) == [".", ".."]
             older = item("..", source=NAME)  # what a console from before R5 may have stored
-            session.store.apply_changes(NAME, [older], [], "c-1")
+            session.store.items.apply_changes(NAME, [older], [], "c-1")
             assert await session.claim(older) is None
             session.decide(older, Verdict.approve)
             await session.sync_once()
-            [row] = [r for r in session.store.decisions() if r.decision.item_id == ".."]
+            [row] = [r for r in session.store.outbox.decisions() if r.decision.item_id == ".."]
             assert row.sync_state is SyncState.failed and row.outcome == "invalid_id"
     assert server.paths == [], "nothing was sent to /v1/items/decision or /v1/decision"
 
@@ -341,19 +341,19 @@ async def test_after_410_the_snapshot_brings_back_an_item_held_as_removed(data_d
             assert pending_ids(session) == []
             await session.poll_once()  # 410, then the snapshot lists it again with the same digest
             assert pending_ids(session) == ["itm_back"]
-            assert session.store.removed_reason(NAME, "itm_back") is None
+            assert session.store.items.removed_reason(NAME, "itm_back") is None
             assert len(server.listings) == 4
 
 
 def test_a_snapshot_does_not_put_back_an_item_decided_here(store: Store) -> None:
     it = item("itm_1", source=NAME)
-    store.apply_changes(NAME, [it], [], "c-1")
-    store.record_decision(decision(it))
-    generation = store.begin_snapshot(NAME)
-    store.apply_changes(NAME, [it], [], None, generation)
-    store.end_snapshot(NAME, generation, "c-2")
-    assert store.queue_count() == 0 and store.item(NAME, "itm_1") is not None
-    assert store.item(NAME, "itm_1")[1] == "decided"  # type: ignore[index]
+    store.items.apply_changes(NAME, [it], [], "c-1")
+    store.outbox.record(decision(it))
+    generation = store.items.begin_snapshot(NAME)
+    store.items.apply_changes(NAME, [it], [], None, generation)
+    store.items.end_snapshot(NAME, generation, "c-2")
+    assert store.queue.count() == 0 and store.items.get(NAME, "itm_1") is not None
+    assert store.items.get(NAME, "itm_1")[1] == "decided"  # type: ignore[index]
 
 
 # -- 41: one unreadable item ---------------------------------------------------------------------------------------
@@ -374,11 +374,11 @@ async def test_one_unreadable_item_is_quarantined_and_the_good_ones_beside_it_li
         async with session_on(server, data_dir) as session:
             await session.poll_once()
             assert pending_ids(session) == ["itm_0", "itm_1", "itm_2"]
-            reasons = {q.item_id: q.reason for q in session.store.quarantined()}
+            reasons = {q.item_id: q.reason for q in session.store.quarantine.rows()}
             assert set(reasons) == {"itm_deep", "itm_utf8"}
             assert "nested 100,001 levels deep" in reasons["itm_deep"]
             assert "not valid UTF-8" in reasons["itm_utf8"]
-            assert session.poller.health[NAME].state == "up" and session.store.cursor(NAME) == "c-1"
+            assert session.poller.health[NAME].state == "up" and session.store.items.cursor(NAME) == "c-1"
 
 
 async def test_a_page_whose_envelope_is_broken_is_an_error(data_dir: Path) -> None:
@@ -458,6 +458,6 @@ async def test_an_item_of_one_mib_is_read_with_the_default_cap(data_dir: Path) -
 def test_stored_items_read_back_with_their_known_decisions(store: Store) -> None:
     raw = signed({**payload("itm_1"), "allowed_decisions": ["reject", "delegate", "reject"]})
     items, _ = validate_items(NAME, [raw])
-    store.apply_changes(NAME, items, [], "c-1")
-    found = store.item(NAME, "itm_1")
+    store.items.apply_changes(NAME, items, [], "c-1")
+    found = store.items.get(NAME, "itm_1")
     assert found is not None and found[0].allowed_decisions == (Verdict.reject,)

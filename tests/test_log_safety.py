@@ -56,10 +56,10 @@ async def test_hostile_server_text_reaches_the_log_cleaned(data_dir: Path) -> No
             )
             running_session = asyncio.create_task(session.run())
             try:
-                await eventually(lambda: session.store.item(SOURCE, plain) is not None, what="the item listed")
+                await eventually(lambda: session.store.items.get(SOURCE, plain) is not None, what="the item listed")
                 decided = []
-                for row in session.store.queue_rows(0, 10):
-                    found = session.store.item(row.source, row.id)
+                for row in session.store.queue.rows(0, 10):
+                    found = session.store.items.get(row.source, row.id)
                     if found is not None:
                         try:
                             decided.append(session.decide(found[0], Verdict.approve).id)
@@ -68,7 +68,7 @@ async def test_hostile_server_text_reaches_the_log_cleaned(data_dir: Path) -> No
                 assert decided
 
                 def settled() -> bool:
-                    states = {r.decision.id: r.sync_state for r in session.store.decisions()}
+                    states = {r.decision.id: r.sync_state for r in session.store.outbox.decisions()}
                     return all(states.get(i) is SyncState.conflict for i in decided)
 
                 await eventually(settled, what="the decisions answered with the hostile conflict")

@@ -35,7 +35,7 @@ async def polled(
     app = ApprovalApp(session, background=False)
     async with app.run_test(size=size, **run) as pilot:
         await session.poll_once()
-        if session.store.queue_count():
+        if session.store.queue.count():
             await eventually(lambda: app.main.shown is not None, what="the top item shown")
         await pilot.pause(0.1)
         yield app, pilot
@@ -60,15 +60,15 @@ async def test_the_kind_column_shows_what_the_filter_accepts(
         text = screen_text(app)
         store = session.store
         for kind, label in KIND_LABELS.items():
-            expected = store.queue_count(QueueView(filter_text=f"kind:{kind}"))
+            expected = store.queue.count(QueueView(filter_text=f"kind:{kind}"))
             assert expected > 0, kind
             assert f" {label} " in text, f"the KIND column shows {label} for {kind}"
             for typed in (label, label.lower(), kind, kind[:3]):
-                assert store.queue_count(QueueView(filter_text=f"kind:{typed}")) == expected, typed
+                assert store.queue.count(QueueView(filter_text=f"kind:{typed}")) == expected, typed
         # What the column shows, typed into the filter, keeps exactly the rows that show it.
         await pilot.press("slash", *f"kind:{KIND_LABELS['escalation']}")
         await pilot.pause(0.1)
-        rows = store.queue_rows(0, 100, session.queue.view)
+        rows = store.queue.rows(0, 100, session.queue.view)
         assert rows and all(row.kind == "escalation" for row in rows)
 
 
@@ -119,7 +119,7 @@ async def test_an_empty_queue_says_no_source_can_be_read_and_the_bar_says_why(
         await eventually(lambda: app.main.shown is not None, what="an item on screen")
         for row in fleet.pending():  # the queue empties, then the only source goes down
             fleet.withdraw(row["id"])
-        await eventually(lambda: session.store.queue_count() == 0, what="the empty queue")
+        await eventually(lambda: session.store.queue.count() == 0, what="the empty queue")
         await eventually(lambda: "every source answered with nothing pending" in screen_text(app), what="empty")
         fleet.stop()
         await eventually(lambda: health[SOURCE].state == "down", what="the source down")
@@ -181,7 +181,7 @@ async def test_keys_typed_after_a_refused_edit_do_not_run_as_commands(
         await pilot.press(*'{"amount": 5}', "enter", "o", "g", "r", "1", "enter", "a", "u", "p", "q")
         await pilot.pause(0.1)
         assert isinstance(app.screen, RefusedScreen), "only esc leaves the refusal"
-        assert session.store.decisions() == []
+        assert session.store.outbox.decisions() == []
         assert session.queue.view == view, "o and g did not re-sort or regroup"
         await pilot.press("escape")
         await pilot.pause(0.1)
@@ -249,8 +249,8 @@ def holder(fleet: Fleet, item_id: str) -> str | None:
 async def bob_claims(bob: Session, index: int) -> Item:
     """Bob's console opens the item at `index` of his queue (which claims it, as opening an item does)."""
     await bob.poll_once()
-    row = bob.store.queue_rows(index, 1)[0]
-    found = bob.store.item(row.source, row.id)
+    row = bob.store.queue.rows(index, 1)[0]
+    found = bob.store.items.get(row.source, row.id)
     assert found is not None
     assert await bob.claim(found[0]) is None, "bob got the claim"
     return found[0]
@@ -262,10 +262,10 @@ async def test_a_console_opens_on_the_first_item_nobody_else_holds(
     held = await bob_claims(bob, 0)
     session = make_session()
     async with polled(session) as (app, _pilot):
-        top = session.store.queue_rows(0, 1)[0]
+        top = session.store.queue.rows(0, 1)[0]
         assert (top.id, top.claimed_by) == (held.id, "bob")
         assert shown(app).id != held.id, "not the item bob holds"
-        assert shown(app).id == session.store.queue_rows(1, 1)[0].id
+        assert shown(app).id == session.store.queue.rows(1, 1)[0].id
         assert "⚑ bob" in screen_text(app), "bob's item stays listed, marked"
 
 
@@ -277,15 +277,15 @@ async def test_moving_on_after_a_decision_skips_items_others_hold(
         first = shown(app)
         await eventually(lambda: holder(fleet, first.id) == "alice", what="alice's claim")
         held = await bob_claims(bob, 1)  # bob's queue is alice's: his second item is alice's next one
-        assert session.store.queue_rows(1, 1)[0].id == held.id
+        assert session.store.queue.rows(1, 1)[0].id == held.id
         await session.poll_once()
         await pilot.pause(0.1)
         await decide_key(pilot, "a")
         await pilot.pause(0.2)
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert row.decision.item_id == first.id
         assert shown(app).id != held.id, "moved past the item bob holds"
-        assert shown(app).id == session.store.queue_rows(1, 1)[0].id, "to the next one nobody holds"
+        assert shown(app).id == session.store.queue.rows(1, 1)[0].id, "to the next one nobody holds"
 
 
 async def test_deciding_an_item_someone_else_holds_asks_naming_them(
@@ -303,7 +303,7 @@ async def test_deciding_an_item_someone_else_holds_asks_naming_them(
         assert "bob holds this item" in screen_text(app)
         await pilot.press("n")
         await pilot.pause(0.1)
-        assert isinstance(app.screen, MainScreen) and session.store.decisions() == []
+        assert isinstance(app.screen, MainScreen) and session.store.outbox.decisions() == []
         await pilot.press("r")
         await pilot.pause(0.1)
         await pilot.press("y")
@@ -311,7 +311,7 @@ async def test_deciding_an_item_someone_else_holds_asks_naming_them(
         assert isinstance(app.screen, RejectScreen), "after yes, the reject dialog as usual"
         await pilot.press("1", "enter")
         await pilot.pause(0.1)
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert row.decision.item_id == held.id
 
 
@@ -352,7 +352,7 @@ async def test_two_consoles_opening_at_once_do_not_stay_on_the_same_item(
 ) -> None:
     session = make_session()
     await session.poll_once()  # alice's console has listed the queue: nobody held anything yet
-    first, second = session.store.queue_rows(0, 2)
+    first, second = session.store.queue.rows(0, 2)
     held = await bob_claims(bob, 0)  # bob's console opens on the same top item and claims it first
     assert held.id == first.id
     app = ApprovalApp(session, background=False)

@@ -48,8 +48,8 @@ def _session(proxy: FaultyProxy, data_dir: Path) -> Session:
 
 async def _first_item(session: Session) -> Item:
     await session.poll_once()
-    row = session.store.queue_rows(0, 1)[0]
-    found = session.store.item(row.source, row.id)
+    row = session.store.queue.rows(0, 1)[0]
+    found = session.store.items.get(row.source, row.id)
     assert found is not None
     return found[0]
 
@@ -96,10 +96,10 @@ async def test_a_decision_survives_each_fault_and_applies_exactly_once(
     decision = session.decide(item, Verdict.approve)
     engine = asyncio.create_task(session.sync.run())  # the real engine: its backoff, its Retry-After
     try:
-        await eventually(lambda: session.store.waiting_count() == 0, timeout=20, what="the decision settled")
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=20, what="the decision settled")
     finally:
         engine.cancel()
-    [row] = session.store.decisions()
+    [row] = session.store.outbox.decisions()
     assert (row.sync_state, row.outcome) == (SyncState.applied, "applied"), row.detail
     assert [d["decision_id"] for d in fleet.applied_decisions()] == [decision.id]
     assert fleet.decision_requests(item.id) == (2 if applied_by_fault else 1), "one resend under the same key"
@@ -155,10 +155,12 @@ async def test_answers_are_final_only_when_status_and_body_agree(
     proxy.inject(Fault(status, body, path_prefix=DECISIONS))
     session.decide(item, Verdict.approve)
     assert await session.sync_once() == 1
-    [row] = session.store.decisions()
+    [row] = session.store.outbox.decisions()
     assert row.sync_state is (SyncState.failed if final else SyncState.pending) and str(status) in row.detail
     assert await session.sync_once() == 0, "not sent again at once"
-    assert bool(session.store.unseen_problems()) is final, "a final refusal is shown to the operator as a problem"
+    assert bool(session.store.outbox.unseen_problems()) is final, (
+        "a final refusal is shown to the operator as a problem"
+    )
     await session.aclose()
 
 
@@ -196,13 +198,13 @@ async def test_keys_move_and_decide_while_the_network_holds_every_answer(
             await eventually(
                 lambda: any(path.endswith("/decision") for path in proxy.requests), what="the decision's send held"
             )
-            [row] = session.store.decisions()
+            [row] = session.store.outbox.decisions()
             assert (row.decision.item_id, row.decision.verdict) == (shown.id, Verdict.approve), "recorded already"
             assert app.main.shown is not shown, "and the next item shown, while the source has not answered"
             assert fleet.decision_requests(shown.id) == 0
             network.set()
-            await eventually(lambda: "503" in session.store.decisions()[0].detail, what="the 503 heard")
-            assert session.store.decisions()[0].sync_state is SyncState.pending, "kept for a retry"
+            await eventually(lambda: "503" in session.store.outbox.decisions()[0].detail, what="the 503 heard")
+            assert session.store.outbox.decisions()[0].sync_state is SyncState.pending, "kept for a retry"
     finally:
         network.set()  # a failed assertion must not leave proxy threads holding answers
 
@@ -223,7 +225,7 @@ async def test_keys_move_while_background_work_holds_the_write_lock(proxy: Fault
         writer.execute("COMMIT")
 
     def claimed(item: Item) -> bool:
-        found = session.store.item(item.source, item.id)
+        found = session.store.items.get(item.source, item.id)
         return found is not None and found[0].claimed_by == "alice"
 
     app = ApprovalApp(session)
@@ -280,14 +282,14 @@ async def test_background_writes_are_short_and_never_open_across_a_request(data_
 
             session.background_store._conn.set_trace_callback(trace)
             await session.poll_once()  # a snapshot: one page of 250
-            assert session.store.queue_count() == 250
+            assert session.store.queue.count() == 250
             for _ in range(150):
                 big.add_item()
             await session.poll_once()  # incremental: one page of 150 and its cursor
-            assert session.store.queue_count() == 400
-            cursor = session.store.cursor(SOURCE)
+            assert session.store.queue.count() == 400
+            cursor = session.store.items.cursor(SOURCE)
             await session.poll_once()
-            assert session.store.cursor(SOURCE) == cursor, "the cursor was kept with the page's last part"
+            assert session.store.items.cursor(SOURCE) == cursor, "the cursor was kept with the page's last part"
             assert sum(written) == 400 and max(written) <= STORE_CHUNK, written
             assert not open_during, "a write transaction was open while a request was out"
             assert len(proxy.requests) >= 3
@@ -300,9 +302,9 @@ def test_a_waiting_ui_write_goes_before_the_next_background_transaction(tmp_path
     """SQLite makes a waiting writer poll, with no queue: a background that commits and begins again would keep the
     lock, and a decision (on the event loop) would wait for all of its work, not for one short transaction."""
     background, ui = Store(tmp_path / DB_NAME, background=True), Store(tmp_path / DB_NAME)
-    ui.apply_changes(SOURCE, [factories.item("itm_1", source=SOURCE)], [], None)
-    [row] = ui.queue_rows(0, 1)
-    found = ui.item(row.source, row.id)
+    ui.items.apply_changes(SOURCE, [factories.item("itm_1", source=SOURCE)], [], None)
+    [row] = ui.queue.rows(0, 1)
+    found = ui.items.get(row.source, row.id)
     assert found is not None
     order: list[str] = []
     writing, go_on = threading.Event(), threading.Event()
@@ -319,7 +321,7 @@ def test_a_waiting_ui_write_goes_before_the_next_background_transaction(tmp_path
     writing.wait(30.0)
 
     def decide() -> None:
-        ui.record_decision(factories.decision(found[0]))
+        ui.outbox.record(factories.decision(found[0]))
         order.append("ui")
 
     decider = threading.Thread(target=decide)
@@ -331,6 +333,6 @@ def test_a_waiting_ui_write_goes_before_the_next_background_transaction(tmp_path
     worker.join()
     decider.join()
     assert order == ["ui", "background"]
-    assert [r.decision.item_id for r in ui.decisions()] == ["itm_1"]
+    assert [r.decision.item_id for r in ui.outbox.decisions()] == ["itm_1"]
     background.close()
     ui.close()

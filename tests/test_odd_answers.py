@@ -55,22 +55,22 @@ async def test_odd_decision_answers_are_retried_under_the_same_key_and_applied_o
         config = Config(operator="alice", sources=(source,), undo_seconds=0.0)
         session = Session(config, data_dir, token_for=lambda _n: None)
         await session.poll_once()
-        row = session.store.queue_rows(0, 1)[0]
-        item = session.store.item(row.source, row.id)[0]  # type: ignore[index]
+        row = session.store.queue.rows(0, 1)[0]
+        item = session.store.items.get(row.source, row.id)[0]  # type: ignore[index]
         proxy.inject(Fault(status, body, path_prefix=DECISIONS, forward=applied_upstream))
         session.decide(item, Verdict.approve)
         clock = SimulatedClock()  # from now: the decision is due
         session.sync.clock = clock
         assert await session.sync_once() == 1
-        [decision] = session.store.decisions()
+        [decision] = session.store.outbox.decisions()
         assert decision.sync_state is SyncState.pending, "an odd answer is never final"
         assert said in decision.detail and "same key" in decision.detail
         assert "\x1b" not in decision.detail and "\u202e" not in decision.detail, "server text stays escaped"
-        due = session.store.next_due_at([SOURCE])
+        due = session.store.outbox.next_due_at([SOURCE])
         assert due is not None and due > clock.now, "retried later, not at once"
         clock.now = due
         assert await session.sync_once() == 1
-        [decision] = session.store.decisions()
+        [decision] = session.store.outbox.decisions()
         assert (decision.sync_state, decision.outcome) == (SyncState.applied, "applied")
         assert [d["item_id"] for d in fleet.applied_decisions()] == [item.id]
         assert fleet.decision_requests(item.id) == (2 if applied_upstream else 1)

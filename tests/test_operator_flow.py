@@ -48,7 +48,7 @@ def at(minutes: float) -> str:
 
 
 def sample(store: Store) -> None:
-    store.apply_changes(
+    store.items.apply_changes(
         "billing",
         [
             item("b1", agent="billing-agent", risk="high", confidence=0.9, created_at=at(-5), expires_at=at(30)),
@@ -58,7 +58,7 @@ def sample(store: Store) -> None:
         [],
         "c1",
     )
-    store.apply_changes(
+    store.items.apply_changes(
         "crm",
         [
             item("c1", agent="crm-agent", risk="high", confidence=0.4, created_at=at(-2), expires_at=at(10),
@@ -72,7 +72,7 @@ def sample(store: Store) -> None:
 
 
 def ids(store: Store, view: QueueView) -> list[str]:
-    return [row.id for row in store.queue_rows(0, 100, view)]
+    return [row.id for row in store.queue.rows(0, 100, view)]
 
 
 @asynccontextmanager
@@ -103,9 +103,9 @@ def test_each_order_and_every_position(store: Store, order: SortOrder, expected:
     sample(store)
     view = QueueView(order)
     assert ids(store, view) == expected
-    rows = store.queue_rows(0, 100, view)
-    assert [store.queue_index_of(r.source, r.id, view) for r in rows] == list(range(len(rows)))
-    assert [r.id for r in store.queue_rows(1, 2, view)] == expected[1:3]
+    rows = store.queue.rows(0, 100, view)
+    assert [store.queue.index_of(r.source, r.id, view) for r in rows] == list(range(len(rows)))
+    assert [r.id for r in store.queue.rows(1, 2, view)] == expected[1:3]
 
 
 def test_filter_tokens_narrow_fields_and_words_match_anywhere(store: Store) -> None:
@@ -122,8 +122,8 @@ def test_filter_tokens_narrow_fields_and_words_match_anywhere(store: Store) -> N
     assert QueueView(filter_text="a_c").where()[1] == ("%a\\_c%",)
     assert ids(store, QueueView(filter_text="x' OR 1=1 --")) == []
     view = QueueView(filter_text="source:crm")
-    assert store.queue_count(view) == 2
-    assert store.queue_index_of("billing", "b1", view) is None  # hidden by the filter
+    assert store.queue.count(view) == 2
+    assert store.queue.index_of("billing", "b1", view) is None  # hidden by the filter
     assert parse_filter('agent:"billing agent" nope:x refund').fields == (("agent", "billing agent"),)
     assert parse_filter('agent:"billing agent" nope:x refund').words == ("nope:x", "refund")
 
@@ -132,14 +132,14 @@ def test_grouping_orders_by_group_then_by_the_order(store: Store) -> None:
     sample(store)
     view = QueueView(SortOrder.urgency, Grouping.source)
     assert ids(store, view) == ["b2", "b1", "b3", "c1", "c2"]
-    assert store.queue_groups(view) == [("billing", 3), ("crm", 2)]
-    assert [r.group for r in store.queue_rows(0, 10, view)] == ["billing"] * 3 + ["crm"] * 2
+    assert store.queue.groups(view) == [("billing", 3), ("crm", 2)]
+    assert [r.group for r in store.queue.rows(0, 10, view)] == ["billing"] * 3 + ["crm"] * 2
     view = QueueView(SortOrder.age, Grouping.agent, "agent:a")
-    assert store.queue_groups(view) == [("billing-agent", 2), ("crm-agent", 2), ("zeta-agent", 1)]
-    rows = store.queue_rows(0, 10, view)
+    assert store.queue.groups(view) == [("billing-agent", 2), ("crm-agent", 2), ("zeta-agent", 1)]
+    rows = store.queue.rows(0, 10, view)
     assert [r.id for r in rows] == ["b1", "b2", "c2", "c1", "b3"]
-    assert [store.queue_index_of(r.source, r.id, view) for r in rows] == [0, 1, 2, 3, 4]
-    assert store.queue_groups(QueueView()) == []
+    assert [store.queue.index_of(r.source, r.id, view) for r in rows] == [0, 1, 2, 3, 4]
+    assert store.queue.groups(QueueView()) == []
 
 
 @pytest.mark.parametrize("order", list(SortOrder))
@@ -162,40 +162,40 @@ def test_each_view_walks_an_index_not_a_sort(store: Store, order: SortOrder, gro
 
 def test_undo_within_the_window_puts_the_item_back_and_keeps_both_in_the_audit(store: Store) -> None:
     it = item("b1")
-    store.apply_changes("billing", [it], [], "c1")
+    store.items.apply_changes("billing", [it], [], "c1")
     first = decision(it)
-    store.record_decision(first, hold_seconds=5)
-    assert store.queue_count() == 0
-    assert store.due_decisions(10, ["billing"]) == []  # the sync engine waits for the window
-    store.undo(first.id, "alice")
-    assert store.queue_count() == 1
-    assert store.waiting_count() == 0
-    [row] = store.decisions()
+    store.outbox.record(first, hold_seconds=5)
+    assert store.queue.count() == 0
+    assert store.outbox.due(10, ["billing"]) == []  # the sync engine waits for the window
+    store.outbox.undo(first.id, "alice")
+    assert store.queue.count() == 1
+    assert store.outbox.waiting_count() == 0
+    [row] = store.outbox.decisions()
     assert row.sync_state is SyncState.undone
     kinds = [r[0] for r in store.db.execute("SELECT kind FROM audit ORDER BY seq").fetchall()]
     assert kinds == ["decision", "undo"]
-    assert store.verify_audit().ok
+    assert store.audit.verify().ok
     with pytest.raises(UndoRefused, match="already undone"):
-        store.undo(first.id, "alice")
+        store.outbox.undo(first.id, "alice")
     # The same version can be decided again (the one-per-version index ignores undone decisions)...
     second = decision(it)
-    store.record_decision(second, hold_seconds=0)
-    assert [d.id for d in store.due_decisions(10, ["billing"])] == [second.id]
+    store.outbox.record(second, hold_seconds=0)
+    assert [d.id for d in store.outbox.due(10, ["billing"])] == [second.id]
     # ...and once sending started, undo is refused.
-    store.mark_sending([second.id])
+    store.outbox.mark_sending([second.id])
     with pytest.raises(UndoRefused, match="being sent"):
-        store.undo(second.id, "alice")
+        store.outbox.undo(second.id, "alice")
 
 
 def test_undo_is_refused_once_the_window_closed(store: Store) -> None:
     it = item("b1")
-    store.apply_changes("billing", [it], [], "c1")
+    store.items.apply_changes("billing", [it], [], "c1")
     held = decision(it)
-    store.record_decision(held, hold_seconds=5)
+    store.outbox.record(held, hold_seconds=5)
     with pytest.raises(UndoRefused):
-        store.undo(held.id, "alice", now=now_utc().timestamp() + 6)
+        store.outbox.undo(held.id, "alice", now=now_utc().timestamp() + 6)
     with pytest.raises(UndoRefused, match="no such decision"):
-        store.undo("nope", "alice")
+        store.outbox.undo("nope", "alice")
 
 
 def test_v2_migrates_a_populated_v1_database(tmp_path: Path) -> None:
@@ -215,12 +215,12 @@ def test_v2_migrates_a_populated_v1_database(tmp_path: Path) -> None:
     conn.close()
     store = Store(path)
     try:
-        [row] = store.queue_rows(0, 10, QueueView(SortOrder.confidence))
+        [row] = store.queue.rows(0, 10, QueueView(SortOrder.confidence))
         assert row.claimed_by == "bob"
         held = decision(it.model_copy(update={"source": "billing"}))
-        store.record_decision(held, hold_seconds=5)
-        store.undo(held.id, "alice")
-        store.record_decision(decision(it.model_copy(update={"source": "billing"})))
+        store.outbox.record(held, hold_seconds=5)
+        store.outbox.undo(held.id, "alice")
+        store.outbox.record(decision(it.model_copy(update={"source": "billing"})))
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     finally:
         store.close()
@@ -235,17 +235,17 @@ async def test_u_takes_a_decision_back_before_anything_is_sent(
         top = await first_shown(app, pilot)
         await decide_key(pilot, "a")
         await eventually(lambda: "to undo (" in screen_text(app), what="the undo bar")
-        assert session.store.queue_index_of(SOURCE, top.id) is None
+        assert session.store.queue.index_of(SOURCE, top.id) is None
         await pilot.press("u")
         await pilot.pause(0.1)
         assert "to undo (" not in screen_text(app)
         assert app.main.shown is not None and app.main.shown.id == top.id, "back on the item, to decide again"
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert row.sync_state is SyncState.undone
         await pilot.press("u")  # nothing left to undo: refused, nothing breaks
         await pilot.pause(0.5)
         assert fleet.decision_requests() == 0
-        assert session.store.verify_audit().ok
+        assert session.store.audit.verify().ok
 
 
 async def test_after_the_window_the_decision_is_sent_and_undo_is_refused(
@@ -261,7 +261,7 @@ async def test_after_the_window_the_decision_is_sent_and_undo_is_refused(
         await pilot.press("u")
         await pilot.pause(0.1)
         assert "Nothing to undo" in screen_text(app)
-        assert [r.sync_state for r in session.store.decisions()] in ([SyncState.applied], [SyncState.sending])
+        assert [r.sync_state for r in session.store.outbox.decisions()] in ([SyncState.applied], [SyncState.sending])
 
 
 # --------------------------------------------------------------------------------------- critical confirmation
@@ -292,9 +292,9 @@ async def test_a_critical_approval_needs_the_typed_confirmation(
         assert "not 'drop_table'" in screen_text(app)
         await pilot.press("escape")
         await pilot.pause()
-        assert isinstance(app.screen, MainScreen) and session.store.decisions() == []
+        assert isinstance(app.screen, MainScreen) and session.store.outbox.decisions() == []
         assert await decide_key(pilot, "a") == 2 + len("drop_table")
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert (row.decision.item_id, row.decision.verdict) == (critical["id"], Verdict.approve)
 
 
@@ -313,13 +313,13 @@ async def test_a_changed_item_is_announced_and_the_old_version_cannot_be_decided
         assert app.main.shown is not None and app.main.shown.digest != seen.digest
         await pilot.press("a")  # too soon after the change: refused
         await pilot.pause(0.1)
-        assert session.store.decisions() == []
+        assert session.store.outbox.decisions() == []
         if isinstance(app.screen, RefusedScreen):  # a critical item's refusal takes the keys until esc
             await pilot.press("escape")
         current = app.main.shown
         await pilot.pause(1.6)
         await decide_key(pilot, "a")
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         assert row.decision.item_digest == current.digest != seen.digest
 
 
@@ -334,7 +334,7 @@ async def test_a_decision_prepared_on_the_old_version_is_refused(
         await session.poll_once()
         await pilot.press("enter")
         await pilot.pause(0.1)
-        assert session.store.decisions() == []
+        assert session.store.outbox.decisions() == []
         assert "Not recorded: the item changed since it was shown" in screen_text(app)
 
 
@@ -358,7 +358,7 @@ async def test_an_item_that_leaves_is_announced_and_the_next_one_held(
         assert app.main.shown is not None and app.main.shown.id != seen.id
         await pilot.press("a")
         await pilot.pause(0.1)
-        assert session.store.decisions() == [], "the key meant for the old item does not land on the next"
+        assert session.store.outbox.decisions() == [], "the key meant for the old item does not land on the next"
 
 
 # ------------------------------------------------------------------------------------------------------- claims
@@ -396,7 +396,7 @@ async def test_opening_an_item_claims_it_and_others_claims_are_marked(
         await eventually(
             lambda: {i["id"]: i for i in fleet.pending()}[shown.id]["claimed_by"] == "alice", what="our claim"
         )
-        second = session.store.queue_rows(1, 1)[0]
+        second = session.store.queue.rows(1, 1)[0]
         fleet.claim(second.id, "bob")
         await session.poll_once()
         await pilot.pause(0.1)
@@ -521,7 +521,7 @@ async def test_sort_filter_and_group_keys(fleet: Fleet, make_session: Callable[.
     async with app.run_test(size=SIZE) as pilot:
         await session.poll_once()
         await pilot.pause(0.1)
-        agent = session.store.queue_rows(0, 1)[0].agent
+        agent = session.store.queue.rows(0, 1)[0].agent
         await pilot.press("o")
         assert session.queue.view.order is SortOrder.age
         assert "sorted by age" in screen_text(app)
@@ -532,9 +532,9 @@ async def test_sort_filter_and_group_keys(fleet: Fleet, make_session: Callable[.
         await pilot.press("slash", *f"agent:{agent}")
         await pilot.pause(0.1)
         assert session.queue.view.filter_text == f"agent:{agent}"
-        expected = session.store.queue_count(session.queue.view)
+        expected = session.store.queue.count(session.queue.view)
         assert f"QUEUE {expected} item" in screen_text(app)
-        assert all(r.agent == agent for r in session.store.queue_rows(0, 50, session.queue.view))
+        assert all(r.agent == agent for r in session.store.queue.rows(0, 50, session.queue.view))
         await pilot.press("enter")  # keep the filter, back to the list: keys decide again
         assert app.main.queue_list.has_focus
         await pilot.press("escape")
@@ -563,7 +563,7 @@ async def test_first_run_explains_and_offers_the_demo(tmp_path: Path) -> None:
 
 
 def left_queue(session: Session, item_id: str) -> bool:
-    return session.store.queue_index_of(SOURCE, item_id) is None
+    return session.store.queue.index_of(SOURCE, item_id) is None
 
 
 def an_edit(shown: Item) -> str | None:
@@ -597,7 +597,7 @@ async def test_triage_50_mixed_items_counting_keys(data_dir: Path, capsys: pytes
         }
         comment = "dup"
         async with app.run_test(size=SIZE) as pilot:
-            await eventually(lambda: session.store.queue_count() == 50, what="50 items listed")
+            await eventually(lambda: session.store.queue.count() == 50, what="50 items listed")
             await pilot.pause(0.2)
             for turn in range(50):
                 shown = app.main.shown

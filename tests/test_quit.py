@@ -75,7 +75,7 @@ async def test_q_in_the_undo_window_asks_and_send_now_delivers_before_quitting(
 
         await eventually(exited, timeout=30, what="the app to quit after sending")
         assert heard_at_exit == [True], "the fleet had applied the decision when the app quit"
-        [row] = [r for r in session.store.decisions() if r.decision.id == decision_id]
+        [row] = [r for r in session.store.outbox.decisions() if r.decision.id == decision_id]
         assert row.sync_state is SyncState.applied
         assert app.return_code == 0
 
@@ -92,9 +92,11 @@ async def test_stay_keeps_the_decision_undoable(fleet: Fleet, make_session: Call
         await pilot.press("u")
         await pilot.pause()
         assert session.unsent() == []
-        assert [r.sync_state for r in session.store.decisions() if r.decision.id == decision_id] == [SyncState.undone]
+        assert [r.sync_state for r in session.store.outbox.decisions() if r.decision.id == decision_id] == [
+            SyncState.undone
+        ]
         assert not _applied(fleet, decision_id)
-        assert session.store.queue_index_of(top.source, top.id) is not None
+        assert session.store.queue.index_of(top.source, top.id) is not None
         # With nothing unsent, q quits at once.
         await pilot.press("q")
         await eventually(lambda: app.return_code is not None, what="the app to quit")
@@ -146,7 +148,9 @@ async def test_a_decision_delivered_but_not_applied_is_said_before_quitting(
         said = str(app.screen.query_one("#quit-progress", Static).render())
         assert "already decided elsewhere by bob" in said, said
         assert session.unsent() == []
-        assert [r.sync_state for r in session.store.decisions() if r.decision.id == decision_id] == [SyncState.conflict]
+        assert [r.sync_state for r in session.store.outbox.decisions() if r.decision.id == decision_id] == [
+            SyncState.conflict
+        ]
         await pilot.press("q")
         await eventually(lambda: app.return_code is not None, what="the app to quit")
 
@@ -154,20 +158,20 @@ async def test_a_decision_delivered_but_not_applied_is_said_before_quitting(
 def test_send_now_ends_the_undo_window_and_the_labels_wait(store: Store) -> None:
     """The storage half of "send now": due at once (so undo refuses), listed with where each stands."""
     first, second = factories.item("a"), factories.item("b")
-    store.apply_changes("billing", [first, second], [], "1")
+    store.items.apply_changes("billing", [first, second], [], "1")
     held = factories.decision(first)
-    store.record_decision(held, hold_seconds=60)
-    store.record_decision(factories.decision(second, Verdict.reject, reason_code="unsafe"), hold_seconds=60)
+    store.outbox.record(held, hold_seconds=60)
+    store.outbox.record(factories.decision(second, Verdict.reject, reason_code="unsafe"), hold_seconds=60)
     now = time.time()
-    unsent = store.unsent()
+    unsent = store.outbox.unsent()
     assert [(u.item_id, u.verdict, u.attempts) for u in unsent] == [("a", Verdict.approve, 0), ("b", Verdict.reject, 0)]
     assert all(u.next_attempt_at > now + 30 for u in unsent), "both in their undo window"
-    assert store.due_decisions(10, ["billing"]) == []
+    assert store.outbox.due(10, ["billing"]) == []
     assert store.labels.due(10, ["billing"]) == []
 
-    assert store.send_unsent_now() == 2
-    assert {d.id for d in store.due_decisions(10, ["billing"])} == {u.decision_id for u in unsent}
+    assert store.outbox.send_unsent_now() == 2
+    assert {d.id for d in store.outbox.due(10, ["billing"])} == {u.decision_id for u in unsent}
     assert len(store.labels.due(10, ["billing"])) == 2, "their labels go with them"
     with pytest.raises(UndoRefused):
-        store.undo(held.id, "alice")
-    assert store.send_unsent_now() == 0, "nothing left waiting for its time"
+        store.outbox.undo(held.id, "alice")
+    assert store.outbox.send_unsent_now() == 0, "nothing left waiting for its time"

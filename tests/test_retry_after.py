@@ -151,8 +151,8 @@ async def test_decision_retries_keep_to_the_clamped_retry_after(
     with running(FaultyProxy(fleet.url)) as proxy:
         session = proxied_session(proxy, data_dir)
         await session.poll_once()
-        row = session.store.queue_rows(0, 1)[0]
-        item = session.store.item(row.source, row.id)[0]  # type: ignore[index]
+        row = session.store.queue.rows(0, 1)[0]
+        item = session.store.items.get(row.source, row.id)[0]  # type: ignore[index]
         proxy.inject(*[Fault(503, b"", {"Retry-After": header}, path_prefix=DECISIONS)] * BUSY_ANSWERS)
         clock = SimulatedClock()
         session.sync.clock = clock
@@ -162,9 +162,9 @@ async def test_decision_retries_keep_to_the_clamped_retry_after(
         for _ in range(BUSY_ANSWERS + 5):
             if await session.sync.drain_once():
                 sent_at.append(clock.now)
-            if session.store.waiting_count() == 0:
+            if session.store.outbox.waiting_count() == 0:
                 break
-            due = session.store.next_due_at([SOURCE])
+            due = session.store.outbox.next_due_at([SOURCE])
             assert due is not None
             clock.now = max(clock.now, due)  # what the engine's run loop does: sleep until the next retry is due
         assert len(sent_at) == BUSY_ANSWERS + 1, "four busy answers, then the decision went through"
@@ -173,7 +173,7 @@ async def test_decision_retries_keep_to_the_clamped_retry_after(
         # Counted over simulated time: at most one request a second while busy, and heard within 300 s of recovery.
         assert sum(1 for moment in sent_at if moment - sent_at[0] < 11.0) <= 11
         assert gaps[-1] <= RETRY_AFTER_CEILING
-        [decision] = session.store.decisions()
+        [decision] = session.store.outbox.decisions()
         assert decision.sync_state is SyncState.applied
         assert [d["item_id"] for d in fleet.applied_decisions()] == [item.id]
         assert fleet.decision_requests(item.id) == 1, "the busy answers never reached the fleet"
@@ -225,7 +225,7 @@ async def test_a_busy_listing_is_throttled_not_down_and_polled_at_the_clamped_pa
         polling = asyncio.create_task(session.poller.run())
         try:
             await eventually(
-                lambda: session.poller.health[SOURCE].state == "up" and session.store.queue_count() == 6,
+                lambda: session.poller.health[SOURCE].state == "up" and session.store.queue.count() == 6,
                 what="the listing after the busy answers",
             )
         finally:

@@ -393,7 +393,7 @@ async def test_esc_with_unsaved_changes_asks_before_discarding(
         await pilot.press("y")
         await eventually(lambda: app.screen is app.main)
         assert fleet.decision_requests() == 0
-        assert session.store.queue_index_of("fleet", item["id"]) is not None
+        assert session.store.queue.index_of("fleet", item["id"]) is not None
 
 
 async def test_a_large_item_opens_with_one_full_wrap_at_its_width(

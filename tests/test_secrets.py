@@ -58,12 +58,12 @@ async def test_a_canary_token_used_in_a_full_session_is_found_nowhere(
         session = Session(load(config_path), data_dir, token_for=get_token)
         app = ApprovalApp(session)
         async with app.run_test(size=(140, 45), notifications=True) as pilot:
-            await eventually(lambda: session.store.queue_count() == 4, what="the queue listed with the token")
+            await eventually(lambda: session.store.queue.count() == 4, what="the queue listed with the token")
             await eventually(lambda: app.main.shown is not None, what="an item shown")
             shown = app.main.shown
             assert shown is not None
             session.decide(shown, Verdict.reject, reason_code="unsafe", comment="not today")
-            await eventually(lambda: session.store.waiting_count() == 0, what="the decision synced")
+            await eventually(lambda: session.store.outbox.waiting_count() == 0, what="the decision synced")
             secured.change_item(secured.pending()[0]["id"], policy="changed")  # a conflict to show
             await pilot.press("j")
             app.save_screenshot("main.svg", str(shots))

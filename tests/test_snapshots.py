@@ -85,8 +85,8 @@ def app_over_fixed_items(data_dir: Path) -> ApprovalApp:
         item("itm_close", agent="support-agent", workflow="tickets", risk="low", confidence=0.91,
              action={"name": "close_ticket", "args": {"ticket": "T-12"}}, created_at=at(-30), expires_at=at(90)),
     ]  # fmt: skip
-    session.store.apply_changes("billing", billing, [], "c1")
-    session.store.apply_changes("support", support, [], "c1")
+    session.store.items.apply_changes("billing", billing, [], "c1")
+    session.store.items.apply_changes("support", support, [], "c1")
     return ApprovalApp(session, now=NOW.timestamp, background=False)
 
 

@@ -27,8 +27,8 @@ async def test_malformed_items_are_quarantined_and_counted(fleet: Fleet, make_se
     fleet.inject_garbage({**good, "id": "itm_forged", "policy": "changed after digest"})
     session = make_session()
     await session.poll_once()
-    assert session.store.queue_count() == 6, "the good items are all there"
-    reasons = {q.item_id: q.reason for q in session.store.quarantined()}
+    assert session.store.queue.count() == 6, "the good items are all there"
+    reasons = {q.item_id: q.reason for q in session.store.quarantine.rows()}
     assert "itm_half" in reasons and "agent: Field required" in reasons["itm_half"]
     assert "itm_forged" in reasons and "does not match the content" in reasons["itm_forged"]
     assert any("must be a JSON object" in r for r in reasons.values())
@@ -47,14 +47,14 @@ async def test_down_source_is_shown_down_and_the_others_work(fleet: Fleet, data_
     session = Session(config, data_dir, token_for=lambda _n: None)
     app = ApprovalApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
-        await eventually(lambda: session.store.queue_count() == 6)
+        await eventually(lambda: session.store.queue.count() == 6)
         await eventually(lambda: session.poller.health["dead"].state == "down")
         await pilot.pause(1.1)
         status = str(app.main.query_one("#status").render())  # the whole bar: a down source's reason may wrap it
         assert "dead" in status and "down" in status and "fleet" in status and "up" in status
         await pilot.press("j")
         await pilot.pause(0.1)
-        assert app.main.shown is not None and app.main.shown.id == session.store.queue_rows(1, 1)[0].id
+        assert app.main.shown is not None and app.main.shown.id == session.store.queue.rows(1, 1)[0].id
 
 
 async def test_garbage_wrong_shape_and_silence_are_reported(data_dir: Path) -> None:
@@ -81,8 +81,8 @@ async def test_garbage_wrong_shape_and_silence_are_reported(data_dir: Path) -> N
 async def test_final_outcomes_are_recorded_not_retried(fleet: Fleet, make_session: Callable[..., Session]) -> None:
     session = make_session()
     await session.poll_once()
-    rows = session.store.queue_rows(0, 6)
-    items = [session.store.item(r.source, r.id)[0] for r in rows]  # type: ignore[index]
+    rows = session.store.queue.rows(0, 6)
+    items = [session.store.items.get(r.source, r.id)[0] for r in rows]  # type: ignore[index]
     stale, expired, withdrawn, invalid = items[:4]
     for item in (stale, expired, withdrawn):
         session.decide(item, Verdict.approve)
@@ -94,14 +94,14 @@ async def test_final_outcomes_are_recorded_not_retried(fleet: Fleet, make_sessio
     fleet.expire(expired.id)
     fleet.withdraw(withdrawn.id)
     await session.sync_once()
-    outcomes = {row.decision.item_id: (row.sync_state, row.outcome) for row in session.store.decisions()}
+    outcomes = {row.decision.item_id: (row.sync_state, row.outcome) for row in session.store.outbox.decisions()}
     assert outcomes[stale.id] == (SyncState.conflict, "stale")
     assert outcomes[expired.id] == (SyncState.conflict, "expired")
     assert outcomes[withdrawn.id] == (SyncState.conflict, "withdrawn")
     assert outcomes[invalid.id] == (SyncState.conflict, "invalid")
     assert await session.sync_once() == 0, "nothing final is sent again"
     assert fleet.applied_decisions() == []
-    assert session.store.verify_audit().records == 8
+    assert session.store.audit.verify().records == 8
     await session.aclose()
 
 
@@ -110,8 +110,8 @@ async def test_back_pressure_and_lost_answers_still_apply_exactly_once(fleet: Fl
         config = Config(operator="alice", sources=(SourceConfig(name=SOURCE, url=proxy.url, long_poll=0.0),))
         session = Session(config, data_dir, token_for=lambda _n: None)
         await session.poll_once()
-        row = session.store.queue_rows(0, 1)[0]
-        item = session.store.item(row.source, row.id)[0]  # type: ignore[index]
+        row = session.store.queue.rows(0, 1)[0]
+        item = session.store.items.get(row.source, row.id)[0]  # type: ignore[index]
         decisions = "/v1/items/"
         proxy.inject(
             Fault(503, b"", {"Retry-After": "0.2"}, path_prefix=decisions),
@@ -121,10 +121,10 @@ async def test_back_pressure_and_lost_answers_still_apply_exactly_once(fleet: Fl
         session.decide(item, Verdict.approve)
         engine = asyncio.create_task(session.sync.run())  # the real engine, with its real backoff
         try:
-            await eventually(lambda: session.store.waiting_count() == 0, timeout=20, what="the decision applied")
+            await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=20, what="the decision applied")
         finally:
             engine.cancel()
-        [decision] = session.store.decisions()
+        [decision] = session.store.outbox.decisions()
         assert decision.sync_state is SyncState.applied
         assert [d["item_id"] for d in fleet.applied_decisions()] == [item.id]
         assert fleet.decision_requests(item.id) == 2, "the lost answer was resent under the same key"
@@ -144,20 +144,20 @@ async def test_refused_credentials_hold_decisions_and_show_auth(data_dir: Path) 
 
         session = Session(make_config(fleet), data_dir, token_for=lambda _n: Token("right-token", "environment"))
         await session.poll_once()
-        row = session.store.queue_rows(0, 1)[0]
-        session.decide(session.store.item(row.source, row.id)[0], Verdict.approve)  # type: ignore[index]
+        row = session.store.queue.rows(0, 1)[0]
+        session.decide(session.store.items.get(row.source, row.id)[0], Verdict.approve)  # type: ignore[index]
         await session.sync_once()
         [applied] = fleet.applied_decisions()
         assert applied["operator"] == "carol", "the reviewer's identity comes from the token, not the body"
         await session.aclose()
 
         session = Session(make_config(fleet), data_dir, token_for=lambda _n: tokens["wrong"])
-        row = session.store.queue_rows(0, 1)[0]
-        session.decide(session.store.item(row.source, row.id)[0], Verdict.approve)  # type: ignore[index]
+        row = session.store.queue.rows(0, 1)[0]
+        session.decide(session.store.items.get(row.source, row.id)[0], Verdict.approve)  # type: ignore[index]
         assert await session.sync_once() == 1
         assert session.sync.held, "a source that refused our credentials is held"
         assert await session.sync_once() == 0, "and not hammered"
-        assert session.store.waiting_count() == 1, "the decision is kept, not dropped"
+        assert session.store.outbox.waiting_count() == 1, "the decision is kept, not dropped"
         await session.aclose()
     finally:
         fleet.stop()
@@ -175,8 +175,8 @@ def test_tokens_never_reach_the_database_or_log(fleet: Fleet, data_dir: Path) ->
 
         async def run() -> None:
             await session.poll_once()
-            row = session.store.queue_rows(0, 1)[0]
-            session.decide(session.store.item(row.source, row.id)[0], Verdict.approve)  # type: ignore[index]
+            row = session.store.queue.rows(0, 1)[0]
+            session.decide(session.store.items.get(row.source, row.id)[0], Verdict.approve)  # type: ignore[index]
             await session.sync_once()
             await session.aclose()
 

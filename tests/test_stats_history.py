@@ -85,7 +85,7 @@ class History:
     def fill(self) -> None:
         store = self.store
         for source in ("billing", "support"):
-            store.apply_changes(source, [i for i in self.items.values() if i.source == source], [], "c1")
+            store.items.apply_changes(source, [i for i in self.items.values() if i.source == source], [], "c1")
         with store.db.conn:
             store.db.conn.executemany(
                 "UPDATE items SET first_seen_at = ?, updated_at = ? WHERE id = ?",
@@ -98,9 +98,9 @@ class History:
         self.decide("o1", Verdict.approve, decided=-2 * 1440, shown=-3 * 1440)  # a day; outside 24 h
         self.decide("s5", Verdict.reject, decided=-6, shown=-7, reason_code="unsafe")  # 60 s
         self.decide("s3", Verdict.approve, decided=-35, shown=-38, hold=60)
-        store.undo("d-s3", "alice")  # taken back: no label, the item is pending again
-        store.mark_sending(["d-b1", "d-b2", "d-b3", "d-b4", "d-o1", "d-s5"])
-        store.record_results(
+        store.outbox.undo("d-s3", "alice")  # taken back: no label, the item is pending again
+        store.outbox.mark_sending(["d-b1", "d-b2", "d-b3", "d-b4", "d-o1", "d-s5"])
+        store.outbox.record_results(
             [
                 *(SyncResult(f"d-{i}", SyncState.applied, "applied", "applied") for i in ("b1", "b2", "b4", "o1")),
                 SyncResult("d-b3", SyncState.conflict, "stale", "the item changed after you saw it"),
@@ -108,7 +108,7 @@ class History:
             ]
         )
         store.labels.record([LabelSyncResult("d-b1", LabelSyncState.refused, "unknown agent billing-agent")])
-        store.apply_changes("support", [], [Removal("s1", "expired")], "c2")  # nobody decided it in time
+        store.items.apply_changes("support", [], [Removal("s1", "expired")], "c2")  # nobody decided it in time
         with store.db.conn:
             store.db.conn.execute("UPDATE items SET updated_at = ? WHERE id = 's1'", (epoch(-180),))
             store.db.conn.execute("UPDATE labels SET decided_at = ? WHERE item_id = 's1'", (epoch(-180),))
@@ -130,7 +130,7 @@ class History:
             decided_at=at(decided),
             **details,
         )
-        self.store.record_decision(decision, hold_seconds=hold, first_shown_at=at(shown))
+        self.store.outbox.record(decision, hold_seconds=hold, first_shown_at=at(shown))
         with self.store.db.conn:
             self.store.db.conn.execute("UPDATE items SET updated_at = ? WHERE id = ?", (epoch(decided), item_id))
 
@@ -328,13 +328,13 @@ def test_remedy_for_each_problem() -> None:
 
 def test_store_pages_decisions_newest_first(session: Session) -> None:
     store = session.store
-    assert store.decision_count() == 7
-    assert [r.decision.item_id for r in store.decisions(3)] == ["s5", "b3", "b2"]
-    assert [r.decision.item_id for r in store.decisions(3, 3)] == ["s3", "b1", "b4"]
-    assert [r.decision.item_id for r in store.decisions(10, 6)] == ["o1"]
-    problems = store.decisions(10, problems_only=True)
+    assert store.outbox.decision_count() == 7
+    assert [r.decision.item_id for r in store.outbox.decisions(3)] == ["s5", "b3", "b2"]
+    assert [r.decision.item_id for r in store.outbox.decisions(3, 3)] == ["s3", "b1", "b4"]
+    assert [r.decision.item_id for r in store.outbox.decisions(10, 6)] == ["o1"]
+    problems = store.outbox.decisions(10, problems_only=True)
     assert [r.decision.item_id for r in problems] == ["s5", "b3", "b1"], "failed, conflict, label refused"
-    assert store.decision_count(problems_only=True) == 3
+    assert store.outbox.decision_count(problems_only=True) == 3
 
 
 def app_over(session: Session) -> ApprovalApp:
@@ -367,9 +367,9 @@ async def test_history_lists_problems_with_what_to_do(session: Session) -> None:
 async def test_history_pages_through_many(session: Session) -> None:
     store = session.store
     extra = [item(f"m{i:03}", source="billing", risk="low") for i in range(2 * PAGE_SIZE)]
-    store.apply_changes("billing", extra, [], "c9")
+    store.items.apply_changes("billing", extra, [], "c9")
     for index, target in enumerate(extra):
-        store.record_decision(
+        store.outbox.record(
             Decision(
                 id=f"m-{index}", source="billing", item_id=target.id, item_digest=target.digest,
                 verdict=Verdict.approve, operator="alice", decided_at=at(index / 10),

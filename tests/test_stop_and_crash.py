@@ -82,17 +82,19 @@ def test_sigterm_sends_what_it_can_and_logs_what_is_left(tmp_path: Path) -> None
             env=_env("fleet", "away"),
             cwd=ROOT,
         )
-        _until(lambda: _read(data_dir, lambda s: s.queue_count()) == 2, "both items listed", terminal)
+        _until(lambda: _read(data_dir, lambda s: s.queue.count()) == 2, "both items listed", terminal)
         decisions = 0
         for _ in range(100):  # a press right after a decision is held back on purpose: press until it counts
             if decisions == 2:
                 break
             terminal.type("a")
             pressed = time.monotonic()
-            while time.monotonic() - pressed < 1.0 and decisions == _read(data_dir, lambda s: s.decision_count()):
+            while time.monotonic() - pressed < 1.0 and decisions == _read(
+                data_dir, lambda s: s.outbox.decision_count()
+            ):
                 time.sleep(0.05)
-            decisions = _read(data_dir, lambda s: s.decision_count())
-        assert _read(data_dir, lambda s: len(s.unsent())) == 2, "both wait in their undo window"
+            decisions = _read(data_dir, lambda s: s.outbox.decision_count())
+        assert _read(data_dir, lambda s: len(s.outbox.unsent())) == 2, "both wait in their undo window"
         assert up.applied_decisions() == []
         away.stop()  # one agent service goes away before the console is stopped
 
@@ -104,8 +106,8 @@ def test_sigterm_sends_what_it_can_and_logs_what_is_left(tmp_path: Path) -> None
         assert applied["item_id"] == kept
         store = Store(data_dir / DB_NAME, readonly=True)
         try:
-            [left] = store.unsent()
-            assert store.verify_audit().ok
+            [left] = store.outbox.unsent()
+            assert store.audit.verify().ok
         finally:
             store.close()
         assert (left.source, left.item_id) == ("away", lost)

@@ -122,7 +122,7 @@ def _damaged(path: Path, damage: str) -> bytes:
 
 def _populated(path: Path, count: int = 300) -> None:
     store = Store(path)
-    store.apply_changes("billing", [item(f"itm_{i}", policy="p" * 200) for i in range(count)], [], "1")
+    store.items.apply_changes("billing", [item(f"itm_{i}", policy="p" * 200) for i in range(count)], [], "1")
     store.close()  # the last connection checkpoints the WAL into the file
 
 
@@ -149,9 +149,9 @@ async def test_a_damaged_database_is_reported_and_kept_aside_only_when_asked(
     try:
         assert session.set_aside_as is not None and session.set_aside_as.read_bytes() == before
         assert session.set_aside_as.name.startswith(DB_NAME + DAMAGED_SUFFIX)
-        assert session.store.integrity_check() == "ok" and session.store.queue_count() == 0
+        assert session.store.integrity_check() == "ok" and session.store.queue.count() == 0
         await session.poll_once()
-        assert session.store.queue_count() == 6, "the clean database fills from the sources again"
+        assert session.store.queue.count() == 6, "the clean database fills from the sources again"
     finally:
         await session.aclose()
 
@@ -201,13 +201,13 @@ class Disk:
         # No mount here: cap the database at its current size, then use up the room its pages still have with
         # decisions (on items of a source nobody syncs), so the next decision needs a page it cannot get.
         fillers = [item(f"filler-{n}", source="filler") for n in range(3000)]
-        store.apply_changes("filler", fillers, [], None)
+        store.items.apply_changes("filler", fillers, [], None)
         conn = store._conn
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {pages}")
         with pytest.raises(StorageError, match="full"):  # noqa: PT012 - the write that no longer fits raises
             for filler in fillers:
-                store.record_decision(decision_for(filler))
+                store.outbox.record(decision_for(filler))
 
     def free(self, store: Store) -> None:
         if self.mounted:
@@ -254,7 +254,7 @@ def small_disk(tmp_path: Path) -> Iterator[Disk]:
 
 
 def _decided(session: Session, item_id: str) -> bool:
-    return any(row.decision.item_id == item_id for row in session.store.decisions(limit=10_000))
+    return any(row.decision.item_id == item_id for row in session.store.outbox.decisions(limit=10_000))
 
 
 async def test_on_a_full_disk_a_decision_is_refused_on_screen_and_never_shown_recorded(
@@ -280,27 +280,27 @@ async def test_on_a_full_disk_a_decision_is_refused_on_screen_and_never_shown_re
             assert "Not recorded" in text and "full" in text, text
             assert "Approved:" not in text
             assert not _decided(session, shown.id), "nothing half-written"
-            found = session.store.item(shown.source, shown.id)
+            found = session.store.items.get(shown.source, shown.id)
             assert found is not None and found[1] == "pending", "the item is still waiting for a decision"
 
             disk.free(session.store)
             await pilot.pause(0.5)
             await pilot.press("a")
             await eventually(lambda: _decided(session, shown.id), what="the decision recorded once there is room")
-            assert session.store.integrity_check() == "ok" and session.store.verify_audit().ok
+            assert session.store.integrity_check() == "ok" and session.store.audit.verify().ok
 
 
 def test_on_a_full_database_a_big_decision_is_refused_and_rolled_back(tmp_path: Path) -> None:
     """SQLite's page limit is the same SQLITE_FULL a full disk gives, on any machine."""
     store = Store(tmp_path / "console.db")
     it = item("a")
-    store.apply_changes("billing", [it], [], "1")
+    store.items.apply_changes("billing", [it], [], "1")
     pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
     store._conn.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(StorageError, match="is full"):
-        store.record_decision(decision_for(it, Verdict.reject, reason_code="unsafe", comment="why " * 5000))
-    assert store.waiting_count() == 0 and store.queue_count() == 1
-    assert store.verify_audit().records == 0
+        store.outbox.record(decision_for(it, Verdict.reject, reason_code="unsafe", comment="why " * 5000))
+    assert store.outbox.waiting_count() == 0 and store.queue.count() == 1
+    assert store.audit.verify().records == 0
     store.close()
 
 
@@ -309,8 +309,8 @@ async def test_on_a_read_only_disk_a_decision_is_refused(fleet: Fleet, tmp_path:
     try:
         session = Session(_quiet_config(fleet), disk.data_dir, token_for=lambda _n: None)
         await session.poll_once()
-        row = session.store.queue_rows(0, 1)[0]
-        shown = session.store.item(row.source, row.id)
+        row = session.store.queue.rows(0, 1)[0]
+        shown = session.store.items.get(row.source, row.id)
         assert shown is not None
         restore = disk.make_read_only()
         try:
@@ -320,14 +320,14 @@ async def test_on_a_read_only_disk_a_decision_is_refused(fleet: Fleet, tmp_path:
             else:  # a read-only file: SQLite opens it read-only and refuses the write
                 reopened = Store(disk.data_dir / DB_NAME)
                 with pytest.raises(StorageError, match="cannot be written"):
-                    reopened.record_decision(decision_for(shown[0]))
+                    reopened.outbox.record(decision_for(shown[0]))
                 reopened.close()
         finally:
             restore()
-        assert session.store.waiting_count() == 0
+        assert session.store.outbox.waiting_count() == 0
         assert session.store.integrity_check() == "ok"
         session.decide(shown[0], Verdict.approve)  # writable again: the same decision goes through
-        assert session.store.waiting_count() == 1
+        assert session.store.outbox.waiting_count() == 1
         await session.aclose()
     finally:
         disk.unmount()
@@ -425,20 +425,20 @@ def test_every_earlier_schema_migrates_with_its_data(tmp_path: Path, version: in
     store = Store(path, check=True)
     assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.integrity_check() == "ok"
-    verification = store.verify_audit()
+    verification = store.audit.verify()
     assert verification.ok, verification.problem
     if version > 0:
-        assert [r.id for r in store.queue_rows(0, 10)] == [ids["pending"]]
-        found = store.item("billing", ids["decided"])
+        assert [r.id for r in store.queue.rows(0, 10)] == [ids["pending"]]
+        found = store.items.get("billing", ids["decided"])
         assert found is not None and found[1] == "decided"
-        assert [d.id for d in store.due_decisions(10, ["billing"])] == [ids["decision"]]
-        assert [q.item_id for q in store.quarantined()] == ["?bad"]
-        assert store.cursor("billing") == "c-41" and verification.records == 1
-        pending = store.item("billing", ids["pending"])
+        assert [d.id for d in store.outbox.due(10, ["billing"])] == [ids["decision"]]
+        assert [q.item_id for q in store.quarantine.rows()] == ["?bad"]
+        assert store.items.cursor("billing") == "c-41" and verification.records == 1
+        pending = store.items.get("billing", ids["pending"])
         assert pending is not None
-        store.record_decision(decision_for(pending[0], Verdict.reject, reason_code="unsafe"))
-        store.record_results([SyncResult(ids["decision"], SyncState.applied, "applied", "")])
-        assert store.waiting_count() == 1 and store.verify_audit().records == 3
+        store.outbox.record(decision_for(pending[0], Verdict.reject, reason_code="unsafe"))
+        store.outbox.record_results([SyncResult(ids["decision"], SyncState.applied, "applied", "")])
+        assert store.outbox.waiting_count() == 1 and store.audit.verify().records == 3
     store.close()
 
 
@@ -450,11 +450,11 @@ def _audited(data_dir: Path) -> Path:
     path = data_dir / DB_NAME
     store = Store(path)
     items = [item(f"itm_{n}") for n in range(3)]
-    store.apply_changes("billing", items, [], "1")
+    store.items.apply_changes("billing", items, [], "1")
     decisions = [decision_for(it) for it in items]
     for decision in decisions:
-        store.record_decision(decision)
-    store.record_results(
+        store.outbox.record(decision)
+    store.outbox.record_results(
         [
             SyncResult(decisions[0].id, SyncState.applied, "applied", ""),
             SyncResult(decisions[1].id, SyncState.conflict, "conflict", "already decided elsewhere by bob"),

@@ -36,7 +36,7 @@ async def _history_after_one_decision(fleet: Fleet, data_dir: Path, display_time
         await session.poll_once()
         await pilot.pause(0.1)
         await decide_key(pilot, "a")
-        [row] = session.store.decisions()
+        [row] = session.store.outbox.decisions()
         await pilot.press("h")
         await eventually(lambda: isinstance(app.screen, HistoryScreen) and "APPROVE" in screen_text(app))
         return screen_text(app), row.decision.decided_at

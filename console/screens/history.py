@@ -179,11 +179,11 @@ class HistoryScreen(Screen[None]):
         store = self._store
         if store is None:
             return
-        total = store.decision_count(problems_only=self.problems_only)
-        problems = total if self.problems_only else store.decision_count(problems_only=True)
+        total = store.outbox.decision_count(problems_only=self.problems_only)
+        problems = total if self.problems_only else store.outbox.decision_count(problems_only=True)
         pages = max(1, math.ceil(total / PAGE_SIZE))
         self.page = max(0, min(self.page, pages - 1))
-        rows = store.decisions(PAGE_SIZE, self.page * PAGE_SIZE, problems_only=self.problems_only)
+        rows = store.outbox.decisions(PAGE_SIZE, self.page * PAGE_SIZE, problems_only=self.problems_only)
         statuses = label_statuses(store.db.conn, [row.decision.id for row in rows])
         self.query_one("#history-head", Static).update(self._head(total, pages))
         self.query_one("#history-alert", Static).update(self._alert(problems))

@@ -186,7 +186,7 @@ class MainScreen(Screen[None]):
         self._update_queue_bar()
         if before is None:
             return
-        found = self.session.store.item(before.source, before.id)
+        found = self.session.store.items.get(before.source, before.id)
         if found is None or found[1] != "pending":
             return
         current = found[0]
@@ -215,9 +215,9 @@ class MainScreen(Screen[None]):
         before = self.shown
         if row is not None and before is not None and (row.source, row.id) == (before.source, before.id):
             return
-        found = None if row is None else self.session.store.item(row.source, row.id)
+        found = None if row is None else self.session.store.items.get(row.source, row.id)
         # The operator moved, or decided here: no surprise. The item left by itself: say so, and hold the keys.
-        why = None if before is None else self.session.store.removed_reason(before.source, before.id)
+        why = None if before is None else self.session.store.items.removed_reason(before.source, before.id)
         notice = None
         if why is not None:
             template = _NOTICE_REPLACED if found else _NOTICE_EMPTIED
@@ -284,7 +284,7 @@ class MainScreen(Screen[None]):
         health = list(self.session.poller.health.values())
         unread = [h for h in health if h.state not in ("up", "starting")]
         names = ", ".join(f"{one_line(h.name, 30)} ({STATE_LABELS.get(h.state, h.state)})" for h in unread)
-        if self.view.filter_text and (pending := store.queue_count()) > 0:
+        if self.view.filter_text and (pending := store.queue.count()) > 0:
             short = "No item matches the filter"
             text = (
                 f"{short} ({pending:,} pending item{'s' if pending != 1 else ''} hidden)."
@@ -417,8 +417,8 @@ class MainScreen(Screen[None]):
         self._refresh_empty()
         bars.first().update_status(
             health,
-            waiting=store.waiting_count(),
-            conflicts=store.unseen_problem_count(),
+            waiting=store.outbox.waiting_count(),
+            conflicts=store.outbox.unseen_problem_count(),
             operator=self.session.config.operator,
             now=self._now(),
         )

@@ -79,8 +79,8 @@ class ProblemsScreen(ModalScreen[None]):
         self.query_one("#problems", OptionList).focus()
 
     def _reload(self) -> None:
-        self._conflicts = self._store.unseen_problems()
-        self._quarantined = self._store.quarantined(unacknowledged=True)
+        self._conflicts = self._store.outbox.unseen_problems()
+        self._quarantined = self._store.quarantine.rows(unacknowledged=True)
         listing = self.query_one("#problems", OptionList)
         kept = listing.highlighted
         options: list[Option] = [Option(Text(f"Decisions not applied ({len(self._conflicts)})", "bold"), disabled=True)]
@@ -107,15 +107,15 @@ class ProblemsScreen(ModalScreen[None]):
             return
         index = int(option.id[1:])
         if option.id.startswith("d"):
-            self._store.mark_seen([self._conflicts[index].decision.id])
+            self._store.outbox.mark_seen([self._conflicts[index].decision.id])
         else:
             entry = self._quarantined[index]
-            self._store.acknowledge_quarantined([(entry.source, entry.item_id)])
+            self._store.quarantine.acknowledge([(entry.source, entry.item_id)])
         self._reload()
 
     def action_acknowledge_all(self) -> None:
-        self._store.mark_seen([row.decision.id for row in self._conflicts])
-        self._store.acknowledge_quarantined([(entry.source, entry.item_id) for entry in self._quarantined])
+        self._store.outbox.mark_seen([row.decision.id for row in self._conflicts])
+        self._store.quarantine.acknowledge([(entry.source, entry.item_id) for entry in self._quarantined])
         self._reload()
 
     def action_close(self) -> None:

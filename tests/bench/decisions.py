@@ -33,7 +33,7 @@ from tests.conftest import eventually
 # After a decision the main screen ignores decision keys for 0.4 s (a bounce guard); wait it out between decisions.
 GUARD = 0.5
 DURABLE = (
-    "from the approve key event (Pilot.press) to the return of Store.record_decision, the one transaction holding "
+    "from the approve key event (Pilot.press) to the return of Store.outbox.record, the one transaction holding "
     "the decision and its audit record (WAL, synchronous=FULL); app over 10k cached items, no sources, undo off"
 )
 APPLIED = (
@@ -47,8 +47,8 @@ SYNC = (
 
 
 async def _decide_shown(running: Running) -> tuple[Item, float] | None:
-    """Press the approve key on the shown item; (item, perf_counter at the key), or None if no approve key."""
-    bound = key_for(running.app, lambda action: action == "approve")
+    """Press the approve (or accept) key on the shown item; (item, perf_counter at the key), or None if none."""
+    bound = key_for(running.app, lambda action: action in ("approve", "accept"))  # an escalation is accepted
     shown = running.app.main.shown
     if bound is None or shown is None:
         return None
@@ -87,14 +87,14 @@ async def durable_commit(bench: Bench) -> list[Result]:
     async with open_app(data_dir, bench_config()) as running:
         store = running.app.session.store
         commits: list[tuple[float, float]] = []
-        record = store.record_decision
+        record = store.outbox.record
 
         def timed(decision: Decision, *args: Any, **kwargs: Any) -> None:
             begun = time.perf_counter()
             record(decision, *args, **kwargs)
             commits.append((begun, time.perf_counter()))
 
-        store.record_decision = timed  # type: ignore[method-assign]
+        store.outbox.record = timed  # type: ignore[method-assign]
         # The least urgent end of the queue: low risk, so one key approves (critical items may ask to confirm).
         last = key_for(running.app, lambda action: action == "cursor_last")
         if last is not None:
@@ -108,7 +108,7 @@ async def durable_commit(bench: Bench) -> list[Result]:
             begun, done = commits[-1]
             samples.append((done - decided[1]) * 1000)
             storage_only.append((done - begun) * 1000)
-        if store.waiting_count() != runs or not store.verify_audit().ok:
+        if store.outbox.waiting_count() != runs or not store.audit.verify().ok:
             raise RuntimeError("the decisions and their audit chain are not all in storage")
     bare = bare_commit_ms(data_dir / "bare", max(runs, 200))
     return [
@@ -218,19 +218,19 @@ async def sync_throughput(bench: Bench) -> list[Result]:
 async def _fill_outbox(session: Session, count: int) -> None:
     await session.poll_once()
     store = session.store
-    if store.queue_count() != count:
-        raise RuntimeError(f"listed {store.queue_count()} items, the fleet holds {count}")
+    if store.queue.count() != count:
+        raise RuntimeError(f"listed {store.queue.count()} items, the fleet holds {count}")
     # Setup only: this figure measures sending, not 10,000 durable commits (durable_commit measures those).
     store.db.execute("PRAGMA synchronous=OFF")
-    for row in store.queue_rows(0, count):
-        found = store.item(row.source, row.id)
+    for row in store.queue.rows(0, count):
+        found = store.items.get(row.source, row.id)
         assert found is not None
         item = found[0]
         verdict = next(v for v in (Verdict.approve, Verdict.reject) if item.allows(v))
         session.decide(item, verdict)
     store.db.execute("PRAGMA synchronous=FULL")
-    if store.waiting_count() != count:
-        raise RuntimeError(f"{store.waiting_count()} decisions wait, wanted {count}")
+    if store.outbox.waiting_count() != count:
+        raise RuntimeError(f"{store.outbox.waiting_count()} decisions wait, wanted {count}")
 
 
 async def _drain(session: Session, count: int) -> tuple[float, float, dict[str, int]]:

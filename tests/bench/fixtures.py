@@ -96,13 +96,13 @@ def _iso(epoch: float) -> str:
 
 
 def fill_queue(data_dir: Path, count: int) -> None:
-    """A data dir whose database holds `count` pending items, stored through Store.apply_changes."""
+    """A data dir whose database holds `count` pending items, stored through Store.items.apply_changes."""
     store = Store(data_dir / DB_NAME)
     try:
         for chunk in generated_items(count):
-            store.apply_changes(CACHED_SOURCE, chunk, [], None)
-        if store.queue_count() != count:
-            raise RuntimeError(f"filled {store.queue_count()} items, wanted {count}")
+            store.items.apply_changes(CACHED_SOURCE, chunk, [], None)
+        if store.queue.count() != count:
+            raise RuntimeError(f"filled {store.queue.count()} items, wanted {count}")
     finally:
         store.close()
 

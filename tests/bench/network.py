@@ -52,9 +52,9 @@ async def _measure(bench: Bench, samples: list[float]) -> list[Result]:
             app = app_running.app
             proxy.inject(*[DRIP] * FAULTS, *[REFUSED] * FAULTS)
             store = app.session.store
-            for row in store.queue_rows(0, DECIDED * 3):
-                found = store.item(row.source, row.id)
-                if found is not None and found[0].allows(Verdict.approve) and store.waiting_count() < DECIDED:
+            for row in store.queue.rows(0, DECIDED * 3):
+                found = store.items.get(row.source, row.id)
+                if found is not None and found[0].allows(Verdict.approve) and store.outbox.waiting_count() < DECIDED:
                     app.session.decide(found[0], Verdict.approve)
             bound = key_for(app, lambda action: action == "cursor_down")
             if bound is None:

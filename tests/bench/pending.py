@@ -95,7 +95,8 @@ def _counts(app: ApprovalApp, count: int) -> bool:
 )
 async def export(bench: Bench) -> list[Result]:
     # The export test's generator and memory sampler, reused: the labels table filled in one transaction.
-    from storage.export import export_labels, open_readonly
+    from storage.connection import open_readonly
+    from storage.export import export_labels
     from tests.test_export import CountingSink, PeakRss, generate, rss_bytes
 
     count = bench.items(1_000_000, 100_000)

@@ -42,7 +42,7 @@ async def idle_poll(bench: Bench) -> list[Result]:
             started = time.perf_counter()
             await session.poll_once()  # the initial snapshot: not measured
             snapshot_seconds = time.perf_counter() - started
-            stored = session.store.queue_count()
+            stored = session.store.queue.count()
             if stored < count * 0.9:  # the fleet's items expire meanwhile, a few
                 raise RuntimeError(f"the snapshot stored {stored} of {count} items")
             busy = 0  # polls that carried a change (an item expiring at the fleet): not idle, not counted
@@ -51,8 +51,8 @@ async def idle_poll(bench: Bench) -> list[Result]:
                 begun = time.process_time()
                 await session.poll_once()
                 spent = (time.process_time() - begun) * 1000
-                if session.store.queue_count() != stored:
-                    stored, busy = session.store.queue_count(), busy + 1
+                if session.store.queue.count() != stored:
+                    stored, busy = session.store.queue.count(), busy + 1
                     continue
                 cpu.append(spent)
                 wire.append(float(fleet.wire_bytes() - sent))
