@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from console.backoff import Backoff
 from console.sources.base import DecisionAnswer, LabelAnswer, LabelSink, Source
-from storage.db import Store, SyncResult
-from storage.labels import Label, LabelOutbox, LabelSyncResult, LabelSyncState
+from storage.db import DecisionSyncUpdate, Store
+from storage.labels import Label, LabelOutbox, LabelSyncState, LabelSyncUpdate
 from storage.records import Decision
 
 log = logging.getLogger(__name__)
@@ -180,9 +180,9 @@ class SyncEngine:
             self.held[source] = time.monotonic() + AUTH_HOLD
         return result
 
-    def _label_rows(self, source: str, batch: list[Label], result: LabelAnswer) -> list[LabelSyncResult]:
-        rows = [LabelSyncResult(i, LabelSyncState.sent, result.detail) for i in sorted(result.sent)]
-        rows += [LabelSyncResult(i, LabelSyncState.refused, why) for i, why in sorted(result.refused.items())]
+    def _label_rows(self, source: str, batch: list[Label], result: LabelAnswer) -> list[LabelSyncUpdate]:
+        rows = [LabelSyncUpdate(i, LabelSyncState.sent, result.detail) for i in sorted(result.sent)]
+        rows += [LabelSyncUpdate(i, LabelSyncState.refused, why) for i, why in sorted(result.refused.items())]
         if result.refused:
             log.warning("%s refused %d labels: %s", source, len(result.refused), result.detail)
         rest = [label.label_id for label in batch if label.label_id not in result.sent | result.refused.keys()]
@@ -196,12 +196,12 @@ class SyncEngine:
             delay = AUTH_HOLD if result.auth_refused else backoff(failures)
         if delay:
             log.warning("labels for %s: %s; retry in %.1f s", source, result.detail, delay)
-        return rows + [LabelSyncResult(i, None, result.detail, self.clock() + delay) for i in rest]
+        return rows + [LabelSyncUpdate(i, None, result.detail, self.clock() + delay) for i in rest]
 
-    def _to_row(self, decision: Decision, result: DecisionAnswer) -> SyncResult:
+    def _to_row(self, decision: Decision, result: DecisionAnswer) -> DecisionSyncUpdate:
         if result.state is not None:
             self.attempts.pop(decision.id, None)
-            return SyncResult(decision.id, result.state, result.outcome, result.detail, result.response)
+            return DecisionSyncUpdate(decision.id, result.state, result.outcome, result.detail, result.response)
         attempts = self.attempts[decision.id] = self.attempts.get(decision.id, 0) + 1
         if result.auth_refused:
             delay = AUTH_HOLD
@@ -210,4 +210,6 @@ class SyncEngine:
         else:
             delay = backoff(attempts)
         log.warning("decision %s: %s; retry in %.1f s", decision.id, result.detail, delay)
-        return SyncResult(decision.id, None, result.outcome, result.detail, result.response, self.clock() + delay)
+        return DecisionSyncUpdate(
+            decision.id, None, result.outcome, result.detail, result.response, self.clock() + delay
+        )

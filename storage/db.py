@@ -31,7 +31,7 @@ from storage.errors import (
     storage_error,
 )
 from storage.items import ChangeSummary, Items, Removal
-from storage.outbox import DecisionOutbox, DecisionRefused, SyncResult, UndoRefused, Unsent
+from storage.outbox import DecisionOutbox, DecisionRefused, DecisionSyncUpdate, UndoRefused, Unsent
 from storage.quarantine import Quarantine
 from storage.queue import QueueReads
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -42,11 +42,11 @@ __all__ = [
     "ChangeSummary",
     "DatabaseDamaged",
     "DecisionRefused",
+    "DecisionSyncUpdate",
     "NewerSchema",
     "Removal",
     "StorageError",
     "Store",
-    "SyncResult",
     "UndoRefused",
     "Unsent",
     "set_aside",

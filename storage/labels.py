@@ -320,7 +320,7 @@ def next_label_due_at(conn: sqlite3.Connection, sources: Sequence[str]) -> float
 
 
 @dataclass(frozen=True)
-class LabelSyncResult:
+class LabelSyncUpdate:
     """One label's answer: sent, refused (final, with the reason), or (state None) retried at `next_attempt_at`."""
 
     label_id: str
@@ -329,7 +329,7 @@ class LabelSyncResult:
     next_attempt_at: float = 0.0
 
 
-def record_label_results(conn: sqlite3.Connection, results: Sequence[LabelSyncResult]) -> int:
+def record_label_results(conn: sqlite3.Connection, results: Sequence[LabelSyncUpdate]) -> int:
     """Record the answers for labels still pending; returns how many reached a final state now."""
     now = time.time()
     finals = 0
@@ -403,7 +403,7 @@ class LabelOutbox:
         with self._lock:
             return next_label_due_at(self._conn, sources)
 
-    def record(self, results: Sequence[LabelSyncResult]) -> int:
+    def record(self, results: Sequence[LabelSyncUpdate]) -> int:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:

@@ -34,7 +34,7 @@ class UndoRefused(Exception):
 
 
 @dataclass(frozen=True)
-class SyncResult:
+class DecisionSyncUpdate:
     """One answer to record: a final state, or (state None) a retry at `next_attempt_at`."""
 
     decision_id: str
@@ -203,7 +203,7 @@ class DecisionOutbox:
                 [(time.time(), i) for i in decision_ids],
             )
 
-    def record_results(self, results: Sequence[SyncResult]) -> list[str]:
+    def record_results(self, results: Sequence[DecisionSyncUpdate]) -> list[str]:
         """Record a batch of answers in one transaction: finals with their audit records, retries with their time.
 
         Returns the ids whose final outcome was recorded now (an outcome is recorded once).

@@ -26,8 +26,8 @@ from storage.labels import (
     REDACTED,
     Label,
     LabelOutbox,
-    LabelSyncResult,
     LabelSyncState,
+    LabelSyncUpdate,
     batch_id,
     build_label,
     due_labels,
@@ -169,8 +169,8 @@ def test_labels_table_outbox_lifecycle(labels_db: sqlite3.Connection) -> None:
     outbox = LabelOutbox(conn)
     finals = outbox.record(
         [
-            LabelSyncResult(approve.label_id, LabelSyncState.sent, "accepted 1, duplicates 0"),
-            LabelSyncResult(reject.label_id, None, "the source is busy or failing (503)", next_attempt_at=2e9),
+            LabelSyncUpdate(approve.label_id, LabelSyncState.sent, "accepted 1, duplicates 0"),
+            LabelSyncUpdate(reject.label_id, None, "the source is busy or failing (503)", next_attempt_at=2e9),
         ]
     )
     assert finals == 1
@@ -180,8 +180,8 @@ def test_labels_table_outbox_lifecycle(labels_db: sqlite3.Connection) -> None:
     assert not void_label(conn, approve.decision_id or ""), "a label that left the machine cannot be voided"
     assert not void_label(conn, reject.decision_id or ""), "nor one whose sending has started"
 
-    record_label_results(conn, [LabelSyncResult(reject.label_id, LabelSyncState.refused, "invalid: /labels/0/verdict")])
-    record_label_results(conn, [LabelSyncResult(reject.label_id, LabelSyncState.sent, "late answer")])
+    record_label_results(conn, [LabelSyncUpdate(reject.label_id, LabelSyncState.refused, "invalid: /labels/0/verdict")])
+    record_label_results(conn, [LabelSyncUpdate(reject.label_id, LabelSyncState.sent, "late answer")])
     assert state_of(conn, reject.label_id)[:1] == ("refused",), "a final state is recorded once"
     [(kept, reason)] = refused_labels(conn)
     assert kept == reject and reason == "invalid: /labels/0/verdict"

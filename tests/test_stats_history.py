@@ -26,8 +26,8 @@ from console.screens.history import PAGE_SIZE, HistoryScreen, remedy, sync_text
 from console.screens.main import MainScreen
 from console.screens.stats import StatsScreen
 from console.session import Session
-from storage.db import Removal, Store, SyncResult
-from storage.labels import LabelSyncResult, LabelSyncState
+from storage.db import DecisionSyncUpdate, Removal, Store
+from storage.labels import LabelSyncState, LabelSyncUpdate
 from storage.records import Decision, DecisionRow, SyncState, Verdict, item_digest
 from storage.stats import WINDOWS, Traffic, read_window_stats, window_stats
 from tests.conftest import eventually, screen_text
@@ -102,12 +102,15 @@ class History:
         store.outbox.mark_sending(["d-b1", "d-b2", "d-b3", "d-b4", "d-o1", "d-s5"])
         store.outbox.record_results(
             [
-                *(SyncResult(f"d-{i}", SyncState.applied, "applied", "applied") for i in ("b1", "b2", "b4", "o1")),
-                SyncResult("d-b3", SyncState.conflict, "stale", "the item changed after you saw it"),
-                SyncResult("d-s5", SyncState.failed, "http_400", "the source refused the decision (400)"),
+                *(
+                    DecisionSyncUpdate(f"d-{i}", SyncState.applied, "applied", "applied")
+                    for i in ("b1", "b2", "b4", "o1")
+                ),
+                DecisionSyncUpdate("d-b3", SyncState.conflict, "stale", "the item changed after you saw it"),
+                DecisionSyncUpdate("d-s5", SyncState.failed, "http_400", "the source refused the decision (400)"),
             ]
         )
-        store.labels.record([LabelSyncResult("d-b1", LabelSyncState.refused, "unknown agent billing-agent")])
+        store.labels.record([LabelSyncUpdate("d-b1", LabelSyncState.refused, "unknown agent billing-agent")])
         store.items.apply_changes("support", [], [Removal("s1", "expired")], "c2")  # nobody decided it in time
         with store.db.conn:
             store.db.conn.execute("UPDATE items SET updated_at = ? WHERE id = 's1'", (epoch(-180),))

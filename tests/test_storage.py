@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import DecisionRefused, Removal, Store, SyncResult
+from storage.db import DecisionRefused, DecisionSyncUpdate, Removal, Store
 from storage.records import SyncState, Verdict
 from tests import factories
 from tests.factories import item
@@ -91,13 +91,15 @@ def test_outbox_retry_then_final_outcome(store: Store) -> None:
     assert [d.id for d in store.outbox.due(10, ["billing"])] == [decision.id]
     assert store.outbox.due(10, ["other"]) == []
     store.outbox.mark_sending([decision.id])
-    store.outbox.record_results([SyncResult(decision.id, None, "http_503", "busy", None, next_attempt_at=4e9)])
+    store.outbox.record_results([DecisionSyncUpdate(decision.id, None, "http_503", "busy", None, next_attempt_at=4e9)])
     assert store.outbox.due(10, ["billing"]) == [], "not due before its retry time"
     assert store.outbox.waiting_count() == 1
     assert store.outbox.record_results(
-        [SyncResult(decision.id, SyncState.conflict, "conflict", "by bob", {"x": 1})]
+        [DecisionSyncUpdate(decision.id, SyncState.conflict, "conflict", "by bob", {"x": 1})]
     ) == [decision.id]
-    assert store.outbox.record_results([SyncResult(decision.id, SyncState.applied, "applied", "")]) == [], "final once"
+    assert store.outbox.record_results([DecisionSyncUpdate(decision.id, SyncState.applied, "applied", "")]) == [], (
+        "final once"
+    )
     problems = store.outbox.unseen_problems()
     assert [(p.decision.id, p.outcome, p.detail) for p in problems] == [(decision.id, "conflict", "by bob")]
     store.outbox.mark_seen([decision.id])
@@ -127,7 +129,7 @@ def test_audit_chain_records_decisions_and_outcomes_and_catches_tampering(tmp_pa
     da = factories.decision(a)
     store.outbox.record(da)
     store.outbox.record(factories.decision(b, Verdict.reject, reason_code="unsafe"))
-    store.outbox.record_results([SyncResult(da.id, SyncState.applied, "applied", "")])
+    store.outbox.record_results([DecisionSyncUpdate(da.id, SyncState.applied, "applied", "")])
     result = store.audit.verify()
     assert (result.ok, result.records) == (True, 3)
     store.close()

@@ -25,7 +25,7 @@ from console.config import Config
 from console.fleet import Fleet
 from console.session import DB_NAME, Session
 from storage import audit
-from storage.db import DAMAGED_SUFFIX, DatabaseDamaged, StorageError, Store, SyncResult
+from storage.db import DAMAGED_SUFFIX, DatabaseDamaged, DecisionSyncUpdate, StorageError, Store
 from storage.lock import DataDirBusy
 from storage.records import Risk, SyncState, Verdict
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -437,7 +437,7 @@ def test_every_earlier_schema_migrates_with_its_data(tmp_path: Path, version: in
         pending = store.items.get("billing", ids["pending"])
         assert pending is not None
         store.outbox.record(decision_for(pending[0], Verdict.reject, reason_code="unsafe"))
-        store.outbox.record_results([SyncResult(ids["decision"], SyncState.applied, "applied", "")])
+        store.outbox.record_results([DecisionSyncUpdate(ids["decision"], SyncState.applied, "applied", "")])
         assert store.outbox.waiting_count() == 1 and store.audit.verify().records == 3
     store.close()
 
@@ -456,8 +456,8 @@ def _audited(data_dir: Path) -> Path:
         store.outbox.record(decision)
     store.outbox.record_results(
         [
-            SyncResult(decisions[0].id, SyncState.applied, "applied", ""),
-            SyncResult(decisions[1].id, SyncState.conflict, "conflict", "already decided elsewhere by bob"),
+            DecisionSyncUpdate(decisions[0].id, SyncState.applied, "applied", ""),
+            DecisionSyncUpdate(decisions[1].id, SyncState.conflict, "conflict", "already decided elsewhere by bob"),
         ]
     )
     store.close()

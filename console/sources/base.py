@@ -40,7 +40,7 @@ class Page:
 
 @dataclass(frozen=True)
 class DecisionAnswer:
-    """A source's answer to one decision (the outbox records it as a `SyncResult` row).
+    """A source's answer to one decision (the outbox records it as a `DecisionSyncUpdate` row).
 
     `state` None means: not final, retry (after `retry_after` when given).
     """
@@ -55,7 +55,7 @@ class DecisionAnswer:
 
 @dataclass(frozen=True)
 class LabelAnswer:
-    """A source's answer to one batch of labels (recorded as `LabelSyncResult` rows, one per label).
+    """A source's answer to one batch of labels (recorded as `LabelSyncUpdate` rows, one per label).
 
     A label in neither `sent` nor `refused` is retried (after `retry_after`).
     """
