@@ -51,7 +51,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 screenshots: $(STAMP)
-	$(BIN)/python -m console.screenshots screenshots
+	$(BIN)/python -m console.tui.screenshots screenshots
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))

@@ -12,14 +12,14 @@ import pytest
 from textual.pilot import Pilot
 from textual.strip import Strip
 
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.session import LOG_NAME, Session
+from console.engine.config import Config, SourceConfig
+from console.engine.session import LOG_NAME, Session
+from console.servers.fleet import Fleet
 from storage.db import Store
 from tests import kinds
 
 if TYPE_CHECKING:
-    from console.app import ApprovalApp
+    from console.tui.app import ApprovalApp
     from storage.records import Item
 
 SOURCE = "fleet"
@@ -118,7 +118,7 @@ async def decide_key(pilot: Pilot[Any], key: str = "a") -> int:
 
     Returns the number of key presses it took.
     """
-    from console.screens.confirm import ConfirmCriticalScreen
+    from console.tui.screens.confirm import ConfirmCriticalScreen
 
     await pilot.press(key)
     await pilot.pause()

@@ -13,8 +13,8 @@ import random
 import sys
 from pathlib import Path
 
-from console.config import Config, SourceConfig
-from console.session import Session
+from console.engine.config import Config, SourceConfig
+from console.engine.session import Session
 from storage.db import DecisionRefused
 from storage.records import Verdict
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from console.app import STOP_SIGNALS, ApprovalApp, QueueChanged
-from console.cli import run_app
-from console.config import Config, SourceConfig
-from console.session import LOG_NAME, Session, setup_logging
+from console.cli.commands import run_app
+from console.engine.config import Config, SourceConfig
+from console.engine.session import LOG_NAME, Session, setup_logging
+from console.tui.app import STOP_SIGNALS, ApprovalApp, QueueChanged
 
 # Terminal escapes in the message: the one line printed about the crash must not replay them.
 FAILURE = "the queue handler failed \x1b]52;c;cm0gLXJmIC8K\x07\x1b[2J on purpose"

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from textual.widgets import TextArea
 
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.screens.edit import EditScreen
-from console.session import Session
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
+from console.tui.screens.edit import EditScreen
 from storage.records import SyncState
 from tests.conftest import SOURCE, composed_strips, decide_key, eventually, first_shown, screen_text
 

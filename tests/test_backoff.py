@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from console.backoff import Backoff
-from console.sync import MAX_DELAY, RESEND, backoff
+from console.engine.backoff import Backoff
+from console.engine.sync import MAX_DELAY, RESEND, backoff
 
 
 def test_the_sync_backoff_says_the_jitter_it_draws() -> None:

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from console.app import ApprovalApp
-from console.cli import _parser
-from console.config import Config, ConfigError, SourceConfig, load, parse, token_env_var, token_fix
-from console.doctor import check_source
-from console.screens.first_run import first_run_text
-from console.screens.history import remedy
-from console.session import Session, setup_logging
+from console.cli.commands import _parser
+from console.cli.doctor import check_source
+from console.engine.config import Config, ConfigError, SourceConfig, load, parse, token_env_var, token_fix
+from console.engine.session import Session, setup_logging
+from console.tui.app import ApprovalApp
+from console.tui.screens.first_run import first_run_text
+from console.tui.screens.history import remedy
 from storage.db import Store
 from storage.labels import build_label
 from storage.records import Decision, DecisionRow, SyncState, Verdict

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from console.config import ConfigError, load, parse, token_env_var
-from console.secrets import KeyringUnavailable, get_token, store_token
+from console.engine.config import ConfigError, load, parse, token_env_var
+from console.engine.secrets import KeyringUnavailable, get_token, store_token
 
 GOOD = """\
 operator = "alice"
@@ -143,7 +143,7 @@ def test_sources_add_writes_a_loadable_config_and_never_the_token(tmp_path: Path
     command = [
         sys.executable,
         "-m",
-        "console.cli",
+        "console.cli.commands",
         "--config",
         str(path),
         "sources",

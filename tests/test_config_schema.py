@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from console.config import Config, ConfigError, parse
+from console.engine.config import Config, ConfigError, parse
 
 SCHEMA = TypeAdapter(Config).json_schema()
 SOURCE = '[[sources]]\nname = "billing"\nurl = "http://127.0.0.1:8700"\n'

@@ -12,12 +12,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from console.app import ApprovalApp
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.secrets import Token
-from console.session import Session
-from console.sync import AUTH_HOLD
+from console.engine.config import Config, SourceConfig
+from console.engine.secrets import Token
+from console.engine.session import Session
+from console.engine.sync import AUTH_HOLD
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage.records import Item, SyncState, Verdict
 from tests.conftest import SOURCE, eventually, make_config, screen_text
 from widgets.safe_text import clean

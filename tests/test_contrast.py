@@ -17,9 +17,9 @@ from rich.style import Style
 from textual.app import App
 from textual.widget import Widget
 
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.session import Session
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from tests.conftest import SOURCE, composed_strips, eventually
 from widgets.contrast import AA, contrast, readable
 

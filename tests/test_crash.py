@@ -21,9 +21,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.session import DB_NAME, Session
+from console.engine.config import Config, SourceConfig
+from console.engine.session import DB_NAME, Session
+from console.servers.fleet import Fleet
 from storage.db import Store
 from storage.records import SyncState
 from tests.conftest import eventually

@@ -13,9 +13,9 @@ from datetime import datetime
 
 import pytest
 
-from console.cli import demo_pace
-from console.fleet import Fleet
-from console.fleet.scenarios import Pacing, Scenarios
+from console.cli.commands import demo_pace
+from console.servers.fleet import Fleet
+from console.servers.fleet.scenarios import Pacing, Scenarios
 
 START = 1_800_000_000.0
 SEEDS = [1, 2, 3, 4]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from console.alerts import notify_send
+from console.tui.alerts import notify_send
 
 
 def _fake_notify_send(directory: Path, record: Path) -> None:

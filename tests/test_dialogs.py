@@ -11,11 +11,11 @@ import sqlite_utils
 from textual.geometry import Region
 from textual.widgets import Input, OptionList
 
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.screens.problems import ProblemsScreen
-from console.screens.reject import RejectScreen
-from console.session import Session
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
+from console.tui.screens.problems import ProblemsScreen
+from console.tui.screens.reject import RejectScreen
 from storage import schema
 from storage.db import Store
 from tests.conftest import SOURCE, decide_key, eventually, first_shown, screen_text

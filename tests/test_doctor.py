@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.secrets import Token
-from console.session import DB_NAME, LOG_NAME, Session, setup_logging
+from console.engine.config import Config, SourceConfig
+from console.engine.secrets import Token
+from console.engine.session import DB_NAME, LOG_NAME, Session, setup_logging
+from console.servers.fleet import Fleet
 from storage.records import Verdict
 from tests.conftest import SOURCE, eventually, make_config, read_log
 from tests.servers import Fault, FaultyProxy, closed_port_url, running

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from console.fleet import Fleet
+from console.servers.fleet import Fleet
 from storage.records import Item, digest_problem, item_digest
 
 MakeFleet = Callable[..., Fleet]

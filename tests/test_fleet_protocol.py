@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from console.fleet import Fleet
-from console.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR
-from console.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer
+from console.engine.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR
+from console.engine.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer
+from console.servers.fleet import Fleet
 from storage.records import SyncState
 from tests.test_fleet import decide, edit, listing
 

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from textual.strip import Strip
 
-from console.app import ApprovalApp
-from console.config import Config, SourceConfig
-from console.session import Session
-from console.sources.base import SourceError, validate_items
-from console.sources.listing import parse_listing
+from console.engine.config import Config, SourceConfig
+from console.engine.session import Session
+from console.engine.sources.base import SourceError, validate_items
+from console.engine.sources.listing import parse_listing
+from console.tui.app import ApprovalApp
 from storage.db import Store
 from storage.records import Decision, Verdict, cursor_problem, id_problem, item_digest, now_utc, shown_part
 from tests.conftest import composed_strips

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from jsonpatch import apply_patch  # an independent RFC 6902 implementation checks ours
 
-from console.config import SourceConfig
-from console.fleet import Fleet
-from console.sources.base import LabelSink, validate_items
-from console.sources.native import NativeSource
-from console.sync import SyncEngine
+from console.engine.config import SourceConfig
+from console.engine.sources.base import LabelSink, validate_items
+from console.engine.sources.native import NativeSource
+from console.engine.sync import SyncEngine
+from console.servers.fleet import Fleet
 from storage.db import Store
 from storage.label_stats import label_stats
 from storage.labels import (

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from console.app import ApprovalApp
-from console.config import Config, ConfigError, SourceConfig, parse
-from console.session import Session
-from console.sources import build_source
-from console.sources.base import Page
-from console.sources.langgraph import LangGraphSource
+from console.engine.config import Config, ConfigError, SourceConfig, parse
+from console.engine.session import Session
+from console.engine.sources import build_source
+from console.engine.sources.base import Page
+from console.engine.sources.langgraph import LangGraphSource
+from console.tui.app import ApprovalApp
 from storage.records import Item, SyncState, Verdict
 from tests import factories
 from tests.conftest import eventually, screen_text
@@ -402,7 +402,7 @@ async def test_a_resend_after_a_restart_is_applied_not_resumed_twice(
 async def test_paging_many_threads_and_idle_polls_read_no_payloads(
     api: httpx.AsyncClient, langgraph_url: str, case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("console.sources.langgraph.PAGE_SIZE", 40)
+    monkeypatch.setattr("console.engine.sources.langgraph.PAGE_SIZE", 40)
     gate = asyncio.Semaphore(10)
 
     async def one(n: int) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from console.sources.langgraph_payloads import (
+from console.engine.sources.langgraph_payloads import (
     Interrupt,
     InvalidDecision,
     parse_item_id,

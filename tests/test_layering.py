@@ -43,7 +43,9 @@ def test_package_imports_nothing_forbidden(package: str) -> None:
 
 def test_the_checker_sees_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import httpx.client\nfrom console.app import x\nfrom . import y\ndef f():\n    import sqlite3\n")
+    sample.write_text(
+        "import httpx.client\nfrom console.tui.app import x\nfrom . import y\ndef f():\n    import sqlite3\n"
+    )
     assert imported_modules(sample) == {"httpx", "console", "sqlite3"}
 
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from console.app import ApprovalApp
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.session import Session
-from console.sources.base import SourceError, validate_items
+from console.engine.config import Config, SourceConfig
+from console.engine.session import Session
+from console.engine.sources.base import SourceError, validate_items
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage.db import Store
 from storage.records import MAX_NESTING, SyncState, Verdict, item_digest, shown_part
 from tests.conftest import eventually, make_config, screen_text
@@ -98,7 +98,16 @@ def test_doctor_says_a_source_answering_something_else_is_not_ok(tmp_path: Path)
         config = tmp_path / "config.toml"
         config.write_text(f'operator = "alice"\n[[sources]]\nname = "odd"\nurl = "{server.url}"\n', encoding="utf-8")
         done = subprocess.run(
-            [sys.executable, "-m", "console.cli", "doctor", "--config", str(config), "--data-dir", str(tmp_path / "d")],
+            [
+                sys.executable,
+                "-m",
+                "console.cli.commands",
+                "doctor",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(tmp_path / "d"),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -122,7 +131,7 @@ async def test_a_cursor_that_breaks_r4_is_never_stored_and_the_next_poll_lists_a
     first = payload("itm_1")
     with hostile(page([first], cursor=bad), page([first], cursor=bad), page([], cursor="ok-1")) as server:
         async with session_on(server, data_dir) as session:
-            with caplog.at_level(logging.WARNING, logger="console.poller"):
+            with caplog.at_level(logging.WARNING, logger="console.engine.poller"):
                 await session.poll_once()
                 assert session.store.items.cursor(NAME) is None
                 assert pending_ids(session) == ["itm_1"], "the page's items are kept"

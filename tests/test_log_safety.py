@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from console.fleet import Fleet
-from console.session import Session, setup_logging
+from console.engine.session import Session, setup_logging
+from console.servers.fleet import Fleet
 from storage.db import DecisionRefused
 from storage.records import SyncState, Verdict
 from tests.conftest import SOURCE, eventually, make_config, read_log

@@ -13,12 +13,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.screens.guard import ConfirmHolderScreen, RefusedScreen
-from console.screens.main import MainScreen
-from console.screens.reject import RejectScreen
-from console.session import Session
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
+from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
+from console.tui.screens.main import MainScreen
+from console.tui.screens.reject import RejectScreen
 from storage.queue import KIND_LABELS, QueueView
 from storage.records import Item
 from tests.conftest import SOURCE, decide_key, eventually, make_config, screen_text

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from console.sources.answers import Kind, busy_answer, classify, read_refused
-from console.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer, listing_page
+from console.engine.sources.answers import Kind, busy_answer, classify, read_refused
+from console.engine.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer, listing_page
 from storage.records import SyncState
 from tests.factories import payload
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.poller import STORE_CHUNK
-from console.session import DB_NAME, Session
-from console.sources.base import SourceError
-from console.sync import MAX_DELAY, backoff
+from console.engine.poller import STORE_CHUNK
+from console.engine.session import DB_NAME, Session
+from console.engine.sources.base import SourceError
+from console.engine.sync import MAX_DELAY, backoff
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage.db import Store
 from storage.records import Item, SyncState, Verdict
 from tests import factories

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.session import Session
+from console.engine.config import Config, SourceConfig
+from console.engine.session import Session
+from console.servers.fleet import Fleet
 from storage.records import SyncState, Verdict
 from tests.conftest import SOURCE
 from tests.servers import Fault, FaultyProxy, running

@@ -20,18 +20,18 @@ import sqlite_utils
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
-from console.alerts import osc_sequence
-from console.app import ApprovalApp
-from console.config import Config, Notifications
-from console.fleet import Fleet
-from console.screens.confirm import FALLBACK_WORD, ConfirmCriticalScreen, confirmation_word
-from console.screens.edit import check_edit
-from console.screens.first_run import FirstRunApp
-from console.screens.guard import RefusedScreen
-from console.screens.help import HelpScreen
-from console.screens.main import MainScreen
-from console.screens.reject import RejectScreen
-from console.session import Session
+from console.engine.config import Config, Notifications
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.alerts import osc_sequence
+from console.tui.app import ApprovalApp
+from console.tui.screens.confirm import FALLBACK_WORD, ConfirmCriticalScreen, confirmation_word
+from console.tui.screens.edit import check_edit
+from console.tui.screens.first_run import FirstRunApp
+from console.tui.screens.guard import RefusedScreen
+from console.tui.screens.help import HelpScreen
+from console.tui.screens.main import MainScreen
+from console.tui.screens.reject import RejectScreen
 from storage import schema
 from storage.db import Store, UndoRefused
 from storage.queue import Grouping, QueueView, SortOrder, parse_filter

@@ -15,10 +15,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.screens.quit import QuitScreen
-from console.session import Session
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
+from console.tui.screens.quit import QuitScreen
 from storage.db import Store, UndoRefused
 from storage.records import Item, SyncState, Verdict
 from tests import factories

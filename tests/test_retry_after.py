@@ -21,13 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console.app import ApprovalApp
-from console.config import SourceConfig
-from console.doctor import WARN, check_source
-from console.fleet import Fleet
-from console.session import Session
-from console.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, retry_after_seconds
-from console.sources.native import NativeSource
+from console.cli.doctor import WARN, check_source
+from console.engine.config import SourceConfig
+from console.engine.session import Session
+from console.engine.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOOR, retry_after_seconds
+from console.engine.sources.native import NativeSource
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage.records import SourceHealth, SyncState, Verdict
 from tests import factories
 from tests.conftest import SOURCE, eventually, make_config, screen_text

@@ -23,12 +23,12 @@ from textual.pilot import Pilot
 from textual.widgets import Static, TextArea
 from textual.widgets.text_area import WrappedDocument
 
-from console import schema_check
-from console.app import ApprovalApp
-from console.fleet import Fleet
-from console.schema_check import Outcome, SchemaCheck
-from console.screens.edit import DiscardEditScreen, EditScreen, check_edit, parse_edit
-from console.session import Session
+from console.engine import schema_check
+from console.engine.schema_check import Outcome, SchemaCheck
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
+from console.tui.screens.edit import DiscardEditScreen, EditScreen, check_edit, parse_edit
 from tests.conftest import decide_key, eventually
 from tests.test_fleet import edit
 
@@ -446,7 +446,7 @@ async def test_langgraph_translation_under_a_catastrophic_response_schema_ends_a
 ) -> None:
     """The adapter's checks go through the checker process too: its translation runs in a thread that waits on a pipe,
     so the event loop keeps running, and the check ends at the time bound (in-process it would never end)."""
-    from console.sources.langgraph_payloads import translate_state
+    from console.engine.sources.langgraph_payloads import translate_state
 
     monkeypatch.setattr(schema_check, "TIME_BOUND", 1.0)
     edit_branch = {

@@ -17,13 +17,13 @@ import trustme
 from rich.console import Console
 from rich.traceback import Traceback
 
-from console.app import ApprovalApp
 from console.cli import main
-from console.config import ConfigError, SourceConfig, load
-from console.fleet import Fleet
-from console.secrets import Token, get_token
-from console.session import Session, setup_logging
-from console.sources.native import NativeSource
+from console.engine.config import ConfigError, SourceConfig, load
+from console.engine.secrets import Token, get_token
+from console.engine.session import Session, setup_logging
+from console.engine.sources.native import NativeSource
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage.records import Decision, Verdict
 from tests.conftest import eventually
 from tests.factories import decision as decision_for

@@ -16,10 +16,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
-from console.app import ApprovalApp
-from console.config import Config
-from console.screens.first_run import FirstRunApp
-from console.session import Session
+from console.engine.config import Config
+from console.engine.session import Session
+from console.tui.app import ApprovalApp
+from console.tui.screens.first_run import FirstRunApp
 from tests.conftest import eventually
 from tests.factories import item
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from console.app import ApprovalApp
-from console.config import Config, SourceConfig
-from console.fleet import Fleet
-from console.secrets import Token
-from console.session import Session
-from console.sources.base import SourceError
+from console.engine.config import Config, SourceConfig
+from console.engine.secrets import Token
+from console.engine.session import Session
+from console.engine.sources.base import SourceError
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage.records import SyncState, Verdict
 from tests.conftest import SOURCE, eventually, make_config
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
@@ -164,7 +164,7 @@ async def test_refused_credentials_hold_decisions_and_show_auth(data_dir: Path) 
 
 
 def test_tokens_never_reach_the_database_or_log(fleet: Fleet, data_dir: Path) -> None:
-    from console.session import setup_logging
+    from console.engine.session import setup_logging
 
     canary = "canary-token-7f3a91"
     secured = Fleet(seed=5, interval=None, initial=2, tokens={canary: "dave"})

@@ -20,12 +20,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from console.app import ApprovalApp
-from console.config import Config
-from console.screens.history import PAGE_SIZE, HistoryScreen, remedy, sync_text
-from console.screens.main import MainScreen
-from console.screens.stats import StatsScreen
-from console.session import Session
+from console.engine.config import Config
+from console.engine.session import Session
+from console.tui.app import ApprovalApp
+from console.tui.screens.history import PAGE_SIZE, HistoryScreen, remedy, sync_text
+from console.tui.screens.main import MainScreen
+from console.tui.screens.stats import StatsScreen
 from storage.db import DecisionSyncUpdate, Removal, Store
 from storage.labels import LabelSyncState, LabelSyncUpdate
 from storage.records import Decision, DecisionRow, SyncState, Verdict, item_digest

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from console.config import token_env_var
-from console.fleet import Fleet
-from console.session import DB_NAME, LOG_NAME
+from console.engine.config import token_env_var
+from console.engine.session import DB_NAME, LOG_NAME
+from console.servers.fleet import Fleet
 from storage.db import StorageError, Store
 from tests.crashing_console import FAILURE
 from tests.terminal import Terminal
@@ -143,6 +143,6 @@ def test_a_crash_is_one_line_a_failure_status_and_a_logged_traceback(tmp_path: P
     assert "Traceback" not in text and "on_queue_changed" not in text, "no traceback on the terminal"
     assert "\x1b]52" not in raw, "the message's escapes are not replayed"
     log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
-    assert "CRITICAL console.app: the console crashed: RuntimeError" in log
+    assert "CRITICAL console.tui.app: the console crashed: RuntimeError" in log
     assert "Traceback (most recent call last)" in log and "on_queue_changed" in log
     assert FAILURE not in log and "␛]52;c;" in log, "the log has it too, cleaned"

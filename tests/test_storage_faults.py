@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from console.app import ApprovalApp
 from console.cli import main
-from console.config import Config
-from console.fleet import Fleet
-from console.session import DB_NAME, Session
+from console.engine.config import Config
+from console.engine.session import DB_NAME, Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
 from storage import audit
 from storage.db import DAMAGED_SUFFIX, DatabaseDamaged, DecisionSyncUpdate, StorageError, Store
 from storage.lock import DataDirBusy

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from console.label_commands import _labels_db
-from console.session import DB_NAME
+from console.cli.labels import _labels_db
+from console.engine.session import DB_NAME
 from storage.connection import BUSY_TIMEOUT, open_readonly
 from storage.db import Store
 from storage.stats import read_window_stats

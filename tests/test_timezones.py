@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from console.app import ApprovalApp
-from console.config import ConfigError, parse
-from console.fleet import Fleet
-from console.screens.history import HistoryScreen
-from console.session import Session
+from console.engine.config import ConfigError, parse
+from console.engine.session import Session
+from console.servers.fleet import Fleet
+from console.tui.app import ApprovalApp
+from console.tui.screens.history import HistoryScreen
 from storage.db import Store
 from tests.conftest import decide_key, eventually, make_config, screen_text
 

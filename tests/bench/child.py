@@ -19,7 +19,7 @@ def serve_fleet(initial: int, seed: int) -> None:
     import socket
     import threading
 
-    from console.fleet import Fleet
+    from console.servers.fleet import Fleet
 
     fleet = Fleet(seed=seed, interval=None, initial=initial)
     url = fleet.start()
@@ -64,9 +64,9 @@ def launch_app(data_dir: str) -> None:
     import json
     from pathlib import Path
 
-    from console.app import ApprovalApp
-    from console.config import Config
-    from console.session import Session
+    from console.engine.config import Config
+    from console.engine.session import Session
+    from console.tui.app import ApprovalApp
     from tests.bench.frames import SIZE, FrameProbe, interactive
     from tests.bench.proc import rss_kb
 

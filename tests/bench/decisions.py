@@ -11,8 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from console.session import Session
-from console.sync import SettledDecision
+from console.engine.session import Session
+from console.engine.sync import SettledDecision
 from storage.records import Decision, Item, SyncState, Verdict
 from tests.bench.fixtures import (
     ChildFleet,

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 from textual.pilot import Pilot
 
-from console.app import ApprovalApp
-from console.config import Config, SourceConfig
-from console.secrets import Token
-from console.session import DB_NAME, Session
+from console.engine.config import Config, SourceConfig
+from console.engine.secrets import Token
+from console.engine.session import DB_NAME, Session
+from console.tui.app import ApprovalApp
 from storage.db import Store
 from storage.records import Item
 from tests.bench.frames import SIZE, FrameProbe, rows_painted

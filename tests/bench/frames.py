@@ -14,7 +14,7 @@ from rich.console import RenderableType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
-from console.app import ApprovalApp
+from console.tui.app import ApprovalApp
 from widgets.queue_list import QueueList
 
 SIZE = (120, 40)  # a common SSH terminal; the queue shows about 18 rows at this size

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from console.app import ApprovalApp
+from console.tui.app import ApprovalApp
 from tests.bench.fixtures import bench_config, open_app
 from tests.bench.frames import queue_of
 from tests.bench.harness import Bench, Result, Target, figure, measured, unavailable
@@ -36,8 +36,8 @@ SERVER_STARTER = "langgraph_server"
     ),
 )
 async def langgraph(bench: Bench) -> list[Result]:
-    if importlib.util.find_spec("console.sources.langgraph") is None:
-        return unavailable("langgraph", "the langgraph source (console/sources/langgraph.py) does not exist")
+    if importlib.util.find_spec("console.engine.sources.langgraph") is None:
+        return unavailable("langgraph", "the langgraph source (console/engine/sources/langgraph.py) does not exist")
     try:
         tests = importlib.import_module("tests.test_langgraph")
     except ImportError as exc:

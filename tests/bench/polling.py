@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from console.session import Session
+from console.engine.session import Session
 from tests.bench.fixtures import ChildFleet, bench_config, fleet_source, no_token
 from tests.bench.harness import Bench, Result, Target, figure, measured
 

@@ -1,0 +1,167 @@
+"""`approval-console doctor`: is everything the console needs in order, and if not, what to fix.
+
+Checks the config, the keyring, each source (reachable, our token accepted, a listing readable) and the database
+(readable, intact, schema, audit chain, decisions waiting, whether a console is running on it). Read-only: it never
+migrates, writes or sends anything, and never prints a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from console.cli.text import ADD_SOURCE_FIX, plural
+from console.engine import config as config_module
+from console.engine.config import Config, ConfigError, SourceConfig, public_url, token_env_var, token_fix
+from console.engine.secrets import Token, get_token
+from console.engine.sources import build_source
+from console.engine.sources.base import SourceError
+from storage.db import DatabaseDamaged, StorageError, Store
+from storage.lock import DataDirBusy, DataDirLock
+from storage.schema import SCHEMA_VERSION
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+SOURCE_CHECK_SECONDS = 15.0
+_ADD_SOURCE = f"{ADD_SOURCE_FIX} (or look around with 'approval-console demo')"
+
+
+@dataclass(frozen=True)
+class Check:
+    status: str  # ok | warn | FAIL
+    subject: str
+    detail: str
+    fix: str = ""
+
+
+def check_config(path: Path) -> tuple[Config | None, Check]:
+    if not path.exists():
+        return None, Check(FAIL, "config", f"{path} does not exist yet", _ADD_SOURCE)
+    try:
+        config = config_module.load(path)
+    except ConfigError as exc:
+        return None, Check(
+            FAIL, "config", f"{path}: {exc.problem}" + (f" (line {exc.line})" if exc.line else ""), exc.fix
+        )
+    if not config.sources:
+        return config, Check(FAIL, "config", f"{path} lists no sources", _ADD_SOURCE)
+    return config, Check(OK, "config", f"{path}: {plural(len(config.sources), 'source')}, operator {config.operator}")
+
+
+def check_keyring() -> Check:
+    from console.engine.secrets import KeyringUnavailable, _in_thread, _keyring_backend_usable
+
+    try:
+        usable = _in_thread(_keyring_backend_usable, "probe")
+    except (KeyringUnavailable, RuntimeError) as exc:
+        usable, reason = False, str(exc)
+    else:
+        reason = "no usable backend on this machine"
+    if usable:
+        import keyring
+
+        return Check(OK, "keyring", f"backend {type(keyring.get_keyring()).__name__}")
+    return Check(WARN, "keyring", reason, "give each source its token in its environment variable instead")
+
+
+async def check_source(source: SourceConfig, token: Token | None) -> Check:
+    subject, url = f"source {source.name}", public_url(source.url)
+    adapter = build_source(source, token)
+    try:
+        page = await asyncio.wait_for(adapter.fetch(None), SOURCE_CHECK_SECONDS)
+    except SourceError as exc:
+        if exc.throttled:  # reachable and answering: it asks us to slow down (PROTOCOL.md section 6)
+            later = f"in {exc.retry_after:g} s" if exc.retry_after is not None else "later"
+            return Check(WARN, subject, f"reachable, but throttling: {exc}", f"the console asks again {later}")
+        if exc.auth:
+            held = f"the {token.origin} token" if token else "no token"
+            return Check(FAIL, subject, f"{url} refused {held}: {exc}", token_fix(source.name))
+        return Check(
+            FAIL,
+            subject,
+            f"{url}: {exc}",
+            "check that the service runs and the url (and port) in the config are right",
+        )
+    except TimeoutError:
+        return Check(FAIL, subject, f"{url}: no answer within {SOURCE_CHECK_SECONDS:g} s", "check the network")
+    finally:
+        await adapter.aclose()
+    origin = (
+        f"token from the {token.origin}" if token else f"no token (none in the keyring or {token_env_var(source.name)})"
+    )
+    listed = f"{plural(len(page.items), 'item')} listed" + (
+        f", {len(page.rejected)} malformed" if page.rejected else ""
+    )
+    return Check(OK, subject, f"{url} reachable, {origin}, {listed}")
+
+
+def check_database(data_dir: Path, db_name: str) -> list[Check]:
+    path = data_dir / db_name
+    if not path.exists():
+        return [Check(OK, "database", f"none yet at {path}; it is made on the first run")]
+    checks: list[Check] = []
+    try:
+        store = Store(path, readonly=True, check=True)
+    except DatabaseDamaged as exc:
+        return [Check(FAIL, "database", f"{path} is damaged: {exc.problem}", "start the console with --start-clean")]
+    except StorageError as exc:
+        return [Check(FAIL, "database", str(exc), "check the permissions of the data dir")]
+    try:
+        version = store.schema_version()
+        verification = store.audit.verify()
+        waiting = store.outbox.waiting_count() if version else 0
+    finally:
+        store.close()
+    if version > SCHEMA_VERSION:
+        checks.append(
+            Check(FAIL, "database", f"schema {version} is newer than this console's {SCHEMA_VERSION}", "upgrade")
+        )
+    else:
+        later = "" if version == SCHEMA_VERSION else f" (schema {version}: migrated on the next start)"
+        checks.append(Check(OK, "database", f"{path} intact{later}; {plural(waiting, 'decision')} waiting to sync"))
+    if verification.ok:
+        checks.append(Check(OK, "audit", f"{plural(verification.records, 'record')}, chain intact"))
+    else:
+        checks.append(
+            Check(
+                FAIL,
+                "audit",
+                f"broken at record {verification.first_bad}: {verification.problem}",
+                "keep a copy of the database as evidence; see 'approval-console audit verify'",
+            )
+        )
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire()
+    except DataDirBusy:
+        checks.append(Check(OK, "console", "a console is running on this data dir"))
+    else:
+        lock.release()
+    return checks
+
+
+def run(
+    config_path: Path, data_dir: Path, db_name: str, token_for: Callable[[str], Token | None] = get_token
+) -> list[Check]:
+    config, config_check = check_config(config_path)
+    checks = [config_check, check_keyring()]
+    if config is not None:
+
+        async def sources() -> list[Check]:
+            return list(await asyncio.gather(*(check_source(s, token_for(s.name)) for s in config.sources)))
+
+        checks += asyncio.run(sources())
+    checks += check_database(data_dir, db_name)
+    return checks
+
+
+def report(checks: list[Check]) -> str:
+    lines = []
+    for check in checks:
+        lines.append(f"{check.status:<5} {check.subject:<20} {check.detail}")
+        if check.fix and check.status != OK:
+            lines.append(f"{'':<5} {'':<20} fix: {check.fix}")
+    failed = sum(1 for c in checks if c.status == FAIL)
+    lines.append("all good" if not failed else f"{plural(failed, 'problem')} to fix")
+    return "\n".join(lines)

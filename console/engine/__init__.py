@@ -1,0 +1,1 @@
+"""The headless engine: session, poller, sync engine, sources, config and secrets; runs without a terminal."""

@@ -1,0 +1,553 @@
+"""The TOML config: who the operator is and which sources to poll.
+
+The dataclasses below are the schema: each key's type, default, bounds and doc live on its field, and pydantic checks a
+file against them. A bad config is reported in TOML terms (the file, the line, the key and the fix) by `_config_error`;
+tokens never live here (see console/engine/secrets.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import getpass
+import ipaddress
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
+
+APP_NAME = "approval-console"
+SourceKind = Literal["native", "langgraph"]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+DEFAULT_REJECT_REASONS = (
+    "wrong_target",
+    "unsafe",
+    "policy_violation",
+    "hallucinated_data",
+    "duplicate",
+    "needs_more_context",
+    "other",
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DEFAULT_THEME = "textual-dark"
+DEFAULT_MAX_ITEM_BYTES = 1_048_576  # PROTOCOL.md R10: an item may be 1 MiB of JSON
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
+# scheme://userinfo@ : the authority ends at the first / ? # (RFC 3986), userinfo at its last "@".
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+# pydantic's bound errors: reported as "key = value is out of range" for every number
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+class ConfigError(Exception):
+    """A config problem, with where it is and how to fix it."""
+
+    def __init__(self, path: Path, line: int | None, problem: str, fix: str) -> None:
+        self.path, self.line, self.problem, self.fix = path, line, problem, fix
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {problem}\n  fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Says:
+    """How a bad value of a key is reported. Formatted with {key} (dotted), {name} (bare), {value} (as given),
+    {toml} (as TOML writes it) and {kind} (its TOML type); a number out of its bounds gets "{key} = {value} is out of
+    range" and the fix."""
+
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class Seconds:
+    """A number of seconds from `low` to `high`: an integer or a fraction in TOML, never a string or true/false."""
+
+    low: float
+    high: float
+    fix: str = "use a number of seconds from {low:g} to {high:g}"
+
+    @property
+    def says(self) -> Says:
+        return Says("{key} = {toml} is {kind}, not a number", self.fix.format(low=self.low, high=self.high))
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.float_schema(strict=True, ge=self.low, le=self.high)
+
+
+def _refusal(problem: str, fix: str, **where: Any) -> PydanticCustomError:
+    """An error whose words are final; `where` may name the key (and source) whose line it cites."""
+    return PydanticCustomError("toml", "{problem}", {"problem": problem, "fix": fix, **where})
+
+
+def _short_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("not a short name")
+    return value
+
+
+def _stripped(value: str) -> str:
+    if not value.strip():
+        raise ValueError("empty")
+    return value.strip()
+
+
+def _time_zone(zone: str) -> str:
+    if zone not in ("local", "UTC"):
+        try:
+            ZoneInfo(zone)  # a malformed name raises ValueError, which pydantic reports like this one
+        except ZoneInfoNotFoundError as exc:  # a KeyError: pydantic would let it through
+            raise ValueError("not a time zone") from exc
+    return zone
+
+
+def _http_url(url: str, info: ValidationInfo) -> str:
+    if public_url(url) != url:
+        # Refused like `token =`; the message shows the url without what it carries.
+        name = info.data.get("name", "NAME")
+        raise _refusal(
+            f"url {public_url(url)!r} was given with credentials in it (user:password@): the config is no place for"
+            " secrets",
+            f"remove them from the url, then {token_fix(name)}",
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    return url.rstrip("/")
+
+
+def _pairs(value: Any) -> Any:
+    """A TOML table of thread metadata as sorted (key, value) pairs: hashable, and equal for equal tables."""
+    if not isinstance(value, dict):
+        raise ValueError("not a table")
+    return tuple(sorted(value.items()))
+
+
+def _langgraph_only(value: Any, info: ValidationInfo) -> Any:
+    if info.data.get("kind", "langgraph") != "langgraph":  # no kind: its own problem is reported first
+        raise _refusal(
+            f"{info.field_name!r} is only for sources of kind 'langgraph'", 'remove it, or set kind = "langgraph"'
+        )
+    return value
+
+
+def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
+    names = [source.name for source in sources]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise _refusal(f"two sources are named {name!r}", "give each source its own name", key="name", source=index)
+    return sources
+
+
+_ShortName = Annotated[str, Strict(), AfterValidator(_short_name)]
+_Words = Annotated[str, Strict(), AfterValidator(_stripped)]  # not blank; kept without surrounding spaces
+_Switch = Annotated[bool, Strict(), Says("{key} must be true or false", "{name} = false")]
+# kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
+_Lookup = Annotated[
+    _Words | None, BeforeValidator(_langgraph_only), Says("{key} must be a non-empty string", '{name} = "agent"')
+]
+_Plain = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+class _Table:
+    """A TOML table: a key that is not a field is refused, then a field without a default that is not there, before
+    any value is looked at. The fields are in the order their values are checked."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+            known = sorted(f.name for f in fields if f.metadata.get("in_file", True))
+            for key in raw:
+                if key not in known:
+                    raise PydanticCustomError("unknown_key", "unknown key {key}", {"key": key, "known": known})
+            for f in fields:
+                if f.default is f.default_factory is dataclasses.MISSING and f.name not in raw:
+                    raise PydanticCustomError("missing", "no {key}", {"key": f.name})
+        return raw
+
+
+@dataclass(frozen=True, kw_only=True)  # keyword-only: `kind`, with its default, is checked before `url`
+class SourceConfig(_Table):
+    """One [[sources]] block: an agent service to poll."""
+
+    name: Annotated[
+        _ShortName,
+        Says(
+            "source name {value!r} is not a short name",
+            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
+        ),
+        Field(description="letters, digits, '_' and '-'; it also names the token's environment variable"),
+    ]
+    kind: Annotated[
+        SourceKind,
+        Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
+        Field(description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads"),
+    ] = "native"
+    url: Annotated[
+        str,
+        Strict(),
+        AfterValidator(_http_url),
+        Says("url {value!r} is not an http(s) URL", 'url = "https://agents.example:8700"'),
+        Field(description="the service's base URL, http(s), without credentials"),
+    ]
+    poll_interval: Annotated[
+        float, Seconds(0.1, 3600), Field(description="seconds between polls when the source has no long-poll")
+    ] = 2.0
+    long_poll: Annotated[
+        float, Seconds(0, 30), Field(description="seconds a listing may wait at the server for changes; 0: off")
+    ] = 25.0
+    timeout: Annotated[float, Seconds(0.5, 300), Field(description="seconds a request to the source may take")] = 10.0
+    assistant_id: Annotated[_Lookup, Field(description="kind langgraph: only this assistant's threads")] = None
+    graph_id: Annotated[_Lookup, Field(description="kind langgraph: only this graph's threads")] = None
+    metadata: Annotated[
+        tuple[tuple[str, _Plain], ...],
+        BeforeValidator(_pairs, json_schema_input_type=dict[str, _Plain]),
+        BeforeValidator(_langgraph_only),
+        Says(
+            "metadata must be a table of plain values (thread metadata to match)", 'metadata = {{ team = "billing" }}'
+        ),
+        Field(description="kind langgraph: only threads whose metadata has these values"),
+    ] = ()
+    allow_insecure_http: Annotated[
+        _Switch,
+        Says("{key} must be true or false", "{name} = true"),
+        Field(description="plain http to a host other than loopback: it sends the token in clear"),
+    ] = False
+    max_item_bytes: Annotated[
+        int,
+        Strict(),
+        Field(ge=1_000, le=100_000_000, description="a bigger item is refused (quarantined), never read whole"),
+        Says(
+            "{key} = {toml} is {kind}, not a whole number",
+            f"use a whole number of bytes from 1000 to 100000000 (default {DEFAULT_MAX_ITEM_BYTES})",
+        ),
+    ] = DEFAULT_MAX_ITEM_BYTES
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _encrypted(cls, raw: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """The token crosses the network encrypted unless allow_insecure_http says otherwise."""
+        source = handler(raw)
+        if isinstance(raw, dict) and isinstance(source, SourceConfig):
+            url = raw["url"]  # as written: the message quotes it
+            parts = urlsplit(url)
+            if parts.scheme == "http" and not source.allow_insecure_http and not is_loopback(parts.hostname or ""):
+                raise _refusal(
+                    f"url {url!r} is plain http to another machine: the token and every decision would cross the"
+                    " network unencrypted",
+                    f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true"
+                    " to this source",
+                    key="url",
+                )
+        return source
+
+
+@dataclass(frozen=True)
+class Notifications(_Table):
+    """How a new high or critical item, or a deadline about to pass, gets the operator's attention."""
+
+    bell: Annotated[_Switch, Field(description="ring the terminal bell")] = True
+    toast: Annotated[_Switch, Field(description="show a notification in the console")] = True
+    desktop: Annotated[
+        _Switch, Field(description="notify-send, or an OSC 9 / OSC 777 escape where the terminal supports one")
+    ] = True
+    deadline_seconds: Annotated[
+        float,
+        Seconds(0, 86400, "deadline_seconds = 120"),
+        Field(description="alert when a deadline is this close; 0 turns deadline alerts off"),
+    ] = 120.0
+
+
+@dataclass(frozen=True)
+class Config(_Table):
+    operator: Annotated[
+        _Words,
+        Says("operator must be a non-empty string", 'operator = "alice"'),
+        Field(validate_default=True, description="who decides, recorded with each decision (default: the login)"),
+    ] = field(default_factory=getpass.getuser)
+    reject_reasons: Annotated[
+        tuple[_ShortName, ...],
+        Says(
+            "reject_reasons must be a non-empty list of short codes (letters, digits, _ and -)",
+            'reject_reasons = ["wrong_target", "unsafe", "other"]',
+        ),
+        Field(min_length=1, description="the codes a rejection picks from"),
+    ] = DEFAULT_REJECT_REASONS
+    sources: Annotated[
+        tuple[
+            Annotated[
+                SourceConfig, Says("each source must be a table", "use a [[sources]] block with name, kind and url")
+            ],
+            ...,
+        ],
+        AfterValidator(_unique_names),
+        Says("sources must be an array of tables", "use [[sources]] blocks"),
+        Field(description="the agent services to poll, one [[sources]] block each"),
+    ] = ()
+    path: SkipJsonSchema[Path | None] = field(default=None, metadata={"in_file": False})  # where it was read from
+    undo_seconds: Annotated[
+        float,
+        Seconds(0, 60, "use a number of seconds from 0 (no undo window) to 60"),
+        Field(description="a decision waits this long before it is sent; `u` takes it back meanwhile; 0: off"),
+    ] = 5.0
+    theme: Annotated[
+        _Words, Says("theme must be a theme name", 'theme = "textual-light"'), Field(description="any Textual theme")
+    ] = DEFAULT_THEME
+    display_timezone: Annotated[
+        str,
+        Strict(),
+        AfterValidator(_time_zone),
+        Says(
+            "display_timezone = {value!r} is not a time zone",
+            'use "local", "UTC" or an IANA name such as "Europe/Paris"',
+        ),
+        Field(description='times on screen: "local" (TZ, else the system\'s), "UTC" or an IANA name'),
+    ] = "local"
+    notifications: Annotated[
+        Notifications,
+        Says("notifications must be a table", "use a [notifications] block"),
+        Field(description="how new urgent items and close deadlines get attention"),
+    ] = Notifications()
+
+
+@dataclass
+class _Locator:
+    """Finds the line of a key in the TOML text: tomllib parses values but forgets positions."""
+
+    lines: list[str]
+    source_starts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.source_starts = [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith("[[sources]]")]
+
+    def table_line(self, name: str) -> int | None:
+        for number, line in enumerate(self.lines, start=1):
+            if line.strip() == f"[{name}]":
+                return number
+        return None
+
+    def key_line(self, key: str, source_index: int | None = None) -> int | None:
+        if source_index is None:
+            start, end = 1, self.source_starts[0] if self.source_starts else len(self.lines) + 1
+        else:
+            start = self.source_starts[source_index] if source_index < len(self.source_starts) else 1
+            later = [s for s in self.source_starts if s > start]
+            end = later[0] if later else len(self.lines) + 1
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        for number in range(start, end):
+            if pattern.match(self.lines[number - 1]):
+                return number
+        return start if source_index is not None else None
+
+    def source_line(self, index: int) -> int | None:
+        return self.source_starts[index] if index < len(self.source_starts) else None
+
+
+def default_config_path() -> Path:
+    return platformdirs.user_config_path(APP_NAME) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    return platformdirs.user_data_path(APP_NAME)
+
+
+def demo_data_dir() -> Path:
+    """Where `approval-console demo` keeps its data: apart, so a demo never mixes with a real queue or audit trail."""
+    return default_data_dir() / "demo"
+
+
+def load(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            path, None, "the file does not exist", "create it (see README.md), or run 'approval-console demo'"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, "the file is not UTF-8 text", "save it as UTF-8") from exc
+    return parse(text, path)
+
+
+@functools.cache
+def _schema() -> TypeAdapter[Config]:
+    return TypeAdapter(Config)
+
+
+def parse(text: str, path: Path) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            path,
+            int(match.group(1)) if match else None,
+            f"not valid TOML: {exc}",
+            "check quoting and brackets on that line (strings need double quotes)",
+        ) from exc
+    try:
+        config = _schema().validate_python(data)
+    except ValidationError as exc:
+        # from None: pydantic's own text repeats the values as given, a url's credentials included
+        raise _config_error(path, _Locator(text.splitlines()), data, exc.errors()[0]) from None
+    return dataclasses.replace(config, path=path)
+
+
+def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
+    """pydantic's first error in TOML terms: the line of the key, and the words its field declares."""
+    loc, ctx, value = error["loc"], error.get("ctx", {}), error["input"]
+    in_source, in_notifications = len(loc) > 1 and loc[0] == "sources", loc[:1] == ("notifications",)
+    index: int | None = int(loc[1]) if in_source else ctx.get("source")
+    inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
+    key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
+    dotted = f"notifications.{key}" if in_notifications else key
+    if in_notifications:  # every problem in [notifications] cites the table
+        line = where.key_line("notifications") or where.table_line("notifications")
+    elif index is not None:  # a key of a source, else the source itself (not a table, or a key it lacks)
+        line = where.key_line(key, index) if key and error["type"] != "missing" else where.source_line(index)
+    else:
+        line = where.key_line(key) if key else None
+    if error["type"] == "toml":
+        return ConfigError(path, line, ctx["problem"], ctx["fix"])
+    if error["type"] == "unknown_key" and key.lower() in _SECRET_KEYS and not in_notifications:
+        name = data["sources"][index].get("name", "NAME") if index is not None else "NAME"
+        return ConfigError(
+            path,
+            line,
+            f"{key!r} must not be in the config: secrets live in the system keyring or the environment",
+            f"remove the line, then {token_fix(str(name))}",
+        )
+    if error["type"] == "unknown_key":
+        close = difflib.get_close_matches(key, ctx["known"], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(ctx['known'])}"
+        return ConfigError(
+            path, line, f"unknown key {key!r}" + (" in [notifications]" if in_notifications else ""), hint
+        )
+    if error["type"] == "missing":
+        return ConfigError(
+            path, line, f"source #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[sources]]'
+        )
+    says = _says(loc)
+    if says is None:  # a key declared without its words: pydantic's, which never repeat the value
+        return ConfigError(path, line, f"{dotted}: {error['msg']}", "see the config example in README.md")
+    if error["type"] in _RANGE_ERRORS:
+        return ConfigError(path, line, f"{dotted} = {value!r} is out of range", says.fix)
+    words = {"key": dotted, "name": key, "value": value, "toml": _toml_value(value), "kind": _toml_type(value)}
+    return ConfigError(path, line, says.problem.format(**words), says.fix.format(**words))
+
+
+def _says(loc: tuple[int | str, ...]) -> Says | None:
+    """The innermost Says along `loc`: a source's key, else the source, else the `sources` array itself."""
+    hint: Any = Config
+    found: Says | None = None
+    for part in loc:
+        base = hint.__origin__ if get_origin(hint) is Annotated else hint
+        if isinstance(part, str) and dataclasses.is_dataclass(base) and isinstance(base, type):
+            hint = get_type_hints(base, include_extras=True)[part]
+        elif isinstance(part, int) and get_args(base):
+            hint = get_args(base)[0]
+        else:
+            break
+        if get_origin(hint) is Annotated:
+            said = [m.says if isinstance(m, Seconds) else m for m in hint.__metadata__ if isinstance(m, Says | Seconds)]
+            found = said[-1] if said else found  # an alias's words give way to the field's own
+    return found
+
+
+def _toml_type(value: Any) -> str:
+    names = {bool: "true/false", str: "a string", float: "a fraction", list: "a list", dict: "a table"}
+    return next((name for kind, name in names.items() if isinstance(value, kind)), f"a {type(value).__name__}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def public_url(text: str) -> str:
+    """`text` with the userinfo (user:password@) of every URL in it removed: the only way a source URL is shown."""
+    return _USERINFO.sub(r"\1", text)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and the loopback names: traffic that never leaves this machine."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_env_var(source_name: str) -> str:
+    return "APPROVAL_CONSOLE_TOKEN_" + source_name.upper().replace("-", "_")
+
+
+def token_fix(source_name: str) -> str:
+    """How the operator gives a source a new token: what an auth failure tells them to do."""
+    return (
+        f"run 'approval-console sources token {source_name}' to store a new token in the keyring,"
+        f" or set {token_env_var(source_name)}"
+    )
+
+
+def no_keyring_fix(source_name: str) -> str:
+    """What to do when a token cannot be stored because this machine has no keyring."""
+    return f"this machine has no usable keyring; set the environment variable {token_env_var(source_name)} instead"
+
+
+def source_block(name: str, url: str, kind: str, *, allow_insecure_http: bool = False) -> str:
+    """A [[sources]] block to append to a config file (json.dumps quoting is valid TOML for these strings)."""
+    insecure = "allow_insecure_http = true\n" if allow_insecure_http else ""
+    return f"\n[[sources]]\nname = {json.dumps(name)}\nkind = {json.dumps(kind)}\nurl = {json.dumps(url)}\n{insecure}"
+
+
+def without_source(text: str, index: int) -> str:
+    """The config text without its `index`th [[sources]] block (up to the next table that is not one of its own);
+    every other line, comments included, stays as it was."""
+    lines = text.splitlines(keepends=True)
+    starts = _Locator([line.rstrip("\r\n") for line in lines]).source_starts
+    start = starts[index] - 1
+    end = start + 1
+    while end < len(lines):
+        head = lines[end].strip()
+        if head.startswith("[") and not head.startswith(("[sources.", "[ sources.")):
+            break
+        end += 1
+    if end < len(lines):  # comments just above the next table are about that table: they stay
+        tail = end
+        while tail > start + 1 and (not lines[tail - 1].strip() or lines[tail - 1].lstrip().startswith("#")):
+            tail -= 1
+        while tail < end and not lines[tail].strip():  # the blank lines that ended this block go with it
+            tail += 1
+        end = tail
+    else:  # the last block: the blank lines that set it apart go with it
+        while start > 0 and not lines[start - 1].strip():
+            start -= 1
+    return "".join(lines[:start] + lines[end:])

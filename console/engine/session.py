@@ -1,0 +1,286 @@
+"""A console session: the storage, sources, poller and sync engine for one config and data dir, wired together.
+
+The app drives one; tests and headless tools can drive one without any UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from console.engine.config import Config
+from console.engine.poller import Poller
+from console.engine.secrets import Token, get_token
+from console.engine.sources import build_source
+from console.engine.sources.base import ClaimingSource, Source
+from console.engine.sync import SettledDecision, SyncEngine
+from storage.db import DatabaseDamaged, Store, Unsent, set_aside
+from storage.lock import DataDirLock
+from storage.queue import QueueView
+from storage.records import Decision, DecisionRow, Item, QueueRow, SyncState, Verdict, item_digest, now_utc
+from storage.safe_text import clean
+
+log = logging.getLogger(__name__)
+DB_NAME = "console.db"
+LOG_NAME = "console.log"
+_NOT_APPLIED = (SyncState.conflict, SyncState.failed)
+
+
+class QueueRows:
+    """The queue list's row provider: each call is one small SQL query, so 100k items cost what a screen costs.
+
+    `view` (order, grouping, filter) is applied in SQL; set it, then refresh the list.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.view = QueueView()
+
+    def count(self) -> int:
+        return self._store.queue.count(self.view)
+
+    def rows(self, offset: int, limit: int) -> Sequence[QueueRow]:
+        return self._store.queue.rows(offset, limit, self.view)
+
+    def index_of(self, source: str, item_id: str) -> int | None:
+        return self._store.queue.index_of(source, item_id, self.view)
+
+    def groups(self) -> Sequence[tuple[str, int]]:
+        return self._store.queue.groups(self.view)
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """How sending the unsent decisions before quitting went."""
+
+    total: int  # unsent when sending started
+    unsent: list[Unsent]  # still unsent at the end
+    blocked: dict[str, str]  # source -> why it takes no decisions now (down, refusing our token, busy)
+    not_applied: tuple[DecisionRow, ...] = ()  # answered for good, but not applied (decided elsewhere, expired, ...)
+
+    @property
+    def sent(self) -> int:
+        return self.total - len(self.unsent)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log records as the screen shows text: server and agent text (in a message or its arguments) is cleaned of
+    terminal escapes, C1 controls and bidi overrides, so `tail -f console.log` replays nothing into a terminal.
+
+    A record is one line (a newline in server text cannot forge another record); a traceback keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return clean(super().formatMessage(record), multiline=False)
+
+    def formatException(self, ei: Any) -> str:
+        return clean(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return clean(super().formatStack(stack_info))
+
+
+def setup_logging(data_dir: Path) -> None:
+    """A rotating log in the data dir, every record cleaned by SafeFormatter. Tokens never reach it: they live only in
+    request headers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    path = data_dir / LOG_NAME
+    if any(isinstance(h, logging.handlers.RotatingFileHandler) and Path(h.baseFilename) == path for h in root.handlers):
+        return
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # httpx logs every request line at INFO; polling would drown the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class Session:
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        *,
+        token_for: Callable[[str], Token | None] = get_token,
+        start_clean: bool = False,
+    ) -> None:
+        """Raises storage.db.StorageError: DataDirBusy when another console holds `data_dir`, DatabaseDamaged when
+        the database is damaged (unless `start_clean`: then it is kept aside, see `set_aside_as`, and a new one made).
+        """
+        self.config = config
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        db_path = data_dir / DB_NAME
+        self.lock = DataDirLock(data_dir)
+        self.lock.acquire()
+        self.set_aside_as: Path | None = None
+        try:
+            try:
+                # Checked once per session: a damaged file is reported before anything is shown or sent.
+                self.store = Store(db_path, check=True)
+            except DatabaseDamaged as exc:
+                if not start_clean:
+                    raise
+                self.set_aside_as = set_aside(db_path)
+                log.warning("damaged database (%s) kept aside as %s; starting empty", exc.problem, self.set_aside_as)
+                self.store = Store(db_path, check=True)
+            # Two connections: the UI reads (and records decisions) while background work writes; WAL keeps them apart.
+            self.background_store = Store(db_path, background=True)
+        except BaseException:
+            self.lock.release()
+            raise
+        self.sources: dict[str, Source] = {s.name: build_source(s, token_for(s.name)) for s in config.sources}
+        self._change_listeners: list[Callable[[str], None]] = []
+        self._outcome_listeners: list[Callable[[Sequence[SettledDecision]], None]] = []
+        self.poller = Poller(self.background_store, list(self.sources.values()), self._changed)
+        self.sync = SyncEngine(self.background_store, self.sources, self._outcomes, labels=self.background_store.labels)
+        self.queue = QueueRows(self.store)
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        self._change_listeners.append(listener)
+
+    def on_outcomes(self, listener: Callable[[Sequence[SettledDecision]], None]) -> None:
+        self._outcome_listeners.append(listener)
+
+    def _changed(self, source: str) -> None:
+        for listener in self._change_listeners:
+            listener(source)
+
+    def _outcomes(self, outcomes: Sequence[SettledDecision]) -> None:
+        for listener in self._outcome_listeners:
+            listener(outcomes)
+
+    async def run(self) -> None:
+        """Poll and sync until cancelled."""
+        await asyncio.gather(self.poller.run(), self.sync.run())
+
+    async def poll_once(self) -> None:
+        """Poll every source once (tests and one-shot tools); listeners hear of changes as in `run`."""
+        for source in self.sources.values():
+            if await self.poller.poll_once(source):
+                self._changed(source.config.name)
+
+    async def sync_once(self) -> int:
+        """Send one batch of due decisions; returns how many were sent."""
+        return await self.sync.drain_once()
+
+    def decide(
+        self,
+        item: Item,
+        verdict: Verdict,
+        *,
+        edited: Any = None,
+        reason_code: str | None = None,
+        comment: str = "",
+        first_shown_at: datetime | None = None,
+    ) -> Decision:
+        """Record a decision on exactly the version of `item` the operator saw, durably, then wake the sync.
+
+        Raises storage.db.DecisionRefused when that version is no longer pending here.
+        """
+        if not item.allows(verdict):
+            raise ValueError(f"{verdict.value} is not allowed for this item")
+        decision = Decision(
+            id=str(uuid.uuid4()),
+            source=item.source,
+            item_id=item.id,
+            item_digest=item.digest,
+            verdict=verdict,
+            edited=edited if verdict is Verdict.edit else None,
+            edited_digest=item_digest(edited) if verdict is Verdict.edit else None,
+            reason_code=reason_code,
+            comment=comment,
+            operator=self.config.operator,
+            decided_at=now_utc(),
+        )
+        self.store.outbox.record(decision, hold_seconds=self.config.undo_seconds, first_shown_at=first_shown_at)
+        self.sync.kick()
+        return decision
+
+    def undo(self, decision_id: str) -> Decision:
+        """Take back a decision still in its undo window (raises storage.db.UndoRefused once it is being sent)."""
+        decision = self.store.outbox.undo(decision_id, self.config.operator)
+        self.sync.kick()
+        return decision
+
+    def unsent(self) -> list[Unsent]:
+        """Decisions the sources have not confirmed yet (in the undo window, waiting for a retry, being sent)."""
+        return self.store.outbox.unsent()
+
+    async def send_unsent(
+        self, bound: float, progress: Callable[[SendReport], None] | None = None, *, poll: float = 0.1
+    ) -> SendReport:
+        """End the undo window (and any retry wait) of every unsent decision and wait while the sync engine sends them.
+
+        Needs `run()` going (the app's background work does it). Returns when none is left, when every one left was
+        tried and came back for a retry (its source is down, refusing our token or busy: waiting longer would not
+        help), or after `bound` seconds. `progress` hears each look.
+        """
+        # Off the event loop: the write may wait for the background connection's, and the UI keeps drawing meanwhile.
+        tried_before = {u.decision_id: u.attempts for u in await asyncio.to_thread(self.store.outbox.unsent)}
+        total = len(tried_before)
+        await asyncio.to_thread(self.store.outbox.send_unsent_now)
+        self.sync.kick()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + bound
+        while True:
+            left = await asyncio.to_thread(self.store.outbox.unsent)
+            blocked = self._blocked(left, tried_before)
+            report = SendReport(total, left, blocked)
+            if progress is not None:
+                progress(report)
+            if not left or all(u.source in blocked for u in left) or loop.time() >= deadline:
+                answered = tried_before.keys() - {u.decision_id for u in left}
+                problems = await asyncio.to_thread(self.store.outbox.decisions, 200 + total, problems_only=True)
+                refused = tuple(p for p in problems if p.decision.id in answered and p.sync_state in _NOT_APPLIED)
+                return SendReport(total, left, blocked, refused)
+            await asyncio.sleep(poll)
+
+    def _blocked(self, left: Sequence[Unsent], tried_before: dict[str, int]) -> dict[str, str]:
+        """Sources of `left` that answered this round without taking the decision, with why."""
+        now = time.time()
+        blocked: dict[str, str] = {}
+        for unsent in left:
+            if unsent.source not in self.sources:
+                blocked[unsent.source] = "the source is no longer in the config"
+            elif unsent.source in self.sync.held:  # refused our credentials: not asked again for a while
+                blocked[unsent.source] = unsent.detail or "the source refused our credentials"
+            elif unsent.attempts > tried_before.get(unsent.decision_id, 0) and unsent.next_attempt_at > now:
+                blocked.setdefault(unsent.source, unsent.detail or "no final answer")
+        return blocked
+
+    async def claim(self, item: Item) -> str | None:
+        """Claim the item at its source, where the source supports claims; returns who holds it if not us.
+
+        A claim is advisory (PROTOCOL.md section 5): failing to claim never stops the operator from deciding.
+        """
+        source = self.sources.get(item.source)
+        if not isinstance(source, ClaimingSource):
+            return None
+        holder = await source.claim(item.id, self.config.operator)
+        if holder is not None and holder != item.claimed_by:
+            # On the background connection: a thread waiting there for the write lock must not hold the UI's.
+            await asyncio.to_thread(self.background_store.items.set_claim, item.source, item.id, holder)
+            self._changed(item.source)
+        return None if holder in (None, self.config.operator) else holder
+
+    async def release(self, item: Item) -> None:
+        source = self.sources.get(item.source)
+        if isinstance(source, ClaimingSource):
+            await source.release(item.id, self.config.operator)
+
+    async def aclose(self) -> None:
+        for source in self.sources.values():
+            await source.aclose()
+        self.store.close()
+        self.background_store.close()
+        self.lock.release()

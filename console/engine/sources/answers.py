@@ -1,0 +1,128 @@
+"""How every adapter reads an HTTP answer: one classification of its status, its Retry-After and its JSON body.
+
+The adapters decide what a class of answer means for their protocol (a listing fails, a decision is retried or final);
+which statuses form a class, how Retry-After is read and clamped, and what a refused read raises are written here once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from console.engine.sources.base import DecisionAnswer, SourceError
+
+RETRY_AFTER_FLOOR = 1.0  # PROTOCOL.md section 6: a Retry-After below this (or 0, negative, NaN) is taken as 1 s
+RETRY_AFTER_CEILING = 300.0  # and one above this (or inf, or an overflow) as 300 s: a recovered server is heard soon
+
+
+class Kind(StrEnum):
+    ok = "ok"  # 2xx
+    redirect = "redirect"  # 3xx: never followed, the token would go wherever it points
+    auth = "auth"  # 401, 403: our credentials were refused
+    throttled = "throttled"  # 429, 503: up, but asking us to slow down (at its pace: Retry-After)
+    failing = "failing"  # any other 5xx
+    refused = "refused"  # any other 4xx (and anything stranger): the request itself was not taken
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer, classified. The body is not read here: a streamed listing is classified before its body."""
+
+    response: httpx.Response
+    kind: Kind
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def busy(self) -> bool:
+        """Busy or failing: not an answer to the request, so it may be sent again (after `retry_after`)."""
+        return self.kind in (Kind.throttled, Kind.failing)
+
+    @property
+    def retry_after(self) -> float | None:
+        return retry_after_seconds(self.response)
+
+    @property
+    def location(self) -> str:
+        """Where a redirect points, clipped: it is server text, shown and logged."""
+        return str(self.response.headers.get("Location", "?"))[:200]
+
+
+def classify(response: httpx.Response) -> Answer:
+    status = response.status_code
+    if 200 <= status < 300:
+        kind = Kind.ok
+    elif 300 <= status < 400:
+        kind = Kind.redirect
+    elif status in (401, 403):
+        kind = Kind.auth
+    elif status in (429, 503):
+        kind = Kind.throttled
+    elif status >= 500:
+        kind = Kind.failing
+    else:
+        kind = Kind.refused
+    return Answer(response, kind)
+
+
+def read_refused(answer: Answer, *, auth: str, otherwise: str) -> SourceError:
+    """Why a read (a listing, a thread search) was not answered: `auth` follows the credentials line, `otherwise` is
+    the error for any answer that is neither refused credentials nor a request to slow down."""
+    if answer.kind is Kind.auth:
+        return SourceError(f"refused our credentials ({answer.status}){auth}", auth=True)
+    if answer.kind is Kind.throttled:
+        return SourceError(f"busy ({answer.status})", retry_after=answer.retry_after, throttled=True)
+    return SourceError(otherwise)
+
+
+def busy_answer(answer: Answer, body: dict[str, Any] | None) -> DecisionAnswer:
+    """A decision answered busy or failing: not final, sent again at the server's pace when it gave one."""
+    return DecisionAnswer(
+        None, f"http_{answer.status}", f"the source is busy or failing ({answer.status})", body, answer.retry_after
+    )
+
+
+def retry_after_seconds(response: httpx.Response, now: float | None = None) -> float | None:
+    """The server's Retry-After (delay-seconds or an HTTP-date), clamped to [1 s, 300 s]; None if absent or unreadable.
+
+    A hostile or buggy value can neither make the console hammer the server nor park a decision for hours.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None  # unreadable: the caller's own backoff applies
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # RFC 9110 dates are GMT
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds):
+        return RETRY_AFTER_FLOOR
+    return max(RETRY_AFTER_FLOOR, min(seconds, RETRY_AFTER_CEILING))
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The answer's body when it is a JSON object; None when it is anything else or no JSON at all."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def brief(exc: BaseException) -> str:
+    """An exception in one short line, for a health line or a decision's last error."""
+    return f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__

@@ -1,0 +1,111 @@
+"""Noticing what matters: a new high or critical item, or a deadline about to pass, once per item.
+
+`Alerts` decides what to say (from storage, deduplicated); the app says it: the terminal bell, a toast, and a desktop
+notification where one can be sent (`notify-send` on PATH, else an OSC 9 / OSC 777 escape for terminals known to
+show it). Every message is our own sentence with agent text cleaned into it; nothing agent-controlled reaches the
+terminal as bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from console.engine.config import Notifications
+from storage.db import Store
+from storage.records import QueueRow
+from widgets.badges import format_countdown, risk_label
+from widgets.safe_text import one_line
+
+MAX_SEPARATE: Final = 3  # more new items than this at once are announced in one summary
+OVERLAP_SECONDS: Final = 5.0
+_OSC_UNSAFE: Final = re.compile(r"[^\x20-\x7e]|;")  # OSC payloads: printable ASCII only, no field separator
+
+
+@dataclass(frozen=True)
+class Alert:
+    title: str
+    message: str
+
+
+def _what(row: QueueRow) -> str:
+    return f"{one_line(row.action, 60)} ({one_line(row.agent, 40)}, {one_line(row.source, 30)})"
+
+
+class Alerts:
+    """What to alert about since the last look. Each item is announced once as new and once as due."""
+
+    def __init__(self, settings: Notifications, started_at: float) -> None:
+        self.settings = settings
+        self._seen_since = started_at
+        self._announced_new: set[tuple[str, str]] = set()
+        self._announced_due: set[tuple[str, str]] = set()
+
+    def new_urgent(self, store: Store, now: float) -> list[Alert]:
+        rows = [r for r in store.queue.new_urgent(self._seen_since) if (r.source, r.id) not in self._announced_new]
+        # The next look starts a little before this one: a write stamped just before `now` but committed after the
+        # query is still found, and the set keeps it from being announced twice.
+        self._seen_since = max(self._seen_since, now - OVERLAP_SECONDS)
+        if not rows:
+            return []
+        self._announced_new.update((r.source, r.id) for r in rows)
+        if len(rows) > MAX_SEPARATE:
+            critical = sum(1 for r in rows if r.risk.rank == 3)
+            return [Alert("New urgent items", f"{len(rows)} new high-risk items ({critical} critical) in the queue.")]
+        return [Alert(f"New {risk_label(r.risk).strip()} item", _what(r)) for r in rows]
+
+    def deadlines(self, store: Store, now: float) -> list[Alert]:
+        window = self.settings.deadline_seconds
+        if window <= 0:
+            return []
+        alerts = []
+        for row in store.queue.deadlines_between(now, now + window):
+            key = (row.source, row.id)
+            if key in self._announced_due or row.expires_at is None:
+                continue
+            self._announced_due.add(key)
+            left = format_countdown(row.expires_at - now)
+            alerts.append(Alert("Deadline about to pass", f"{left} left: {_what(row)}"))
+        return alerts[:MAX_SEPARATE]
+
+
+def osc_sequence(title: str, body: str, environ: Mapping[str, str]) -> str | None:
+    """The desktop-notification escape this terminal is known to show, or None when it is not known to.
+
+    OSC 9 (iTerm2, WezTerm, ghostty, kitty, Windows Terminal) takes one message; OSC 777 (urxvt, foot, VTE-based
+    terminals) takes a title and a body. The text is reduced to printable ASCII without ';', so it cannot end the
+    sequence early or start another.
+    """
+    safe_title = _OSC_UNSAFE.sub(" ", title)[:80]
+    safe_body = _OSC_UNSAFE.sub(" ", body)[:200]
+    program = environ.get("TERM_PROGRAM", "")
+    term = environ.get("TERM", "")
+    if program in ("iTerm.app", "WezTerm", "ghostty") or "kitty" in term or environ.get("WT_SESSION"):
+        return f"\x1b]9;{safe_title}: {safe_body}\x1b\\"
+    if "rxvt" in term or term.startswith("foot") or environ.get("VTE_VERSION"):
+        return f"\x1b]777;notify;{safe_title};{safe_body}\x1b\\"
+    return None
+
+
+def notify_send(title: str, body: str) -> bool:
+    """Hand the notification to the desktop's notify-send, without waiting; False when there is none."""
+    program = shutil.which("notify-send")
+    if program is None or (not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        subprocess.Popen(  # noqa: S603 - a fixed program; title and body are arguments, never a shell line
+            # "--" ends the options: a title or body that starts with "-" (agent text) stays text, never an option.
+            [program, "--app-name=approval-console", "--", title, body],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return False
+    return True
