@@ -143,7 +143,7 @@ def test_sources_add_writes_a_loadable_config_and_never_the_token(tmp_path: Path
     command = [
         sys.executable,
         "-m",
-        "console.cli.commands",
+        "console.cli",
         "--config",
         str(path),
         "sources",

@@ -101,7 +101,7 @@ def test_doctor_says_a_source_answering_something_else_is_not_ok(tmp_path: Path)
             [
                 sys.executable,
                 "-m",
-                "console.cli.commands",
+                "console.cli",
                 "doctor",
                 "--config",
                 str(config),
