@@ -184,6 +184,7 @@ _METADATA = {
     "action_name",
     "confidence",
     "risk",
+    "verdict",
     "reason_code",
     "operator",
     "decided_at",
