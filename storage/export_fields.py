@@ -109,19 +109,19 @@ class Skip(StrEnum):
     redacted_away = "redacted_away"
 
     def message(self, count: int) -> str:
-        labels = f"{count} label{'' if count == 1 else 's'}"
+        one = count == 1
+        labels, were, had = f"{count} label{'' if one else 's'}", "was" if one else "were", "it" if one else "they"
         return {
-            Skip.no_trace: f"{labels} had no trace and were not exported: their items named no run, trace or session"
+            Skip.no_trace: f"{labels} had no trace and {were} not exported: the item named no run, trace or session"
             " to attach feedback to (PROTOCOL.md section 1, `trace`)",
-            Skip.conflict_lost: f"{labels} lost a conflict (another operator decided first) and are never training"
-            " data",
-            Skip.not_applied: f"{labels} were not applied (--applied-only)",
-            Skip.uninformative: f"{labels} were rejects whose reason (duplicate, needs_more_context) says nothing about"
-            " the output, left out of KTO (--reason CODE keeps them)",
-            Skip.no_input: f"{labels} were escalations with no recorded input: a prompt without it would ask the model"
-            " to judge what it never saw",
-            Skip.redacted_away: f"{labels} were dropped: redaction hid the whole change (chosen == rejected, or an edit"
-            " whose patch became empty)",
+            Skip.conflict_lost: f"{labels} lost a conflict (another operator decided first): never training data",
+            Skip.not_applied: f"{labels} {were} not applied and left out (--applied-only)",
+            Skip.uninformative: f"{labels} rejected for a reason that says nothing about the output (duplicate,"
+            f" needs_more_context) {were} left out of KTO (--reason CODE keeps them)",
+            Skip.no_input: f"{labels} on escalations with no recorded input {were} left out: a prompt without it"
+            " would ask the model to judge what it never saw",
+            Skip.redacted_away: f"{labels} {were} dropped: redaction hid the whole change {had} recorded (chosen =="
+            " rejected, or an edit whose patch became empty)",
         }[self]
 
 

@@ -113,7 +113,7 @@ def losses(trainer: Any) -> list[float]:
 
 @pytest.mark.parametrize("name", ["preference", "preference--chat"])
 def test_dpo_trains_two_steps_on_the_preference_export(exports: dict[str, Path], tmp_path: Path, name: str) -> None:
-    dataset = datasets.load_dataset("json", data_files=str(exports[name]), split="train")
+    dataset = datasets.load_dataset("json", data_files=str(exports[name]), split="train", cache_dir=str(tmp_path))
     assert dataset.num_rows >= 4
     tokenizer = tokenizer_for(texts(exports[name]))
     model = tiny_model(tokenizer)
@@ -131,7 +131,7 @@ def test_dpo_trains_two_steps_on_the_preference_export(exports: dict[str, Path],
 
 @pytest.mark.parametrize("name", ["kto", "kto--chat"])
 def test_kto_trains_two_steps_on_the_kto_export(exports: dict[str, Path], tmp_path: Path, name: str) -> None:
-    dataset = datasets.load_dataset("json", data_files=str(exports[name]), split="train")
+    dataset = datasets.load_dataset("json", data_files=str(exports[name]), split="train", cache_dir=str(tmp_path))
     assert set(dataset["label"]) == {True, False}, "desirable and undesirable completions both"
     tokenizer = tokenizer_for(texts(exports[name]))
     model = tiny_model(tokenizer)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.db import Store
-from storage.export_fields import StoredLabel
+from storage.export_fields import StoredLabel, label_field
 from storage.labels import Label, build_label, insert_label
 from storage.records import Verdict
 from tests import factories
@@ -35,8 +35,9 @@ def with_v2(label: Label, **fields: Any) -> StoredLabel:
     members: dict[str, Any] = {
         "trace": trace_of(label),
         "inputs": inputs,
-        "reasoning": "two captures of the same amount",
-        "outcome": "expired" if label.verdict == "expired" else "applied",
+        # the agent's reasoning as a version-2 console records it from the item, else one made up here
+        "reasoning": label_field(label, "reasoning") or "two captures of the same amount",
+        "outcome": "expired" if label.verdict == "expired" else "applied",  # synced: the source answered
     }
     return StoredLabel.model_validate({**label.model_dump(mode="json"), **members, **fields})
 

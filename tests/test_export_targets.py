@@ -33,7 +33,8 @@ from tests.label_data import SECRET, open_labels_db, sample_labels
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """The sample labels and the invoice labels as version 2 records them; one lost a conflict, one has no trace."""
-    labels = [with_v2(label) for label in [*sample_labels(), *invoice_labels()]]
+    invoices = [with_v2(label, reasoning=f"{EMAIL} wrote about {SUMMARY_ANSWER}") for label in invoice_labels()]
+    labels = [*(with_v2(label) for label in sample_labels()), *invoices]
     labels[1] = with_v2(labels[1], trace=None)  # the support reject: its source sent no trace
     labels[-2] = with_v2(labels[-2], outcome="conflict_lost")  # another operator decided first
     return write_db(tmp_path / "data", labels)
@@ -62,7 +63,7 @@ def run(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> R
 def test_langsmith_lines_are_feedback_the_sdk_accepts(run: Run) -> None:
     code, records, err = run("--format", "langsmith")
     assert code == 0 and len(records) == 9
-    assert err.count("had no trace") == 1 and "1 label had no trace and were not exported:" in err
+    assert err.count("had no trace") == 1 and "1 label had no trace and was not exported:" in err
     parameters = inspect.signature(Client.create_feedback).parameters
     for record in records:
         feedback = FeedbackCreate.model_validate(record)
@@ -125,7 +126,7 @@ def load(records: list[Any], tmp_path: Path, name: str) -> datasets.Dataset:
     path = tmp_path / f"{name}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     datasets.disable_progress_bars()
-    loaded = datasets.load_dataset("json", data_files=str(path), split="train")
+    loaded = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
     assert isinstance(loaded, datasets.Dataset)
     return loaded
 
@@ -145,7 +146,8 @@ def test_preference_and_kto_load_and_prompt_from_the_agents_input(run: Run, tmp_
     assert TICKET["text"] in reply["prompt"], "an escalation's prompt carries what the agent was given"
 
     code, kto, err = run("--format", "kto")
-    assert code == 0 and "1 label were rejects whose reason (duplicate" in err and "1 label lost a conflict" in err
+    assert code == 0 and "1 label lost a conflict" in err
+    assert "1 label rejected for a reason that says nothing about the output" in err
     loaded = load(kto, tmp_path, "kto")
     assert loaded.num_rows == len(kto) == 11
     assert all(isinstance(label, bool) for label in loaded["label"])
@@ -208,7 +210,7 @@ def test_redaction_leaves_no_value_and_no_digest_in_any_format(data_dir: Path, r
         assert [n for n in needles if n in text] == [], f"{variant}: a redacted value or its digest left"
         assert "[redacted]" in text, variant
         # the edit that changed only the customer id has nothing left once it is hidden: dropped and counted
-        assert "1 label were dropped: redaction hid the whole change" in err, variant
+        assert "1 label was dropped: redaction hid the whole change" in err, variant
     code, records, _ = run("--format", "labels")
     assert code == 0 and CUSTOMER in json.dumps(records), "unredacted, the values are there to be hidden"
 
@@ -220,7 +222,7 @@ def test_a_label_recorded_before_version_2_still_exports(tmp_path: Path, capsys:
     assert cli.main(["export", "--data-dir", str(directory), "--format", "kto", "-o", str(out)]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["label"] for r in records] == [True, False, True], "approvals train; escalations without input do not"
-    assert "2 labels were escalations with no recorded input" in capsys.readouterr().err
+    assert "2 labels on escalations with no recorded input were left out" in capsys.readouterr().err
     assert cli.main(["export", "--data-dir", str(directory), "--format", "langsmith", "-o", str(out)]) == 0
     assert out.read_text() == "" and "5 labels had no trace" in capsys.readouterr().err
     since = (old[0].decided_at + timedelta(days=1)).isoformat()
