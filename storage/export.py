@@ -18,7 +18,7 @@ import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from storage.export_fields import (
@@ -117,15 +117,17 @@ def export_labels(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    filters = filters or ExportFilter()
     if options is None:
         options = ExportOptions(redaction=Redaction(redact_keys, drop=drop_redacted))
+    options = replace(options, reasons=tuple(filters.reasons))
     convert = FORMATTERS[fmt]
     redaction = options.redaction
     passthrough = fmt == "labels" and not redaction and not options.applied_only
     labels = records = 0
     skipped: Counter[Skip] = Counter()
     lines: list[str] = []
-    for text in label_records(conn, filters or ExportFilter()):
+    for text in label_records(conn, filters):
         labels += 1
         if passthrough:
             lines.append(text)  # the stored record is the `labels` format: no need to parse it

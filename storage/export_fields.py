@@ -132,7 +132,9 @@ class ExportOptions:
     redaction: Redaction = field(default_factory=Redaction)
     chat: bool = False  # training formats: conversational (messages, tool calls, a `tools` column)
     applied_only: bool = False  # only labels whose decision was applied
-    reasons: Sequence[str] = ()  # reason codes asked for by name: KTO keeps them even when uninformative
+    # Reason codes asked for by name (export_labels copies them from ExportFilter.reasons): KTO keeps those rejects
+    # even when their reason says nothing about the output.
+    reasons: Sequence[str] = ()
 
 
 def emptied_by_redaction(original: Label, redacted: Label) -> bool:

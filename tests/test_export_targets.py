@@ -173,11 +173,14 @@ def test_chat_variant_loads_with_messages_tool_calls_and_tools(run: Run, tmp_pat
     assert code != 0 and "--chat" in err and len(err.strip().splitlines()) == 1
 
 
-def test_filters_and_an_empty_training_export(run: Run, tmp_path: Path) -> None:
+def test_filters_and_an_empty_training_export(run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, records, _ = run("--format", "labels", "--applied-only")
     assert code == 0 and {r["outcome"] for r in records} == {"applied"}
     code, records, _ = run("--format", "labels", "--reason", "wrong_target")
     assert code == 0 and {r["reason_code"] for r in records} == {"wrong_target"} and len(records) == 3
+    with pytest.raises(SystemExit):
+        run("--redact-text", "(unclosed")
+    assert "is not a regular expression" in capsys.readouterr().err
     code, records, err = run("--format", "preference", "--verdict", "approve")
     assert code != 0 and records == [] and list(tmp_path.glob("*.partial")) == []
     assert err.strip().endswith("nothing written") and "no preference records" in err

@@ -179,7 +179,7 @@ def run_export(args: argparse.Namespace, data_dir: Path) -> int:
         reasons=args.reason,
     )
     redaction = Redaction(args.redact, args.redact_text, drop=args.redact_mode == "drop")
-    options = ExportOptions(redaction=redaction, chat=args.chat, applied_only=args.applied_only, reasons=args.reason)
+    options = ExportOptions(redaction=redaction, chat=args.chat, applied_only=args.applied_only)
     try:
         with _labels_db(data_dir) as conn, _output(args.output) as out:
             count = export_labels(conn, out, args.format, filters, options=options)
