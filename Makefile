@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test unit soak lint format screenshots bench clean
+.PHONY: help venv demo test unit soak lint format screenshots bench check-training clean
 
 help:
 	@echo "make demo         open the console on an embedded demo fleet"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint         ruff, mypy and the import contracts (lint-imports) only"
 	@echo "make bench        benchmarks against targets: prints a table, writes bench-results.json (QUICK=1: smoke run)"
 	@echo "make soak         500 rounds of SIGKILL-and-restart (tests/test_crash.py); not part of make test"
+	@echo "make check-training  TRL's DPO and KTO trainers on the console's exports, in .venv-training; not in make test"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "approval-console needs Python 3.11 or newer (set PYTHON=...)")'
@@ -56,5 +57,21 @@ screenshots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
+# TRL's DPO and KTO trainers, two steps each on CPU, on exports the CLI writes from a real database (tests/check_training.py).
+# Its own virtual env: torch and TRL are large, and `make test` needs neither. TORCH_INDEX=URL takes torch from another
+# index (such as PyTorch's CPU-only wheels); by default it comes from PyPI like everything else.
+TRAINING_VENV ?= .venv-training
+TRAINING_STAMP := $(TRAINING_VENV)/.installed
+
+$(TRAINING_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(TRAINING_VENV)
+	$(TRAINING_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(TRAINING_VENV)/bin/python -m pip install --quiet torch --index-url $(TORCH_INDEX))
+	$(TRAINING_VENV)/bin/python -m pip install --quiet -e '.[training-check]'
+	@touch $(TRAINING_STAMP)
+
+check-training: $(TRAINING_STAMP)
+	$(TRAINING_VENV)/bin/python -m pytest tests/check_training.py -q -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(TRAINING_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

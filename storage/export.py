@@ -2,30 +2,45 @@
 
 One SELECT walks the labels in time order (a single statement reads one consistent snapshot under WAL) and rows are
 fetched a chunk at a time, so a million labels cost what a chunk costs. Redaction happens here, before a record is
-formatted, so nothing named leaves the machine in any format.
+formatted, so nothing named leaves the machine in any format, not even as a digest.
 
-Formats (README.md documents each, with the documentation its shape follows):
+Formats (README.md "Feedback" documents each, with what the target tool shows):
 - labels: the console's own complete record (storage.labels.Label);
-- langsmith: LangSmith feedback records (key, score, value, comment, correction, feedback_source);
-- langfuse: Langfuse scores (name, value, dataType, comment, metadata);
-- preference: prompt / chosen / rejected pairs from edits (the edited action chosen over the proposed one), for DPO;
-- kto: prompt / completion / label from every human verdict (an edit gives a false and a true).
+- langsmith: LangSmith feedback, one `FeedbackCreate` body per label, attached to the agent's run or trace;
+- langfuse: Langfuse scores (`CreateScoreRequest` bodies) on the agent's trace or session; an edit adds a CORRECTION;
+- preference, kto: TRL training data (storage.export_training).
+A label a format cannot use (no trace to attach to, a conflict lost, ...) gives no record and is counted by reason.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from storage.labels import EXPIRED, Label, record_json, redact_label
+from storage.export_fields import (
+    ExportOptions,
+    Redaction,
+    Skip,
+    StoredLabel,
+    emptied_by_redaction,
+    label_field,
+    label_trace,
+)
+from storage.export_training import to_kto, to_preference
+from storage.labels import EXPIRED, Label, record_json
 
 FORMATS = ("labels", "langsmith", "langfuse", "preference", "kto")
+TRAINING_FORMATS = ("preference", "kto")
 CHUNK = 1000
 LANGSMITH_KEY = "human_approval"
 LANGFUSE_SCORE = "human_verdict"
+LANGFUSE_CORRECTION = "output"  # Langfuse names every correction score "output"
+# The correction score of an edit gets a stable id of its own, derived from the label id.
+_CORRECTION_NAMESPACE = uuid.UUID("3b0e4a5e-8f61-4c8e-b1a4-2d7c9f0e6a13")
 
 
 class Writable(Protocol):
@@ -39,6 +54,7 @@ class ExportFilter:
     sources: Sequence[str] = ()
     agents: Sequence[str] = ()
     verdicts: Sequence[str] = ()
+    reasons: Sequence[str] = ()  # reason codes
 
     def where(self) -> tuple[str, tuple[Any, ...]]:
         clauses: list[str] = []
@@ -49,7 +65,8 @@ class ExportFilter:
         if self.until is not None:
             clauses.append("decided_at < ?")
             params.append(self.until)
-        for column, values in (("source", self.sources), ("agent", self.agents), ("verdict", self.verdicts)):
+        columns = (("source", self.sources), ("agent", self.agents), ("verdict", self.verdicts))
+        for column, values in (*columns, ("reason_code", self.reasons)):
             if values:
                 clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
                 params.extend(values)
@@ -60,6 +77,7 @@ class ExportFilter:
 class ExportCount:
     labels: int  # labels read
     records: int  # records written (a format may write none, one or two per label)
+    skipped: Mapping[Skip, int] = field(default_factory=dict)  # labels that gave no record, by why
 
 
 def has_labels_table(conn: sqlite3.Connection) -> bool:
@@ -80,6 +98,9 @@ def label_records(conn: sqlite3.Connection, filters: ExportFilter, chunk: int = 
         cur.close()
 
 
+Formatter = Callable[[Label, ExportOptions], "list[dict[str, Any]] | Skip"]
+
+
 def export_labels(
     conn: sqlite3.Connection,
     out: Writable,
@@ -88,25 +109,48 @@ def export_labels(
     redact_keys: Sequence[str] = (),
     *,
     drop_redacted: bool = False,
+    options: ExportOptions | None = None,
 ) -> ExportCount:
-    """Write the matching labels to `out` as JSON Lines in `fmt`."""
+    """Write the matching labels to `out` as JSON Lines in `fmt`.
+
+    `redact_keys` and `drop_redacted` are a shorthand for `options.redaction` with keys only.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    filters = filters or ExportFilter()
+    if options is None:
+        options = ExportOptions(redaction=Redaction(redact_keys, drop=drop_redacted))
+    options = replace(options, reasons=tuple(filters.reasons))
     convert = FORMATTERS[fmt]
-    passthrough = fmt == "labels" and not redact_keys
+    redaction = options.redaction
+    passthrough = fmt == "labels" and not redaction and not options.applied_only
     labels = records = 0
+    skipped: Counter[Skip] = Counter()
     lines: list[str] = []
-    for text in label_records(conn, filters or ExportFilter()):
+    for text in label_records(conn, filters):
         labels += 1
         if passthrough:
             lines.append(text)  # the stored record is the `labels` format: no need to parse it
         else:
-            label = redact_label(Label.model_validate_json(text), redact_keys, drop=drop_redacted)
-            lines.extend(_dumps(record) for record in convert(label))
+            original = StoredLabel.model_validate_json(text)
+            label = redaction.label(original)
+            made = _records(original, label, convert, options)
+            if isinstance(made, Skip):
+                skipped[made] += 1
+            else:
+                lines.extend(record_json(record) for record in made)
         if len(lines) >= CHUNK:
             records += _flush(out, lines)
     records += _flush(out, lines)
-    return ExportCount(labels, records)
+    return ExportCount(labels, records, dict(skipped))
+
+
+def _records(original: Label, label: Label, convert: Formatter, options: ExportOptions) -> list[dict[str, Any]] | Skip:
+    if options.applied_only and label_field(label, "outcome") != "applied":
+        return Skip.not_applied
+    if emptied_by_redaction(original, label):
+        return Skip.redacted_away
+    return convert(label, options)
 
 
 def _flush(out: Writable, lines: list[str]) -> int:
@@ -117,14 +161,10 @@ def _flush(out: Writable, lines: list[str]) -> int:
     return count
 
 
-def _dumps(record: dict[str, Any]) -> str:
-    return record_json(record)
-
-
 # --------------------------------------------------------------------------------------------------------- formats
 
 
-def to_labels(label: Label) -> list[dict[str, Any]]:
+def to_labels(label: Label, options: ExportOptions) -> list[dict[str, Any]]:
     return [label.model_dump(mode="json")]
 
 
@@ -133,7 +173,7 @@ def _comment(label: Label) -> str | None:
     return ": ".join(parts) if parts else None
 
 
-# Where a label came from: what an importer needs to attach it to the agent's run, and to slice by.
+# Where a label came from: what an importer needs to find the item, and to slice by.
 _METADATA = {
     "label_id",
     "decision_id",
@@ -146,6 +186,7 @@ _METADATA = {
     "action_name",
     "confidence",
     "risk",
+    "verdict",
     "reason_code",
     "operator",
     "decided_at",
@@ -154,92 +195,99 @@ _METADATA = {
 
 
 def _metadata(label: Label) -> dict[str, Any]:
-    return label.model_dump(mode="json", include=_METADATA)
+    return {**label.model_dump(mode="json", include=_METADATA), "outcome": label_field(label, "outcome")}
 
 
 def _correction(label: Label) -> dict[str, Any] | None:
     return {"edited": label.edited, "patch": label.patch} if label.verdict == "edit" else None
 
 
-def to_langsmith(label: Label) -> list[dict[str, Any]]:
-    """A LangSmith feedback record: score 1 when the proposal was approved as it was, 0 when it was not."""
+def _uuid(value: Any) -> str | None:
+    """A LangSmith id (a UUID) in canonical form, or None when the value is none."""
+    try:
+        return str(uuid.UUID(str(value))) if value else None
+    except ValueError:
+        return None
+
+
+def to_langsmith(label: Label, options: ExportOptions) -> list[dict[str, Any]] | Skip:
+    """A LangSmith feedback body (`FeedbackCreate`) on the agent's run, else its trace: score 1 approved as proposed.
+
+    `create_feedback` keeps only `feedback_source.metadata` of the source, so the operator and the time are there too.
+    """
+    trace = label_trace(label)
+    run_id, trace_id = _uuid(trace.get("run_id")), _uuid(trace.get("trace_id"))
+    if run_id is None and trace_id is None:
+        return Skip.no_trace
     return [
         {
             "id": label.label_id,
-            "run_id": None,  # the console does not know the agent's run; metadata names the item to find it by
+            "run_id": run_id,
+            "trace_id": trace_id,
             "key": LANGSMITH_KEY,
             "score": None if label.verdict == EXPIRED else (1 if label.verdict == "approve" else 0),
             "value": label.verdict,
             "comment": _comment(label),
             "correction": _correction(label),
-            "feedback_source": {"type": "app", "user_name": label.operator, "metadata": _metadata(label)},
+            "feedback_source": {"type": "api", "user_name": label.operator, "metadata": _metadata(label)},
             "created_at": label.decided_at.isoformat(),
         }
     ]
 
 
-def to_langfuse(label: Label) -> list[dict[str, Any]]:
-    """A Langfuse categorical score whose value is the verdict; the id makes a re-import an update, not a copy."""
+def langsmith_feedback_kwargs(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of langsmith's `Client.create_feedback` that send one `langsmith` record as it is."""
+    source = record["feedback_source"]
+    return {
+        "run_id": record["run_id"],
+        "trace_id": record["trace_id"],
+        "key": record["key"],
+        "score": record["score"],
+        "value": record["value"],
+        "comment": record["comment"],
+        "correction": record["correction"],
+        "source_info": source["metadata"],
+        "feedback_source_type": source["type"],
+        "feedback_id": record["id"],
+    }
+
+
+def _langfuse_target(label: Label) -> dict[str, str] | None:
+    """Where a score attaches: exactly one of a trace (optionally one of its observations) or a session."""
+    trace = label_trace(label)
+    if trace.get("trace_id"):
+        target = {"traceId": str(trace["trace_id"])}
+        if trace.get("observation_id"):
+            target["observationId"] = str(trace["observation_id"])
+        return target
+    if trace.get("session_id"):
+        return {"sessionId": str(trace["session_id"])}
+    return None
+
+
+def to_langfuse(label: Label, options: ExportOptions) -> list[dict[str, Any]] | Skip:
+    """A categorical score whose value is the verdict; an edit adds the edited output as a CORRECTION score.
+
+    Each score's id is derived from the label id and its timestamp is the decision's, so a re-import updates it.
+    """
+    target = _langfuse_target(label)
+    if target is None:
+        return Skip.no_trace
     metadata = _metadata(label)
     if label.verdict == "edit":
         metadata["correction"] = _correction(label)
-    return [
-        {
-            "id": label.label_id,
-            "name": LANGFUSE_SCORE,
-            "value": label.verdict,
-            "dataType": "CATEGORICAL",
-            "comment": _comment(label),
-            "metadata": metadata,
-        }
-    ]
-
-
-def prompt_text(label: Label) -> str:
-    """What the agent was answering, as far as the console knows it: who, in which workflow, and the context."""
-    task = "propose an action" if label.kind == "approval" else "produce an output"
-    lines = [f"agent: {label.agent}"]
-    if label.workflow:
-        lines.append(f"workflow: {label.workflow}")
-    lines.append(f"task: {task}")
-    if label.context_summary:
-        lines.append(f"context: {label.context_summary}")
-    return "\n".join(lines)
-
-
-def completion_text(label: Label, value: Any) -> str:
-    """An action call as JSON ({"action", "args"}); an escalation's output as text when it is text, else JSON."""
-    if label.kind == "approval":
-        value = {"action": label.action_name, "args": value}
-    elif isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)  # text inside a record: the record escapes it
-
-
-def to_preference(label: Label) -> list[dict[str, Any]]:
-    if label.verdict != "edit":
-        return []
-    return [
-        {
-            "prompt": prompt_text(label),
-            "chosen": completion_text(label, label.edited),
-            "rejected": completion_text(label, label.proposed),
-        }
-    ]
-
-
-def to_kto(label: Label) -> list[dict[str, Any]]:
-    if label.verdict == EXPIRED:
-        return []  # nobody judged it
-    prompt = prompt_text(label)
-    proposed = {"prompt": prompt, "completion": completion_text(label, label.proposed)}
+    common = {**target, "comment": _comment(label), "timestamp": label.decided_at.isoformat()}
+    verdict = {"id": label.label_id, "name": LANGFUSE_SCORE, "value": label.verdict, "dataType": "CATEGORICAL"}
+    scores = [{**verdict, **common, "metadata": metadata}]
     if label.verdict == "edit":
-        edited = {"prompt": prompt, "completion": completion_text(label, label.edited)}
-        return [{**proposed, "label": False}, {**edited, "label": True}]
-    return [{**proposed, "label": label.verdict == "approve"}]
+        edited = label.edited if isinstance(label.edited, str) else record_json(label.edited)
+        correction_id = str(uuid.uuid5(_CORRECTION_NAMESPACE, label.label_id))
+        correction = {"id": correction_id, "name": LANGFUSE_CORRECTION, "value": edited, "dataType": "CORRECTION"}
+        scores.append({**correction, **common, "metadata": metadata})
+    return scores
 
 
-FORMATTERS: dict[str, Callable[[Label], list[dict[str, Any]]]] = {
+FORMATTERS: dict[str, Formatter] = {
     "labels": to_labels,
     "langsmith": to_langsmith,
     "langfuse": to_langfuse,

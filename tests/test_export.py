@@ -24,19 +24,25 @@ from storage.export import FORMATS, ExportFilter, export_labels
 from storage.labels import REDACTED, Label, build_label, create_labels_table, record_json
 from storage.records import Verdict
 from tests import factories
+from tests.export_data import with_v2
 from tests.label_data import SECRET, SHOWN, decision_on, open_labels_db, sample_labels, store_labels
 
-LANGSMITH_FIELDS = {"id", "run_id", "key", "score", "value", "comment", "correction", "feedback_source", "created_at"}
-LANGSMITH_SOURCE_TYPES = {"api", "model", "app"}  # langsmith FeedbackSourceType
-LANGFUSE_FIELDS = {"id", "name", "value", "dataType", "comment", "metadata"}
-LANGFUSE_DATA_TYPES = {"NUMERIC", "CATEGORICAL", "BOOLEAN"}  # Langfuse ScoreDataType
+# Issue 12: the trace id is required (FeedbackCreate) and "app" is no source type the SDK knows.
+LANGSMITH_FIELDS = {
+    *("id", "run_id", "trace_id", "key", "score", "value", "comment", "correction", "feedback_source", "created_at")
+}
+LANGSMITH_SOURCE_TYPES = {"api", "model"}  # langsmith FeedbackSourceType
+# Issue 12: a target (traceId, with the observation) and a timestamp, so a re-import updates the score.
+LANGFUSE_FIELDS = {"id", "traceId", "observationId", "name", "value", "dataType", "comment", "metadata", "timestamp"}
+LANGFUSE_DATA_TYPES = {"NUMERIC", "CATEGORICAL", "BOOLEAN", "CORRECTION"}  # Langfuse ScoreDataType
+TRL_EXTRA_COLUMNS = {"label_id", "agent", "reason_code", "trace"}  # issue 12: extra columns TRL ignores
 
 
 @pytest.fixture
 def labelled(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, list[Label]]]:
     conn = open_labels_db(tmp_path / "labels.db")
     labels = sample_labels()
-    store_labels(conn, labels)
+    store_labels(conn, [with_v2(label) for label in labels])  # what a version-2 console records: traces, inputs
     yield conn, labels
     conn.close()
 
@@ -84,6 +90,9 @@ def test_langsmith_records_are_feedback(labelled: tuple[sqlite3.Connection, list
 def test_langfuse_records_are_scores(labelled: tuple[sqlite3.Connection, list[Label]]) -> None:
     conn, labels = labelled
     records = export(conn, "langfuse")
+    corrections = [r for r in records if r["dataType"] == "CORRECTION"]  # issue 12: an edit adds a CORRECTION score
+    records = [r for r in records if r["dataType"] != "CORRECTION"]
+    assert len(corrections) == sum(label.verdict == "edit" for label in labels)
     assert len(records) == len(labels)
     for record, label in zip(records, labels, strict=True):
         assert set(record) == LANGFUSE_FIELDS
@@ -100,8 +109,8 @@ def test_preference_pairs_come_from_edits(labelled: tuple[sqlite3.Connection, li
     edits = [label for label in labels if label.verdict == "edit"]
     assert len(records) == len(edits) == 2
     for record, label in zip(records, edits, strict=True):
-        assert set(record) == {"prompt", "chosen", "rejected"}
-        assert all(isinstance(v, str) and v for v in record.values())
+        assert set(record) == {"prompt", "chosen", "rejected", *TRL_EXTRA_COLUMNS}
+        assert all(isinstance(record[k], str) and record[k] for k in ("prompt", "chosen", "rejected"))
         assert f"agent: {label.agent}" in record["prompt"]
     action, reply = records
     assert json.loads(action["chosen"]) == {"action": "issue_refund", "args": edits[0].edited}
@@ -113,7 +122,7 @@ def test_kto_labels_every_human_verdict(labelled: tuple[sqlite3.Connection, list
     conn, labels = labelled
     records = export(conn, "kto")
     for record in records:
-        assert set(record) == {"prompt", "completion", "label"}
+        assert set(record) == {"prompt", "completion", "label", *TRL_EXTRA_COLUMNS}
         assert isinstance(record["label"], bool) and isinstance(record["prompt"], str)
     # approve: true; reject: false; each edit: false for the proposal and true for the edit; the expiry: nothing.
     assert [r["label"] for r in records] == [True, False, False, True, False, True]
@@ -170,7 +179,8 @@ def data_dir(tmp_path: Path) -> Path:
     Store(directory / "console.db").close()
     conn = open_labels_db(directory / "console.db")
     hostile = factories.item("itm_h", agent="evil\x1b[2J\u202eagent")
-    store_labels(conn, [*sample_labels(), build_label(hostile, decision_on(hostile, Verdict.approve, seconds=9), None)])
+    labels = [*sample_labels(), build_label(hostile, decision_on(hostile, Verdict.approve, seconds=9), None)]
+    store_labels(conn, [with_v2(label) for label in labels])
     conn.close()
     return directory
 

@@ -21,7 +21,8 @@ from typing import Any, TextIO
 
 from console.cli.text import fail, plural, unreadable_database
 from storage.connection import open_readonly
-from storage.export import FORMATS, ExportFilter, export_labels, has_labels_table
+from storage.export import FORMATS, TRAINING_FORMATS, ExportCount, ExportFilter, export_labels, has_labels_table
+from storage.export_fields import ExportOptions, Redaction
 from storage.label_stats import GroupStats, LabelStats, label_stats
 from storage.labels import LABEL_VERDICTS
 
@@ -80,6 +81,19 @@ def add_parsers(
     )
     export.add_argument(
         "--redact-mode", choices=("mask", "drop"), default="mask", help="mask the value or drop the key"
+    )
+    export.add_argument(
+        "--redact-text",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        type=_regex,
+        help="mask matches in free text: summaries, comments, reasoning, prompts, string values (repeatable)",
+    )
+    export.add_argument("--reason", action="append", default=[], metavar="CODE", help="only this reject or edit reason")
+    export.add_argument("--applied-only", action="store_true", help="only decisions the source applied")
+    export.add_argument(
+        "--chat", action="store_true", help="preference, kto: conversational records (messages, tool calls, tools)"
     )
     export.add_argument("--output", "-o", default="-", help="file to write, or - for stdout (default)")
 
@@ -145,15 +159,34 @@ def _output(target: str) -> Iterator[TextIO]:
         raise
 
 
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {exc}") from exc
+    return text
+
+
 def run_export(args: argparse.Namespace, data_dir: Path) -> int:
+    if args.chat and args.format not in TRAINING_FORMATS:
+        return fail(f"--chat shapes training data: use it with --format {' or '.join(TRAINING_FORMATS)}")
     filters = ExportFilter(
-        since=args.since, until=args.until, sources=args.source, agents=args.agent, verdicts=args.verdict
+        since=args.since,
+        until=args.until,
+        sources=args.source,
+        agents=args.agent,
+        verdicts=args.verdict,
+        reasons=args.reason,
     )
+    redaction = Redaction(args.redact, args.redact_text, drop=args.redact_mode == "drop")
+    options = ExportOptions(redaction=redaction, chat=args.chat, applied_only=args.applied_only)
     try:
         with _labels_db(data_dir) as conn, _output(args.output) as out:
-            count = export_labels(
-                conn, out, args.format, filters, args.redact, drop_redacted=args.redact_mode == "drop"
-            )
+            count = export_labels(conn, out, args.format, filters, options=options)
+            for skip, skipped in count.skipped.items():
+                print(skip.message(skipped), file=sys.stderr)
+            if count.records == 0 and args.format in TRAINING_FORMATS:
+                raise CommandError(_nothing_to_train_on(args.format, count))
     except CommandError as exc:
         return fail(str(exc))
     except BrokenPipeError:
@@ -164,6 +197,15 @@ def run_export(args: argparse.Namespace, data_dir: Path) -> int:
     records = plural(count.records, "record")
     print(f"exported {plural(count.labels, 'label')} as {records} ({args.format} format) to {where}", file=sys.stderr)
     return 0
+
+
+def _nothing_to_train_on(fmt: str, count: ExportCount) -> str:
+    """Why a training export is empty: a file with no records is no dataset `load_dataset` can read."""
+    what = "edits" if fmt == "preference" else "human verdicts"
+    return (
+        f"no {fmt} records: of {plural(count.labels, 'matching label')}, none gave training data"
+        f" ({fmt} takes {what}); nothing written"
+    )
 
 
 def run_stats(args: argparse.Namespace, data_dir: Path) -> int:
