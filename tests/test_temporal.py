@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,16 +20,20 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from console.engine.config import SourceConfig, load
+from console.engine.config import Config, SourceConfig, load
 from console.engine.secrets import Token
+from console.engine.session import Session
 from console.engine.sources import build_source
-from console.engine.sources.base import Page, Rejected
+from console.engine.sources.base import Page, Rejected, SourceError
 from console.engine.sources.temporal import TemporalSource
 from console.engine.sources.temporal_payloads import NO_SHORTHAND, payload_value, update_answer, update_body
 from console.integrations.temporal_convention import DECIDED, EXPIRED, STATE_ATTRIBUTE, UPDATE_NAME, WAITING
+from console.tui.app import ApprovalApp
 from storage.items import Removal
 from storage.records import Item, Outcome, SyncState, Verdict
 from tests import factories, test_cli
+from tests.conftest import eventually, screen_text
+from tests.servers import Fault, FaultyProxy, closed_port_url, running
 from tests.temporal_server import NAMESPACE, TemporalServer, temporal_server
 from tests.temporal_workflows import Hostile, Refund
 
@@ -357,3 +362,82 @@ def test_sources_add_kind_temporal_writes_a_temporal_source(tmp_path: Any, tempo
     source = load(cli.config).sources[-1]
     assert (source.name, source.kind, source.url, source.namespace) == ("flows", "temporal", temporal.http, "default")
     assert isinstance(build_source(source, None), TemporalSource)
+
+
+# ------------------------------------------------------------------------------------------ the network in between
+def proxied(proxy: FaultyProxy) -> TemporalSource:
+    return TemporalSource(SourceConfig(name=SOURCE, kind="temporal", url=proxy.url, poll_interval=0.2), None)
+
+
+async def test_an_answer_lost_on_the_way_back_is_resent_under_the_same_update_id(engine: Engine) -> None:
+    handle = await engine.start(Refund.run, {})
+    with running(FaultyProxy(engine.server.http)) as proxy:
+        source = proxied(proxy)
+        try:
+            item, _cursor = await listed(source, handle)
+            # Temporal takes the decision; the connection is reset before its answer comes back.
+            proxy.inject(Fault(path_prefix=f"{API}/workflows/{handle.id}/update/", forward=True, reset=True))
+            decision = factories.decision(item, Verdict.approve)
+            lost = await source.send_decision(decision)
+            again = await source.send_decision(decision)
+        finally:
+            await source.aclose()
+    assert lost.state is None, "not final: the console cannot know whether it was applied"
+    assert (again.state, again.outcome) == (SyncState.applied, Outcome.applied.value), again
+    final = await result(handle)
+    assert final["decision_id"] == decision.id and final["verdict"] == "approve"
+    assert (await engine.history_types(handle)).count("EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED") == 1
+
+
+async def test_a_busy_a_refusing_and_a_missing_engine_are_told_apart(engine: Engine) -> None:
+    handle = await engine.start(Refund.run, {})
+    with running(FaultyProxy(engine.server.http)) as proxy:
+        source = proxied(proxy)
+        try:
+            item, _cursor = await listed(source, handle)
+            proxy.inject(Fault(503, b"{}", {"Retry-After": "7"}))
+            with pytest.raises(SourceError) as busy:
+                await source.fetch(None)
+            proxy.inject(Fault(401, b'{"code": 16, "message": "no"}'))
+            with pytest.raises(SourceError) as refused:
+                await source.fetch(None)
+            proxy.inject(Fault(403, b"{}"))
+            unauthorized = await source.send_decision(factories.decision(item, Verdict.approve))
+        finally:
+            await source.aclose()
+    assert busy.value.throttled and busy.value.retry_after == 7.0
+    assert refused.value.auth and "sources token flows" in str(refused.value)
+    assert unauthorized.state is None and unauthorized.auth_refused
+    down = TemporalSource(SourceConfig(name=SOURCE, kind="temporal", url=closed_port_url()), None)
+    try:
+        with pytest.raises(SourceError, match="cannot reach"):
+            await down.fetch(None)
+    finally:
+        await down.aclose()
+    assert await engine.state(handle) == WAITING, "nothing was decided"
+
+
+# ---------------------------------------------------------------------------------------------------- the console
+async def test_the_console_shows_the_run_and_approves_it(engine: Engine, tmp_path: Path) -> None:
+    handle = await engine.start(Refund.run, {})
+    source = SourceConfig(name=SOURCE, kind="temporal", url=engine.server.http, ui_url=engine.server.ui)
+    session = Session(
+        Config(operator="alice", sources=(source,), undo_seconds=0.0), tmp_path / "data", token_for=lambda _n: None
+    )
+    app = ApprovalApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await eventually(lambda: session.store.queue.count() >= 1, timeout=20, what="the run in the queue")
+        rows = session.store.queue.rows(0, 50)
+        index = next(n for n, row in enumerate(rows) if row.id.startswith(f"{handle.id}:"))
+        await pilot.press("home", *["down"] * index)
+        await pilot.pause(0.6)  # past the settle guard after moving
+        shown = app.main.shown
+        assert shown is not None and shown.id.startswith(f"{handle.id}:")
+        await eventually(lambda: handle.id in screen_text(app), what="the workflow id in the detail")
+        await pilot.press("a")
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=30, what="the decision applied")
+        states = [row.sync_state for row in session.store.outbox.decisions()]
+    await session.aclose()
+    assert states == [SyncState.applied]
+    final = await result(handle)
+    assert final["verdict"] == "approve" and final["operator"] == "alice"
