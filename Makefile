@@ -50,6 +50,7 @@ $(TEMPORAL_ENGINE):
 	@touch $@
 
 test: $(TEMPORAL_ENGINE)
+bench: $(TEMPORAL_ENGINE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,11 +8,11 @@ the console's Temporal source (console.engine.sources.temporal_payloads) reads i
 - Memo `approval_request`: the request, i.e. PROTOCOL.md's item without the fields the console derives (`id`, `digest`,
   `seq`, `claimed_by`, `source`), plus `version` (1) and `key` (which wait of the run it is).
 - Memo `approval_outcome`: once decided or expired, what happened (so a late console is told by whom).
-- Update `approval_decision`: takes one decision (`DecisionInput` below). Its validator refuses, as an ApplicationError
-  whose type is the outcome's name: `conflict` (decided already), `expired` (past the deadline), `stale` (the request
-  digest is not the current one), `invalid` (a decision the request does not allow, or a malformed one). Refused
-  updates are not recorded; an accepted one returns `{"outcome": "applied", ...}`, and the same update id returns the
-  same answer again.
+- Update `approval_decision`: takes one decision, an object with the `DECISION_FIELDS` below. Its validator refuses,
+  as an ApplicationError whose type is the outcome's name: `conflict` (decided already), `expired` (past the
+  deadline), `stale` (the request digest is not the current one), `invalid` (a decision the request does not allow,
+  or a malformed one). Refused updates are not recorded; an accepted one returns `{"outcome": "applied", ...}`, and
+  the same update id returns the same answer again.
 """
 
 from __future__ import annotations
