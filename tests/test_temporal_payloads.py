@@ -6,11 +6,15 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from console.engine.config import ConfigError, parse
+from console.engine.sources import build_source
 from console.engine.sources.base import Rejected
+from console.engine.sources.temporal import TemporalSource
 from console.engine.sources.temporal_payloads import (
     Execution,
     Pending,
@@ -381,3 +385,33 @@ def test_the_workflow_refuses_a_decision_its_request_does_not_allow() -> None:
     answer = refused(memo, decision_input(memo, verdict="edit", edited=edit, edited_digest=item_digest(edit)))
     assert answer.startswith("invalid:") and "approve, reject" in answer
     assert refused(memo, "not an object").startswith("invalid:")
+
+
+# ---------------------------------------------------------------------------------------------------------- config
+def test_a_temporal_source_in_toml(tmp_path: Path) -> None:
+    text = '[[sources]]\nname = "flows"\nkind = "temporal"\nurl = "http://127.0.0.1:7243"\nui_url = "http://127.0.0.1:8233/"\n'
+    [source] = parse(text, tmp_path / "config.toml").sources
+    assert (source.kind, source.namespace, source.ui_url) == ("temporal", "default", "http://127.0.0.1:8233")
+    assert isinstance(build_source(source, None), TemporalSource)
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        ('kind = "native"\nnamespace = "prod"', "only for sources of kind 'temporal'"),
+        ('kind = "langgraph"\nui_url = "https://t.example"', "only for sources of kind 'temporal'"),
+        ('kind = "temporal"\nnamespace = ""', "namespace must be a non-empty string"),
+        ('kind = "temporal"\nui_url = "ftp://t.example"', "ui_url 'ftp://t.example' is not an http(s) URL"),
+        (
+            'kind = "temporal"\nui_url = "https://ops:pw@t.example"',
+            "ui_url 'https://t.example' was given with credentials",
+        ),
+        ('kind = "temporal"\ngraph_id = "agent"', "only for sources of kind 'langgraph'"),
+    ],
+)
+def test_config_refuses_bad_temporal_keys(tmp_path: Path, lines: str, problem: str) -> None:
+    text = f'[[sources]]\nname = "flows"\nurl = "http://127.0.0.1:7243"\n{lines}\n'
+    with pytest.raises(ConfigError) as caught:
+        parse(text, tmp_path / "config.toml")
+    assert problem in caught.value.problem and caught.value.line == 5
+    assert "pw" not in str(caught.value)
