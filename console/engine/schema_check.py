@@ -22,6 +22,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import re
 import select
@@ -40,6 +41,7 @@ from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.exceptions import NoSuchResource, Unresolvable
 
+log = logging.getLogger(__name__)
 TIME_BOUND = 5.0  # seconds a check may take in the worker before the schema is called unusable
 STARTUP_BOUND = 30.0  # seconds the worker may take to start (a cold interpreter on a busy machine)
 MAX_DETAIL = 300  # characters of a reason or a violation kept in a message
@@ -144,6 +146,18 @@ def check_blocking(value: Any, schema: Any, bound: float | None = None) -> Schem
     thread waits on a pipe, holding no GIL. Its own worker, so a source's hostile schemas never queue the editor's
     checks. Never raises."""
     return _bounded(_ENGINE_WORKER, value, schema, bound)
+
+
+def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
+    """Why `value` breaks `schema` (first error, with where), or None: what an adapter checks before it sends an edit.
+    A schema that cannot check anything (an unknown draft, a remote `$ref`, a check past its time bound...) checks
+    nothing here; the editor refuses edits against it. It waits for the checker process: callers run it off the event
+    loop."""
+    result = check_blocking(value, schema)
+    if result.outcome is Outcome.unusable:
+        log.warning("unusable schema: %s", result.detail)
+        return None
+    return result.detail or None
 
 
 def _bounded(worker: _Worker, value: Any, schema: Any, bound: float | None) -> SchemaCheck:

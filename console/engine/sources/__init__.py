@@ -17,4 +17,8 @@ def build_source(config: SourceConfig, token: Token | None) -> Source:
         from console.engine.sources.langgraph import LangGraphSource
 
         return LangGraphSource(config, token)
+    if config.kind == "temporal":
+        from console.engine.sources.temporal import TemporalSource
+
+        return TemporalSource(config, token)
     raise ValueError(f"unknown source kind {config.kind!r}")

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 
 from console.engine.config import SourceConfig, public_url
+from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, busy_answer, classify, read_refused
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
@@ -38,7 +39,6 @@ from console.engine.sources.langgraph_payloads import (
     as_dict,
     parse_item_id,
     pending_items,
-    schema_problem,
     translate_state,
 )
 from console.engine.sources.native import USER_AGENT

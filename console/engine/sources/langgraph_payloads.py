@@ -29,16 +29,13 @@ sent).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from console.engine import schema_check
+from console.engine.schema_check import schema_problem
 from console.engine.sources.base import Rejected, validate_items
 from storage.records import Decision, Item, Verdict, item_digest, shown_part
-
-log = logging.getLogger(__name__)
 
 DEFAULT_RISK = "medium"  # LangGraph payloads carry no risk; the operator reads the action itself
 
@@ -404,17 +401,6 @@ def parse_item_id(item_id: str) -> tuple[str, str, int] | None:
     if len(parts) == 3 and parts[0] and parts[1] and parts[2].isdigit():
         return parts[0], parts[1], int(parts[2])
     return None
-
-
-def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
-    """Why `value` breaks `schema` (first error, with where), or None. A schema that cannot check anything (an unknown
-    draft, a remote `$ref`, a check past its time bound...: see engine.schema_check) checks nothing here; the editor
-    refuses edits against it. It waits for the checker process: callers run it off the event loop."""
-    result = schema_check.check_blocking(value, schema)
-    if result.outcome is schema_check.Outcome.unusable:
-        log.warning("unusable response schema: %s", result.detail)
-        return None
-    return result.detail or None
 
 
 def as_dict(value: Any) -> dict[str, Any]:

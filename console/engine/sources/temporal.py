@@ -1,0 +1,274 @@
+"""Temporal workflows as a source: runs that wait for a human (PROTOCOL.md, "Temporal workflows") become queue items.
+
+This module talks to Temporal's HTTP API (a cluster frontend's HTTP port, or `temporal server start-dev --http-port N`);
+temporal_payloads beside it reads the answers (pure, tested without a server). The console needs no Temporal SDK.
+
+Listing. `GET /api/v1/namespaces/{ns}/workflows?query=ApprovalState = 'waiting' AND ExecutionStatus = 'Running'`:
+each execution carries its memo, so the request comes with the listing and nothing is fetched per item. An idle poll
+is two small requests: the count of waiting runs, and the runs whose `ApprovalSince` is newer than the newest seen.
+When the count is what those explain, only the new runs are read; otherwise (a run stopped waiting) the whole list is
+read again, unchanged runs are not translated again, and each run that left is described (`GET .../workflows/{id}`) so
+its removal says why: decided (by whom), expired, or the run ended. The cursor names this process's memory of the
+server, so after a restart the poller lists everything once (a snapshot).
+
+Sending. The adapter describes the run first: a run that has ended answers from its own record (our decision applied
+before a crash: applied; another's: conflict, by whom; the deadline: expired; otherwise gone). For a waiting run it
+checks the digest the operator saw against the request as it is now (stale, nothing sent), the verdict and an edit
+against the request's schema (invalid, nothing sent), then sends `POST .../workflows/{id}/update/approval_decision`
+with the decision id as the update id: a resend gets the stored outcome, the workflow's validator refuses a late,
+stale or malformed decision with the console's outcome name, and an ended run answers 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from console.engine.config import SourceConfig, public_url, token_fix
+from console.engine.schema_check import schema_problem
+from console.engine.secrets import Token
+from console.engine.sources.answers import Kind, brief, busy_answer, classify, json_object, read_refused
+from console.engine.sources.base import DecisionAnswer, Page, Rejected, SourceError
+from console.engine.sources.native import USER_AGENT
+from console.engine.sources.temporal_payloads import (
+    NO_SHORTHAND,
+    RUNNING,
+    WAITING_QUERY,
+    Execution,
+    Pending,
+    closed_answer,
+    parse_item_id,
+    read_count,
+    read_execution,
+    read_list,
+    removal_detail,
+    removal_state,
+    translate,
+    update_answer,
+    update_body,
+)
+from console.integrations.temporal_convention import SINCE_ATTRIBUTE, UPDATE_NAME
+from storage.db import Removal
+from storage.records import Decision, Item, Outcome, SyncState, Verdict
+
+PAGE_SIZE = 1000  # executions per list page (the server's default cap)
+DESCRIBED_REMOVALS = 20  # runs described per poll to say why they left; the rest leave as "gone"
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this process knows of one waiting run: the execution as last listed, and its item (None: quarantined)."""
+
+    execution: Execution
+    item_id: str | None
+
+
+class TemporalSource:
+    def __init__(self, config: SourceConfig, token: Token | None, client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        headers = {"User-Agent": USER_AGENT, "Accept": NO_SHORTHAND}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.value}"
+        self._client = client or httpx.AsyncClient(
+            base_url=config.url,
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+        )
+        self._base = f"/api/v1/namespaces/{quote(config.namespace, safe='')}"
+        self._epoch = "temporal-" + secrets.token_hex(8)  # this process's memory of the server
+        self._runs: dict[tuple[str, str], Run] = {}
+        self._since = ""  # the newest ApprovalSince listed
+
+    @property
+    def long_polls(self) -> bool:
+        return False  # Temporal's visibility API has no long-poll
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ---------------------------------------------------------------- listing
+    async def fetch(self, cursor: str | None) -> Page:
+        if cursor is not None and cursor != self._epoch:
+            return Page(reset=True)  # another process's memory: list everything once
+        if cursor is None:
+            self._runs, self._since = {}, ""
+            return await self._page(*await self._list(WAITING_QUERY), complete=True)
+        count = read_count(await self._get(f"{self._base}/workflow-count", {"query": WAITING_QUERY}))
+        newer: list[Execution] = []
+        rejected: list[Rejected] = []
+        if self._since:
+            newer, rejected = await self._list(f"{WAITING_QUERY} AND {SINCE_ATTRIBUTE} > '{self._since}'")
+        arrived = {(e.workflow_id, e.run_id) for e in newer} - self._runs.keys()
+        if count == len(self._runs) + len(arrived) + len(rejected):
+            return await self._page(newer, rejected, complete=False)  # nothing left: only the new runs are read
+        return await self._page(*await self._list(WAITING_QUERY), complete=True)
+
+    async def _page(self, listed: list[Execution], rejected: list[Rejected], *, complete: bool) -> Page:
+        changed = [e for e in listed if not self._known(e)]
+        results = await asyncio.to_thread(self._translate_all, changed)
+        items: list[Item] = []
+        removed: list[Removal] = []
+        for execution, result in zip(changed, results, strict=True):
+            key = (execution.workflow_id, execution.run_id)
+            before = self._runs.get(key)
+            item_id = result.item.id if isinstance(result, Pending) else None
+            if before is not None and before.item_id is not None and before.item_id != item_id:
+                removed.append(Removal(before.item_id, "gone", "the workflow moved on to another request"))
+            if isinstance(result, Pending):
+                items.append(result.item)
+            else:
+                rejected.append(result)
+            self._runs[key] = Run(execution, item_id)
+            self._since = max(self._since, execution.since)
+        if complete:
+            listed_keys = {(e.workflow_id, e.run_id) for e in listed}
+            left = [(key, run) for key, run in self._runs.items() if key not in listed_keys]
+            for index, (key, run) in enumerate(left):
+                del self._runs[key]
+                if run.item_id is not None:
+                    ended = await self._describe(*key) if index < DESCRIBED_REMOVALS else None
+                    removed.append(Removal(run.item_id, removal_state(ended), removal_detail(ended)))
+        return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch)
+
+    def _known(self, execution: Execution) -> bool:
+        before = self._runs.get((execution.workflow_id, execution.run_id))
+        return (
+            before is not None
+            and before.execution.since == execution.since
+            and before.execution.request == execution.request
+        )
+
+    def _translate_all(self, executions: list[Execution]) -> list[Pending | Rejected]:
+        # In a thread: checking a page of items takes tens of milliseconds, keys stay prompt.
+        return [self._translate(execution) for execution in executions]
+
+    def _translate(self, execution: Execution) -> Pending | Rejected:
+        config = self.config
+        return translate(
+            config.name,
+            execution,
+            namespace=config.namespace,
+            ui_url=config.ui_url,
+            max_item_bytes=config.max_item_bytes,
+        )
+
+    async def _list(self, query: str) -> tuple[list[Execution], list[Rejected]]:
+        executions: list[Execution] = []
+        rejected: list[Rejected] = []
+        token = ""
+        while True:
+            params = {"query": query, "pageSize": str(PAGE_SIZE)}
+            if token:
+                params["nextPageToken"] = token
+            try:
+                page, bad, token = read_list(await self._get(f"{self._base}/workflows", params))
+            except ValueError as exc:
+                raise SourceError(str(exc)) from exc
+            executions += page
+            rejected += bad
+            if not token:
+                return executions, rejected
+
+    async def _describe(self, workflow_id: str, run_id: str) -> Execution | None:
+        """The run as Temporal describes it now; None when it no longer has it."""
+        path = f"{self._base}/workflows/{quote(workflow_id, safe='')}"
+        body = await self._get(path, {"execution.runId": run_id}, missing_ok=True)
+        return None if body is None else read_execution(body.get("workflowExecutionInfo"))
+
+    async def _get(self, path: str, params: dict[str, str], *, missing_ok: bool = False) -> Any:
+        try:
+            response = await self._client.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise SourceError(f"no answer within {self.config.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise SourceError(public_url(f"cannot reach {self.config.url}: {brief(exc)}")) from exc
+        if missing_ok and response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            answer = classify(response)
+            if answer.kind is Kind.redirect:
+                raise SourceError(f"answered {answer.status}, a redirect to {answer.location}; not followed")
+            fix = f"; fix: {token_fix(self.config.name)}"
+            raise read_refused(answer, auth=fix, otherwise=f"answered {answer.status} to GET {path}")
+        body = json_object(response)
+        if body is None:
+            raise SourceError(f"answered GET {path} with something that is not a JSON object")
+        return body
+
+    # ---------------------------------------------------------------- sending
+    async def send_decision(self, decision: Decision) -> DecisionAnswer:
+        parsed = parse_item_id(decision.item_id)
+        if parsed is None:
+            return DecisionAnswer(SyncState.failed, Outcome.invalid.value, "not an item id of a Temporal source")
+        try:
+            return await self._send(decision, *parsed)
+        except SourceError as exc:
+            if exc.auth:
+                return DecisionAnswer(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
+            return DecisionAnswer(None, "unreachable", str(exc), retry_after=exc.retry_after)
+
+    async def _send(self, decision: Decision, workflow_id: str, run_id: str, key: str) -> DecisionAnswer:
+        execution = await self._describe(workflow_id, run_id)
+        if execution is None or execution.status != RUNNING:
+            return closed_answer(decision, execution)
+        request_digest = ""  # the run waits on another request now: the workflow answers from its record, or stale
+        current = await asyncio.to_thread(self._translate, execution)
+        if isinstance(current, Pending) and current.item.id == decision.item_id:
+            if current.item.digest != decision.item_digest:
+                return DecisionAnswer(
+                    SyncState.conflict,
+                    Outcome.stale.value,
+                    "the request changed after you saw it; the new version is in the queue; nothing was sent",
+                )
+            problem = await asyncio.to_thread(_local_problem, current.item, decision)
+            if problem is not None:
+                return DecisionAnswer(
+                    SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {problem}"
+                )
+            request_digest = current.request_digest
+        return await self._update(decision, workflow_id, run_id, request_digest)
+
+    async def _update(self, decision: Decision, workflow_id: str, run_id: str, request_digest: str) -> DecisionAnswer:
+        path = f"{self._base}/workflows/{quote(workflow_id, safe='')}/update/{UPDATE_NAME}"
+        try:
+            async with asyncio.timeout(self.config.timeout):  # overall, not per read
+                response = await self._client.post(
+                    path, json=update_body(decision, workflow_id, run_id, request_digest)
+                )
+        except TimeoutError:
+            return DecisionAnswer(None, "timeout", f"no answer within {self.config.timeout:g} s; sending again")
+        except httpx.HTTPError as exc:
+            return DecisionAnswer(None, "unreachable", brief(exc))
+        answer = classify(response)
+        body = json_object(response)
+        if answer.status == 200:
+            return update_answer(body)
+        if answer.status == 404:  # the run has ended (or never was): its own record says how
+            return closed_answer(decision, await self._describe(workflow_id, run_id))
+        if answer.kind is Kind.auth:
+            return DecisionAnswer(
+                None, Outcome.unauthorized.value, f"refused our credentials ({answer.status})", body, auth_refused=True
+            )
+        if answer.busy:
+            return busy_answer(answer, body)
+        message = str((body or {}).get("message", ""))[:200]
+        if answer.status == 400:  # InvalidArgument: the request itself, never taken
+            return DecisionAnswer(SyncState.failed, "http_400", f"Temporal refused the update: {message}", body)
+        return DecisionAnswer(None, f"http_{answer.status}", f"an odd answer ({answer.status}); sending again", body)
+
+
+def _local_problem(item: Item, decision: Decision) -> str | None:
+    """What the workflow would refuse, found before anything is sent: a verdict not offered, an edit off its schema."""
+    if not item.allows(decision.verdict):
+        return f"the request does not allow {decision.verdict.value}"
+    if decision.verdict is Verdict.edit and item.args_schema is not None:
+        problem = schema_problem(decision.edited, item.args_schema)
+        if problem is not None:
+            return f"the edit breaks the request's schema: {problem}"
+    return None
