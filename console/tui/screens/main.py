@@ -10,17 +10,20 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.notifications import SeverityLevel
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from console.engine.session import Session
+from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.confirm import ConfirmCriticalScreen
 from console.tui.screens.edit import EditScreen
+from console.tui.screens.empty_queue import explain_empty
 from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.problems import ProblemsScreen
@@ -28,10 +31,11 @@ from console.tui.screens.reject import Rejection, RejectScreen
 from storage.db import DecisionRefused, StorageError, UndoRefused
 from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, Risk, SourceHealth, Verdict, now_utc
+from widgets.bars import QueueBar, UndoBar, UndoPrompt
 from widgets.detail import ItemDetail
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
-from widgets.status_bar import STATE_LABELS, StatusBar
+from widgets.status_bar import StatusBar
 from widgets.timefmt import display_zone
 
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
@@ -50,7 +54,6 @@ _WHY_LEFT = {
     "withdrawn": "withdrawn by the agent",
     "superseded": "replaced by a newer item",
 }
-CLAIM_RENEW_SECONDS = 30.0  # claims are leases (PROTOCOL.md section 5): renewed while the item stays on screen
 _PAST = {Verdict.approve: "Approved", Verdict.reject: "Rejected", Verdict.edit: "Edited and approved"}
 _SORTS = tuple(SortOrder)
 _GROUPINGS = tuple(Grouping)
@@ -91,6 +94,15 @@ class MainScreen(Screen[None]):
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),
     ]
+    # State the bars draw (bound with data_bind in compose): set here, never pushed into the widgets by hand.
+    queue_count: var[int] = var(0)
+    view_description: var[str] = var("")
+    filter_text: var[str] = var("")
+    undo_prompt: var[UndoPrompt | None] = var(None)
+    source_health: var[tuple[SourceHealth, ...] | None] = var(None)  # None until first read
+    unsynced: var[int] = var(0)
+    unseen_problems: var[int] = var(0)
+    clock: var[float] = var(0.0)  # moved on once a second: "polled 3s ago" stays true
 
     def __init__(self, session: Session, now: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -103,7 +115,6 @@ class MainScreen(Screen[None]):
         self._settle_until = 0.0
         self._settle_reason = ""
         self.undoable: list[Undoable] = []  # newest last
-        self._claimed: Item | None = None
         self._empty_shown = ""  # the empty-queue explanation on screen, so a tick re-renders only on a change
         # The selection moves on by itself (the first item shown, the next one after a decision): it passes over
         # items another operator holds, so two consoles on one queue do not both land on the same item.
@@ -115,13 +126,22 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
-        yield Static(id="queue-bar")
+        yield QueueBar(id="queue-bar").data_bind(
+            count=MainScreen.queue_count, description=MainScreen.view_description, filter_text=MainScreen.filter_text
+        )
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
         yield Static(id="filter-hint")
         yield QueueList(self.session.queue, now=self._now, operator=operator, id="queue")
         yield ItemDetail(now=self._now, operator=operator, zone=self._zone(), id="detail")
-        yield Static(id="undo-bar")
-        yield StatusBar(id="status")
+        yield UndoBar(id="undo-bar").data_bind(prompt=MainScreen.undo_prompt)
+        status = StatusBar(id="status")
+        status.set_reactive(StatusBar.operator, operator)
+        yield status.data_bind(
+            sources=MainScreen.source_health,
+            waiting=MainScreen.unsynced,
+            conflicts=MainScreen.unseen_problems,
+            now=MainScreen.clock,
+        )
         yield Footer(show_command_palette=False)  # `?` names ctrl+p; the decision keys need the room
 
     def on_unmount(self) -> None:
@@ -131,12 +151,11 @@ class MainScreen(Screen[None]):
         self._ready = True
         self.query_one("#filter", Input).display = False
         self.query_one("#filter-hint", Static).display = False
-        self.query_one("#undo-bar", Static).display = False
         self.query_one(QueueList).focus()
         self._update_queue_bar()
         self.refresh_status()
-        self.set_interval(0.25, self._update_undo_bar)
-        self.set_interval(CLAIM_RENEW_SECONDS, self._renew_claim)
+        self.set_interval(0.25, self._update_undo_prompt)
+        self.set_interval(1.0, self.refresh_status)
 
     @property
     def queue_list(self) -> QueueList:
@@ -177,6 +196,14 @@ class MainScreen(Screen[None]):
         self.query_one(Footer).display = True
 
     # ------------------------------------------------------------ data flow
+    def on_queue_changed(self, _message: QueueChanged) -> None:
+        self.queue_changed()
+        self.refresh_status()
+
+    def on_outcomes_arrived(self, _message: OutcomesArrived) -> None:
+        self.queue_changed()
+        self.refresh_status()
+
     def queue_changed(self) -> None:
         """Storage changed (a poll, a decision, an outcome): re-read the queue, re-check the shown item."""
         if not self._ready:  # a poll can finish before the screen has composed
@@ -186,7 +213,7 @@ class MainScreen(Screen[None]):
         self._update_queue_bar()
         if before is None:
             return
-        found = self.session.store.items.get(before.source, before.id)
+        found = self.session.item(before.source, before.id)
         if found is None or found[1] != "pending":
             return
         current = found[0]
@@ -215,9 +242,9 @@ class MainScreen(Screen[None]):
         before = self.shown
         if row is not None and before is not None and (row.source, row.id) == (before.source, before.id):
             return
-        found = None if row is None else self.session.store.items.get(row.source, row.id)
+        found = None if row is None else self.session.item(row.source, row.id)
         # The operator moved, or decided here: no surprise. The item left by itself: say so, and hold the keys.
-        why = None if before is None else self.session.store.items.removed_reason(before.source, before.id)
+        why = None if before is None else self.session.removed_reason(before.source, before.id)
         notice = None
         if why is not None:
             template = _NOTICE_REPLACED if found else _NOTICE_EMPTIED
@@ -272,44 +299,14 @@ class MainScreen(Screen[None]):
         self.query_one(ItemDetail).show(item, notice=notice, empty=empty, changed_from=base)
         if settle:
             self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
-        if item is not None and (
-            self._claimed is None or (self._claimed.source, self._claimed.id) != (item.source, item.id)
-        ):
-            self._claim(item, self._claimed)
-            self._claimed = item
+        self.session.show(item)  # claims it (and keeps the claim while it is open), lets go of the one before
 
     def _explain_empty(self) -> str:
-        """Why the queue shows nothing, and what to do: a filter, sources that cannot be read, or truly nothing."""
-        store = self.session.store
-        health = list(self.session.poller.health.values())
-        unread = [h for h in health if h.state not in ("up", "starting")]
-        names = ", ".join(f"{one_line(h.name, 30)} ({STATE_LABELS.get(h.state, h.state)})" for h in unread)
-        if self.view.filter_text and (pending := store.queue.count()) > 0:
-            short = "No item matches the filter"
-            text = (
-                f"{short} ({pending:,} pending item{'s' if pending != 1 else ''} hidden)."
-                " Press esc to clear the filter, or / to change it."
-            )
-        elif health and len(unread) == len(health):
-            short = "Nothing to show: no source can be read now"
-            text = (
-                f"{short}: {names}. The status bar says why; items appear here as soon as a source answers."
-                " Nothing is lost: what waits at the sources is still there."
-            )
-        elif not any(h.state == "up" for h in health):
-            short = text = "Waiting for the sources' first answer…"
-        elif unread:
-            short = "Queue is empty here, but a source is down"
-            text = (
-                f"Queue is empty, but {names} cannot be read: items waiting there are not shown."
-                " The status bar says why."
-            )
-        else:
-            short = "Queue is empty"
-            text = "Queue is empty: every source answered with nothing pending. New items appear here by themselves."
-        self.queue_list.set_empty_text(short)
-        self._empty_shown = text
-        return text
+        health = tuple(self.session.health().values())
+        empty = explain_empty(health, self.view.filter_text, self.session.pending_count)
+        self.queue_list.set_empty_text(empty.short)
+        self._empty_shown = empty.text
+        return empty.text
 
     def _refresh_empty(self) -> None:
         """Sources go down and come back while the queue is empty: keep its explanation true."""
@@ -321,17 +318,6 @@ class MainScreen(Screen[None]):
         if text != before:
             detail = self.query_one(ItemDetail)
             detail.show(None, notice=detail.notice, empty=text)
-
-    @work(group="claims", exclusive=True, exit_on_error=False)
-    async def _claim(self, item: Item, previous: Item | None) -> None:
-        """Opening an item claims it at its source (advisory, best effort), and lets go of the one before."""
-        if previous is not None:
-            await self.session.release(previous)
-        await self.session.claim(item)
-
-    def _renew_claim(self) -> None:
-        if self.shown is not None:
-            self._claim(self.shown, None)
 
     def _hold(self, seconds: float, reason: str) -> None:
         self._settle_until = time.monotonic() + seconds
@@ -395,35 +381,24 @@ class MainScreen(Screen[None]):
 
     def _update_queue_bar(self) -> None:
         self._update_filter_hint()
-        view = self.view
-        count = self.queue_list.row_count
-        parts: list[Content | tuple[str, str] | str] = [
-            ("QUEUE ", "bold"),
-            (f"{count:,} item{'s' if count != 1 else ''}", "bold $text-primary"),
-            (f"  ·  {view.describe()}", "$foreground-muted"),
-        ]
-        if view.filter_text:
-            parts += [("  ·  filter ", "$foreground-muted"), (one_line(view.filter_text, 60), "bold $text-warning")]
-        parts.append(("   (o sort · g group · / filter · ? help)", "$foreground-muted"))
-        self.query_one("#queue-bar", Static).update(Content.assemble(*parts))
+        self.queue_count = self.queue_list.row_count
+        self.view_description = self.view.describe()
+        self.filter_text = self.view.filter_text
 
     def refresh_status(self) -> None:
-        bars = self.query(StatusBar)
-        if not self._ready or not bars:  # not composed yet, or being torn down while a timer still fires
+        """Read the sources' health and the sync backlog into the state the status bar is bound to."""
+        if not self._ready or not self.query(StatusBar):  # not composed yet, or being torn down
             return
-        store = self.session.store
-        health = list(self.session.poller.health.values())
+        health = tuple(self.session.health().values())
+        backlog = self.session.backlog()
         self._tell_refused_credentials(health)
         self._refresh_empty()
-        bars.first().update_status(
-            health,
-            waiting=store.outbox.waiting_count(),
-            conflicts=store.outbox.unseen_problem_count(),
-            operator=self.session.config.operator,
-            now=self._now(),
-        )
+        self.source_health = health
+        self.unsynced = backlog.waiting
+        self.unseen_problems = backlog.unseen_problems
+        self.clock = self._now()
 
-    def _tell_refused_credentials(self, health: list[SourceHealth]) -> None:
+    def _tell_refused_credentials(self, health: tuple[SourceHealth, ...]) -> None:
         """A source that starts refusing our token is said once, loudly, with the fix (the status bar keeps it)."""
         for source in health:
             if source.state != "auth":
@@ -502,7 +477,7 @@ class MainScreen(Screen[None]):
         window = self.session.config.undo_seconds
         if window > 0:
             self.undoable.append(Undoable(decision, time.monotonic() + window, label))
-            self._update_undo_bar()
+            self._update_undo_prompt()
         else:
             self.notify(f"{label}. Syncing.", markup=False, timeout=3)
         self._moving_on = True  # the next item slides in: not one someone else holds
@@ -542,26 +517,13 @@ class MainScreen(Screen[None]):
         self.undoable = [u for u in self.undoable if u.until > now]
         return self.undoable
 
-    def _update_undo_bar(self) -> None:
-        bar = self.query_one("#undo-bar", Static)
+    def _update_undo_prompt(self) -> None:
         live = self._live_undoable()
         if not live:
-            bar.display = False
+            self.undo_prompt = None
             return
         latest = live[-1]
-        left = math.ceil(latest.until - time.monotonic())
-        more = f"  (+{len(live) - 1} more)" if len(live) > 1 else ""
-        bar.update(
-            Content.assemble(
-                ("↶ ", "bold"),
-                (latest.label, "bold"),
-                ("  —  press ", "$foreground-muted"),
-                (" u ", "bold reverse $text-warning"),
-                (f" to undo ({left}s)", "bold $text-warning"),
-                (more, "$foreground-muted"),
-            )
-        )
-        bar.display = True
+        self.undo_prompt = UndoPrompt(latest.label, math.ceil(latest.until - time.monotonic()), more=len(live) - 1)
 
     def action_undo(self) -> None:
         live = self._live_undoable()
@@ -582,7 +544,7 @@ class MainScreen(Screen[None]):
             self.app.bell()
             self.notify(f"Cannot undo, the database could not be written: {exc}", severity="error", markup=False)
             return
-        self._update_undo_bar()
+        self._update_undo_prompt()
         self.notify(f"Undone. {latest.label} was taken back; nothing was sent.", markup=False, timeout=4)
         self.queue_changed()
         index = self.session.queue.index_of(decision.source, decision.item_id)
@@ -631,18 +593,18 @@ class MainScreen(Screen[None]):
         self.action_edit()  # refused with its reason (check_action routes `e` here only when edit is not allowed)
 
     def action_problems(self) -> None:
-        self.app.push_screen(ProblemsScreen(self.session.store, self._zone()), lambda _: self.refresh_status())
+        self.app.push_screen(ProblemsScreen(self.session, self._zone()), lambda _: self.refresh_status())
 
     def action_stats(self) -> None:
         from console.tui.screens.stats import StatsScreen
 
-        self.app.push_screen(StatsScreen(self.session.store.path, now=self._now, zone=self._zone()))
+        self.app.push_screen(StatsScreen(self.session.store_path, now=self._now, zone=self._zone()))
 
     def action_history(self) -> None:
         from console.tui.screens.history import HistoryScreen
 
-        auth = [h.name for h in self.session.poller.health.values() if h.state == "auth"]
-        self.app.push_screen(HistoryScreen(self.session.store.path, auth_refused=auth, zone=self._zone()))
+        auth = [h.name for h in self.session.health().values() if h.state == "auth"]
+        self.app.push_screen(HistoryScreen(self.session.store_path, auth_refused=auth, zone=self._zone()))
 
     def _zone(self) -> tzinfo | None:
         """The zone screens draw times in (the config's display_timezone; None: local). Storage keeps UTC."""
