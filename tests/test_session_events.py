@@ -48,9 +48,9 @@ async def test_opening_an_item_claims_it_and_opening_another_releases_the_first(
 ) -> None:
     async with polled(make_session()) as session:
         first, second = listed(session, 0), listed(session, 1)
-        session.show(first)
+        session.set_open_item(first)
         await eventually(lambda: holder(fleet, first) == "alice", what="the first item claimed")
-        session.show(second)
+        session.set_open_item(second)
         await eventually(lambda: holder(fleet, second) == "alice", what="the second item claimed")
         await eventually(lambda: holder(fleet, first) is None, what="the first released")
 
@@ -61,17 +61,17 @@ async def test_the_claim_is_renewed_while_the_item_stays_open_and_not_once_nothi
     async with polled(make_session()) as session:
         session.open_item.renew_seconds = 0.1
         item = listed(session, 0)
-        session.show(item)
+        session.set_open_item(item)
         await eventually(lambda: holder(fleet, item) == "alice", what="claimed")
         for _ in range(3):  # the lease lapsing at the source (released behind our back): the renewal takes it again
             assert fleet.release(item.id, "alice")
             await eventually(lambda: holder(fleet, item) == "alice", what="renewed")
-        session.show(None)  # the queue emptied under the operator: the claim is kept, not renewed
+        session.set_open_item(None)  # the queue emptied under the operator: the claim is kept, not renewed
         assert holder(fleet, item) == "alice", "not released: nothing else was opened"
         assert fleet.release(item.id, "alice")
         await asyncio.sleep(0.5)  # five renewal periods
         assert holder(fleet, item) is None, "nothing open: nothing renewed"
-        session.show(item)  # the same item back on screen: renewals resume
+        session.set_open_item(item)  # the same item back on screen: renewals resume
         await eventually(lambda: holder(fleet, item) == "alice", what="renewed again")
 
 
@@ -91,7 +91,7 @@ async def test_another_holder_learned_from_a_claim_reaches_the_observers(
         item = listed(session, 0)
         assert fleet.claim(item.id, "bob")[0]
         session.subscribe(Observer())
-        session.show(item)
+        session.set_open_item(item)
         await eventually(lambda: heard == [SOURCE], what="the change heard")
         found = session.item(item.source, item.id)
         assert found is not None and found[0].claimed_by == "bob", "stored: the queue marks bob's claim"

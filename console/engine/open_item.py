@@ -35,7 +35,7 @@ class OpenItem:
         self._claimed: Item | None = None  # the item our claim is on (kept while nothing is shown)
         self._task: asyncio.Task[None] | None = None
 
-    def show(self, item: Item | None) -> None:
+    def set(self, item: Item | None) -> None:
         """The operator now has `item` open (None: nothing is shown; the last claim is kept, not renewed).
 
         Opening another item claims it and releases the one before; a new version of the same item renews nothing

@@ -373,9 +373,10 @@ class Session:
         if isinstance(source, ClaimingSource):
             await source.release(item.id, self.config.operator)
 
-    def show(self, item: Item | None) -> None:
-        """The operator has `item` open: claim it (and renew the claim while it stays open), release the one before."""
-        self.open_item.show(item)
+    def set_open_item(self, item: Item | None) -> None:
+        """The operator has `item` open: claim it (and renew the claim while it stays open), release the one before.
+        None: nothing is open (the last claim is kept, not renewed). Call on the event loop."""
+        self.open_item.set(item)
 
     async def aclose(self) -> None:
         await self.open_item.aclose()

@@ -251,7 +251,7 @@ class QueueScreen(Screen[None]):
         self.query_one(ItemDetail).show(item, notice=notice, empty=empty, changed_from=base)
         if settle:
             self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
-        self.session.show(item)  # claims it (and keeps the claim while it is open), lets go of the one before
+        self.session.set_open_item(item)  # claims it (and keeps the claim while it is open), lets go of the one before
 
     def _explain_empty(self) -> str:
         health = tuple(self.session.health().values())
