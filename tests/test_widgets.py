@@ -22,6 +22,7 @@ from textual.pilot import Pilot
 from textual.reactive import var
 from textual.screen import Screen
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from storage.records import Item, QueueRow, Risk, SourceHealth, Verdict
@@ -702,12 +703,17 @@ def test_widgets_import_only_what_the_layering_allows() -> None:
 # -- queue bar, undo bar, and state bound from a parent ------------------------------------------------
 
 
-async def test_queue_bar_draws_the_count_order_and_filter_it_is_given() -> None:
-    class BarApp(App[None]):
-        def compose(self) -> ComposeResult:
-            yield QueueBar()
+class BarApp(App[None]):
+    def __init__(self, bar: Widget) -> None:
+        super().__init__()
+        self.bar = bar
 
-    app = BarApp()
+    def compose(self) -> ComposeResult:
+        yield self.bar
+
+
+async def test_queue_bar_draws_the_count_order_and_filter_it_is_given() -> None:
+    app = BarApp(QueueBar())
     async with app.run_test(size=(120, 3)) as pilot:
         bar = app.query_one(QueueBar)
         bar.count, bar.description = 1234, "most urgent first"
@@ -722,11 +728,7 @@ async def test_queue_bar_draws_the_count_order_and_filter_it_is_given() -> None:
 
 
 async def test_undo_bar_is_hidden_without_a_prompt_and_counts_down_the_one_it_is_given() -> None:
-    class BarApp(App[None]):
-        def compose(self) -> ComposeResult:
-            yield UndoBar()
-
-    app = BarApp()
+    app = BarApp(UndoBar())
     async with app.run_test(size=(100, 3)) as pilot:
         bar = app.query_one(UndoBar)
         assert not bar.display, "nothing to undo: no bar"
