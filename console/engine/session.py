@@ -259,7 +259,7 @@ class Session:
         await asyncio.gather(self.poller.run(), self.sync.run())
 
     async def poll_once(self) -> None:
-        """Poll every source once (tests and one-shot tools); listeners hear of changes as in `run`."""
+        """Poll every source once (tests and one-shot tools); observers hear of changes as in `run`."""
         for source in self.sources.values():
             if await self.poller.poll_once(source):
                 self._changed(source.config.name)
