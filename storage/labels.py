@@ -399,6 +399,11 @@ class LabelOutbox:
         with self._lock:
             return due_labels(self._conn, limit, sources, now)
 
+    def statuses(self, decision_ids: Sequence[str]) -> dict[str, LabelStatus]:
+        """The label state of each of these decisions that has a label (undone decisions have none)."""
+        with self._lock:
+            return label_statuses(self._conn, decision_ids)
+
     def next_due_at(self, sources: Sequence[str]) -> float | None:
         with self._lock:
             return next_label_due_at(self._conn, sources)

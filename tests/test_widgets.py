@@ -19,15 +19,21 @@ import pytest
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
+from textual.reactive import var
+from textual.screen import Screen
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from storage.records import Item, QueueRow, Risk, SourceHealth, Verdict
 from tests.conftest import composed_strips
 from widgets import (
     ItemDetail,
+    QueueBar,
     QueueList,
     StatusBar,
+    UndoBar,
+    UndoPrompt,
     clean,
     confidence_meter,
     confidence_text,
@@ -692,3 +698,86 @@ def test_widgets_import_only_what_the_layering_allows() -> None:
                 if root in forbidden or (root == "storage" and name not in allowed_storage):
                     problems.append(f"{path.name}: {name}")
     assert problems == []
+
+
+# -- queue bar, undo bar, and state bound from a parent ------------------------------------------------
+
+
+class BarApp(App[None]):
+    def __init__(self, bar: Widget) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def compose(self) -> ComposeResult:
+        yield self.bar
+
+
+async def test_queue_bar_draws_the_count_order_and_filter_it_is_given() -> None:
+    app = BarApp(QueueBar())
+    async with app.run_test(size=(120, 3)) as pilot:
+        bar = app.query_one(QueueBar)
+        bar.count, bar.description = 1234, "most urgent first"
+        await pilot.pause()
+        line = screen_lines(app)[0]
+        assert "QUEUE 1,234 items  ·  most urgent first" in line and "filter" not in line.split("(")[0]
+        bar.count, bar.filter_text = 1, "deploy\x1b[2J"
+        await pilot.pause()
+        line = screen_lines(app)[0]
+        assert "QUEUE 1 item  ·" in line
+        assert "filter deploy␛[2J" in line, "the filter as typed, escapes shown, not sent"
+
+
+async def test_undo_bar_is_hidden_without_a_prompt_and_counts_down_the_one_it_is_given() -> None:
+    app = BarApp(UndoBar())
+    async with app.run_test(size=(100, 3)) as pilot:
+        bar = app.query_one(UndoBar)
+        assert not bar.display, "nothing to undo: no bar"
+        bar.prompt = UndoPrompt("Approved: Restart web (deployer)", seconds_left=4, more=2)
+        await pilot.pause()
+        assert bar.display
+        line = screen_lines(app)[0]
+        assert "↶ Approved: Restart web (deployer)  —  press  u  to undo (4s)  (+2 more)" in line
+        bar.prompt = UndoPrompt("Rejected: Drop table (dba)", seconds_left=1)
+        await pilot.pause()
+        line = screen_lines(app)[0]
+        assert "Rejected: Drop table (dba)" in line and "(1s)" in line and "more" not in line
+        bar.prompt = None
+        await pilot.pause()
+        assert not bar.display
+
+
+async def test_status_bar_follows_state_bound_from_its_screen() -> None:
+    """The main screen's way: the bar's reactives bound with data_bind to the parent's, never set by hand."""
+
+    class StatusScreen(Screen[None]):
+        health: var[tuple[SourceHealth, ...] | None] = var(None)
+        waiting: var[int] = var(0)
+        clock: var[float] = var(NOW)
+
+        def compose(self) -> ComposeResult:
+            yield StatusBar().data_bind(
+                sources=StatusScreen.health, waiting=StatusScreen.waiting, now=StatusScreen.clock
+            )
+
+    class StatusApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(StatusScreen())
+
+    app = StatusApp()
+    async with app.run_test(size=(120, 3)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, StatusScreen)
+        await pilot.pause()
+        assert screen_lines(app)[0].strip() == "", "blank until the first status, not 'no sources configured'"
+        screen.health = (SourceHealth(name="prod", state="up", last_poll_at=NOW - 3),)
+        screen.waiting = 2
+        await pilot.pause()
+        assert "prod  up   polled 3s ago  |  2 to sync" in screen_lines(app)[0]
+        screen.clock = NOW + 60
+        await pilot.pause()
+        assert "polled 1m ago" in screen_lines(app)[0], "the clock moves the ages on"
+        screen.health = (SourceHealth(name="prod", state="down", last_ok_at=NOW, error="connection refused"),)
+        await pilot.pause()
+        bar = screen.query_one(StatusBar)
+        assert "connection refused" in screen_lines(app)[0]
+        assert bar.tooltip is not None and "prod: connection refused" in str(bar.tooltip)

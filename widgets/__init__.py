@@ -7,6 +7,7 @@ sqlite). Every agent-supplied string is rendered through `safe_text`, never pars
 from __future__ import annotations
 
 from .badges import confidence_meter, confidence_text, format_age, format_left, risk_badge, risk_label
+from .bars import QueueBar, UndoBar, UndoPrompt
 from .detail import ItemDetail, JsonView, json_view
 from .queue_list import QueueList, RowKey, RowProvider
 from .safe_text import clean, literal, one_line, safe_content
@@ -15,10 +16,13 @@ from .status_bar import StatusBar, status_content
 __all__ = [
     "ItemDetail",
     "JsonView",
+    "QueueBar",
     "QueueList",
     "RowKey",
     "RowProvider",
     "StatusBar",
+    "UndoBar",
+    "UndoPrompt",
     "clean",
     "confidence_meter",
     "confidence_text",

@@ -1,6 +1,7 @@
 """The status bar: which sources are up and when each last polled, what waits to sync, who I am.
 
-Call `update_status(...)` from the app's poll/sync loop (and once a second, so "polled 3s ago" stays true).
+Its state is reactive: a screen binds `sources`, `waiting`, `conflicts`, `operator` and `now` with `data_bind` (and
+moves `now` on once a second, so "polled 3s ago" stays true); `update_status(...)` sets them all at once.
 Source names come from config but are rendered literally anyway. A source that is not up says why in a few words
 and when it last answered well; the whole error goes to the tooltip, cleaned.
 """
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from textual.content import Content
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from storage.records import SourceHealth
@@ -62,6 +64,13 @@ class StatusBar(Static):
     }
     """
 
+    # None until the first status arrives: the bar stays blank rather than claim "no sources configured".
+    sources: reactive[tuple[SourceHealth, ...] | None] = reactive(None, layout=True)
+    waiting: reactive[int] = reactive(0, layout=True)  # decisions not yet synced
+    conflicts: reactive[int] = reactive(0, layout=True)
+    operator: reactive[str] = reactive("", layout=True)
+    now: reactive[float] = reactive(0.0, layout=True)
+
     def __init__(
         self,
         *,
@@ -81,10 +90,21 @@ class StatusBar(Static):
         now: float,
     ) -> None:
         """Show `sources` health, `waiting` decisions not yet synced, `conflicts`, and the `operator`."""
-        self.update(status_content(sources, waiting, conflicts, operator, now))
+        self.sources = tuple(sources)
+        self.waiting = waiting
+        self.conflicts = conflicts
+        self.operator = operator
+        self.now = now
+
+    def render(self) -> Content:
+        if self.sources is None:
+            return Content("")
+        return status_content(self.sources, self.waiting, self.conflicts, self.operator, self.now)
+
+    def watch_sources(self, sources: tuple[SourceHealth, ...] | None) -> None:
         errors = [
             Content.assemble((one_line(source.name, 40), "bold"), ": ", one_line(source.error, 300))
-            for source in sources
+            for source in sources or ()
             if source.error and source.state != "up"
         ]
         self.tooltip = Content("\n").join(errors) if errors else None

@@ -10,13 +10,15 @@ import logging
 import logging.handlers
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from console.engine.config import Config
+from console.engine.open_item import OpenItem
 from console.engine.poller import Poller
 from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
@@ -25,7 +27,18 @@ from console.engine.sync import SettledDecision, SyncEngine
 from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
-from storage.records import Decision, DecisionRow, Item, QueueRow, SyncState, Verdict, item_digest, now_utc
+from storage.records import (
+    Decision,
+    DecisionRow,
+    Item,
+    Quarantined,
+    QueueRow,
+    SourceHealth,
+    SyncState,
+    Verdict,
+    item_digest,
+    now_utc,
+)
 from storage.safe_text import clean
 
 log = logging.getLogger(__name__)
@@ -55,6 +68,37 @@ class QueueRows:
 
     def groups(self) -> Sequence[tuple[str, int]]:
         return self._store.queue.groups(self.view)
+
+
+class SessionEvents(Protocol):
+    """What a session tells its observers, on the event loop. The app turns each into a Textual message."""
+
+    def queue_changed(self, source: str) -> None:
+        """Storage changed under the queue: a poll brought changes, or a claim's holder was learned."""
+
+    def outcomes_settled(self, outcomes: Sequence[SettledDecision]) -> None:
+        """The sources answered these decisions for good (applied, conflict, failed)."""
+
+
+@dataclass(frozen=True)
+class OutcomeListener:
+    """An observer that hears only outcomes (benchmarks and headless tools that count what was settled)."""
+
+    listener: Callable[[Sequence[SettledDecision]], None]
+
+    def queue_changed(self, source: str) -> None:
+        pass
+
+    def outcomes_settled(self, outcomes: Sequence[SettledDecision]) -> None:
+        self.listener(outcomes)
+
+
+@dataclass(frozen=True)
+class SyncBacklog:
+    """What the status bar counts: decisions not yet confirmed by their source, and problems nobody has seen."""
+
+    waiting: int
+    unseen_problems: int
 
 
 @dataclass(frozen=True)
@@ -139,32 +183,83 @@ class Session:
             self.lock.release()
             raise
         self.sources: dict[str, Source] = {s.name: build_source(s, token_for(s.name)) for s in config.sources}
-        self._change_listeners: list[Callable[[str], None]] = []
-        self._outcome_listeners: list[Callable[[Sequence[SettledDecision]], None]] = []
+        self._observers: list[SessionEvents] = []
         self.poller = Poller(self.background_store, list(self.sources.values()), self._changed)
         self.sync = SyncEngine(self.background_store, self.sources, self._outcomes, labels=self.background_store.labels)
         self.queue = QueueRows(self.store)
+        self.open_item = OpenItem(self.claim, self.release)
 
-    def on_change(self, listener: Callable[[str], None]) -> None:
-        self._change_listeners.append(listener)
+    def subscribe(self, observer: SessionEvents) -> None:
+        """`observer` hears of every change from now on (the app subscribes once, at construction)."""
+        self._observers.append(observer)
 
     def on_outcomes(self, listener: Callable[[Sequence[SettledDecision]], None]) -> None:
-        self._outcome_listeners.append(listener)
+        """`listener` hears of settled decisions only."""
+        self.subscribe(OutcomeListener(listener))
 
     def _changed(self, source: str) -> None:
-        for listener in self._change_listeners:
-            listener(source)
+        for observer in self._observers:
+            observer.queue_changed(source)
 
     def _outcomes(self, outcomes: Sequence[SettledDecision]) -> None:
-        for listener in self._outcome_listeners:
-            listener(outcomes)
+        for observer in self._observers:
+            observer.outcomes_settled(outcomes)
+
+    # ------------------------------------------------------------ what the screens read
+    @property
+    def store_path(self) -> Path:
+        """The database file (screens that page through history open it read-only, on a connection of their own)."""
+        return self.store.path
+
+    def health(self) -> Mapping[str, SourceHealth]:
+        """Each source's health by name: a live, read-only view (it follows the poller without being asked again)."""
+        return MappingProxyType(self.poller.health)
+
+    def item(self, source: str, item_id: str) -> tuple[Item, str] | None:
+        """The item as stored, and its local state (pending, decided or removed); None if never listed."""
+        return self.store.items.get(source, item_id)
+
+    def removed_reason(self, source: str, item_id: str) -> str | None:
+        """Why the item left the queue (decided, expired, withdrawn, superseded, gone), or None if it has not."""
+        return self.store.items.removed_reason(source, item_id)
+
+    def pending_count(self) -> int:
+        """Pending items in the whole queue, whatever the view's filter."""
+        return self.store.queue.count()
+
+    def backlog(self) -> SyncBacklog:
+        outbox = self.store.outbox
+        return SyncBacklog(waiting=outbox.waiting_count(), unseen_problems=outbox.unseen_problem_count())
+
+    def new_urgent(self, since: float) -> list[QueueRow]:
+        """High and critical pending items first seen after `since`."""
+        return self.store.queue.new_urgent(since)
+
+    def deadlines_between(self, after: float, until: float) -> list[QueueRow]:
+        """Pending items whose deadline falls after `after` and before `until` (soonest first)."""
+        return self.store.queue.deadlines_between(after, until)
+
+    def unseen_problems(self) -> list[DecisionRow]:
+        """Decisions the sources did not apply (conflict, failed) that nobody has acknowledged."""
+        return self.store.outbox.unseen_problems()
+
+    def quarantined(self) -> list[Quarantined]:
+        """Malformed items set aside, not yet acknowledged."""
+        return self.store.quarantine.rows(unacknowledged=True)
+
+    def acknowledge(self, decision_ids: Sequence[str] = (), quarantined: Sequence[tuple[str, str]] = ()) -> None:
+        """The operator has seen these problems: decisions by id, quarantined items by (source, item id)."""
+        if decision_ids:
+            self.store.outbox.mark_seen(decision_ids)
+        if quarantined:
+            self.store.quarantine.acknowledge(quarantined)
 
     async def run(self) -> None:
         """Poll and sync until cancelled."""
         await asyncio.gather(self.poller.run(), self.sync.run())
 
     async def poll_once(self) -> None:
-        """Poll every source once (tests and one-shot tools); listeners hear of changes as in `run`."""
+        """Poll every source once (tests and one-shot tools); observers hear of changes as in `run`."""
         for source in self.sources.values():
             if await self.poller.poll_once(source):
                 self._changed(source.config.name)
@@ -278,7 +373,13 @@ class Session:
         if isinstance(source, ClaimingSource):
             await source.release(item.id, self.config.operator)
 
+    def set_open_item(self, item: Item | None) -> None:
+        """The operator has `item` open: claim it (and renew the claim while it stays open), release the one before.
+        None: nothing is open (the last claim is kept, not renewed). Call on the event loop."""
+        self.open_item.set(item)
+
     async def aclose(self) -> None:
+        await self.open_item.aclose()
         for source in self.sources.values():
             await source.aclose()
         self.store.close()

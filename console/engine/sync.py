@@ -38,7 +38,7 @@ def backoff(attempts: int) -> float:
 
 @dataclass(frozen=True)
 class SettledDecision:
-    """A decision whose source gave a final answer (applied, conflict, failed), recorded and told to listeners."""
+    """A decision whose source gave a final answer (applied, conflict, failed), recorded and told to observers."""
 
     decision: Decision
     result: DecisionAnswer

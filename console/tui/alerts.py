@@ -14,10 +14,9 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from console.engine.config import Notifications
-from storage.db import Store
 from storage.records import QueueRow
 from widgets.badges import format_countdown, risk_label
 from widgets.safe_text import one_line
@@ -37,6 +36,14 @@ def _what(row: QueueRow) -> str:
     return f"{one_line(row.action, 60)} ({one_line(row.agent, 40)}, {one_line(row.source, 30)})"
 
 
+class AlertReads(Protocol):
+    """The two queue reads alerts need (the session provides them)."""
+
+    def new_urgent(self, since: float) -> list[QueueRow]: ...
+
+    def deadlines_between(self, after: float, until: float) -> list[QueueRow]: ...
+
+
 class Alerts:
     """What to alert about since the last look. Each item is announced once as new and once as due."""
 
@@ -46,8 +53,8 @@ class Alerts:
         self._announced_new: set[tuple[str, str]] = set()
         self._announced_due: set[tuple[str, str]] = set()
 
-    def new_urgent(self, store: Store, now: float) -> list[Alert]:
-        rows = [r for r in store.queue.new_urgent(self._seen_since) if (r.source, r.id) not in self._announced_new]
+    def new_urgent(self, queue: AlertReads, now: float) -> list[Alert]:
+        rows = [r for r in queue.new_urgent(self._seen_since) if (r.source, r.id) not in self._announced_new]
         # The next look starts a little before this one: a write stamped just before `now` but committed after the
         # query is still found, and the set keeps it from being announced twice.
         self._seen_since = max(self._seen_since, now - OVERLAP_SECONDS)
@@ -59,12 +66,12 @@ class Alerts:
             return [Alert("New urgent items", f"{len(rows)} new high-risk items ({critical} critical) in the queue.")]
         return [Alert(f"New {risk_label(r.risk).strip()} item", _what(r)) for r in rows]
 
-    def deadlines(self, store: Store, now: float) -> list[Alert]:
+    def deadlines(self, queue: AlertReads, now: float) -> list[Alert]:
         window = self.settings.deadline_seconds
         if window <= 0:
             return []
         alerts = []
-        for row in store.queue.deadlines_between(now, now + window):
+        for row in queue.deadlines_between(now, now + window):
             key = (row.source, row.id)
             if key in self._announced_due or row.expires_at is None:
                 continue

@@ -13,12 +13,11 @@ from typing import Any, ClassVar
 
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.screen import Screen
 
 from console.engine.session import SendReport, Session
-from console.engine.sync import SettledDecision
 from console.tui.alerts import Alert, Alerts, notify_send, osc_sequence
+from console.tui.messages import OutcomesArrived, PostedEvents, QueueChanged
 from console.tui.screens.main import MainScreen
 from console.tui.screens.quit import QuitChoice, QuitScreen
 from console.tui.toasts import ToastingApp
@@ -36,17 +35,7 @@ STOP_SEND_BOUND = 5.0  # a stop signal: whoever sent it will not wait long befor
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a service manager's stop; a closed terminal or SSH session
 
 
-class QueueChanged(Message):
-    """Storage changed under the queue. Repeats waiting in the message queue collapse into one."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, QueueChanged)
-
-
-class OutcomesArrived(Message):
-    def __init__(self, outcomes: Sequence[SettledDecision]) -> None:
-        super().__init__()
-        self.outcomes = outcomes
+__all__ = ["STOP_SIGNALS", "ApprovalApp", "OutcomesArrived", "QueueChanged", "log_unsent"]
 
 
 class ApprovalApp(ToastingApp):
@@ -75,14 +64,8 @@ class ApprovalApp(ToastingApp):
         self.main = MainScreen(session, now=now)
         self.alerts = Alerts(session.config.notifications, started_at=now())
         self.announced: list[Alert] = []  # every alert raised, in order (the toast may have timed out)
-        session.on_change(self._source_changed)
-        session.on_outcomes(self._outcomes)
-
-    def _source_changed(self, _source: str) -> None:
-        self.post_message(QueueChanged())
-
-    def _outcomes(self, outcomes: Sequence[SettledDecision]) -> None:
-        self.post_message(OutcomesArrived(outcomes))
+        # The engine's events go to the main screen as messages; it handles them, then they bubble up to here.
+        session.subscribe(PostedEvents(self.main))
 
     def on_mount(self) -> None:
         theme = self.session.config.theme
@@ -135,7 +118,7 @@ class ApprovalApp(ToastingApp):
                 log_unsent(SendReport(len(unsent), self.session.unsent(), {}), "quit")
                 self.exit()
 
-        screen = QuitScreen(unsent, self.session.poller.health, self._send_before_quit, bound=QUIT_SEND_BOUND)
+        screen = QuitScreen(unsent, self.session.health(), self._send_before_quit, bound=QUIT_SEND_BOUND)
         self.push_screen(screen, chosen)
 
     async def _send_before_quit(self, progress: Callable[[SendReport], None]) -> SendReport:
@@ -152,13 +135,11 @@ class ApprovalApp(ToastingApp):
         self._exit_renderables.clear()  # Textual's traceback print, at exit
 
     def _tick(self) -> None:
-        self.main.refresh_status()
-        self._announce(self.alerts.deadlines(self.session.store, self._now()))
+        self._announce(self.alerts.deadlines(self.session, self._now()))
 
     def on_queue_changed(self, _message: QueueChanged) -> None:
-        self.main.queue_changed()
-        self.main.refresh_status()
-        self._announce(self.alerts.new_urgent(self.session.store, self._now()))
+        """After the main screen re-read the queue: announce what became urgent."""
+        self._announce(self.alerts.new_urgent(self.session, self._now()))
 
     def _announce(self, alerts: Sequence[Alert]) -> None:
         settings = self.session.config.notifications
@@ -205,6 +186,7 @@ class ApprovalApp(ToastingApp):
             )
 
     def on_outcomes_arrived(self, message: OutcomesArrived) -> None:
+        """After the main screen re-read the queue and the status: toast what was not applied."""
         for outcome in message.outcomes:
             if outcome.result.state is SyncState.applied:
                 continue
@@ -219,8 +201,6 @@ class ApprovalApp(ToastingApp):
                 markup=False,
             )
             self.bell()
-        self.main.queue_changed()
-        self.main.refresh_status()
 
     async def on_unmount(self) -> None:
         if self._stop_signals:

@@ -26,8 +26,8 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
 
     app = pilot.app
     await shot("main")
-    rows = session.store.queue.rows(0, 50)
-    items = [found[0] for row in rows if (found := session.store.items.get(row.source, row.id))]
+    rows = session.queue.rows(0, 50)  # in the screen's order: `j` steps through them
+    items = [found[0] for row in rows if (found := session.item(row.source, row.id))]
     steps = next((i for i, item in enumerate(items) if item.kind == "escalation"), 0)
     await pilot.press(*["j"] * steps)
     await shot("escalation")
@@ -65,8 +65,8 @@ async def _stats_and_history(pilot: Any, session: Any, fleet: Any, shot: Shot) -
 
     from storage.records import Risk, Verdict, now_utc
 
-    rows = session.store.queue.rows(0, 20)
-    items = [found[0] for row in rows if (found := session.store.items.get(row.source, row.id))]
+    rows = session.queue.rows(0, 20)  # the tour left the view as it found it: whole queue, most urgent first
+    items = [found[0] for row in rows if (found := session.item(row.source, row.id))]
     items = [item for item in items if item.risk is not Risk.critical and item.allows(Verdict.reject)][:6]
     fleet.decide_elsewhere(items[0].id)
     verdicts = (Verdict.approve, Verdict.reject, Verdict.approve, Verdict.approve, Verdict.reject, Verdict.approve)

@@ -24,7 +24,7 @@ from textual.widgets import Footer, Static
 
 from console.engine.config import token_fix
 from storage.db import Store
-from storage.labels import LabelStatus, LabelSyncState, label_statuses
+from storage.labels import LabelStatus, LabelSyncState
 from storage.records import DecisionRow, Outcome, SyncState
 from widgets.safe_text import clean, one_line
 from widgets.timefmt import zoned_time
@@ -184,7 +184,7 @@ class HistoryScreen(Screen[None]):
         pages = max(1, math.ceil(total / PAGE_SIZE))
         self.page = max(0, min(self.page, pages - 1))
         rows = store.outbox.decisions(PAGE_SIZE, self.page * PAGE_SIZE, problems_only=self.problems_only)
-        statuses = label_statuses(store.db.conn, [row.decision.id for row in rows])
+        statuses = store.labels.statuses([row.decision.id for row in rows])
         self.query_one("#history-head", Static).update(self._head(total, pages))
         self.query_one("#history-alert", Static).update(self._alert(problems))
         self.query_one("#history-rows", Static).update(self._rows(rows, statuses))

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from storage.db import Store
+from console.engine.session import Session
 from storage.records import DecisionRow, Quarantined
 from widgets.safe_text import literal
 from widgets.timefmt import zoned_time
@@ -59,9 +59,9 @@ class ProblemsScreen(ModalScreen[None]):
         Binding("A", "acknowledge_all", "Acknowledge all"),
     ]
 
-    def __init__(self, store: Store, zone: tzinfo | None = None) -> None:
+    def __init__(self, session: Session, zone: tzinfo | None = None) -> None:
         super().__init__()
-        self._store = store
+        self._session = session
         self._zone = zone  # times are drawn in it (None: local)
         self._conflicts: list[DecisionRow] = []
         self._quarantined: list[Quarantined] = []
@@ -79,8 +79,8 @@ class ProblemsScreen(ModalScreen[None]):
         self.query_one("#problems", OptionList).focus()
 
     def _reload(self) -> None:
-        self._conflicts = self._store.outbox.unseen_problems()
-        self._quarantined = self._store.quarantine.rows(unacknowledged=True)
+        self._conflicts = self._session.unseen_problems()
+        self._quarantined = self._session.quarantined()
         listing = self.query_one("#problems", OptionList)
         kept = listing.highlighted
         options: list[Option] = [Option(Text(f"Decisions not applied ({len(self._conflicts)})", "bold"), disabled=True)]
@@ -107,15 +107,17 @@ class ProblemsScreen(ModalScreen[None]):
             return
         index = int(option.id[1:])
         if option.id.startswith("d"):
-            self._store.outbox.mark_seen([self._conflicts[index].decision.id])
+            self._session.acknowledge(decision_ids=[self._conflicts[index].decision.id])
         else:
             entry = self._quarantined[index]
-            self._store.quarantine.acknowledge([(entry.source, entry.item_id)])
+            self._session.acknowledge(quarantined=[(entry.source, entry.item_id)])
         self._reload()
 
     def action_acknowledge_all(self) -> None:
-        self._store.outbox.mark_seen([row.decision.id for row in self._conflicts])
-        self._store.quarantine.acknowledge([(entry.source, entry.item_id) for entry in self._quarantined])
+        self._session.acknowledge(
+            decision_ids=[row.decision.id for row in self._conflicts],
+            quarantined=[(entry.source, entry.item_id) for entry in self._quarantined],
+        )
         self._reload()
 
     def action_close(self) -> None:

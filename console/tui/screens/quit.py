@@ -82,7 +82,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
     ) -> None:
         super().__init__()
         self._unsent = list(unsent)
-        self._health = health  # the poller's live view: a source going down while sending shows
+        self._health = health  # a live view (Session.health): a source going down while sending shows
         self._send = send
         self._bound = bound
         self._now = now

@@ -1,0 +1,70 @@
+"""The main screen's one-line bars: what the queue shows (count, order, filter) and the decision that can be undone.
+
+Each draws the state it is given through reactive attributes (the screen binds them with `data_bind`); neither knows
+where that state comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from .safe_text import one_line
+
+__all__ = ["QueueBar", "UndoBar", "UndoPrompt"]
+
+_MUTED = "$foreground-muted"
+
+
+class QueueBar(Static):
+    """`QUEUE 1,234 items · most urgent first · filter deploy   (o sort · g group · / filter · ? help)`."""
+
+    count: reactive[int] = reactive(0)
+    description: reactive[str] = reactive("")  # the order and grouping, in words
+    filter_text: reactive[str] = reactive("")
+
+    def render(self) -> Content:
+        count = self.count
+        parts: list[Content | tuple[str, str] | str] = [
+            ("QUEUE ", "bold"),
+            (f"{count:,} item{'s' if count != 1 else ''}", "bold $text-primary"),
+            (f"  ·  {self.description}", _MUTED),
+        ]
+        if self.filter_text:
+            parts += [("  ·  filter ", _MUTED), (one_line(self.filter_text, 60), "bold $text-warning")]
+        parts.append(("   (o sort · g group · / filter · ? help)", _MUTED))
+        return Content.assemble(*parts)
+
+
+@dataclass(frozen=True)
+class UndoPrompt:
+    """The newest decision still inside its undo window, and how many others are."""
+
+    label: str  # cleaned already: "Approved: Restart the web tier (deployer)"
+    seconds_left: int
+    more: int = 0
+
+
+class UndoBar(Static):
+    """`↶ Approved: … — press u to undo (4s)`; hidden while nothing can be undone."""
+
+    prompt: reactive[UndoPrompt | None] = reactive(None)
+
+    def render(self) -> Content:
+        prompt = self.prompt
+        if prompt is None:
+            return Content("")
+        return Content.assemble(
+            ("↶ ", "bold"),
+            (prompt.label, "bold"),
+            ("  —  press ", _MUTED),
+            (" u ", "bold reverse $text-warning"),
+            (f" to undo ({prompt.seconds_left}s)", "bold $text-warning"),
+            (f"  (+{prompt.more} more)" if prompt.more else "", _MUTED),
+        )
+
+    def watch_prompt(self, prompt: UndoPrompt | None) -> None:
+        self.display = prompt is not None
