@@ -11,6 +11,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,28 +56,16 @@ def _hash(prev_hash: str, record: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical_json(record)).hexdigest()
 
 
-def _record(
-    seq: int,
-    at: float,
-    kind: str,
-    operator: str,
-    source: str,
-    item_id: str,
-    decision_id: str | None,
-    item_digest: str | None,
-    body: str,
-) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "at": repr(at),  # a string: the hash must not depend on float formatting
-        "kind": kind,
-        "operator": operator,
-        "source": source,
-        "item_id": item_id,
-        "decision_id": decision_id,
-        "item_digest": item_digest,
-        "body": body,
-    }
+# The hashed fields of a record, in the order they are hashed and stored.
+HASHED_FIELDS = ("seq", "at", "kind", "operator", "source", "item_id", "decision_id", "item_digest", "body")
+_COLUMNS = ", ".join((*HASHED_FIELDS, "prev_hash", "hash"))
+
+
+def _record(row: Sequence[Any]) -> dict[str, Any]:
+    """The record that is hashed, from its stored fields (HASHED_FIELDS, in order)."""
+    record = dict(zip(HASHED_FIELDS, row, strict=True))
+    record["at"] = repr(record["at"])  # a string: the hash must not depend on float formatting
+    return record
 
 
 def append(
@@ -95,23 +84,10 @@ def append(
     seq, prev_hash = (1, GENESIS) if last is None else (last[0] + 1, last[1])
     at = time.time()
     body_text = json.dumps(body, sort_keys=True, default=str)
-    record = _record(seq, at, kind, operator, source, item_id, decision_id, item_digest, body_text)
+    row = (seq, at, kind, operator, source, item_id, decision_id, item_digest, body_text)
     conn.execute(
-        "INSERT INTO audit(seq, at, kind, operator, source, item_id, decision_id, item_digest, body, prev_hash, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            seq,
-            at,
-            kind,
-            operator,
-            source,
-            item_id,
-            decision_id,
-            item_digest,
-            body_text,
-            prev_hash,
-            _hash(prev_hash, record),
-        ),
+        f"INSERT INTO audit({_COLUMNS}) VALUES ({', '.join('?' * (len(row) + 2))})",
+        (*row, prev_hash, _hash(prev_hash, _record(row))),
     )
 
 
@@ -119,17 +95,14 @@ def verify(conn: sqlite3.Connection) -> Verification:
     prev_hash = GENESIS
     expected_seq = 1
     count = 0
-    cur = conn.execute(
-        "SELECT seq, at, kind, operator, source, item_id, decision_id, item_digest, body, prev_hash, hash"
-        " FROM audit ORDER BY seq"
-    )
+    cur = conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq")
     for row in cur:
         seq = row[0]
         if seq != expected_seq:
             return Verification(False, count, seq, f"record {seq} follows {expected_seq - 1}: a record is missing")
         if row[9] != prev_hash:
             return Verification(False, count, seq, f"record {seq} does not link to the record before it")
-        if _hash(prev_hash, _record(*row[:9])) != row[10]:
+        if _hash(prev_hash, _record(row[:9])) != row[10]:
             return Verification(False, count, seq, f"record {seq} was changed after it was written")
         prev_hash = row[10]
         expected_seq += 1

@@ -53,21 +53,17 @@ def _ratio(part: int, whole: int) -> float | None:
 def _window(
     since: float | None, until: float | None, agent: str | None, source: str | None = None
 ) -> tuple[str, tuple[Any, ...]]:
-    clauses = ["1"]
-    params: list[Any] = []
-    if since is not None:
-        clauses.append("decided_at >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("decided_at < ?")
-        params.append(until)
-    if agent is not None:
-        clauses.append("agent = ?")
-        params.append(agent)
-    if source is not None:
-        clauses.append("source = ?")
-        params.append(source)
-    return " AND ".join(clauses), tuple(params)
+    wanted = [
+        (clause, value)
+        for clause, value in (
+            ("decided_at >= ?", since),
+            ("decided_at < ?", until),
+            ("agent = ?", agent),
+            ("source = ?", source),
+        )
+        if value is not None
+    ]
+    return " AND ".join(["1", *(clause for clause, _ in wanted)]), tuple(value for _, value in wanted)
 
 
 def _percentile(conn: sqlite3.Connection, where: str, params: tuple[Any, ...], count: int, q: float) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,34 +112,25 @@ def losses(trainer: Any) -> list[float]:
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
-@pytest.mark.parametrize("name", ["preference", "preference--chat"])
-def test_dpo_trains_two_steps_on_the_preference_export(exports: dict[str, Path], tmp_path: Path, name: str) -> None:
-    dataset = datasets.load_dataset("json", data_files=str(exports[name]), split="train", cache_dir=str(tmp_path))
-    assert dataset.num_rows >= 4
-    tokenizer = tokenizer_for(texts(exports[name]))
-    model = tiny_model(tokenizer)
-    trainer = DPOTrainer(
-        model=model,
-        ref_model=copy.deepcopy(model),  # the frozen reference: the same random weights, built here, not loaded
-        args=DPOConfig(**common_args(tmp_path)),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-    )
-    trainer.train()
-    assert trainer.state.global_step == 2
-    assert len(losses(trainer)) == 2 and all(math.isfinite(loss) for loss in losses(trainer))
+# Each trainer with its config, and what its export must hold before training means anything.
+TRAINERS: dict[str, tuple[Any, Any, Callable[[Any], bool]]] = {
+    "preference": (DPOTrainer, DPOConfig, lambda dataset: dataset.num_rows >= 4),
+    "kto": (KTOTrainer, KTOConfig, lambda dataset: set(dataset["label"]) == {True, False}),  # both kinds of example
+}
 
 
-@pytest.mark.parametrize("name", ["kto", "kto--chat"])
-def test_kto_trains_two_steps_on_the_kto_export(exports: dict[str, Path], tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["preference", "preference--chat", "kto", "kto--chat"])
+def test_the_trainer_runs_two_steps_on_the_export(exports: dict[str, Path], tmp_path: Path, name: str) -> None:
+    """DPO on `preference`, KTO on `kto`, each also in its conversational variant."""
+    trainer_class, config_class, usable = TRAINERS[name.removesuffix("--chat")]
     dataset = datasets.load_dataset("json", data_files=str(exports[name]), split="train", cache_dir=str(tmp_path))
-    assert set(dataset["label"]) == {True, False}, "desirable and undesirable completions both"
+    assert usable(dataset), dataset
     tokenizer = tokenizer_for(texts(exports[name]))
     model = tiny_model(tokenizer)
-    trainer = KTOTrainer(
+    trainer = trainer_class(
         model=model,
         ref_model=copy.deepcopy(model),  # the frozen reference: the same random weights, built here, not loaded
-        args=KTOConfig(**common_args(tmp_path)),
+        args=config_class(**common_args(tmp_path)),
         train_dataset=dataset,
         processing_class=tokenizer,
     )

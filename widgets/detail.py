@@ -182,12 +182,9 @@ class ItemDetail(VerticalScroll, can_focus=True):
         now: Callable[[], float] = time.time,
         operator: str | None = None,
         zone: tzinfo | None = None,
-        name: str | None = None,
         id: str | None = None,
-        classes: str | None = None,
-        disabled: bool = False,
     ) -> None:
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(id=id)
         self._now = now
         self._operator = operator  # a claim by this operator reads "claimed by you"
         self._zone = zone  # times are drawn in it (None: local)

@@ -210,12 +210,9 @@ class QueueList(ScrollView, can_focus=True):
         *,
         now: Callable[[], float] = time.time,
         operator: str | None = None,
-        name: str | None = None,
         id: str | None = None,
-        classes: str | None = None,
-        disabled: bool = False,
     ) -> None:
-        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
+        super().__init__(id=id)
         self._provider = provider
         self._now = now
         self._operator = operator  # claims held by this operator are not marked

@@ -20,7 +20,6 @@ whole answer against `response_schema`; a malformed resume would destroy the pen
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, busy_answer, classify, read_refused
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
+from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.langgraph_payloads import (
     Interrupt,
     InvalidDecision,
@@ -41,7 +41,6 @@ from console.engine.sources.langgraph_payloads import (
     pending_items,
     translate_state,
 )
-from console.engine.sources.native import USER_AGENT
 from storage.db import Removal
 from storage.labels import Label
 from storage.records import Decision, Item, Outcome, SyncState
@@ -63,35 +62,20 @@ class Thread:
     items: dict[str, Item] = field(default_factory=dict)
 
 
-class LangGraphSource:
+class LangGraphSource(MemoryListingSource):
+    EPOCH_PREFIX = "langgraph"
+
     def __init__(self, config: SourceConfig, token: Token | None, client: httpx.AsyncClient | None = None) -> None:
-        self.config = config
-        headers = {"User-Agent": USER_AGENT}
-        if token is not None:
-            headers["x-api-key"] = token.value
-        self._client = client or httpx.AsyncClient(
-            base_url=config.url,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout),
-            follow_redirects=False,
-        )
-        self._epoch = "langgraph-" + secrets.token_hex(8)  # this process's memory of the server
+        super().__init__(config, source_client(config, {} if token is None else {"x-api-key": token.value}, client))
         self._threads: dict[str, Thread] = {}
         self._held: dict[tuple[str, str], dict[int, tuple[Decision, Any]]] = {}
         self._sending: set[tuple[str, str]] = set()
         self._applied: dict[str, str] = {}  # decision id -> run id, for decisions sent together with another
 
-    @property
-    def long_polls(self) -> bool:
-        return False  # the LangGraph API has no long-poll of thread searches
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
     # ---------------------------------------------------------------- listing
     async def fetch(self, cursor: str | None) -> Page:
-        if cursor is not None and cursor != self._epoch:
-            return Page(reset=True)  # another process's memory: list everything once
+        if self._foreign(cursor):
+            return Page(reset=True)
         if cursor is None:
             self._threads = {}
         elif await self._unchanged():

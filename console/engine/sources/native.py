@@ -16,6 +16,7 @@ from console.engine.config import SourceConfig, public_url, token_fix
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, brief, classify, read_refused
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
+from console.engine.sources.http import source_client
 from console.engine.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer, listing_page
 from storage.labels import Label, batch_id
 from storage.records import Decision, SyncState, id_problem
@@ -25,21 +26,13 @@ PAGE_SIZE = 500
 # stops reading and asks for fewer items, so a huge or endless answer never fills memory.
 PAGE_BYTES = 8_000_000
 _RESET = b"\x00reset"  # the cursor is too old (410): list everything again
-USER_AGENT = "approval-console/0.1"
 
 
 class NativeSource:
     def __init__(self, config: SourceConfig, token: Token | None, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
-        headers = {"User-Agent": USER_AGENT}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token.value}"
-        self._client = client or httpx.AsyncClient(
-            base_url=config.url,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout),
-            follow_redirects=False,
-        )
+        auth = {} if token is None else {"Authorization": f"Bearer {token.value}"}
+        self._client = source_client(config, auth, client)
         self._long_poll: bool | None = None  # learnt from /v1/info on first use
         self._claims = False  # features.claims, learnt with long_poll
 

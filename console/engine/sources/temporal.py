@@ -22,7 +22,6 @@ stale or malformed decision with the console's outcome name, and an ended run an
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,7 +33,7 @@ from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, brief, busy_answer, classify, json_object, read_refused
 from console.engine.sources.base import DecisionAnswer, Page, Rejected, SourceError
-from console.engine.sources.native import USER_AGENT
+from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.temporal_payloads import (
     NO_SHORTHAND,
     RUNNING,
@@ -68,34 +67,22 @@ class Run:
     item_id: str | None
 
 
-class TemporalSource:
+class TemporalSource(MemoryListingSource):
+    EPOCH_PREFIX = "temporal"
+
     def __init__(self, config: SourceConfig, token: Token | None, client: httpx.AsyncClient | None = None) -> None:
-        self.config = config
-        headers = {"User-Agent": USER_AGENT, "Accept": NO_SHORTHAND}
+        headers = {"Accept": NO_SHORTHAND}
         if token is not None:
             headers["Authorization"] = f"Bearer {token.value}"
-        self._client = client or httpx.AsyncClient(
-            base_url=config.url,
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout),
-            follow_redirects=False,
-        )
+        super().__init__(config, source_client(config, headers, client))
         self._base = f"/api/v1/namespaces/{quote(config.namespace, safe='')}"
-        self._epoch = "temporal-" + secrets.token_hex(8)  # this process's memory of the server
         self._runs: dict[tuple[str, str], Run] = {}
         self._since = ""  # the newest ApprovalSince listed
 
-    @property
-    def long_polls(self) -> bool:
-        return False  # Temporal's visibility API has no long-poll
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
     # ---------------------------------------------------------------- listing
     async def fetch(self, cursor: str | None) -> Page:
-        if cursor is not None and cursor != self._epoch:
-            return Page(reset=True)  # another process's memory: list everything once
+        if self._foreign(cursor):
+            return Page(reset=True)
         if cursor is None:
             self._runs, self._since = {}, ""
             return await self._page(*await self._list(WAITING_QUERY), complete=True)
