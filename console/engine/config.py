@@ -42,7 +42,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 APP_NAME = "approval-console"
-SourceKind = Literal["native", "langgraph"]
+SourceKind = Literal["native", "langgraph", "prefect"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
@@ -155,6 +155,20 @@ def _langgraph_only(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _prefect_only(value: Any, info: ValidationInfo) -> Any:
+    if info.data.get("kind", "prefect") != "prefect":  # no kind: its own problem is reported first
+        raise _refusal(
+            f"{info.field_name!r} is only for sources of kind 'prefect'", 'remove it, or set kind = "prefect"'
+        )
+    return value
+
+
+def _tag_list(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(tag, str) and tag.strip() for tag in value):
+        raise ValueError("not a list of tags")
+    return tuple(value)
+
+
 def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
     names = [source.name for source in sources]
     for index, name in enumerate(names):
@@ -207,7 +221,10 @@ class SourceConfig(_Table):
     kind: Annotated[
         SourceKind,
         Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
-        Field(description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads"),
+        Field(
+            description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads;"
+            " prefect: a Prefect server's flow runs paused for input"
+        ),
     ] = "native"
     url: Annotated[
         str,
@@ -233,6 +250,19 @@ class SourceConfig(_Table):
             "metadata must be a table of plain values (thread metadata to match)", 'metadata = {{ team = "billing" }}'
         ),
         Field(description="kind langgraph: only threads whose metadata has these values"),
+    ] = ()
+    ui_url: Annotated[
+        Annotated[str, Strict(), AfterValidator(_http_url)] | None,
+        BeforeValidator(_prefect_only),
+        Says("ui_url {value!r} is not an http(s) URL", 'ui_url = "https://prefect.example"'),
+        Field(description="kind prefect: the Prefect UI's base URL for links (default: derived from url)"),
+    ] = None
+    tags: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_tag_list, json_schema_input_type=list[str]),
+        BeforeValidator(_prefect_only),
+        Says("tags must be a list of non-empty strings", 'tags = ["approvals"]'),
+        Field(description="kind prefect: only flow runs that carry all these tags"),
     ] = ()
     allow_insecure_http: Annotated[
         _Switch,
