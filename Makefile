@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test unit soak lint format screenshots bench clean
+.PHONY: help venv demo test unit soak lint format screenshots bench clean engines
 
 help:
 	@echo "make demo         open the console on an embedded demo fleet"
@@ -14,6 +14,7 @@ help:
 	@echo "make screenshots  regenerate screenshots/*.svg from the real app"
 	@echo "make lint         ruff, mypy and the import contracts (lint-imports) only"
 	@echo "make bench        benchmarks against targets: prints a table, writes bench-results.json (QUICK=1: smoke run)"
+	@echo "make engines      the workflow engines the tests run against, each in its own env under .engines/"
 	@echo "make soak         500 rounds of SIGKILL-and-restart (tests/test_crash.py); not part of make test"
 
 $(STAMP): pyproject.toml
@@ -25,10 +26,19 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Prefect 3 for tests/test_prefect.py and the bench: its own env, so its pins never constrain the console's.
+PREFECT_ENGINE := .engines/prefect/.installed
+$(PREFECT_ENGINE):
+	$(PYTHON) -m venv .engines/prefect
+	.engines/prefect/bin/python -m pip install --quiet 'prefect==3.*'
+	@touch $@
+
+engines: $(PREFECT_ENGINE)
+
 demo: $(STAMP)
 	$(BIN)/approval-console demo
 
-test: $(STAMP)
+test: $(STAMP) engines
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
 
@@ -53,8 +63,8 @@ format: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m console.tui.screenshots screenshots
 
-bench: $(STAMP)
+bench: $(STAMP) engines
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .engines .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

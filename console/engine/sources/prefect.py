@@ -10,6 +10,8 @@ paused (`POST /flow_runs/count`), and which flow-run events the server recorded 
 /events/filter`, heartbeats excluded, ids remembered over an overlap window so an event recorded late is still seen).
 Only when either shows something new is the queue listed again. A server without the events API is listed every poll.
 
+Token: a Prefect Cloud API key (sent as a bearer token) or a server's auth string `user:password` (HTTP Basic).
+
 Sending. The adapter reads the flow run first. Still paused on this pause: the digest is checked (stale otherwise) and
 `POST /flow_runs/{id}/resume` carries the run input (prefect_payloads.run_input); the server checks it against the
 RunInput schema (REJECT: invalid, with its reason; past `pause_timeout`: expired). Not paused on it any more (a resend
@@ -39,6 +41,7 @@ from console.engine.sources.prefect_payloads import (
     InvalidDecision,
     PausedRun,
     answered_by_us,
+    authorization,
     deadline_passed,
     input_value,
     item_payload,
@@ -54,7 +57,7 @@ from storage.records import Decision, Item, Outcome, SyncState
 PAGE_SIZE = 200  # flow runs per filter page (Prefect's default limit caps a page at 200)
 INPUT_CONCURRENCY = 8  # pause inputs read at once after a change
 EVENT_OVERLAP = timedelta(seconds=60)  # events recorded up to this late are still noticed
-EVENTS_LIMIT = 200
+EVENTS_LIMIT = 50  # the most Prefect's events API returns at once
 BUSY_RETRY = 1.0  # seconds: the server asked us to wait (a resume under way)
 
 
@@ -63,7 +66,7 @@ class PrefectSource:
         self.config = config
         headers = {"User-Agent": USER_AGENT}
         if token is not None:
-            headers["Authorization"] = f"Bearer {token.value}"
+            headers["Authorization"] = authorization(token.value)
         self._client = client or httpx.AsyncClient(
             base_url=config.url,
             headers=headers,

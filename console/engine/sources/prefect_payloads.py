@@ -21,6 +21,7 @@ by us, from an answer given elsewhere).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -160,7 +161,7 @@ def item_payload(
     link = flow_run_link(ui_url, run.flow_run_id)
     evidence = [f"flow: {flow_name or run.flow_id}", f"flow run: {run.name} ({run.flow_run_id})"]
     if run.tags:
-        evidence.append("tags: " + ", ".join(run.tags))
+        evidence.append("tags: " + ", ".join(sorted(run.tags)))  # Prefect keeps no order: sorted, for a stable digest
     payload: dict[str, Any] = {
         "id": run.item_id,
         "kind": kind,
@@ -256,6 +257,14 @@ def input_value(raw: Any) -> Any:
         except ValueError:
             return None
     return raw
+
+
+def authorization(token: str) -> str:
+    """The Authorization header for a token: a server's auth string (`user:password`, as PREFECT_API_AUTH_STRING)
+    goes as HTTP Basic, a Prefect Cloud API key as a bearer token."""
+    if ":" in token:
+        return "Basic " + base64.b64encode(token.encode()).decode()
+    return f"Bearer {token}"
 
 
 # ------------------------------------------------------------------ links
