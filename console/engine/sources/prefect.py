@@ -56,7 +56,7 @@ from storage.records import Decision, Item, Outcome, SyncState
 
 PAGE_SIZE = 200  # flow runs per filter page (Prefect's default limit caps a page at 200)
 INPUT_CONCURRENCY = 8  # pause inputs read at once after a change
-EVENT_OVERLAP = timedelta(seconds=60)  # events recorded up to this late are still noticed
+EVENT_OVERLAP = timedelta(seconds=15)  # events recorded up to this late are still noticed (seen: 1-2 s)
 EVENTS_LIMIT = 50  # the most Prefect's events API returns at once
 BUSY_RETRY = 1.0  # seconds: the server asked us to wait (a resume under way)
 
