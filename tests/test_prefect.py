@@ -20,11 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from console.engine.config import SourceConfig
+from console.engine.config import Config, SourceConfig
+from console.engine.session import Session
 from console.engine.sources import build_source
 from console.engine.sources.base import Page
 from console.engine.sources.prefect import PrefectSource
+from console.tui.app import ApprovalApp
 from storage.records import Decision, Item, Outcome, SyncState, Verdict
+from tests.conftest import decide_key, eventually, screen_text
 from tests.engines.prefect_server import prefect_server, start_flows, stop
 
 SOURCE = "pf"
@@ -335,6 +338,30 @@ async def test_a_deleted_flow_run_is_gone(prefect_url: str, tag: str, flows: Any
         assert answer.state is SyncState.conflict and answer.outcome == Outcome.not_found.value
     finally:
         await source.aclose()
+
+
+async def test_the_console_shows_the_flow_run_and_approves_it(
+    prefect_url: str, tag: str, flows: Any, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    flows(count=1)
+    config = Config(operator="alice", sources=(pf_config(prefect_url, tag),), undo_seconds=0.0)
+    session = Session(config, tmp_path / "data", token_for=lambda _name: None)
+    app = ApprovalApp(session)
+    async with app.run_test(size=(160, 100)) as pilot:  # tall enough for the detail's evidence and links
+        await eventually(lambda: session.store.queue.count() == 1, timeout=300, what="the paused flow run listed")
+        await eventually(lambda: app.main.shown is not None, what="the item shown")
+        shown = app.main.shown
+        assert shown is not None
+        run = (await api.get(f"/flow_runs/{flow_run_id(shown)}")).json()
+        await eventually(lambda: run["name"] in screen_text(app), what="the flow run's name in the detail")
+        assert f"/runs/flow-run/{run['id']}" in screen_text(app)
+        await pilot.pause(0.6)  # past the settle guard
+        await decide_key(pilot, "a")
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=60, what="the approval applied")
+        assert [row.sync_state for row in session.store.outbox.decisions()] == [SyncState.applied]
+    await session.aclose()
+    assert (await final_state(api, shown))["type"] == "COMPLETED"
+    assert (await stored_answer(api, shown))["reviewer"] == "alice"
 
 
 async def test_an_escalation_by_tag_offers_its_values_as_the_output(prefect_url: str, tag: str, flows: Any) -> None:
