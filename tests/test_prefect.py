@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,15 +21,16 @@ from typing import Any
 import httpx
 import pytest
 
-from console.engine.config import Config, SourceConfig
+from console.engine.config import Config, SourceConfig, load
 from console.engine.session import Session
 from console.engine.sources import build_source
-from console.engine.sources.base import Page
+from console.engine.sources.base import Page, SourceError
 from console.engine.sources.prefect import PrefectSource
 from console.tui.app import ApprovalApp
 from storage.records import Decision, Item, Outcome, SyncState, Verdict
 from tests.conftest import decide_key, eventually, screen_text
 from tests.engines.prefect_server import prefect_server, start_flows, stop
+from tests.test_cli import Cli
 
 SOURCE = "pf"
 pytestmark = pytest.mark.timeout(600)  # flows start in seconds, minutes on a busy machine; outcomes, not speed
@@ -373,5 +375,37 @@ async def test_an_escalation_by_tag_offers_its_values_as_the_output(prefect_url:
         assert item.output == {"customer_id": "cus_0", "amount": 100.0, "currency": "EUR"}
         assert item.action is not None and item.action.args == {}
         assert (await source.send_decision(decision(item, Verdict.edit, edited={"amount": 1.0}))).outcome == "applied"
+    finally:
+        await source.aclose()
+
+
+def test_sources_add_writes_a_prefect_source(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home")
+    added = cli("sources", "add", "flows", "http://127.0.0.1:4200/api", "--kind", "prefect", "--no-token")
+    assert added.returncode == 0, added.stderr
+    (source,) = load(cli.config).sources
+    assert (source.name, source.kind, source.url) == ("flows", "prefect", "http://127.0.0.1:4200/api")
+
+
+async def test_a_server_that_is_down_is_a_source_error_not_a_crash() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+    source = PrefectSource(pf_config(url, "any"), None)
+    try:
+        with pytest.raises(SourceError, match="cannot reach"):
+            await source.fetch(None)
+        item_id = "b06b2feb-fa8f-4895-9f51-f4f5751895e5:paused-1-response"
+        sent = Decision(
+            id=str(uuid.uuid4()),
+            source=SOURCE,
+            item_id=item_id,
+            item_digest="sha256:" + "0" * 64,
+            verdict=Verdict.approve,
+            operator="alice",
+            decided_at=datetime.now(UTC),
+        )
+        answer = await source.send_decision(sent)
+        assert answer.state is None and answer.outcome == "unreachable"  # kept, sent again later
     finally:
         await source.aclose()
