@@ -71,6 +71,7 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
 }
 UI = "http://127.0.0.1:4200"
+CAP = 1_048_576
 
 
 def run(row: dict[str, Any] | None = None) -> PausedRun:
@@ -81,14 +82,14 @@ def run(row: dict[str, Any] | None = None) -> PausedRun:
 
 def item(schema: Any = None, description: Any = "Refund **1250** EUR?", row: dict[str, Any] | None = None) -> Item:
     payload = item_payload("pf", run(row), "refunds", SCHEMA if schema is None else schema, description, UI)
-    items, rejected = run_items("pf", [payload])
+    items, rejected = run_items("pf", [payload], CAP)
     assert not rejected, rejected
     return items[0]
 
 
 def quarantined(schema: Any = None, description: Any = "", row: dict[str, Any] | None = None) -> Rejected:
     payload = item_payload("pf", run(row), "refunds", SCHEMA if schema is None else schema, description, UI)
-    items, rejected = run_items("pf", [payload])
+    items, rejected = run_items("pf", [payload], CAP)
     assert not items
     return rejected[0]
 
@@ -178,6 +179,8 @@ def test_hostile_and_malformed_inputs_are_quarantined_never_raised() -> None:
     for _ in range(80):
         deep = {"type": "object", "properties": {"a": deep}}
     assert quarantined(schema={"type": "object", "properties": {"a": {"default": deep}}}).reason
+    huge = {**SCHEMA, "properties": {**SCHEMA["properties"], "blob": {"default": "x" * CAP}}}
+    assert "over this source's cap" in quarantined(schema=huge).reason
     shown = item(description="\x1b[31mred\x1b[0m [bold]x[/bold]")
     assert shown.context.summary == "\x1b[31mred\x1b[0m [bold]x[/bold]"  # kept literally; widgets escape it on screen
     assert item(description=None).context.summary == ""

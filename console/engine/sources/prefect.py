@@ -123,7 +123,7 @@ class PrefectSource:
                 item_payload(self.config.name, run, self._flows.get(run.flow_id, ""), schema, description, self._ui)
             )
             self._deadlines[run.item_id] = run.pause_timeout
-        fresh, bad = run_items(self.config.name, payloads)
+        fresh, bad = run_items(self.config.name, payloads, self.config.max_item_bytes)
         now = {item.id: item for item in fresh}
         changed_runs = {run.item_id for run in runs if self._runs.get(run.flow_run_id) != run.state_id}
         rejected += [r for r in bad if r.item_id in changed_runs]

@@ -197,10 +197,23 @@ def _number(text: str) -> Any:
     return value if math.isfinite(value) else text
 
 
-def run_items(source: str, payloads: list[dict[str, Any] | Rejected]) -> tuple[list[Item], list[Rejected]]:
-    """Validate built payloads like any listed item; a payload the item checks refuse is quarantined with its reason."""
+def run_items(
+    source: str, payloads: list[dict[str, Any] | Rejected], max_item_bytes: int
+) -> tuple[list[Item], list[Rejected]]:
+    """Validate built payloads like any listed item; a payload the item checks refuse, or one over the source's
+    size cap (a huge schema or description), is quarantined with its reason."""
     rejected = [p for p in payloads if isinstance(p, Rejected)]
-    items, bad = validate_items(source, [p for p in payloads if not isinstance(p, Rejected)])
+    kept = []
+    for payload in payloads:
+        if isinstance(payload, Rejected):
+            continue
+        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        if size > max_item_bytes:
+            reason = f"the item is {size:,} bytes, over this source's cap of {max_item_bytes:,} (max_item_bytes)"
+            rejected.append(Rejected(payload["id"], reason, excerpt({"id": payload["id"], "agent": payload["agent"]})))
+        else:
+            kept.append(payload)
+    items, bad = validate_items(source, kept)
     return items, rejected + bad
 
 
