@@ -122,7 +122,6 @@ class PrefectSource:
             payloads.append(
                 item_payload(self.config.name, run, self._flows.get(run.flow_id, ""), schema, description, self._ui)
             )
-            self._deadlines[run.item_id] = run.pause_timeout
         fresh, bad = run_items(self.config.name, payloads, self.config.max_item_bytes)
         now = {item.id: item for item in fresh}
         changed_runs = {run.item_id for run in runs if self._runs.get(run.flow_run_id) != run.state_id}
@@ -130,6 +129,10 @@ class PrefectSource:
         removed = [Removal(item_id, "gone") for item_id in self._items if item_id not in now]
         items = [item for item in fresh if self._items.get(item.id) != item]
         self._runs, self._items = listed, now
+        # Deadlines of the pauses listed now, and of those that just left (a decision on them may still be on its way).
+        gone = {removal.item_id for removal in removed}
+        kept = {item_id: when for item_id, when in self._deadlines.items() if item_id in gone}
+        self._deadlines = kept | {run.item_id: run.pause_timeout for run in runs}
         live = set(listed.items())
         self._inputs = {key: value for key, value in self._inputs.items() if key in live}
         return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch)
