@@ -27,6 +27,7 @@ from console.engine.sources import build_source
 from console.engine.sources.base import Page, SourceError
 from console.engine.sources.prefect import PrefectSource
 from console.tui.app import ApprovalApp
+from storage.labels import build_label
 from storage.records import Decision, Item, Outcome, SyncState, Verdict
 from tests.conftest import decide_key, eventually, screen_text
 from tests.engines.prefect_server import prefect_server, start_flows, stop
@@ -342,7 +343,7 @@ async def test_a_deleted_flow_run_is_gone(prefect_url: str, tag: str, flows: Any
         await source.aclose()
 
 
-async def test_the_console_shows_the_flow_run_and_approves_it(
+async def test_the_console_shows_the_flow_run_approves_it_and_its_label_reaches_the_run(
     prefect_url: str, tag: str, flows: Any, api: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     flows(count=1)
@@ -361,9 +362,35 @@ async def test_the_console_shows_the_flow_run_and_approves_it(
         await decide_key(pilot, "a")
         await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=60, what="the approval applied")
         assert [row.sync_state for row in session.store.outbox.decisions()] == [SyncState.applied]
+        (applied,) = session.store.outbox.decisions()
+        # The label lands on the flow run as an artifact (its Artifacts tab), where the flow's owners look.
+        held: list[Any] = []
+        for _ in range(200):
+            held = await artifacts(api, shown)
+            if held:
+                break
+            await pilot.pause(0.1)
+        assert len(held) == 1 and held[0]["metadata_"] == {"approval_console_label_id": applied.decision.id}
+        assert '"verdict": "approve"' in held[0]["data"] and '"operator": "alice"' in held[0]["data"]
     await session.aclose()
     assert (await final_state(api, shown))["type"] == "COMPLETED"
     assert (await stored_answer(api, shown))["reviewer"] == "alice"
+    label = build_label(shown, applied.decision, None)
+    again = PrefectSource(pf_config(prefect_url, tag), None)  # a resend, from a console that lost its memory
+    try:
+        answer = await again.send_labels([label, label.model_copy(update={"item_id": "not-prefect"})])
+        assert answer.sent == {label.label_id} and len(await artifacts(api, shown)) == 1  # not stored twice
+        await api.delete(f"/flow_runs/{flow_run_id(shown)}")
+        gone = await again.send_labels([label])
+        assert gone.refused == {label.label_id: "the flow run no longer exists"}
+    finally:
+        await again.aclose()
+
+
+async def artifacts(api: httpx.AsyncClient, item: Item) -> list[Any]:
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run_id(item)]}}}
+    found: list[Any] = (await api.post("/artifacts/filter", json=body)).json()
+    return found
 
 
 async def test_an_escalation_by_tag_offers_its_values_as_the_output(prefect_url: str, tag: str, flows: Any) -> None:

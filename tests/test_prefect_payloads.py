@@ -23,12 +23,15 @@ from console.engine.sources.prefect_payloads import (
     deadline_passed,
     input_value,
     item_payload,
+    label_artifact,
+    labels_held,
     parse_item_id,
     paused_run,
     run_input,
     run_items,
     ui_base,
 )
+from storage.labels import build_label
 from storage.records import Decision, Item, Verdict
 
 RUN_ID = "b06b2feb-fa8f-4895-9f51-f4f5751895e5"
@@ -230,6 +233,21 @@ def test_a_stored_answer_is_ours_by_decision_id_or_else_by_being_exactly_our_inp
     plain = {"customer_id": "cus_1", "amount": 1250.0}
     assert answered_by_us(plain, ours.id, plain) and not answered_by_us(plain, ours.id, {**plain, "amount": 1})
     assert not answered_by_us("yes", ours.id, None)
+
+
+def test_a_label_is_an_artifact_whose_agent_text_cannot_leave_its_code_block() -> None:
+    shown = item()
+    rejected = decision(Verdict.reject, reason_code="unsafe", comment="```\n# Injected").model_copy(
+        update={"item_digest": shown.digest}
+    )
+    label = build_label(shown, rejected, None)
+    artifact = label_artifact(RUN_ID, label)
+    assert artifact["flow_run_id"] == RUN_ID and artifact["metadata_"] == {"approval_console_label_id": label.label_id}
+    lines = artifact["data"].splitlines()
+    assert lines[0] == "```json" and lines[-1] == "```"
+    assert all(not line.lstrip().startswith("```") for line in lines[1:-1])  # nothing inside can close the block
+    assert "# Injected" not in lines
+    assert labels_held([artifact, {"metadata_": None}, "junk"]) == {label.label_id}
 
 
 def test_ids_links_tokens_and_deadlines() -> None:

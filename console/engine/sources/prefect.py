@@ -18,12 +18,15 @@ RunInput schema (REJECT: invalid, with its reason; past `pause_timeout`: expired
 after a crash, or another console or the Prefect UI answered first): the stored answer (`GET
 /flow_runs/{id}/input/{response key}`) tells applied (ours: its `decision_id`) from conflict (someone else's); no
 answer means expired (timed out), withdrawn (cancelled) or conflict (the run moved on). Nothing is resumed twice.
+
+Labels go back as markdown artifacts of their flow run, one per label, never stored twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -34,7 +37,7 @@ import httpx
 from console.engine.config import SourceConfig, public_url
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, busy_answer, classify, json_object, read_refused
-from console.engine.sources.base import DecisionAnswer, Page, Rejected, SourceError
+from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, Rejected, SourceError
 from console.engine.sources.native import USER_AGENT
 from console.engine.sources.prefect_payloads import (
     PAUSED_TYPES,
@@ -45,6 +48,8 @@ from console.engine.sources.prefect_payloads import (
     deadline_passed,
     input_value,
     item_payload,
+    label_artifact,
+    labels_held,
     parse_item_id,
     paused_run,
     run_input,
@@ -52,6 +57,7 @@ from console.engine.sources.prefect_payloads import (
     ui_base,
 )
 from storage.db import Removal
+from storage.labels import Label
 from storage.records import Decision, Item, Outcome, SyncState
 
 PAGE_SIZE = 200  # flow runs per filter page (Prefect's default limit caps a page at 200)
@@ -239,6 +245,48 @@ class PrefectSource:
             return response
         asked = f"{method} {path.split('?', maxsplit=1)[0]}"
         raise read_refused(classify(response), auth=": check the token", otherwise=f"answered {status} to {asked}")
+
+    # ----------------------------------------------------------------- labels
+    async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:
+        """Each label becomes a markdown artifact of its flow run (the run's Artifacts tab in the Prefect UI), marked
+        with the label id in its metadata: a label the run already holds is not stored again. A flow run that no
+        longer exists refuses its labels (kept locally, with the reason)."""
+        by_run: dict[str, list[Label]] = {}
+        refused: dict[str, str] = {}
+        for label in labels:
+            parsed = parse_item_id(label.item_id)
+            if parsed is None:
+                refused[label.label_id] = "not a Prefect item id"
+            else:
+                by_run.setdefault(parsed[0], []).append(label)
+        sent: set[str] = set()
+        for run_id, run_labels in by_run.items():
+            try:
+                response = await self._call("GET", f"/flow_runs/{quote(run_id, safe='')}", missing_ok=True)
+                if response.status_code == 404:
+                    refused.update((label.label_id, "the flow run no longer exists") for label in run_labels)
+                    continue
+                held = await self._labels_held(run_id)
+                for label in run_labels:
+                    if label.label_id not in held:
+                        await self._call("POST", "/artifacts/", json=label_artifact(run_id, label))
+                    sent.add(label.label_id)
+            except SourceError as exc:  # retry what is left; keep what went through
+                return LabelAnswer(
+                    frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth
+                )
+        return LabelAnswer(frozenset(sent), refused)
+
+    async def _labels_held(self, run_id: str) -> set[str]:
+        held: set[str] = set()
+        offset = 0
+        while True:
+            body = {"artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": PAGE_SIZE, "offset": offset}
+            page = _json(await self._call("POST", "/artifacts/filter", json=body))
+            held |= labels_held(page)
+            if not isinstance(page, list) or len(page) < PAGE_SIZE:
+                return held
+            offset += PAGE_SIZE
 
     # ---------------------------------------------------------------- sending
     async def send_decision(self, decision: Decision) -> DecisionAnswer:

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from console.engine.sources.base import Rejected, excerpt, validate_items
+from storage.labels import Label
 from storage.records import Decision, Item, Verdict, item_digest, shown_part
 
 DEFAULT_RISK = "medium"
@@ -270,6 +271,32 @@ def input_value(raw: Any) -> Any:
         except ValueError:
             return None
     return raw
+
+
+LABEL_METADATA = "approval_console_label_id"  # an artifact's metadata: which label it holds
+
+
+def label_artifact(flow_run_id: str, label: Label) -> dict[str, Any]:
+    """A label as a markdown artifact of its flow run (the JSON in a code block: JSON strings cannot end the block)."""
+    body = json.dumps(label.wire_body(), indent=2, ensure_ascii=True, default=str)
+    return {
+        "type": "markdown",
+        "flow_run_id": flow_run_id,
+        "description": f"approval-console: {label.verdict} by {label.operator or 'nobody (expired)'}"[:500],
+        "data": f"```json\n{body}\n```",
+        "metadata_": {LABEL_METADATA: label.label_id},
+    }
+
+
+def labels_held(artifacts: Any) -> set[str]:
+    """The label ids a flow run's artifacts hold already (so a resent label is not stored twice)."""
+    held: set[str] = set()
+    for artifact in artifacts if isinstance(artifacts, list) else []:
+        metadata = artifact.get("metadata_") if isinstance(artifact, dict) else None
+        label_id = metadata.get(LABEL_METADATA) if isinstance(metadata, dict) else None
+        if isinstance(label_id, str):
+            held.add(label_id)
+    return held
 
 
 def authorization(token: str) -> str:
