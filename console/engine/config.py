@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
@@ -42,7 +43,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 APP_NAME = "approval-console"
-SourceKind = Literal["native", "langgraph", "temporal"]
+SourceKind = Literal["native", "langgraph", "temporal", "prefect"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
@@ -147,20 +148,24 @@ def _pairs(value: Any) -> Any:
     return tuple(sorted(value.items()))
 
 
-def _langgraph_only(value: Any, info: ValidationInfo) -> Any:
-    if info.data.get("kind", "langgraph") != "langgraph":  # no kind: its own problem is reported first
-        raise _refusal(
-            f"{info.field_name!r} is only for sources of kind 'langgraph'", 'remove it, or set kind = "langgraph"'
-        )
-    return value
+def _only_for(*kinds: str) -> Callable[[Any, ValidationInfo], Any]:
+    """A key that belongs to sources of these kinds only: on another kind it is refused, naming the kinds."""
+    named = " or ".join(repr(k) for k in kinds)
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if info.data.get("kind", kinds[0]) not in kinds:  # no kind: its own problem is reported first
+            raise _refusal(
+                f"{info.field_name!r} is only for sources of kind {named}", f'remove it, or set kind = "{kinds[0]}"'
+            )
+        return value
+
+    return check
 
 
-def _temporal_only(value: Any, info: ValidationInfo) -> Any:
-    if info.data.get("kind", "temporal") != "temporal":  # no kind: its own problem is reported first
-        raise _refusal(
-            f"{info.field_name!r} is only for sources of kind 'temporal'", 'remove it, or set kind = "temporal"'
-        )
-    return value
+def _tag_list(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(tag, str) and tag.strip() for tag in value):
+        raise ValueError("not a list of tags")
+    return tuple(value)
 
 
 def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
@@ -176,7 +181,7 @@ _Words = Annotated[str, Strict(), AfterValidator(_stripped)]  # not blank; kept 
 _Switch = Annotated[bool, Strict(), Says("{key} must be true or false", "{name} = false")]
 # kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
 _Lookup = Annotated[
-    _Words | None, BeforeValidator(_langgraph_only), Says("{key} must be a non-empty string", '{name} = "agent"')
+    _Words | None, BeforeValidator(_only_for("langgraph")), Says("{key} must be a non-empty string", '{name} = "agent"')
 ]
 _Plain = StrictStr | StrictInt | StrictFloat | StrictBool
 
@@ -217,7 +222,8 @@ class SourceConfig(_Table):
         Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
         Field(
             description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads;"
-            " temporal: Temporal workflows waiting for a human (PROTOCOL.md, Temporal workflows)"
+            " temporal: Temporal workflows waiting for a human (PROTOCOL.md, Temporal workflows);"
+            " prefect: a Prefect server's flow runs paused for input"
         ),
     ] = "native"
     url: Annotated[
@@ -239,7 +245,7 @@ class SourceConfig(_Table):
     metadata: Annotated[
         tuple[tuple[str, _Plain], ...],
         BeforeValidator(_pairs, json_schema_input_type=dict[str, _Plain]),
-        BeforeValidator(_langgraph_only),
+        BeforeValidator(_only_for("langgraph")),
         Says(
             "metadata must be a table of plain values (thread metadata to match)", 'metadata = {{ team = "billing" }}'
         ),
@@ -247,16 +253,26 @@ class SourceConfig(_Table):
     ] = ()
     namespace: Annotated[
         _Words,
-        BeforeValidator(_temporal_only),
+        BeforeValidator(_only_for("temporal")),
         Says("{key} must be a non-empty string", 'namespace = "default"'),
         Field(description="kind temporal: the namespace whose workflows are listed"),
     ] = "default"
     ui_url: Annotated[
         Annotated[str, Strict(), AfterValidator(_http_url)] | None,
-        BeforeValidator(_temporal_only),
+        BeforeValidator(_only_for("temporal", "prefect")),
         Says("ui_url {value!r} is not an http(s) URL", 'ui_url = "https://temporal.example:8233"'),
-        Field(description="kind temporal: the Temporal UI, linked from each item's detail"),
+        Field(
+            description="kinds temporal and prefect: the engine's UI, linked from each item's detail"
+            " (prefect: derived from url when not set)"
+        ),
     ] = None
+    tags: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_tag_list, json_schema_input_type=list[str]),
+        BeforeValidator(_only_for("prefect")),
+        Says("tags must be a list of non-empty strings", 'tags = ["approvals"]'),
+        Field(description="kind prefect: only flow runs that carry all these tags"),
+    ] = ()
     allow_insecure_http: Annotated[
         _Switch,
         Says("{key} must be true or false", "{name} = true"),

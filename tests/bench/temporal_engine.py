@@ -1,8 +1,8 @@
 """Figures over the workflow-engine sources, each against the real engine its tests use (Temporal: the dev server from
 .engines/temporal, which `make test` builds; the figure reports "not available yet" without it).
 
-`python -m tests.bench.engines temporal-worker GRPC QUEUE` is the worker these figures run in a process of its own
-(as a real deployment does), so the console's process CPU is the console's alone; it stops when its input closes.
+`python -m tests.bench.temporal_engine temporal-worker GRPC QUEUE` is the worker these figures run in a process of
+its own (as a real deployment does), so the console's process CPU is the console's alone; it stops when its input closes.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class _Worker:
     """The worker process for the duration of a `with` block."""
 
     def __init__(self, grpc: str, queue: str) -> None:
-        command = [sys.executable, "-m", "tests.bench.engines", "temporal-worker", grpc, queue]
+        command = [sys.executable, "-m", "tests.bench.temporal_engine", "temporal-worker", grpc, queue]
         self._process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def __enter__(self) -> None:
