@@ -2,7 +2,8 @@
 .engines/temporal, which `make test` builds; the figure reports "not available yet" without it).
 
 `python -m tests.bench.temporal_engine temporal-worker GRPC QUEUE` is the worker these figures run in a process of
-its own (as a real deployment does), so the console's process CPU is the console's alone; it stops when its input closes.
+its own (as a real deployment does), so the console's process CPU is the console's alone; it stops when its input
+closes.
 """
 
 from __future__ import annotations
