@@ -281,10 +281,25 @@ def generate(path: Path, count: int) -> None:
         for n in range(count):
             label_id = f"{n:08x}-0000-4000-8000-000000000000"
             record = template.replace("@ID@", label_id)
-            yield (label_id, label_id, *fixed, None, "alice", start + n, 3.0, record, "sent", 1, "", 0.0, 0.0)
+            yield (
+                label_id,
+                label_id,
+                *fixed,
+                None,
+                "alice",
+                start + n,
+                3.0,
+                record,
+                "sent",
+                1,
+                "",
+                0.0,
+                0.0,
+                label.outcome,
+            )
 
     conn.execute("BEGIN")
-    conn.executemany(f"INSERT INTO labels VALUES ({', '.join('?' * 19)})", rows())
+    conn.executemany(f"INSERT INTO labels VALUES ({', '.join('?' * 20)})", rows())
     conn.execute("COMMIT")
     conn.close()
 

@@ -206,6 +206,11 @@ class Session:
         self.sync.kick()
         return decision
 
+    def mark_shown(self, item: Item, when: datetime) -> None:
+        """The operator has this version of `item` on screen for the first time: kept durably, so the label of an
+        expiry (which the poller records, not the screen) knows the item was shown."""
+        self.store.items.mark_shown(item.source, item.id, item.digest, when.timestamp())
+
     def undo(self, decision_id: str) -> Decision:
         """Take back a decision still in its undo window (raises storage.db.UndoRefused once it is being sent)."""
         decision = self.store.outbox.undo(decision_id, self.config.operator)

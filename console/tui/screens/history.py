@@ -89,6 +89,8 @@ def sync_text(row: DecisionRow) -> str:
         return "waiting to sync" if row.attempts == 0 else f"retrying, {_attempts(row.attempts)}"
     if state is SyncState.sending:
         return f"sending, {_attempts(row.attempts)}"
+    if state is SyncState.conflict and row.outcome == Outcome.conflict.value:
+        return f"conflict lost: decided elsewhere first{tries}"
     word = "not applied" if state is SyncState.conflict else "failed"
     return f"{word}: {row.outcome or '?'}{tries}"
 

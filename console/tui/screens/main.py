@@ -262,7 +262,10 @@ class MainScreen(Screen[None]):
         self.refresh_bindings()  # Approve or Accept, Edit or not
         if item is not None:
             # When the operator first saw this version: labels keep how long they took to decide.
-            self._first_shown.setdefault((item.source, item.id, item.digest), now_utc())
+            key = (item.source, item.id, item.digest)
+            if key not in self._first_shown:
+                self._first_shown[key] = now_utc()
+                self.session.mark_shown(item, self._first_shown[key])
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
         empty = self._explain_empty() if self.queue_list.row_count == 0 else None
