@@ -32,7 +32,7 @@ def test_the_fleet_announces_and_fills_traces_the_console_keeps(fleet: Fleet) ->
     items, rejected = validate_items("demo", raw)
     assert rejected == [] and len(items) == len(raw) == 8
     for payload, item in zip(raw, items, strict=True):
-        assert item.trace == payload["trace"] and set(payload["trace"]) <= set(TRACE_KEYS)
+        assert item.trace is not None and item.trace == payload["trace"] and set(item.trace) <= set(TRACE_KEYS)
         assert item.trace["url"].endswith(item.trace["run_id"]) and item.trace["project"] == f"{item.agent}-prod"
     assert len({item.trace["run_id"] for item in items if item.trace}) == 8, "one run per item"
 
