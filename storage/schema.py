@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from storage import audit, labels
+from storage import audit, feedback, labels
 
 # The queue's default order, most urgent first; the partial index below serves it.
 URGENCY_ORDER = "risk_order, expires_sort, created_at, source, id"
@@ -150,10 +150,11 @@ def _v5(db: sqlite_utils.Database) -> None:
 
 
 def _v6(db: sqlite_utils.Database) -> None:
-    """Labels version 2 (trace, inputs, reasoning, outcome), and when each item version was first shown: an expiry's
-    label says whether the operator had it on screen."""
+    """Labels version 2 (trace, inputs, reasoning, outcome); when each item version was first shown (an expiry's label
+    says whether the operator had it on screen); and the feedback outbox of the configured sinks."""
     db.execute("ALTER TABLE items ADD COLUMN first_shown_at REAL")
     labels.upgrade_labels_table(db)
+    feedback.create_feedback_table(db)
 
 
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)

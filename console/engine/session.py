@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from console.engine.config import Config
+from console.engine.feedback import build_sink
+from console.engine.feedback.base import FeedbackSink
+from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.poller import Poller
 from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
 from console.engine.sources.base import ClaimingSource, Source
-from console.engine.sync import SettledDecision, SyncEngine
+from console.engine.sync import AUTH_HOLD, RESEND, SettledDecision, SyncEngine
 from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
@@ -104,6 +107,22 @@ def setup_logging(data_dir: Path) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _feedback_sinks(config: Config, token_for: Callable[[str], Token | None]) -> list[FeedbackSink]:
+    """The [[feedback]] sinks; one whose SDK is not installed is left out, and the log says how to add it."""
+    sinks: list[FeedbackSink] = []
+    for sink in config.feedback:
+        try:
+            sinks.append(build_sink(sink, token_for(sink.name)))
+        except ImportError as exc:
+            log.error(
+                "feedback sink %s needs the %s SDK: pip install 'approval-console[feedback]' (%s)",
+                sink.name,
+                sink.kind,
+                exc.name,
+            )
+    return sinks
+
+
 class Session:
     def __init__(
         self,
@@ -142,7 +161,15 @@ class Session:
         self._change_listeners: list[Callable[[str], None]] = []
         self._outcome_listeners: list[Callable[[Sequence[SettledDecision]], None]] = []
         self.poller = Poller(self.background_store, list(self.sources.values()), self._changed)
-        self.sync = SyncEngine(self.background_store, self.sources, self._outcomes, labels=self.background_store.labels)
+        self.sinks = _feedback_sinks(config, token_for)
+        pusher = FeedbackPusher(self.background_store.feedback, self.sinks, backoff=RESEND, auth_hold=AUTH_HOLD)
+        self.sync = SyncEngine(
+            self.background_store,
+            self.sources,
+            self._outcomes,
+            labels=self.background_store.labels,
+            feedback=pusher if self.sinks else None,
+        )
         self.queue = QueueRows(self.store)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
@@ -286,6 +313,8 @@ class Session:
     async def aclose(self) -> None:
         for source in self.sources.values():
             await source.aclose()
+        for sink in self.sinks:
+            await asyncio.to_thread(sink.close)
         self.store.close()
         self.background_store.close()
         self.lock.release()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from console.engine.backoff import Backoff
+from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, LabelSink, Source
 from storage.db import DecisionSyncUpdate, Store
 from storage.labels import Label, LabelOutbox, LabelSyncState, LabelSyncUpdate
@@ -58,6 +59,7 @@ class SyncEngine:
         concurrency: int = 4,
         labels: LabelOutbox | None = None,
         label_batch: int = 100,
+        feedback: FeedbackPusher | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
@@ -71,6 +73,7 @@ class SyncEngine:
         self.label_batch = label_batch
         self.label_failures: dict[str, int] = {}  # source -> failed label batches in a row (its backoff)
         self.clock: Callable[[], float] = time.time  # wall time of retry schedules; tests simulate it
+        self.feedback = feedback  # labels to the team's tracing tools ([[feedback]] sinks), after the sources
 
     def kick(self) -> None:
         """A decision was just recorded: send it now rather than at the next timer."""
@@ -85,6 +88,8 @@ class SyncEngine:
             try:
                 sent = await self.drain_once()
                 sent += await self.drain_labels_once()
+                if self.feedback is not None:
+                    sent += await self.feedback.drain_once()
             except Exception:  # storage or a bug: log, wait, carry on; the outbox keeps everything
                 log.exception("sync round failed")
                 sent = 0
@@ -99,6 +104,9 @@ class SyncEngine:
         if self.labels is not None:
             label_due = await asyncio.to_thread(self.labels.next_due_at, self._label_sinks())
             due = min((t for t in (due, label_due) if t is not None), default=None)
+        if self.feedback is not None:
+            feedback_due = await asyncio.to_thread(self.feedback.next_due_at)
+            due = min((t for t in (due, feedback_due) if t is not None), default=None)
         delay = 5.0 if due is None else max(0.0, due - self.clock())
         if self.held:
             delay = min(delay, max(0.0, min(self.held.values()) - time.monotonic()))
