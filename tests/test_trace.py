@@ -15,6 +15,8 @@ from console.servers.fleet import Fleet
 from storage.records import TRACE_KEYS
 from tests import factories
 from tests.test_fleet import listing
+from tests.test_widgets import DetailApp, make_item, screen_lines
+from widgets.detail import ItemDetail
 
 
 @pytest.fixture
@@ -57,3 +59,17 @@ def test_a_listed_item_with_a_bad_trace_is_kept_without_it() -> None:
         items, rejected = validate_items("demo", [payload])
         assert rejected == [], bad
         assert [(i.id, i.trace) for i in items] == [("itm_bad_trace", None)]
+
+
+async def test_the_detail_shows_the_trace_as_plain_text() -> None:
+    trace = {"run_id": "run-[b]7[/b]", "url": "https://tracing.example/[@click=app.quit]x[/]"}
+    app = DetailApp()
+    async with app.run_test(size=(120, 120)) as pilot:
+        app.query_one(ItemDetail).show(make_item(trace=trace))
+        await pilot.pause()
+        text = "\n".join(screen_lines(app))
+        assert "Trace" in text and "run_id: run-[b]7[/b]" in text, "agent text is never parsed as markup"
+        assert "url: https://tracing.example/[@click=app.quit]x[/]" in text
+        app.query_one(ItemDetail).show(make_item())
+        await pilot.pause()
+        assert "run_id:" not in "\n".join(screen_lines(app)), "no trace, no trace section"
