@@ -124,6 +124,22 @@ class FeedbackOutbox:
             ).fetchall()
         return [FeedbackKept(r[0], r[1], FeedbackState(r[2]), r[3], r[4] or "") for r in rows]
 
+    def not_taken(self, label_ids: Sequence[str]) -> dict[str, list[FeedbackKept]]:
+        """For the history: per label, the sinks that refused it or cannot take it, with their reasons."""
+        found: dict[str, list[FeedbackKept]] = {}
+        for start in range(0, len(label_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = label_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT sink, label_id, state, attempts, last_error FROM feedback_sends"
+                    f" WHERE state IN ('refused', 'local') AND label_id IN ({marks}) ORDER BY sink",
+                    tuple(chunk),
+                ).fetchall()
+            for r in rows:
+                found.setdefault(r[1], []).append(FeedbackKept(r[0], r[1], FeedbackState(r[2]), r[3], r[4] or ""))
+        return found
+
     def states(self, sink: str) -> dict[str, FeedbackState]:
         """Every label this sink was tried with, and where it stands (for `doctor`-like summaries and tests)."""
         with self._lock:
