@@ -1,9 +1,10 @@
 """The feedback outbox: which labels each configured feedback sink (a LangSmith or Langfuse project) holds.
 
 A label is due at a sink once its decision has a final outcome (an applied decision and a lost conflict teach different
-things) and it is in the sink's scope. Each (sink, label) pair has a row once it was tried: sent, refused (final, with
-the tool's reason), local (the tool cannot take it: no trace it can attach to; the reason says so), or pending with
-its retry time. Labels never tried have no row: a sink added later catches up with the labels already held.
+things), in the order of the settle log (`labels_settled`), from the sink's mark on. Each (sink, label) pair has a row
+once it was tried: sent, refused (final, with the tool's reason), local (the tool cannot take it: no trace it can attach
+to; the reason says so), or pending with its retry time. A sink added later starts at mark 0: it catches up with the
+labels already held.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def create_feedback_table(db: sqlite_utils.Database) -> None:
         not_null={"state", "attempts", "next_attempt_at"},
     )
     db.execute("CREATE INDEX feedback_sends_due ON feedback_sends(sink, next_attempt_at) WHERE state = 'pending'")
+    # How far each sink has read the settle log (labels_settled.seq): labels after it are new to the sink.
+    db.table("feedback_marks").create({"sink": str, "seq": int}, pk="sink", not_null={"seq"})
+
+
+@dataclass(frozen=True)
+class FeedbackBatch:
+    retries: list[Label]  # tried before, due again
+    fresh: list[tuple[int, Label]]  # settled since the sink's mark, with their place in the settle log
 
 
 @dataclass(frozen=True)
@@ -72,23 +81,34 @@ class FeedbackOutbox:
         self._conn = conn
         self._lock = lock or threading.RLock()
 
-    def due(self, sink: str, sources: Sequence[str], limit: int, now: float | None = None) -> list[Label]:
-        """Labels with a final outcome that this sink has not taken yet and whose time has come, oldest first.
+    def due(self, sink: str, limit: int, now: float | None = None) -> FeedbackBatch:
+        """What this sink should be sent now: retries whose time has come, then labels settled since its mark.
 
-        `sources`: the sink's scope; empty for every source.
+        Reading from the mark in the settle log (`labels_settled`) keeps a round as cheap as the new labels, however
+        many the sink already took.
         """
-        scope = f" AND l.source IN ({', '.join('?' for _ in sources)})" if sources else ""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT l.record FROM labels l LEFT JOIN feedback_sends f ON f.sink = ? AND f.label_id = l.label_id"
-                " WHERE l.outcome IS NOT NULL AND l.outcome != 'pending'"
-                " AND (f.label_id IS NULL OR (f.state = 'pending' AND f.next_attempt_at <= ?))"
-                f"{scope} ORDER BY l.decided_at, l.label_id LIMIT ?",
-                (sink, time.time() if now is None else now, *sources, limit),
+            retries = self._conn.execute(
+                "SELECT l.record FROM feedback_sends f JOIN labels l ON l.label_id = f.label_id"
+                " WHERE f.sink = ? AND f.state = 'pending' AND f.next_attempt_at <= ?"
+                " ORDER BY f.next_attempt_at, f.label_id LIMIT ?",
+                (sink, time.time() if now is None else now, limit),
             ).fetchall()
-        return [Label.model_validate_json(r[0]) for r in rows]
+            row = self._conn.execute("SELECT seq FROM feedback_marks WHERE sink = ?", (sink,)).fetchone()
+            mark = 0 if row is None else int(row[0])
+            fresh = self._conn.execute(
+                "SELECT s.seq, l.record FROM labels_settled s JOIN labels l ON l.label_id = s.label_id"
+                " WHERE s.seq > ? ORDER BY s.seq LIMIT ?",
+                (mark, max(0, limit - len(retries))),
+            ).fetchall()
+        return FeedbackBatch(
+            [Label.model_validate_json(r[0]) for r in retries],
+            [(int(r[0]), Label.model_validate_json(r[1])) for r in fresh],
+        )
 
-    def record(self, sink: str, results: Sequence[FeedbackUpdate]) -> None:
+    def record(self, sink: str, results: Sequence[FeedbackUpdate], mark: int | None = None) -> None:
+        """Record the answers, and move the sink's mark in the settle log to `mark` (every label up to it was
+        handled: answered, or out of the sink's scope)."""
         now = time.time()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -101,6 +121,12 @@ class FeedbackOutbox:
                     " WHERE feedback_sends.state = 'pending'",
                     [(sink, r.label_id, r.state.value, r.detail[:2000], r.next_attempt_at, now) for r in results],
                 )
+                if mark is not None:
+                    self._conn.execute(
+                        "INSERT INTO feedback_marks(sink, seq) VALUES (?, ?)"
+                        " ON CONFLICT(sink) DO UPDATE SET seq = max(seq, excluded.seq)",
+                        (sink, mark),
+                    )
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise

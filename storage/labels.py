@@ -263,8 +263,14 @@ def create_labels_table(db: sqlite_utils.Database) -> None:
 
 
 def add_outcome_column(db: sqlite_utils.Database) -> None:
-    """Version 2 of labels: what became of the decision, in a column so stats can count conflicts lost apart."""
+    """Version 2 of labels: what became of the decision, in a column so stats can count conflicts lost apart; and
+    the settle log, the order in which labels got their final outcome, which feedback sinks read from a mark on."""
     db.execute("ALTER TABLE labels ADD COLUMN outcome TEXT")
+    db.execute("CREATE TABLE labels_settled (seq INTEGER PRIMARY KEY AUTOINCREMENT, label_id TEXT NOT NULL UNIQUE)")
+
+
+def _log_settled(conn: sqlite3.Connection, label_id: str) -> None:
+    conn.execute("INSERT INTO labels_settled(label_id) VALUES (?) ON CONFLICT DO NOTHING", (label_id,))
 
 
 def create_labels_table_v3(db: sqlite_utils.Database) -> None:
@@ -341,6 +347,11 @@ def upgrade_labels_table(db: sqlite_utils.Database) -> None:
             "UPDATE labels SET record = ?, outcome = ? WHERE label_id = ?",
             (record_json(upgraded.model_dump(mode="json")), upgraded.outcome, label_id),
         )
+    # Labels settled before version 2 enter the settle log in the order they were decided.
+    db.execute(
+        "INSERT INTO labels_settled(label_id) SELECT label_id FROM labels"
+        " WHERE outcome IS NOT NULL AND outcome != 'pending' ORDER BY decided_at, label_id"
+    )
 
 
 def settle_label(conn: sqlite3.Connection, decision_id: str, outcome: LabelOutcome) -> None:
@@ -353,6 +364,8 @@ def settle_label(conn: sqlite3.Connection, decision_id: str, outcome: LabelOutco
         "UPDATE labels SET record = ?, outcome = ? WHERE label_id = ?",
         (record_json(label.model_dump(mode="json")), outcome, row[0]),
     )
+    if outcome != "pending":
+        _log_settled(conn, row[0])
 
 
 def _epoch(value: datetime) -> float:
@@ -388,6 +401,8 @@ def insert_label(conn: sqlite3.Connection, label: Label, *, not_before: float = 
             label.outcome,
         ),
     )
+    if cur.rowcount == 1 and label.outcome not in (None, "pending"):
+        _log_settled(conn, label.label_id)
     return cur.rowcount == 1
 
 

@@ -22,10 +22,10 @@ from console.engine.feedback import build_sink
 from console.engine.feedback.base import NOT_HAPPENED, FeedbackSink
 from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.secrets import Token
-from storage.db import Store
+from storage.db import DecisionSyncUpdate, Store
 from storage.feedback import FeedbackState
 from storage.labels import Label, LabelOutcome, build_label, expiry_label, insert_label
-from storage.records import Verdict, now_utc
+from storage.records import SyncState, Verdict, now_utc
 from tests import factories
 from tests.tracing_tools import LANGFUSE_PUBLIC, LANGFUSE_SECRET, LANGSMITH_KEY, Tool, serving
 
@@ -98,6 +98,7 @@ async def test_labels_are_accepted_once_even_when_sent_again(store: Store, kind:
         assert tool.problems == [] and len(tool.stored) == 3 and len(tool.requests) == 3
         # A crash before the answers were recorded: the same labels go again, under the same ids.
         store.db.conn.execute("DELETE FROM feedback_sends")
+        store.db.conn.execute("DELETE FROM feedback_marks")
         assert await _pusher(store, sink).drain_once() == 3
         assert len(tool.requests) == 6 and len(tool.stored) == 3, "a resend is the same feedback, not a second one"
         assert set(_states(store).values()) == {FeedbackState.sent}
@@ -193,3 +194,19 @@ async def test_a_sinks_redact_keys_mask_what_is_sent(store: Store, kind: str) ->
         assert await _pusher(store, _sink(tool, redact=("customer_id",))).drain_once() == 1
     sent = b"".join(tool.raw)
     assert tool.stored and SECRET_ID.encode() not in sent
+
+
+async def test_a_sink_takes_its_sources_labels_once_they_settle(store: Store) -> None:
+    item = factories.item("itm_later", trace=_trace("langsmith"))
+    store.items.apply_changes("billing", [item], [], None)
+    decision = factories.decision(factories.item("itm_later", source="billing", trace=item.trace))
+    store.outbox.record(decision)  # its label waits for the source's answer
+    other = _label("itm_other", _trace("langsmith")).model_copy(update={"source": "support"})
+    _hold(store, [other])
+    with serving("langsmith") as tool:
+        pusher = _pusher(store, _sink(tool, sources=("billing",)))
+        assert await pusher.drain_once() == 1 and tool.raw == [], "another source's label is passed over"
+        assert await pusher.drain_once() == 0, "and not looked at again"
+        store.outbox.record_results([DecisionSyncUpdate(decision.id, SyncState.applied, "applied", "")])
+        assert await pusher.drain_once() == 1
+        assert _states(store) == {decision.id: FeedbackState.sent} and len(tool.stored) == 1

@@ -202,6 +202,8 @@ def test_migration_raises_version_1_labels_filling_what_it_can_and_naming_the_re
         assert expired.outcome == "expired" and expired.trace is None
         assert expired.unknown == ["trace", "inputs", "reasoning"]
         assert label_stats(store.db.conn).overall.conflicts_lost == 1
+        settled = [r[0] for r in store.db.execute("SELECT label_id FROM labels_settled ORDER BY seq").fetchall()]
+        assert sorted(settled) == sorted(label.label_id for label in found.values()), "both have a final outcome"
     finally:
         store.close()
 

@@ -41,23 +41,29 @@ class FeedbackPusher:
         self.clock: Callable[[], float] = time.time
 
     async def drain_once(self) -> int:
-        """One round: a batch of due labels per sink that is not waiting. Returns how many were tried."""
-        tried = 0
+        """One round: a batch of due labels per sink that is not waiting. Returns how many were handled."""
+        handled = 0
         for sink in self.sinks:
             name = sink.config.name
             if self.waiting.get(name, 0.0) > self.clock():
                 continue
-            due = await asyncio.to_thread(self.outbox.due, name, sink.config.sources, self.batch, self.clock())
+            batch = await asyncio.to_thread(self.outbox.due, name, self.batch, self.clock())
+            scope = set(sink.config.sources)
+            todo = [(None, label) for label in batch.retries] + [(seq, label) for seq, label in batch.fresh]
             updates: list[FeedbackUpdate] = []
-            for label in due:
-                answer = await self._send(sink, label)
-                updates.append(self._update(name, label, answer))
-                if answer.state is None:
+            mark: int | None = None  # the last label of the settle log handled (answered, or out of scope)
+            for seq, label in todo:
+                handled += 1
+                mark = seq if seq is not None else mark
+                if scope and label.source not in scope:
+                    continue
+                update = self._update(name, label, await self._send(sink, label))
+                updates.append(update)
+                if update.state is FeedbackState.pending:
                     break  # the tool is failing or refuses the key: the rest wait with the sink
-            if updates:
-                await asyncio.to_thread(self.outbox.record, name, updates)
-            tried += len(updates)
-        return tried
+            if updates or mark is not None:
+                await asyncio.to_thread(self.outbox.record, name, updates, mark)
+        return handled
 
     def next_due_at(self) -> float | None:
         """When a waiting sink is tried again (labels that became due meanwhile are found by the engine's timer)."""
