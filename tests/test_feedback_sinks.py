@@ -8,6 +8,7 @@ and records it. The labels live in a real SQLite store.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -22,11 +23,14 @@ from console.engine.feedback import build_sink
 from console.engine.feedback.base import NOT_HAPPENED, FeedbackSink
 from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.secrets import Token
+from console.engine.session import Session
+from console.servers.fleet import Fleet
 from storage.db import DecisionSyncUpdate, Store
 from storage.feedback import FeedbackState
 from storage.labels import Label, LabelOutcome, build_label, expiry_label, insert_label
 from storage.records import SyncState, Verdict, now_utc
 from tests import factories
+from tests.conftest import SOURCE, make_config
 from tests.tracing_tools import LANGFUSE_PUBLIC, LANGFUSE_SECRET, LANGSMITH_KEY, Tool, serving
 
 AUTH_HOLD = 30.0
@@ -210,3 +214,31 @@ async def test_a_sink_takes_its_sources_labels_once_they_settle(store: Store) ->
         store.outbox.record_results([DecisionSyncUpdate(decision.id, SyncState.applied, "applied", "")])
         assert await pusher.drain_once() == 1
         assert _states(store) == {decision.id: FeedbackState.sent} and len(tool.stored) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_session_pushes_the_fleets_labels_to_its_sink(fleet: Fleet, data_dir: Path, kind: str) -> None:
+    """The whole path: the demo fleet on loopback, a Session with a [[feedback]] block, its sync engine's rounds."""
+    with serving(kind) as tool:
+        extra = {"public_key": LANGFUSE_PUBLIC} if kind == "langfuse" else {}
+        sink = FeedbackConfig(name="tool", kind=kind, endpoint=tool.url, **extra)  # type: ignore[arg-type]
+        config = dataclasses.replace(make_config(fleet), feedback=(sink,))
+        secret = LANGSMITH_KEY if kind == "langsmith" else LANGFUSE_SECRET
+        session = Session(
+            config, data_dir, token_for=lambda name: Token(secret, "environment") if name == "tool" else None
+        )
+        try:
+            await session.poll_once()
+            found = session.store.items.get(SOURCE, fleet.pending()[0]["id"])
+            assert found is not None
+            item = found[0]
+            session.decide(item, Verdict.approve)
+            await session.sync.drain_once()  # the decision: applied, so its label settles
+            assert session.sync.feedback is not None
+            assert await session.sync.feedback.drain_once() == 1
+            body = next(iter(tool.stored.values()))
+        finally:
+            await session.aclose()
+    assert tool.problems == [] and len(tool.stored) == 1
+    target = body.get("run_id") or body.get("traceId")
+    assert target == (item.trace or {}).get("run_id" if kind == "langsmith" else "trace_id")
