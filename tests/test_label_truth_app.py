@@ -8,7 +8,13 @@ from console.engine.session import Session
 from console.servers.fleet import Fleet
 from storage.labels import Label
 from storage.records import Verdict
+from tests.conftest import eventually
 from tests.test_operator_flow import polled_app
+
+
+def _shown_at(session: Session, item_id: str) -> float | None:
+    row = session.store.db.execute("SELECT first_shown_at FROM items WHERE id = ?", (item_id,)).fetchone()
+    return None if row is None else row[0]
 
 
 def _labels(session: Session) -> dict[str, Label]:
@@ -22,6 +28,7 @@ async def test_an_item_shown_then_expired_keeps_when_it_was_first_shown(
     session = make_session()
     async with polled_app(session) as (_app, pilot, seen):
         unseen = next(item["id"] for item in fleet.pending() if item["id"] != seen.id)
+        await eventually(lambda: _shown_at(session, seen.id) is not None, what="the first show stored")
         fleet.expire(seen.id)
         fleet.expire(unseen)
         await session.poll_once()

@@ -233,10 +233,13 @@ class Session:
         self.sync.kick()
         return decision
 
-    def mark_shown(self, item: Item, when: datetime) -> None:
+    async def mark_shown(self, item: Item, when: datetime) -> None:
         """The operator has this version of `item` on screen for the first time: kept durably, so the label of an
         expiry (which the poller records, not the screen) knows the item was shown."""
-        self.store.items.mark_shown(item.source, item.id, item.digest, when.timestamp())
+        # On the background connection, in a thread: a write waiting for the lock must never hold up a key press.
+        await asyncio.to_thread(
+            self.background_store.items.mark_shown, item.source, item.id, item.digest, when.timestamp()
+        )
 
     def undo(self, decision_id: str) -> Decision:
         """Take back a decision still in its undo window (raises storage.db.UndoRefused once it is being sent)."""

@@ -265,7 +265,7 @@ class MainScreen(Screen[None]):
             key = (item.source, item.id, item.digest)
             if key not in self._first_shown:
                 self._first_shown[key] = now_utc()
-                self.session.mark_shown(item, self._first_shown[key])
+                self._note_shown(item, self._first_shown[key])
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
         empty = self._explain_empty() if self.queue_list.row_count == 0 else None
@@ -324,6 +324,10 @@ class MainScreen(Screen[None]):
         if text != before:
             detail = self.query_one(ItemDetail)
             detail.show(None, notice=detail.notice, empty=text)
+
+    @work(group="shown", exit_on_error=False)
+    async def _note_shown(self, item: Item, when: datetime) -> None:
+        await self.session.mark_shown(item, when)
 
     @work(group="claims", exclusive=True, exit_on_error=False)
     async def _claim(self, item: Item, previous: Item | None) -> None:
