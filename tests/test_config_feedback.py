@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from console.cli import doctor
 from console.engine.config import ConfigError, parse
+from console.engine.secrets import Token
 from tests.test_cli import Cli, cli, one_line_error  # noqa: F401  (fixture)
 
 SOURCE = '[[sources]]\nname = "billing"\nurl = "http://127.0.0.1:1"\n\n'
@@ -56,3 +58,16 @@ def test_a_sinks_key_is_stored_like_a_token_and_a_sink_is_no_source(cli: Cli) ->
         [sys.executable, "-c", read], env=cli.env(), capture_output=True, text=True, timeout=60, check=True
     )
     assert found.stdout.split() == ["keyring", "lsv2-from-stdin"], "the session finds it as the sink's key"
+
+
+def test_doctor_says_whether_a_sink_has_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(SOURCE + SMITH)
+    keyed = {"smith": Token("lsv2-key", "environment")}
+    found = {c.subject: c for c in doctor.run(path, tmp_path / "data", "console.db", token_for=keyed.get)}
+    sink = found["feedback smith"]
+    assert sink.status == doctor.OK and "key from the environment" in sink.detail
+    assert "lsv2-key" not in doctor.report(list(found.values())), "a key is never printed"
+    missing = {c.subject: c for c in doctor.run(path, tmp_path / "data", "console.db", token_for=lambda _: None)}
+    sink = missing["feedback smith"]
+    assert sink.status == doctor.FAIL and "APPROVAL_CONSOLE_TOKEN_SMITH" in sink.detail
