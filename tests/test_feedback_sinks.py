@@ -9,6 +9,7 @@ and records it. The labels live in a real SQLite store.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from console.servers.fleet import Fleet
 from storage.db import DecisionSyncUpdate, Store
 from storage.feedback import FeedbackState
 from storage.labels import Label, LabelOutcome, build_label, expiry_label, insert_label
-from storage.records import SyncState, Verdict, now_utc
+from storage.records import SyncState, Verdict, item_digest, now_utc
 from tests import factories
 from tests.conftest import SOURCE, make_config
 from tests.tracing_tools import LANGFUSE_PUBLIC, LANGFUSE_SECRET, LANGSMITH_KEY, Tool, serving
@@ -198,6 +199,9 @@ async def test_a_sinks_redact_keys_mask_what_is_sent(store: Store, kind: str) ->
         assert await _pusher(store, _sink(tool, redact=("customer_id",))).drain_once() == 1
     sent = b"".join(tool.raw)
     assert tool.stored and SECRET_ID.encode() not in sent
+    edited = {"amount": 625.0, "customer_id": SECRET_ID}
+    digests = [item_digest(edited), item_digest(SECRET_ID), hashlib.sha256(SECRET_ID.encode()).hexdigest()]
+    assert not [d for d in digests if d.removeprefix("sha256:").encode() in sent], "no digest of a redacted value"
 
 
 async def test_a_sink_takes_its_sources_labels_once_they_settle(store: Store) -> None:
