@@ -259,11 +259,11 @@ def batch_id(label_ids: Iterable[str]) -> str:
 def create_labels_table(db: sqlite_utils.Database) -> None:
     """The labels table as it is now, for a database of labels alone (the schema's migrations build it in steps)."""
     create_labels_table_v3(db)
-    add_outcome_column(db)
+    add_version_2_columns(db)
 
 
-def add_outcome_column(db: sqlite_utils.Database) -> None:
-    """Version 2 of labels: what became of the decision, in a column so stats can count conflicts lost apart; and
+def add_version_2_columns(db: sqlite_utils.Database) -> None:
+    """Version 2 of labels: the outcome column (what became of the decision: stats count conflicts lost apart); and
     the settle log, the order in which labels got their final outcome, which feedback sinks read from a mark on."""
     db.execute("ALTER TABLE labels ADD COLUMN outcome TEXT")
     db.execute("CREATE TABLE labels_settled (seq INTEGER PRIMARY KEY AUTOINCREMENT, label_id TEXT NOT NULL UNIQUE)")
@@ -308,50 +308,6 @@ def create_labels_table_v3(db: sqlite_utils.Database) -> None:
     # The sync outbox: only labels still to send, so the index stays as small as the backlog.
     db.execute("CREATE INDEX labels_outbox ON labels(next_attempt_at, source) WHERE sync_state = 'pending'")
     db.execute("CREATE INDEX labels_refused ON labels(updated_at) WHERE sync_state = 'refused'")
-
-
-def upgrade_labels_table(db: sqlite_utils.Database) -> None:
-    """Version 2 of labels (migration v6): an `outcome` column, and every stored record raised to version 2.
-
-    What the console still holds is filled in: the outcome from the decision's sync state; inputs and reasoning from
-    the cached item when it is still that version. What it cannot know (a trace: version 1 never kept one) stays null
-    and is named in the record's `unknown`.
-    """
-    add_outcome_column(db)
-    rows = db.execute(
-        "SELECT l.label_id, l.record, d.sync_state, d.outcome, i.payload FROM labels l"
-        " LEFT JOIN decisions d ON d.id = l.decision_id"
-        " LEFT JOIN items i ON i.source = l.source AND i.id = l.item_id AND i.digest = l.item_digest"
-    ).fetchall()
-    for label_id, record, sync_state, answer, payload in rows:
-        label = Label.model_validate_json(record)
-        if label.label_version >= 2:
-            continue
-        update: dict[str, Any] = {"label_version": LABEL_VERSION, "trace": None}
-        if label.verdict == EXPIRED:
-            update["outcome"] = "expired"
-        else:
-            update["outcome"] = decision_outcome(sync_state or "", answer)
-        unknown = ["trace"]
-        if payload is not None:
-            item = Item.model_validate_json(payload)
-            update["inputs"] = item_inputs(item)
-            update["reasoning"] = item.context.reasoning or None
-            update["trace"] = item.trace
-            unknown = [] if item.trace is not None else ["trace"]
-        else:
-            unknown += ["inputs", "reasoning"]
-        update["unknown"] = unknown
-        upgraded = label.model_copy(update=update)
-        db.execute(
-            "UPDATE labels SET record = ?, outcome = ? WHERE label_id = ?",
-            (record_json(upgraded.model_dump(mode="json")), upgraded.outcome, label_id),
-        )
-    # Labels settled before version 2 enter the settle log in the order they were decided.
-    db.execute(
-        "INSERT INTO labels_settled(label_id) SELECT label_id FROM labels"
-        " WHERE outcome IS NOT NULL AND outcome != 'pending' ORDER BY decided_at, label_id"
-    )
 
 
 def settle_label(conn: sqlite3.Connection, decision_id: str, outcome: LabelOutcome) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from storage import audit, feedback, labels
+from storage import audit, feedback, label_upgrade, labels
 
 # The queue's default order, most urgent first; the partial index below serves it.
 URGENCY_ORDER = "risk_order, expires_sort, created_at, source, id"
@@ -153,7 +153,7 @@ def _v6(db: sqlite_utils.Database) -> None:
     """Labels version 2 (trace, inputs, reasoning, outcome); when each item version was first shown (an expiry's label
     says whether the operator had it on screen); and the feedback outbox of the configured sinks."""
     db.execute("ALTER TABLE items ADD COLUMN first_shown_at REAL")
-    labels.upgrade_labels_table(db)
+    label_upgrade.upgrade_labels_table(db)
     feedback.create_feedback_table(db)
 
 
