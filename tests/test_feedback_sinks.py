@@ -8,9 +8,12 @@ and records it. The labels live in a real SQLite store.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +34,7 @@ from storage.feedback import FeedbackState
 from storage.labels import Label, LabelOutcome, build_label, expiry_label, insert_label
 from storage.records import SyncState, Verdict, item_digest, now_utc
 from tests import factories
-from tests.conftest import SOURCE, make_config
+from tests.conftest import SOURCE, eventually, make_config
 from tests.tracing_tools import LANGFUSE_PUBLIC, LANGFUSE_SECRET, LANGSMITH_KEY, Tool, serving
 
 AUTH_HOLD = 30.0
@@ -246,3 +249,31 @@ async def test_a_session_pushes_the_fleets_labels_to_its_sink(fleet: Fleet, data
     assert tool.problems == [] and len(tool.stored) == 1
     target = body.get("run_id") or body.get("traceId")
     assert target == (item.trace or {}).get("run_id" if kind == "langsmith" else "trace_id")
+
+
+async def test_a_slow_tool_never_holds_up_a_decision(fleet: Fleet, data_dir: Path) -> None:
+    """The sync engine's real loop: the decision is applied at the fleet while the tool still sits on the feedback."""
+    with serving("langsmith") as tool:
+        tool.hold = threading.Event()
+        sink = FeedbackConfig(name="tool", kind="langsmith", endpoint=tool.url, timeout=60.0)  # longer than a wait
+        config = dataclasses.replace(make_config(fleet), feedback=(sink,))
+        session = Session(config, data_dir, token_for=lambda name: Token(LANGSMITH_KEY, "environment"))
+        running = asyncio.create_task(session.sync.run())
+        try:
+            await session.poll_once()
+            first = session.store.items.get(SOURCE, fleet.pending()[0]["id"])
+            second = session.store.items.get(SOURCE, fleet.pending()[1]["id"])
+            assert first is not None and second is not None
+            session.decide(first[0], Verdict.approve)
+            await eventually(lambda: tool.arrived == 1, what="the first label waiting at the tool")
+            session.decide(second[0], Verdict.reject, reason_code="unsafe")
+            await eventually(lambda: len(fleet.applied_decisions()) == 2, what="the second decision applied meanwhile")
+            assert tool.stored == {}, "the tool has answered nothing yet"
+            tool.hold.set()
+            await eventually(lambda: len(tool.stored) == 2, what="both labels at the tool")
+        finally:
+            tool.hold.set()
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await session.aclose()

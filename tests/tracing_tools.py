@@ -41,6 +41,8 @@ class Tool:
     faults: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # bodies the SDK models or the server rules refused
     raw: list[bytes] = field(default_factory=list)
+    hold: threading.Event | None = None  # when given: every answer waits until the test sets it
+    arrived: int = 0  # requests received, answered or not
 
 
 def _check_langsmith(tool: Tool, body: Any) -> tuple[int, Any]:
@@ -91,6 +93,10 @@ def serving(kind: str) -> Iterator[Tool]:
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                tool.arrived += 1
+            if tool.hold is not None:
+                tool.hold.wait(30.0)  # a safety for a test that forgets to let go
             with lock:
                 status, answer = self._answer(raw)
             data = json.dumps(answer).encode()

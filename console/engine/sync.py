@@ -73,7 +73,7 @@ class SyncEngine:
         self.label_batch = label_batch
         self.label_failures: dict[str, int] = {}  # source -> failed label batches in a row (its backoff)
         self.clock: Callable[[], float] = time.time  # wall time of retry schedules; tests simulate it
-        self.feedback = feedback  # labels to the team's tracing tools ([[feedback]] sinks), after the sources
+        self.feedback = feedback  # labels to the team's tracing tools ([[feedback]] sinks), beside the sources
 
     def kick(self) -> None:
         """A decision was just recorded: send it now rather than at the next timer."""
@@ -84,12 +84,21 @@ class SyncEngine:
         return [name for name in self.sources if self.held.get(name, 0.0) <= now]
 
     async def run(self) -> None:
+        # Feedback sinks in a task of their own: a slow or unreachable tracing tool never holds up a decision.
+        pushing = None if self.feedback is None else asyncio.create_task(self.feedback.run(), name="feedback sinks")
+        try:
+            await self._run_sources()
+        finally:
+            if pushing is not None:
+                pushing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pushing
+
+    async def _run_sources(self) -> None:
         while True:
             try:
                 sent = await self.drain_once()
                 sent += await self.drain_labels_once()
-                if self.feedback is not None:
-                    sent += await self.feedback.drain_once()
             except Exception:  # storage or a bug: log, wait, carry on; the outbox keeps everything
                 log.exception("sync round failed")
                 sent = 0
@@ -104,9 +113,6 @@ class SyncEngine:
         if self.labels is not None:
             label_due = await asyncio.to_thread(self.labels.next_due_at, self._label_sinks())
             due = min((t for t in (due, label_due) if t is not None), default=None)
-        if self.feedback is not None:
-            feedback_due = await asyncio.to_thread(self.feedback.next_due_at)
-            due = min((t for t in (due, feedback_due) if t is not None), default=None)
         delay = 5.0 if due is None else max(0.0, due - self.clock())
         if self.held:
             delay = min(delay, max(0.0, min(self.held.values()) - time.monotonic()))

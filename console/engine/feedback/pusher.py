@@ -20,6 +20,8 @@ from storage.labels import Label
 
 log = logging.getLogger(__name__)
 
+IDLE = 2.0  # seconds between looks for newly settled labels when nothing is due
+
 
 class FeedbackPusher:
     def __init__(
@@ -39,6 +41,20 @@ class FeedbackPusher:
         self.waiting: dict[str, float] = {}  # sink -> wall time before which it is not tried (failing, or key refused)
         self.failures: dict[str, int] = {}  # sink -> failed sends in a row (its backoff)
         self.clock: Callable[[], float] = time.time
+
+    async def run(self) -> None:
+        """Rounds until cancelled; between rounds with nothing to send, sleep until a retry is due (at most IDLE:
+        labels that settle meanwhile are found by the next round)."""
+        while True:
+            try:
+                handled = await self.drain_once()
+            except Exception:  # storage or a bug: log, wait, carry on; the labels stay due
+                log.exception("feedback round failed")
+                handled = 0
+            if handled:
+                continue
+            due = await asyncio.to_thread(self.next_due_at)
+            await asyncio.sleep(IDLE if due is None else min(IDLE, max(0.5, due - self.clock())))
 
     async def drain_once(self) -> int:
         """One round: a batch of due labels per sink that is not waiting. Returns how many were handled."""
