@@ -3,7 +3,9 @@
 A label says what the agent proposed, what the human decided, the change as an RFC 6902 JSON Patch, why, and how long
 the operator took. Labels live in their own table with a sync state (pending -> sent | refused), written in the same
 transaction as the decision they describe; the sync engine sends them to their source in idempotent batches, and
-`storage.export` streams them out in the formats evaluation and training tools read.
+`storage.export` streams them out in the formats evaluation and training tools read. A label's `outcome` follows its
+decision (`settle_label`, in the transaction that records the source's final answer); labels with a final outcome
+enter the settle log that feedback sinks read (storage/feedback.py).
 
 The functions that take a `sqlite3.Connection` run inside a transaction the caller holds (as `audit.append` does);
 `LabelOutbox` wraps them for the sync engine, with a transaction each and a lock shared with the connection's owner.
