@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from storage import audit, labels
+from storage import audit, feedback, labels
 from storage.connection import Connection, open_readonly, open_writable
 from storage.errors import (
     DAMAGED_SUFFIX,
@@ -91,6 +91,7 @@ class Store:
         self.outbox = DecisionOutbox(self._shared)
         self.quarantine = Quarantine(self._shared)
         self.labels = labels.LabelOutbox(conn, self._lock)
+        self.feedback = feedback.FeedbackOutbox(conn, self._lock)
         self.audit = audit.AuditTrail(conn, self._lock)
         if not readonly:
             try:

@@ -6,6 +6,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from storage import labels
@@ -132,10 +133,23 @@ class Items:
     def _label_expiry(conn: sqlite3.Connection, source: str, item_id: str) -> None:
         """An item that expired while still undecided here is a label too: nobody acted in time."""
         row = conn.execute(
-            "SELECT payload FROM items WHERE source = ? AND id = ? AND state = 'pending'", (source, item_id)
+            "SELECT payload, first_shown_at FROM items WHERE source = ? AND id = ? AND state = 'pending'",
+            (source, item_id),
         ).fetchone()
         if row is not None:
-            labels.insert_label(conn, labels.expiry_label(Item.model_validate_json(row[0]), now_utc()))
+            shown = None if row[1] is None else datetime.fromtimestamp(row[1], UTC)
+            labels.insert_label(conn, labels.expiry_label(Item.model_validate_json(row[0]), now_utc(), shown))
+
+    def mark_shown(self, source: str, item_id: str, digest: str, when: float) -> bool:
+        """The operator has this version on screen for the first time: kept, so an expiry's label can say so (a new
+        version replaces the row and starts unshown). True if this was the first time."""
+        with self._db.tx() as conn:
+            cur = conn.execute(
+                "UPDATE items SET first_shown_at = ? WHERE source = ? AND id = ? AND digest = ?"
+                " AND first_shown_at IS NULL",
+                (when, source, item_id, digest),
+            )
+        return cur.rowcount == 1
 
     def set_claim(self, source: str, item_id: str, claimed_by: str | None) -> None:
         """Note who holds a claim on the item, as the source just told us (the next listing says the same)."""

@@ -1,8 +1,9 @@
 """Rates computed from labels: what `approval-console stats` prints and what the stats screen can show.
 
 Every decision and every expiry is one label, so the labels table answers "how is this agent doing" on its own:
-approval, edit, reject and expiry rates, escalation share, and time to decide. All counting is SQL over the
-labels_time index; only the percentiles read single rows by offset.
+approval, edit, reject and expiry rates, escalation share, and time to decide. A decision that lost a conflict
+(another operator decided first) is counted apart, in `conflicts_lost`: it is in no verdict count and no rate.
+All counting is SQL over the labels_time index; only the percentiles read single rows by offset.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ class DecideTimes:
 
 @dataclass(frozen=True)
 class GroupStats:
-    total: int
-    counts: dict[str, int]  # per verdict: approve, reject, edit, expired
+    total: int  # every label, conflicts lost included
+    counts: dict[str, int]  # per verdict: approve, reject, edit, expired (conflicts lost are not counted here)
     escalations: int  # labels of escalations (the rest are approvals)
     approve_rate: float | None  # of the human verdicts (approve + reject + edit)
     edit_rate: float | None
@@ -32,6 +33,7 @@ class GroupStats:
     expiry_rate: float | None  # of all labels
     escalation_rate: float | None  # of all labels
     seconds_to_decide: DecideTimes
+    conflicts_lost: int = 0  # decisions another operator beat: what was decided here did not happen
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,19 @@ def _group(
 ) -> GroupStats:
     where, params = _window(since, until, agent, source)
     counts: dict[str, int] = dict.fromkeys(LABEL_VERDICTS, 0)
-    for verdict, count in conn.execute(f"SELECT verdict, count(*) FROM labels WHERE {where} GROUP BY verdict", params):
-        counts[verdict] = count
+    lost = 0
+    for verdict, conflict_lost, count in conn.execute(
+        f"SELECT verdict, outcome IS 'conflict_lost', count(*) FROM labels WHERE {where} GROUP BY 1, 2", params
+    ):
+        if conflict_lost:
+            lost += count
+        else:
+            counts[verdict] = count
     escalations, timed = conn.execute(
         f"SELECT count(*) FILTER (WHERE kind = 'escalation'), count(seconds_to_decide) FROM labels WHERE {where}",
         params,
     ).fetchone()
-    total = sum(counts.values())
+    total = sum(counts.values()) + lost
     judged = counts["approve"] + counts["reject"] + counts["edit"]
     return GroupStats(
         total=total,
@@ -106,6 +114,7 @@ def _group(
             median=_percentile(conn, where, params, timed, 0.5),
             p90=_percentile(conn, where, params, timed, 0.9),
         ),
+        conflicts_lost=lost,
     )
 
 

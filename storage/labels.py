@@ -3,7 +3,9 @@
 A label says what the agent proposed, what the human decided, the change as an RFC 6902 JSON Patch, why, and how long
 the operator took. Labels live in their own table with a sync state (pending -> sent | refused), written in the same
 transaction as the decision they describe; the sync engine sends them to their source in idempotent batches, and
-`storage.export` streams them out in the formats evaluation and training tools read.
+`storage.export` streams them out in the formats evaluation and training tools read. A label's `outcome` follows its
+decision (`settle_label`, in the transaction that records the source's final answer); labels with a final outcome
+enter the settle log that feedback sinks read (storage/feedback.py).
 
 The functions that take a `sqlite3.Connection` run inside a transaction the caller holds (as `audit.append` does);
 `LabelOutbox` wraps them for the sync engine, with a transaction each and a lock shared with the connection's owner.
@@ -27,9 +29,9 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
 from storage.json_diff import json_patch
-from storage.records import Decision, Item, Verdict
+from storage.records import Decision, Item, Outcome, SyncState, Verdict
 
-LABEL_VERSION = 1
+LABEL_VERSION = 2  # 2: trace, inputs, reasoning, outcome (and `unknown` on labels the v6 migration upgraded)
 REDACTED = "[redacted]"
 EXPIRED: Literal["expired"] = "expired"  # the verdict of an item nobody decided before its deadline
 LabelVerdict = Literal["approve", "reject", "edit", "expired"]
@@ -39,6 +41,29 @@ _LABEL_VERDICT: dict[Verdict, LabelVerdict] = {
     Verdict.reject: "reject",
     Verdict.edit: "edit",
 }
+
+# What became of a label's decision (README.md "Labels"). Only "applied" ran as decided; "conflict_lost" means another
+# operator decided first, so this label is not what happened and never training data.
+LabelOutcome = Literal["applied", "conflict_lost", "expired", "timed_out", "pending", "refused"]
+LABEL_OUTCOMES: tuple[LabelOutcome, ...] = ("applied", "conflict_lost", "expired", "timed_out", "pending", "refused")
+
+
+def decision_outcome(sync_state: str, answer: str | None) -> LabelOutcome:
+    """The label outcome of a decision in this sync state with this final answer (PROTOCOL.md outcome names).
+
+    "timed_out": the decision reached the source after the item's deadline (the agent had applied its on-expiry
+    action); "expired" is reserved for expiry labels, where nobody decided at all.
+    """
+    if sync_state == SyncState.applied.value:
+        return "applied"
+    if sync_state == SyncState.conflict.value and answer == Outcome.conflict.value:
+        return "conflict_lost"
+    if sync_state == SyncState.conflict.value and answer == Outcome.expired.value:
+        return "timed_out"
+    if sync_state in (SyncState.conflict.value, SyncState.failed.value):
+        return "refused"
+    return "pending"
+
 
 # Expiry labels get a stable id from the item version, so recording the same expiry twice keeps one label.
 _EXPIRY_NAMESPACE = uuid.UUID("6f1c7c52-2b8e-4f0e-9a55-2f0f3c1b7d11")
@@ -83,6 +108,12 @@ class Label(BaseModel):
     decided_at: datetime  # for an expiry: when it expired
     first_shown_at: datetime | None = None
     seconds_to_decide: float | None = None  # from first shown to decided; None when never shown
+    # Version 2. None on a label recorded before (the v6 migration fills what it can and names the rest in `unknown`).
+    trace: dict[str, str] | None = None  # the item's trace (PROTOCOL.md section 1): where the agent's run is recorded
+    inputs: Any = None  # what the agent acted on: {"action": name, "args": {...}}; None for an escalation without one
+    reasoning: str | None = None  # the agent's own reasoning, as it sent it
+    outcome: LabelOutcome | None = None  # what became of the decision; "pending" until the source answers
+    unknown: list[str] = Field(default_factory=list)  # version-2 fields a migrated label could not recover
 
     def wire_body(self) -> dict[str, Any]:
         """The label as PROTOCOL.md section 4 sends it."""
@@ -130,7 +161,7 @@ def redact(value: Any, keys: Iterable[str], *, drop: bool = False) -> Any:
 
 
 def redact_label(label: Label, keys: Iterable[str], *, drop: bool = False) -> Label:
-    """The label with named argument keys redacted in what was proposed and what was edited.
+    """The label with named argument keys redacted in what was proposed, what was edited, and the inputs.
 
     The patch is recomputed from the redacted values: a patch of the originals would carry the secrets in its values.
     """
@@ -140,7 +171,8 @@ def redact_label(label: Label, keys: Iterable[str], *, drop: bool = False) -> La
     proposed = redact(label.proposed, names, drop=drop)
     edited = redact(label.edited, names, drop=drop)
     patch = json_patch(proposed, edited) if label.verdict == Verdict.edit.value else []
-    return label.model_copy(update={"proposed": proposed, "edited": edited, "patch": patch})
+    inputs = redact(label.inputs, names, drop=drop)
+    return label.model_copy(update={"proposed": proposed, "edited": edited, "patch": patch, "inputs": inputs})
 
 
 def _seconds_between(start: datetime | None, end: datetime) -> float | None:
@@ -162,7 +194,20 @@ def _proposal(item: Item) -> dict[str, Any]:
         "context_summary": item.context.summary,
         "policy": item.policy,
         "item_created_at": item.created_at,
+        "trace": item.trace,
+        "inputs": item_inputs(item),
+        "reasoning": item.context.reasoning or None,
     }
+
+
+def item_inputs(item: Item) -> dict[str, Any] | None:
+    """What the agent acted on: its action and arguments (an approval's proposal, an escalation's input).
+
+    Never the agent's summary: that is its own account of the answer, and may state it.
+    """
+    if item.action is None:
+        return None
+    return {"action": item.action.name, "args": item.action.args}
 
 
 def build_label(item: Item, decision: Decision, first_shown_at: datetime | None) -> Label:
@@ -184,6 +229,7 @@ def build_label(item: Item, decision: Decision, first_shown_at: datetime | None)
         decided_at=decision.decided_at,
         first_shown_at=first_shown_at,
         seconds_to_decide=_seconds_between(first_shown_at, decision.decided_at),
+        outcome="pending",
     )
 
 
@@ -199,6 +245,7 @@ def expiry_label(item: Item, expired_at: datetime, first_shown_at: datetime | No
         decided_at=expired_at,
         first_shown_at=first_shown_at,
         seconds_to_decide=None,
+        outcome="expired",
     )
 
 
@@ -212,7 +259,24 @@ def batch_id(label_ids: Iterable[str]) -> str:
 
 
 def create_labels_table(db: sqlite_utils.Database) -> None:
-    """The labels table and its indexes (the lead's migration calls this inside its transaction)."""
+    """The labels table as it is now, for a database of labels alone (the schema's migrations build it in steps)."""
+    create_labels_table_v3(db)
+    add_version_2_columns(db)
+
+
+def add_version_2_columns(db: sqlite_utils.Database) -> None:
+    """Version 2 of labels: the outcome column (what became of the decision: stats count conflicts lost apart); and
+    the settle log, the order in which labels got their final outcome, which feedback sinks read from a mark on."""
+    db.execute("ALTER TABLE labels ADD COLUMN outcome TEXT")
+    db.execute("CREATE TABLE labels_settled (seq INTEGER PRIMARY KEY AUTOINCREMENT, label_id TEXT NOT NULL UNIQUE)")
+
+
+def _log_settled(conn: sqlite3.Connection, label_id: str) -> None:
+    conn.execute("INSERT INTO labels_settled(label_id) VALUES (?) ON CONFLICT DO NOTHING", (label_id,))
+
+
+def create_labels_table_v3(db: sqlite_utils.Database) -> None:
+    """The labels table and its indexes as migration v3 made them (kept as they were: v6 adds to them)."""
     db.table("labels").create(
         {
             "label_id": str,
@@ -248,6 +312,20 @@ def create_labels_table(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX labels_refused ON labels(updated_at) WHERE sync_state = 'refused'")
 
 
+def settle_label(conn: sqlite3.Connection, decision_id: str, outcome: LabelOutcome) -> None:
+    """The decision's final answer came: its label (if it has one) now says what became of it."""
+    row = conn.execute("SELECT label_id, record FROM labels WHERE decision_id = ?", (decision_id,)).fetchone()
+    if row is None:
+        return
+    label = Label.model_validate_json(row[1]).model_copy(update={"outcome": outcome})
+    conn.execute(
+        "UPDATE labels SET record = ?, outcome = ? WHERE label_id = ?",
+        (record_json(label.model_dump(mode="json")), outcome, row[0]),
+    )
+    if outcome != "pending":
+        _log_settled(conn, row[0])
+
+
 def _epoch(value: datetime) -> float:
     return float(value.timestamp())
 
@@ -258,7 +336,7 @@ def insert_label(conn: sqlite3.Connection, label: Label, *, not_before: float = 
     cur = conn.execute(
         "INSERT INTO labels(label_id, decision_id, source, item_id, item_digest, kind, agent, action_name, verdict,"
         " reason_code, operator, decided_at, seconds_to_decide, record, sync_state, attempts, last_error,"
-        " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)"
+        " next_attempt_at, updated_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
         (
             label.label_id,
@@ -278,8 +356,11 @@ def insert_label(conn: sqlite3.Connection, label: Label, *, not_before: float = 
             state.value,
             not_before,
             time.time(),
+            label.outcome,
         ),
     )
+    if cur.rowcount == 1 and label.outcome not in (None, "pending"):
+        _log_settled(conn, label.label_id)
     return cur.rowcount == 1
 
 

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from storage import audit, labels
@@ -75,12 +75,12 @@ class DecisionOutbox:
         """
         with self._db.tx() as conn:
             row = conn.execute(
-                "SELECT digest, state, payload FROM items WHERE source = ? AND id = ?",
+                "SELECT digest, state, payload, first_shown_at FROM items WHERE source = ? AND id = ?",
                 (decision.source, decision.item_id),
             ).fetchone()
             if row is None:
                 raise DecisionRefused("the item is no longer in the queue")
-            digest, state, payload = row
+            digest, state, payload, shown_at = row
             if digest != decision.item_digest:
                 raise DecisionRefused("the item changed since it was shown; review the new version")
             if state != "pending":
@@ -125,6 +125,8 @@ class DecisionOutbox:
                 item_digest=decision.item_digest,
                 body=decision.wire_body(),
             )
+            if first_shown_at is None and shown_at is not None:  # shown, and the caller did not keep the time
+                first_shown_at = datetime.fromtimestamp(shown_at, UTC)
             label = labels.build_label(Item.model_validate_json(payload), decision, first_shown_at)
             labels.insert_label(conn, label, not_before=time.time() + max(0.0, hold_seconds))
 
@@ -249,6 +251,7 @@ class DecisionOutbox:
                     item_digest=item_digest,
                     body={"state": result.state.value, "outcome": result.outcome, "detail": result.detail[:2000]},
                 )
+                labels.settle_label(conn, result.decision_id, labels.decision_outcome(result.state, result.outcome))
                 recorded.append(result.decision_id)
         return recorded
 

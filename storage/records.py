@@ -25,6 +25,10 @@ MAX_ENTRIES = 1_000  # evidence, links
 MAX_ITEM_BYTES = 1_048_576  # one item's JSON (1 MiB)
 MAX_CURSOR = 1_024
 _CURSOR = re.compile(r"[A-Za-z0-9\-._~:+/=]{1,1024}")
+# The optional `trace` of an item (PROTOCOL.md section 1): where the agent's run is recorded in its tracing tool.
+TRACE_KEYS = ("run_id", "trace_id", "project", "observation_id", "url", "session_id")
+MAX_TRACE_URL = 2_000
+_TRACE_URL = re.compile(r"https?://[^\s]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -39,6 +43,36 @@ def id_problem(item_id: object) -> str | None:
     if item_id in (".", ".."):
         return f"the id {item_id!r} is reserved (it would address another URL)"
     return None
+
+
+def trace_problem(value: Any) -> str | None:
+    """Why an item's `trace` cannot be kept (it is then dropped and the item kept), or None."""
+    if not isinstance(value, dict):
+        return "the trace is not an object"
+    for key in TRACE_KEYS:
+        member = value.get(key)
+        if member is None:
+            continue
+        limit = MAX_TRACE_URL if key == "url" else MAX_NAME
+        if not isinstance(member, str) or not member:
+            return f"trace.{key} is not a non-empty string"
+        if len(member) > limit:
+            return f"trace.{key} is {len(member):,} characters; at most {limit:,} are allowed"
+        if _CONTROL.search(member):
+            return f"trace.{key} holds control characters"
+        if key == "url" and not _TRACE_URL.fullmatch(member):
+            return "trace.url is not an http(s) URL"
+    return None
+
+
+def clean_trace(value: Any) -> dict[str, str] | None:
+    """The trace's known members, or None when it is absent, empty or breaks a rule (members a later version may add
+    are ignored). A trace is bookkeeping about the agent's run, not part of the decision: a bad one is dropped and
+    the item kept."""
+    if value is None or trace_problem(value) is not None:
+        return None
+    kept = {key: value[key] for key in TRACE_KEYS if value.get(key) is not None}
+    return kept or None
 
 
 def cursor_problem(cursor: str) -> str | None:
@@ -168,10 +202,16 @@ class Item(_Strict):
     on_expiry: str = Field(default="reject", max_length=MAX_LABEL)
     allowed_decisions: tuple[Verdict, ...] = (Verdict.approve, Verdict.reject, Verdict.edit)
     claimed_by: str | None = None
+    trace: dict[str, str] | None = None  # where the agent's run is traced; an unusable one is dropped (clean_trace)
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     _utc_created = field_validator("created_at")(_utc)
     _shallow_output = field_validator("output")(_shallow)
+
+    @field_validator("trace", mode="before")
+    @classmethod
+    def _usable_trace(cls, value: Any) -> dict[str, str] | None:
+        return clean_trace(value)
 
     @field_validator("confidence", mode="before")
     @classmethod

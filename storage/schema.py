@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-from storage import audit, labels
+from storage import audit, feedback, label_upgrade, labels
 
 # The queue's default order, most urgent first; the partial index below serves it.
 URGENCY_ORDER = "risk_order, expires_sort, created_at, source, id"
@@ -126,7 +126,7 @@ def _v2(db: sqlite_utils.Database) -> None:
 
 def _v3(db: sqlite_utils.Database) -> None:
     """Labels: one per decision or expiry, the unit of feedback, with their own sync outbox."""
-    labels.create_labels_table(db)
+    labels.create_labels_table_v3(db)
 
 
 def _v4(db: sqlite_utils.Database) -> None:
@@ -149,5 +149,13 @@ def _v5(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5)
+def _v6(db: sqlite_utils.Database) -> None:
+    """Labels version 2 (trace, inputs, reasoning, outcome); when each item version was first shown (an expiry's label
+    says whether the operator had it on screen); and the feedback outbox of the configured sinks."""
+    db.execute("ALTER TABLE items ADD COLUMN first_shown_at REAL")
+    label_upgrade.upgrade_labels_table(db)
+    feedback.create_feedback_table(db)
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 SCHEMA_VERSION = len(MIGRATIONS)

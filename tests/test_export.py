@@ -286,15 +286,16 @@ def generate(path: Path, count: int) -> None:
     template = record_json({**label.model_dump(mode="json"), "label_id": "@ID@"})
     fixed = (label.source, label.item_id, label.item_digest, label.kind, label.agent, label.action_name, label.verdict)
     start = SHOWN.timestamp()
+    tail = ("sent", 1, "", 0.0, 0.0, label.outcome)  # sync state, attempts, last error, next attempt, updated, outcome
 
     def rows() -> Iterator[tuple[Any, ...]]:
         for n in range(count):
             label_id = f"{n:08x}-0000-4000-8000-000000000000"
             record = template.replace("@ID@", label_id)
-            yield (label_id, label_id, *fixed, None, "alice", start + n, 3.0, record, "sent", 1, "", 0.0, 0.0)
+            yield (label_id, label_id, *fixed, None, "alice", start + n, 3.0, record, *tail)
 
     conn.execute("BEGIN")
-    conn.executemany(f"INSERT INTO labels VALUES ({', '.join('?' * 19)})", rows())
+    conn.executemany(f"INSERT INTO labels VALUES ({', '.join('?' * 20)})", rows())
     conn.execute("COMMIT")
     conn.close()
 

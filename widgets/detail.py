@@ -404,6 +404,10 @@ class ItemDetail(VerticalScroll, can_focus=True):
                 parts += [("- ", _LABEL), _line(link, 2_000), "\n"]
         else:
             parts += [("(none)", _LABEL), "\n"]
+        if item.trace:  # where the agent's run is traced: its labels attach there (shown as text, never opened)
+            parts += ["\n", ("Trace", _TITLE), ("  (the agent's run in its tracing tool)", _LABEL), "\n"]
+            for key, value in item.trace.items():
+                parts += [(f"{key}: ", _LABEL), _line(value, 2_000), "\n"]
         allowed = ", ".join(verdict.value for verdict in item.allowed_decisions) or "none"
         parts += ["\n", ("Allowed decisions ", _LABEL), (allowed, "bold")]
         return Content.assemble(*parts)

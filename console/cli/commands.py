@@ -125,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     token = source_commands.add_parser(
         "token",
         parents=[common],
-        help="store a new token for a configured source in the keyring (read from standard input when piped)",
+        help="store a new token for a configured source (or a [[feedback]] sink's API key) in the keyring"
+        " (read from standard input when piped)",
     )
     token.add_argument("name", help="the source's name, as in 'sources list'")
     remove = source_commands.add_parser(
@@ -374,12 +375,13 @@ def sources_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configured(path: Path, name: str) -> Config:
-    """The config at `path`, which must have a source called `name`."""
+def _configured(path: Path, name: str, *, or_sink: bool = False) -> Config:
+    """The config at `path`, which must have a source (or, `or_sink`, a [[feedback]] sink) called `name`."""
     if not path.exists():
         raise CliError(f"{path} does not exist yet, so it has no source {name!r}; {ADD_SOURCE_FIX}")
     config = config_module.load(path)
-    if not any(s.name == name for s in config.sources):
+    names_here = [s.name for s in config.sources] + ([f.name for f in config.feedback] if or_sink else [])
+    if name not in names_here:
         names = ", ".join(s.name for s in config.sources) or "none"
         raise CliError(f"{path} has no source named {name!r} (its sources: {names})")
     return config
@@ -389,7 +391,7 @@ def sources_token(args: argparse.Namespace) -> int:
     from console.engine.secrets import KeyringUnavailable, keyring_backend, store_token
 
     name = args.name
-    _configured(_config_path(args), name)
+    _configured(_config_path(args), name, or_sink=True)  # a sink's API key is kept like a source's token
     if keyring_backend() is None:
         raise CliError(config_module.no_keyring_fix(name), 1)
     token = _read_secret(f"New token for {name} (input hidden): ", name)

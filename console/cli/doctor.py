@@ -8,13 +8,22 @@ migrates, writes or sends anything, and never prints a token.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from console.cli.text import ADD_SOURCE_FIX, plural
 from console.engine import config as config_module
-from console.engine.config import Config, ConfigError, SourceConfig, public_url, token_env_var, token_fix
+from console.engine.config import (
+    Config,
+    ConfigError,
+    FeedbackConfig,
+    SourceConfig,
+    public_url,
+    token_env_var,
+    token_fix,
+)
 from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
 from console.engine.sources.base import SourceError
@@ -96,6 +105,22 @@ async def check_source(source: SourceConfig, token: Token | None) -> Check:
     return Check(OK, subject, f"{url} reachable, {origin}, {listed}")
 
 
+def check_sink(sink: FeedbackConfig, key: Token | None) -> Check:
+    """A [[feedback]] sink: its SDK installed and its key found (the tool itself is only reached when labels go)."""
+    subject = f"feedback {sink.name}"
+    module = "langsmith" if sink.kind == "langsmith" else "langfuse"
+    if importlib.util.find_spec(module) is None:
+        return Check(FAIL, subject, f"the {module} SDK is not installed", "pip install 'approval-console[feedback]'")
+    if key is None:
+        return Check(
+            FAIL,
+            subject,
+            f"no API key (none in the keyring or {token_env_var(sink.name)}): labels wait here until it has one",
+            token_fix(sink.name),
+        )
+    return Check(OK, subject, f"{sink.kind} at {public_url(sink.endpoint)}, key from the {key.origin}")
+
+
 def check_database(data_dir: Path, db_name: str) -> list[Check]:
     path = data_dir / db_name
     if not path.exists():
@@ -152,6 +177,7 @@ def run(
             return list(await asyncio.gather(*(check_source(s, token_for(s.name)) for s in config.sources)))
 
         checks += asyncio.run(sources())
+        checks += [check_sink(sink, token_for(sink.name)) for sink in config.feedback]
     checks += check_database(data_dir, db_name)
     return checks
 

@@ -307,6 +307,107 @@ class SourceConfig(_Table):
         return source
 
 
+FeedbackKind = Literal["langsmith", "langfuse"]
+FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
+
+
+@dataclass(frozen=True)
+class FeedbackConfig(_Table):
+    """One [[feedback]] block: a tracing tool that gets every label as feedback on the agent's run (README "Feedback").
+
+    Its API key is found like a source's token, under the sink's name (keyring, or the environment variable).
+    """
+
+    name: Annotated[
+        _ShortName,
+        Says(
+            "feedback name {value!r} is not a short name",
+            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
+        ),
+        Field(description="letters, digits, '_' and '-'; it also names the API key's keyring entry and variable"),
+    ]
+    kind: Annotated[
+        FeedbackKind,
+        Says("unknown feedback kind {value!r}", f"use one of: {', '.join(FEEDBACK_KINDS)}"),
+        Field(description="langsmith: feedback on runs; langfuse: scores on traces"),
+    ]
+    endpoint: Annotated[
+        str,
+        Strict(),
+        AfterValidator(_http_url),
+        Says("endpoint {value!r} is not an http(s) URL", 'endpoint = "https://api.smith.langchain.com"'),
+        Field(description="the tool's API base URL, http(s), without credentials"),
+    ]
+    project: Annotated[
+        _Words | None,
+        Says("project must be a non-empty string", 'project = "billing-prod"'),
+        Field(description="only labels whose trace names this project (or no project) are sent here"),
+    ] = None
+    public_key: Annotated[
+        _Words | None,
+        Says("public_key must be a non-empty string", 'public_key = "pk-lf-..."'),
+        Field(description="kind langfuse: the project's public key (the secret key is in the keyring)"),
+    ] = None
+    sources: Annotated[
+        tuple[_ShortName, ...],
+        Says("sources must be a list of source names", 'sources = ["billing"]'),
+        Field(description="only labels of these sources; empty: every source"),
+    ] = ()
+    redact: Annotated[
+        tuple[_Words, ...],
+        Says("redact must be a list of argument names", 'redact = ["customer_id"]'),
+        Field(description="argument names masked in what is sent, as `labels export --redact` does"),
+    ] = ()
+    timeout: Annotated[float, Seconds(0.5, 300), Field(description="seconds one request may take")] = 10.0
+    allow_insecure_http: Annotated[
+        _Switch,
+        Says("{key} must be true or false", "{name} = true"),
+        Field(description="plain http to a host other than loopback: it sends the API key in clear"),
+    ] = False
+
+    @model_validator(mode="after")
+    def _usable(self) -> FeedbackConfig:
+        parts = urlsplit(self.endpoint)
+        if parts.scheme == "http" and not self.allow_insecure_http and not is_loopback(parts.hostname or ""):
+            raise _refusal(
+                f"endpoint {self.endpoint!r} is plain http to another machine: the API key and every label would"
+                " cross the network unencrypted",
+                f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true",
+                key="endpoint",
+            )
+        if (self.kind == "langfuse") != (self.public_key is not None):
+            raise _refusal(
+                "public_key is for kind 'langfuse' only, and kind 'langfuse' needs one",
+                'add public_key = "pk-lf-..." to a langfuse sink; remove it from any other',
+                key="public_key",
+            )
+        return self
+
+
+def _feedback_names(config: Config) -> Config:
+    """A sink's key shares the keyring with source tokens: names are unique across both; named sources exist."""
+    sources = {source.name for source in config.sources}
+    seen: set[str] = set()
+    for index, sink in enumerate(config.feedback):
+        if sink.name in sources or sink.name in seen:
+            raise _refusal(
+                f"the feedback sink name {sink.name!r} is taken (a source or another sink has it)",
+                "give each source and each sink its own name: the name finds its key",
+                key="name",
+                sink=index,
+            )
+        seen.add(sink.name)
+        unknown = [name for name in sink.sources if name not in sources]
+        if unknown:
+            raise _refusal(
+                f"feedback sink {sink.name!r} names no configured source {unknown[0]!r}",
+                f"use the name of a [[sources]] block ({', '.join(sorted(sources)) or 'none yet'})",
+                key="sources",
+                sink=index,
+            )
+    return config
+
+
 @dataclass(frozen=True)
 class Notifications(_Table):
     """How a new high or critical item, or a deadline about to pass, gets the operator's attention."""
@@ -373,6 +474,21 @@ class Config(_Table):
         Says("notifications must be a table", "use a [notifications] block"),
         Field(description="how new urgent items and close deadlines get attention"),
     ] = Notifications()
+    feedback: Annotated[
+        tuple[
+            Annotated[
+                FeedbackConfig,
+                Says("each feedback sink must be a table", "use a [[feedback]] block with name, kind and endpoint"),
+            ],
+            ...,
+        ],
+        Says("feedback must be an array of tables", "use [[feedback]] blocks"),
+        Field(description="tracing tools that get every label as feedback, one [[feedback]] block each"),
+    ] = ()
+
+    @model_validator(mode="after")
+    def _feedback_refers(self) -> Config:
+        return _feedback_names(self)
 
 
 @dataclass
@@ -381,9 +497,14 @@ class _Locator:
 
     lines: list[str]
     source_starts: list[int] = field(default_factory=list)
+    feedback_starts: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.source_starts = [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith("[[sources]]")]
+        self.feedback_starts = [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith("[[feedback]]")]
+
+    def starts(self, block: str) -> list[int]:
+        return self.feedback_starts if block == "feedback" else self.source_starts
 
     def table_line(self, name: str) -> int | None:
         for number, line in enumerate(self.lines, start=1):
@@ -391,12 +512,14 @@ class _Locator:
                 return number
         return None
 
-    def key_line(self, key: str, source_index: int | None = None) -> int | None:
+    def key_line(self, key: str, source_index: int | None = None, block: str = "sources") -> int | None:
+        blocks = sorted(self.source_starts + self.feedback_starts)
         if source_index is None:
-            start, end = 1, self.source_starts[0] if self.source_starts else len(self.lines) + 1
+            start, end = 1, blocks[0] if blocks else len(self.lines) + 1
         else:
-            start = self.source_starts[source_index] if source_index < len(self.source_starts) else 1
-            later = [s for s in self.source_starts if s > start]
+            own = self.starts(block)
+            start = own[source_index] if source_index < len(own) else 1
+            later = [s for s in blocks if s > start]
             end = later[0] if later else len(self.lines) + 1
         pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
         for number in range(start, end):
@@ -404,8 +527,9 @@ class _Locator:
                 return number
         return start if source_index is not None else None
 
-    def source_line(self, index: int) -> int | None:
-        return self.source_starts[index] if index < len(self.source_starts) else None
+    def source_line(self, index: int, block: str = "sources") -> int | None:
+        own = self.starts(block)
+        return own[index] if index < len(own) else None
 
 
 def default_config_path() -> Path:
@@ -460,21 +584,24 @@ def parse(text: str, path: Path) -> Config:
 def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
     """pydantic's first error in TOML terms: the line of the key, and the words its field declares."""
     loc, ctx, value = error["loc"], error.get("ctx", {}), error["input"]
-    in_source, in_notifications = len(loc) > 1 and loc[0] == "sources", loc[:1] == ("notifications",)
-    index: int | None = int(loc[1]) if in_source else ctx.get("source")
+    block = "feedback" if loc[:1] == ("feedback",) or "sink" in ctx else "sources"
+    in_source, in_notifications = len(loc) > 1 and loc[0] in ("sources", "feedback"), loc[:1] == ("notifications",)
+    index: int | None = int(loc[1]) if in_source else ctx.get("source", ctx.get("sink"))
     inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
     key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
     dotted = f"notifications.{key}" if in_notifications else key
     if in_notifications:  # every problem in [notifications] cites the table
         line = where.key_line("notifications") or where.table_line("notifications")
     elif index is not None:  # a key of a source, else the source itself (not a table, or a key it lacks)
-        line = where.key_line(key, index) if key and error["type"] != "missing" else where.source_line(index)
+        line = (
+            where.key_line(key, index, block) if key and error["type"] != "missing" else where.source_line(index, block)
+        )
     else:
         line = where.key_line(key) if key else None
     if error["type"] == "toml":
         return ConfigError(path, line, ctx["problem"], ctx["fix"])
     if error["type"] == "unknown_key" and key.lower() in _SECRET_KEYS and not in_notifications:
-        name = data["sources"][index].get("name", "NAME") if index is not None else "NAME"
+        name = data[block][index].get("name", "NAME") if index is not None else "NAME"
         return ConfigError(
             path,
             line,
@@ -488,8 +615,9 @@ def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: Erro
             path, line, f"unknown key {key!r}" + (" in [notifications]" if in_notifications else ""), hint
         )
     if error["type"] == "missing":
+        what = "feedback sink" if block == "feedback" else "source"
         return ConfigError(
-            path, line, f"source #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[sources]]'
+            path, line, f"{what} #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[{block}]]'
         )
     says = _says(loc)
     if says is None:  # a key declared without its words: pydantic's, which never repeat the value

@@ -18,12 +18,15 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from console.engine.config import Config
+from console.engine.feedback import build_sink
+from console.engine.feedback.base import FeedbackSink
+from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.open_item import OpenItem
 from console.engine.poller import Poller
 from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
 from console.engine.sources.base import ClaimingSource, Source
-from console.engine.sync import SettledDecision, SyncEngine
+from console.engine.sync import AUTH_HOLD, RESEND, SettledDecision, SyncEngine
 from storage.db import DatabaseDamaged, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
@@ -148,6 +151,22 @@ def setup_logging(data_dir: Path) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def _feedback_sinks(config: Config, token_for: Callable[[str], Token | None]) -> list[FeedbackSink]:
+    """The [[feedback]] sinks; one whose SDK is not installed is left out, and the log says how to add it."""
+    sinks: list[FeedbackSink] = []
+    for sink in config.feedback:
+        try:
+            sinks.append(build_sink(sink, token_for(sink.name)))
+        except ImportError as exc:
+            log.error(
+                "feedback sink %s needs the %s SDK: pip install 'approval-console[feedback]' (%s)",
+                sink.name,
+                sink.kind,
+                exc.name,
+            )
+    return sinks
+
+
 class Session:
     def __init__(
         self,
@@ -185,7 +204,15 @@ class Session:
         self.sources: dict[str, Source] = {s.name: build_source(s, token_for(s.name)) for s in config.sources}
         self._observers: list[SessionEvents] = []
         self.poller = Poller(self.background_store, list(self.sources.values()), self._changed)
-        self.sync = SyncEngine(self.background_store, self.sources, self._outcomes, labels=self.background_store.labels)
+        self.sinks = _feedback_sinks(config, token_for)
+        pusher = FeedbackPusher(self.background_store.feedback, self.sinks, backoff=RESEND, auth_hold=AUTH_HOLD)
+        self.sync = SyncEngine(
+            self.background_store,
+            self.sources,
+            self._outcomes,
+            labels=self.background_store.labels,
+            feedback=pusher if self.sinks else None,
+        )
         self.queue = QueueRows(self.store)
         self.open_item = OpenItem(self.claim, self.release)
 
@@ -301,6 +328,14 @@ class Session:
         self.sync.kick()
         return decision
 
+    async def mark_shown(self, item: Item, when: datetime) -> None:
+        """The operator has this version of `item` on screen for the first time: kept durably, so the label of an
+        expiry (which the poller records, not the screen) knows the item was shown."""
+        # On the background connection, in a thread: a write waiting for the lock must never hold up a key press.
+        await asyncio.to_thread(
+            self.background_store.items.mark_shown, item.source, item.id, item.digest, when.timestamp()
+        )
+
     def undo(self, decision_id: str) -> Decision:
         """Take back a decision still in its undo window (raises storage.db.UndoRefused once it is being sent)."""
         decision = self.store.outbox.undo(decision_id, self.config.operator)
@@ -382,6 +417,8 @@ class Session:
         await self.open_item.aclose()
         for source in self.sources.values():
             await source.aclose()
+        for sink in self.sinks:
+            await asyncio.to_thread(sink.close)
         self.store.close()
         self.background_store.close()
         self.lock.release()

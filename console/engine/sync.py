@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from console.engine.backoff import Backoff
+from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, LabelSink, Source
 from storage.db import DecisionSyncUpdate, Store
 from storage.labels import Label, LabelOutbox, LabelSyncState, LabelSyncUpdate
@@ -58,6 +59,7 @@ class SyncEngine:
         concurrency: int = 4,
         labels: LabelOutbox | None = None,
         label_batch: int = 100,
+        feedback: FeedbackPusher | None = None,
     ) -> None:
         self.store = store
         self.sources = sources
@@ -71,6 +73,7 @@ class SyncEngine:
         self.label_batch = label_batch
         self.label_failures: dict[str, int] = {}  # source -> failed label batches in a row (its backoff)
         self.clock: Callable[[], float] = time.time  # wall time of retry schedules; tests simulate it
+        self.feedback = feedback  # labels to the team's tracing tools ([[feedback]] sinks), beside the sources
 
     def kick(self) -> None:
         """A decision was just recorded: send it now rather than at the next timer."""
@@ -81,6 +84,17 @@ class SyncEngine:
         return [name for name in self.sources if self.held.get(name, 0.0) <= now]
 
     async def run(self) -> None:
+        # Feedback sinks in a task of their own: a slow or unreachable tracing tool never holds up a decision.
+        pushing = None if self.feedback is None else asyncio.create_task(self.feedback.run(), name="feedback sinks")
+        try:
+            await self._run_sources()
+        finally:
+            if pushing is not None:
+                pushing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pushing
+
+    async def _run_sources(self) -> None:
         while True:
             try:
                 sent = await self.drain_once()

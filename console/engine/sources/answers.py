@@ -58,20 +58,22 @@ class Answer:
 
 
 def classify(response: httpx.Response) -> Answer:
-    status = response.status_code
+    return Answer(response, kind_of(response.status_code))
+
+
+def kind_of(status: int) -> Kind:
+    """The class of an HTTP status (also for SDK clients that report only the status of their answer)."""
     if 200 <= status < 300:
-        kind = Kind.ok
-    elif 300 <= status < 400:
-        kind = Kind.redirect
-    elif status in (401, 403):
-        kind = Kind.auth
-    elif status in (429, 503):
-        kind = Kind.throttled
-    elif status >= 500:
-        kind = Kind.failing
-    else:
-        kind = Kind.refused
-    return Answer(response, kind)
+        return Kind.ok
+    if 300 <= status < 400:
+        return Kind.redirect
+    if status in (401, 403):
+        return Kind.auth
+    if status in (429, 503):
+        return Kind.throttled
+    if status >= 500:
+        return Kind.failing
+    return Kind.refused
 
 
 def read_refused(answer: Answer, *, auth: str, otherwise: str) -> SourceError:

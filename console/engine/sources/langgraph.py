@@ -6,8 +6,9 @@ translates interrupt payloads into items and decisions into resume values (pure,
 Listing. `POST /threads/search` (status interrupted, the configured metadata filter) selects only thread id, times and
 metadata, page by page; a thread's interrupts are fetched (`GET /threads/{id}/state`) only when its `updated_at` moved.
 An idle poll is one small probe (the most recently updated threads and the total count): when it shows nothing new,
-nothing else is read. The cursor names this process's memory of the server, so after a restart the poller lists
-everything once (a snapshot), which also drops items that vanished meanwhile.
+nothing else is read. An item's `created_at` is its interrupt's time (the state's checkpoint time) and its `trace`
+names the run that raised it (the checkpoint metadata's `run_id`). The cursor names this process's memory of the
+server, so after a restart the poller lists everything once (a snapshot), which also drops what vanished meanwhile.
 
 Sending. Before resuming, the adapter (1) looks for a run it already started with this decision (run metadata carries
 the decision ids: a resend after a crash is reported as applied, never resumed twice), (2) re-reads the thread: the
@@ -36,6 +37,7 @@ from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.langgraph_payloads import (
     Interrupt,
     InvalidDecision,
+    RaisedBy,
     as_dict,
     parse_item_id,
     pending_items,
@@ -60,6 +62,7 @@ _LISTED = ["thread_id", "created_at", "updated_at", "metadata"]
 class Thread:
     updated_at: str
     items: dict[str, Item] = field(default_factory=dict)
+    raised: dict[str, RaisedBy] = field(default_factory=dict)  # interrupt id -> the run that first raised it
 
 
 class LangGraphSource(MemoryListingSource):
@@ -106,12 +109,13 @@ class LangGraphSource(MemoryListingSource):
                 removed += [Removal(item_id, "gone") for item_id in before]
                 self._threads.pop(tid, None)
                 continue
+            raised = {i.interrupt_id: i.run for i in interrupts if i.run is not None}
             fresh, bad = pending_items(self.config.name, interrupts)
             rejected += bad
             now = {item.id: item for item in fresh}
             removed += [Removal(item_id, "gone") for item_id in before if item_id not in now]
             items += [item for item in fresh if before.get(item.id) != item]
-            self._threads[tid] = Thread(row["updated_at"], now)
+            self._threads[tid] = Thread(row["updated_at"], now, raised)
         return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch)
 
     def _search_body(self, **extra: Any) -> dict[str, Any]:
@@ -181,7 +185,8 @@ class LangGraphSource(MemoryListingSource):
         if not isinstance(state, dict):
             raise SourceError("answered a thread state with the wrong shape")
         # In a thread: the response schema's checks wait for the checker process (a hostile pattern, up to its bound).
-        return await asyncio.to_thread(translate_state, self.config.name, row, state)
+        first_seen = self._threads.get(tid, Thread("")).raised
+        return await asyncio.to_thread(translate_state, self.config.name, row, state, first_seen)
 
     async def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
         try:

@@ -29,7 +29,8 @@ sent).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,7 @@ class Interrupt:
     requests: list[Request]
     combine: Callable[[list[Any]], Any]
     response_schema: dict[str, Any] | None
+    run: RaisedBy | None = None  # the run that raised it, and when
 
 
 class InvalidDecision(Exception):
@@ -64,8 +66,16 @@ class InvalidDecision(Exception):
 
 
 # -------------------------------------------------------------- translation
-def translate_state(source: str, row: dict[str, Any], state: dict[str, Any]) -> list[Interrupt]:
-    """Every pending interrupt of a thread's state, each with one request per decidable action."""
+def translate_state(
+    source: str, row: dict[str, Any], state: dict[str, Any], first_seen: Mapping[str, RaisedBy] | None = None
+) -> list[Interrupt]:
+    """Every pending interrupt of a thread's state, each with one request per decidable action.
+
+    `first_seen`: the run and time already recorded for an interrupt id. Should a later checkpoint (written by a run
+    that resumed only some interrupts) raise the others again, what raised them first stays, so their items keep their
+    version. (LangGraph 1.2 keeps the interrupted checkpoint until every interrupt of the step is answered.)
+    """
+    current = raised_by(state)
     nodes: dict[str, str] = {}
     tasks = state.get("tasks")
     for task in tasks if isinstance(tasks, list) else []:
@@ -79,9 +89,31 @@ def translate_state(source: str, row: dict[str, Any], state: dict[str, Any]) -> 
         if not isinstance(pending, dict) or not isinstance(pending.get("id"), str) or not pending["id"]:
             continue
         schema = pending.get("response_schema")
-        where = Where(source, row, pending["id"], nodes.get(pending["id"], ""))
-        found.append(translate(where, pending.get("value"), schema if isinstance(schema, dict) else None))
+        run = (first_seen or {}).get(pending["id"]) or current
+        where = Where(source, row, pending["id"], nodes.get(pending["id"], ""), run)
+        translated = translate(where, pending.get("value"), schema if isinstance(schema, dict) else None)
+        found.append(dataclasses.replace(translated, run=run))
     return found
+
+
+@dataclass(frozen=True)
+class RaisedBy:
+    """The run that raised a thread's pending interrupts, as its state says: the checkpoint's metadata names the run
+    (`run_id`), and the state's `created_at` is when that checkpoint, the interrupt, was written."""
+
+    run_id: str | None
+    raised_at: str | None
+
+
+def raised_by(state: dict[str, Any]) -> RaisedBy | None:
+    """The run and time of a thread state, or None when it names neither (values of another type are ignored)."""
+    run_id = as_dict(state.get("metadata")).get("run_id")
+    raised_at = state.get("created_at")
+    found = RaisedBy(
+        run_id if isinstance(run_id, str) and run_id else None,
+        raised_at if isinstance(raised_at, str) and raised_at else None,
+    )
+    return None if found == RaisedBy(None, None) else found
 
 
 @dataclass(frozen=True)
@@ -92,6 +124,7 @@ class Where:
     row: dict[str, Any]
     interrupt_id: str
     node: str
+    run: RaisedBy | None = None
 
     @property
     def thread_id(self) -> str:
@@ -133,9 +166,12 @@ class Where:
             "context": {"summary": description if isinstance(description, str) else "", "evidence": evidence},
             "risk": DEFAULT_RISK,
             "policy": family,
-            "created_at": self.row.get("created_at"),
+            # When the interrupt was raised; the thread's own creation time only for a state that does not say.
+            "created_at": self.run.raised_at if self.run and self.run.raised_at else self.row.get("created_at"),
             "allowed_decisions": [v.value for v in Verdict if v in set(allowed)],
         }
+        if self.run is not None and self.run.run_id:
+            payload["trace"] = {"run_id": self.run.run_id}
         if kind == "escalation":
             payload["output"] = output
         payload["digest"] = item_digest(shown_part(payload))

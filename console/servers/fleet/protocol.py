@@ -40,7 +40,7 @@ from console.servers.fleet.rules import (
 from console.servers.fleet.scenarios import rfc3339
 from console.servers.fleet.state import NotPending, Record
 from storage.json_diff import pointer
-from storage.records import Item
+from storage.records import Item, trace_problem
 
 Handler = Callable[[Any], Answer]  # a keyed request's body -> its answer
 
@@ -68,6 +68,7 @@ class FleetProtocol(FleetHooks):
             "protocol": PROTOCOL,
             "name": self.name,
             "features": {"long_poll": True, "claims": True, "feedback": True},
+            "additions": ["trace"],
             "max_wait": MAX_WAIT,
             "max_limit": MAX_LIMIT,
             "agents": self._scenarios.agents,
@@ -245,6 +246,10 @@ class FleetProtocol(FleetHooks):
         else:
             if not parsed.allowed_decisions:
                 problems.append(issue("body", "/allowed_decisions", "at least one decision must be allowed"))
+            # A client drops a bad trace and keeps the item (PROTOCOL.md "The trace"); the agent is told here.
+            trace_why = None if item.get("trace") is None else trace_problem(item["trace"])
+            if trace_why is not None:
+                problems.append(issue("body", "/trace", trace_why))
             if parsed.action is not None and parsed.action.args_schema is not None:
                 try:
                     schema_check.validator_for(parsed.action.args_schema)

@@ -7,8 +7,11 @@ Everything random comes from one `random.Random`, so a seeded fleet produces the
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
+import json
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,6 +19,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 ALL_DECISIONS = ["approve", "reject", "edit"]
+# The demo agents trace their runs to a tracing tool (PROTOCOL.md "The trace"): one project per agent.
+TRACE_BASE = "https://tracing.example"
+_RUN_NAMESPACE = uuid.UUID("0b7e3c2a-7d1f-4e55-8a0c-3f6d2b9e4a17")
 NO_EDIT = ["approve", "reject"]
 
 FIRST = [
@@ -240,6 +246,7 @@ class Scenarios:
                 "allowed_decisions": body.pop("allowed_decisions", ALL_DECISIONS),
             }
         )
+        item["trace"] = demo_trace(item)
         return item
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -835,3 +842,12 @@ class Scenarios:
             "risk": "medium",
             "policy": "ambiguous payment matches go to a human",
         }
+
+
+def demo_trace(item: dict[str, Any]) -> dict[str, str]:
+    """The trace of the demo run that raised `item`: derived from its content, so the seeded generator's sequence (and
+    every other field) stays as it was, and the same item always names the same run."""
+    seed = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    run_id = str(uuid.uuid5(_RUN_NAMESPACE, seed))
+    project = f"{item['agent']}-prod"
+    return {"run_id": run_id, "trace_id": run_id, "project": project, "url": f"{TRACE_BASE}/{project}/runs/{run_id}"}

@@ -24,6 +24,7 @@ from textual.widgets import Footer, Static
 
 from console.engine.config import token_fix
 from storage.db import Store
+from storage.feedback import FeedbackKept, FeedbackState
 from storage.labels import LabelStatus, LabelSyncState
 from storage.records import DecisionRow, Outcome, SyncState
 from widgets.safe_text import clean, one_line
@@ -89,6 +90,8 @@ def sync_text(row: DecisionRow) -> str:
         return "waiting to sync" if row.attempts == 0 else f"retrying, {_attempts(row.attempts)}"
     if state is SyncState.sending:
         return f"sending, {_attempts(row.attempts)}"
+    if state is SyncState.conflict and row.outcome == Outcome.conflict.value:
+        return f"conflict lost: decided elsewhere first{tries}"
     word = "not applied" if state is SyncState.conflict else "failed"
     return f"{word}: {row.outcome or '?'}{tries}"
 
@@ -99,7 +102,12 @@ def _is_problem(row: DecisionRow, label: LabelStatus | None, auth_refused: Colle
 
 
 def decision_lines(
-    row: DecisionRow, label: LabelStatus | None, auth_refused: Collection[str], width: int, zone: tzinfo | None = None
+    row: DecisionRow,
+    label: LabelStatus | None,
+    auth_refused: Collection[str],
+    width: int,
+    zone: tzinfo | None = None,
+    feedback: Sequence[FeedbackKept] = (),
 ) -> list[Content]:
     """A decision as two to five lines: what, when (in `zone`, None: local), where it stands; then why, and for a
     problem what to do."""
@@ -128,6 +136,9 @@ def decision_lines(
                 indent, ("label refused: ", _PROBLEM), one_line(label.last_error, width - len(indent) - 15)
             )
         )
+    for kept in feedback:  # a [[feedback]] sink that refused the label or cannot attach it: kept here, with why
+        what = f"not sent to {kept.sink}: " if kept.state is FeedbackState.local else f"{kept.sink} refused it: "
+        lines.append(Content.assemble(indent, (what, _MUTED), one_line(kept.reason, width - len(indent) - len(what))))
     todo = remedy(row, auth_refused) or (_LABEL_REFUSED if problem else None)
     if todo is not None:
         # Our own words: wrapped, never cut (source names in them are made safe).
@@ -152,6 +163,7 @@ class HistoryScreen(Screen[None]):
         self._zone = zone  # times are drawn in it (None: local); the database keeps UTC
         self._auth_refused = frozenset(auth_refused)
         self._store: Store | None = None
+        self._feedback: dict[str, list[FeedbackKept]] = {}  # decision id -> sinks that did not take its label
         self.problems_only = False
         self.page = 0
 
@@ -185,6 +197,7 @@ class HistoryScreen(Screen[None]):
         self.page = max(0, min(self.page, pages - 1))
         rows = store.outbox.decisions(PAGE_SIZE, self.page * PAGE_SIZE, problems_only=self.problems_only)
         statuses = store.labels.statuses([row.decision.id for row in rows])
+        self._feedback = store.feedback.not_taken([row.decision.id for row in rows])
         self.query_one("#history-head", Static).update(self._head(total, pages))
         self.query_one("#history-alert", Static).update(self._alert(problems))
         self.query_one("#history-rows", Static).update(self._rows(rows, statuses))
@@ -221,7 +234,8 @@ class HistoryScreen(Screen[None]):
         width = max(60, self.query_one("#history-rows", Static).size.width)
         lines: list[Content] = []
         for row in rows:
-            lines += decision_lines(row, statuses.get(row.decision.id), self._auth_refused, width, self._zone)
+            kept = self._feedback.get(row.decision.id, [])
+            lines += decision_lines(row, statuses.get(row.decision.id), self._auth_refused, width, self._zone, kept)
         return Content("\n").join(lines)
 
     def action_toggle_problems(self) -> None:

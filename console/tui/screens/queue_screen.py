@@ -15,7 +15,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.content import Content
 from textual.reactive import var
@@ -236,12 +236,20 @@ class QueueScreen(Screen[None]):
                 offset += len(rows)
         return None
 
+    @work(group="shown", exit_on_error=False)
+    async def _note_shown(self, item: Item, when: datetime) -> None:
+        """Kept durably too (off the UI thread): an item that expires undecided is labelled with when it was seen."""
+        await self.session.mark_shown(item, when)
+
     def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
         self.shown = item
         self.refresh_bindings()  # Approve or Accept, Edit or not
         if item is not None:
             # When the operator first saw this version: labels keep how long they took to decide.
-            self._first_shown.setdefault((item.source, item.id, item.digest), now_utc())
+            key = (item.source, item.id, item.digest)
+            if key not in self._first_shown:
+                self._first_shown[key] = now_utc()
+                self._note_shown(item, self._first_shown[key])
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
         empty = self._explain_empty() if self.queue_list.row_count == 0 else None

@@ -41,6 +41,8 @@ VERDICT_PARTS: Final = (
     ("reject", "$error"),
     ("expired", "$warning"),
 )
+# Decisions another operator beat: not a verdict of this console, so apart from the four (and in no rate).
+_LOST_STYLE: Final = "$foreground-muted"
 _NAME: Final = 18
 _NAME_MIN: Final = 16  # agent names are told apart by their ends too ("billing-agent", "billing-agent-eu")
 _BAR: Final = 12
@@ -99,7 +101,11 @@ def _row(name: str, group: GroupStats | None, traffic: Traffic | None, width: in
         "edit": (f"{_rate(group, 'edit_rate'):>5}", "$text-primary"),
         "reject": (f"{_rate(group, 'reject_rate'):>6}", "$text-error"),
         "expired": (f"{_rate(group, 'expiry_rate'):>7}", "$text-warning"),
-        "outcomes": share_bar([(counts.get(verdict, 0), style) for verdict, style in VERDICT_PARTS], _BAR),
+        "outcomes": share_bar(
+            [(counts.get(verdict, 0), style) for verdict, style in VERDICT_PARTS]
+            + [(group.conflicts_lost if group is not None else 0, _LOST_STYLE)],
+            _BAR,
+        ),
         "median": f"{_median(group):>6}",
         "escal": f"{_rate(group, 'escalation_rate'):>6}",
         "depth": (sparkline(depth, _SPARK).ljust(_SPARK), "$accent"),
@@ -151,7 +157,8 @@ def _legend() -> Content:
     parts: list[tuple[str, str] | str] = [("outcomes: ", _MUTED)]
     for verdict, style in VERDICT_PARTS:
         parts += [("█", style), (f" {verdict}  ", _MUTED)]
-    parts.append(("· approve/edit/reject: % of verdicts; expired/escal.: % of all handled", _MUTED))
+    parts += [("█", _LOST_STYLE), (" conflict lost  ", _MUTED)]
+    parts.append(("· approve/edit/reject: % of verdicts not lost; expired/escal.: % of all handled", _MUTED))
     return Content.assemble(*parts)
 
 
