@@ -25,9 +25,7 @@ from storage.export_fields import (
     ExportOptions,
     Redaction,
     Skip,
-    StoredLabel,
     emptied_by_redaction,
-    label_field,
     label_trace,
 )
 from storage.export_training import to_kto, to_preference
@@ -132,7 +130,7 @@ def export_labels(
         if passthrough:
             lines.append(text)  # the stored record is the `labels` format: no need to parse it
         else:
-            original = StoredLabel.model_validate_json(text)
+            original = Label.model_validate_json(text)
             label = redaction.label(original)
             made = _records(original, label, convert, options)
             if isinstance(made, Skip):
@@ -146,7 +144,7 @@ def export_labels(
 
 
 def _records(original: Label, label: Label, convert: Formatter, options: ExportOptions) -> list[dict[str, Any]] | Skip:
-    if options.applied_only and label_field(label, "outcome") != "applied":
+    if options.applied_only and label.outcome != "applied":
         return Skip.not_applied
     if emptied_by_redaction(original, label):
         return Skip.redacted_away
@@ -195,7 +193,7 @@ _METADATA = {
 
 
 def _metadata(label: Label) -> dict[str, Any]:
-    return {**label.model_dump(mode="json", include=_METADATA), "outcome": label_field(label, "outcome")}
+    return {**label.model_dump(mode="json", include=_METADATA), "outcome": label.outcome}
 
 
 def _correction(label: Label) -> dict[str, Any] | None:

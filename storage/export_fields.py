@@ -1,7 +1,7 @@
 """The label as an export reads it: every member its stored record holds, and redaction that leaves no trace.
 
-Label version 2 adds `trace`, `inputs`, `reasoning` and `outcome` (README.md "Labels"). An export reads them through
-`label_field` alone, so records written before and after that version export alike (absent: None).
+Label version 2 adds `trace`, `inputs`, `reasoning` and `outcome` (README.md "Labels"); records written before it read
+them as None (the labels migration fills what it can), so they export alike.
 """
 
 from __future__ import annotations
@@ -10,33 +10,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
-
-from pydantic import ConfigDict
+from typing import Any
 
 from storage.json_diff import json_patch
 from storage.labels import REDACTED, Label, redact
 
-V2Field = Literal["trace", "inputs", "reasoning", "outcome"]
 # Free text the agent or the operator wrote: where --redact-text patterns are masked.
 _TEXT_FIELDS = ("context_summary", "policy", "comment", "reasoning")
 
 
-class StoredLabel(Label):
-    """A stored label with every member its record holds, those a newer version added included."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-def label_field(label: Label, name: V2Field) -> Any:
-    """A version-2 member of the label, or None on a label recorded before it (or a source that sent none)."""
-    return getattr(label, name, None)
-
-
 def label_trace(label: Label) -> dict[str, Any]:
     """The label's trace object (PROTOCOL.md section 1), {} when it has none."""
-    trace = label_field(label, "trace")
-    return trace if isinstance(trace, dict) else {}
+    return dict(label.trace or {})
 
 
 class Redaction:
@@ -83,7 +68,7 @@ class Redaction:
         update: dict[str, Any] = {
             "proposed": self.value(label.proposed),
             "edited": self.value(label.edited),
-            "inputs": self.value(label_field(label, "inputs")),
+            "inputs": self.value(label.inputs),
         }
         for name in _TEXT_FIELDS:
             text = getattr(label, name, None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from storage.export_fields import ExportOptions, Skip, label_field, label_trace
+from storage.export_fields import ExportOptions, Skip, label_trace
 from storage.labels import EXPIRED, Label
 
 PROMPT_END = "\n\nAssistant:\n"  # a blank line and a role marker: the completion starts on a line of its own
@@ -33,7 +33,7 @@ def _is_proposal(label: Label, inputs: Any) -> bool:
 
 def prompt_body(label: Label) -> str | None:
     """What the agent was asked, as text; None for an escalation whose input was not recorded."""
-    inputs = label_field(label, "inputs")
+    inputs = label.inputs
     lines = [f"agent: {label.agent}"]
     if label.workflow:
         lines.append(f"workflow: {label.workflow}")
@@ -100,7 +100,7 @@ class _Shape:
 
 
 def _shape(label: Label, options: ExportOptions) -> _Shape | Skip:
-    if label_field(label, "outcome") == "conflict_lost":
+    if label.outcome == "conflict_lost":
         return Skip.conflict_lost
     body = prompt_body(label)
     if body is None:

@@ -1,8 +1,4 @@
-"""Labels with the members of label version 2 (trace, inputs, reasoning, outcome), for the export tests.
-
-`StoredLabel` keeps members the `Label` model may not declare yet, so these records carry them into the labels table
-exactly as a console of version 2 writes them.
-"""
+"""Labels with the members of label version 2 (trace, inputs, reasoning, outcome), for the export tests."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from storage.db import Store
-from storage.export_fields import StoredLabel, label_field
 from storage.labels import Label, build_label, insert_label
 from storage.records import Verdict
 from tests import factories
@@ -29,17 +24,17 @@ def trace_of(label: Label) -> dict[str, str]:
     return {"run_id": str(run), "trace_id": str(trace), "project": "agents", "observation_id": f"obs-{run.hex[:12]}"}
 
 
-def with_v2(label: Label, **fields: Any) -> StoredLabel:
+def with_v2(label: Label, **fields: Any) -> Label:
     """The label as version 2 records it; `fields` override (trace=None: an item that sent no trace)."""
     inputs = {"action": label.action_name, "args": label.proposed} if label.kind == "approval" else TICKET
     members: dict[str, Any] = {
         "trace": trace_of(label),
         "inputs": inputs,
         # the agent's reasoning as a version-2 console records it from the item, else one made up here
-        "reasoning": label_field(label, "reasoning") or "two captures of the same amount",
+        "reasoning": label.reasoning or "two captures of the same amount",
         "outcome": "expired" if label.verdict == "expired" else "applied",  # synced: the source answered
     }
-    return StoredLabel.model_validate({**label.model_dump(mode="json"), **members, **fields})
+    return Label.model_validate({**label.model_dump(mode="json"), **members, **fields})
 
 
 CUSTOMER = "cus_8842_private"  # a value --redact customer_id must remove, digests included

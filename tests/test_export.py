@@ -41,8 +41,8 @@ TRL_EXTRA_COLUMNS = {"label_id", "agent", "reason_code", "trace"}  # issue 12: e
 @pytest.fixture
 def labelled(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, list[Label]]]:
     conn = open_labels_db(tmp_path / "labels.db")
-    labels = sample_labels()
-    store_labels(conn, [with_v2(label) for label in labels])  # what a version-2 console records: traces, inputs
+    labels = [with_v2(label) for label in sample_labels()]  # what a version-2 console records: traces, inputs
+    store_labels(conn, labels)
     yield conn, labels
     conn.close()
 

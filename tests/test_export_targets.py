@@ -219,7 +219,9 @@ def test_redaction_leaves_no_value_and_no_digest_in_any_format(data_dir: Path, r
 
 
 def test_a_label_recorded_before_version_2_still_exports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    old = sample_labels()  # no trace, inputs, reasoning nor outcome
+    # As a console before version 2 recorded them: no trace, inputs, reasoning nor outcome.
+    v2_members = {"label_version": 1, "trace": None, "inputs": None, "reasoning": None, "outcome": None}
+    old = [label.model_copy(update=v2_members) for label in sample_labels()]
     directory = write_db(tmp_path / "old", old)
     out = tmp_path / "kto.jsonl"
     assert cli.main(["export", "--data-dir", str(directory), "--format", "kto", "-o", str(out)]) == 0

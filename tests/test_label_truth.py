@@ -12,6 +12,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from console.cli.labels import format_stats
 from storage import schema
 from storage.db import DecisionSyncUpdate, Store
 from storage.items import Removal
@@ -88,10 +89,13 @@ def test_a_lost_conflict_is_its_own_outcome_in_labels_and_stats(tmp_path: Path) 
             "itm_late": "timed_out",
             "itm_stale": "refused",
         }
-        overall = label_stats(store.db.conn).overall
+        stats = label_stats(store.db.conn)
+        overall = stats.overall
         assert overall.conflicts_lost == 1 and overall.total == 4
         assert overall.counts == {"approve": 2, "reject": 1, "edit": 0, "expired": 0}, "the lost approval is apart"
         assert overall.approve_rate == round(2 / 3, 4)
+        # `approval-console stats` says it too, on the line of every agent.
+        assert all(line.endswith("conflicts lost 1") for line in format_stats(stats).splitlines()[1:])
     finally:
         store.close()
 

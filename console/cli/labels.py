@@ -235,13 +235,16 @@ def _stats_line(name: str, group: GroupStats) -> str:
         f"{one_line(name, 24):<24} {group.total:>7}  approve {_pct(group.approve_rate):>4}"
         f"  edit {_pct(group.edit_rate):>4}  reject {_pct(group.reject_rate):>4}"
         f"  expired {_pct(group.expiry_rate):>4}  escalations {_pct(group.escalation_rate):>4}"
-        f"  decide median {_secs(times.median)} p90 {_secs(times.p90)}"
+        f"  decide median {_secs(times.median)} p90 {_secs(times.p90)}  conflicts lost {group.conflicts_lost}"
     )
 
 
 def format_stats(stats: LabelStats) -> str:
     """Plain text for people and cron mail: a header, a line for all agents, one per agent (names made safe)."""
-    header = f"{'agent':<24} {'labels':>7}  rates of human verdicts; expiries and escalations of all labels"
+    header = (
+        f"{'agent':<24} {'labels':>7}  rates of human verdicts; expiries and escalations of all labels;"
+        " conflicts lost: decided here, but another operator was first (in no rate)"
+    )
     rows = [header, _stats_line("all agents", stats.overall)]
     rows.extend(_stats_line(agent, group) for agent, group in stats.by_agent.items())
     return "\n".join(rows)
