@@ -42,7 +42,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 APP_NAME = "approval-console"
-SourceKind = Literal["native", "langgraph", "temporal"]
+SourceKind = Literal["native", "langgraph", "temporal", "airflow"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
@@ -163,6 +163,14 @@ def _temporal_only(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _airflow_only(value: Any, info: ValidationInfo) -> Any:
+    if info.data.get("kind", "airflow") != "airflow":  # no kind: its own problem is reported first
+        raise _refusal(
+            f"{info.field_name!r} is only for sources of kind 'airflow'", 'remove it, or set kind = "airflow"'
+        )
+    return value
+
+
 def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]:
     names = [source.name for source in sources]
     for index, name in enumerate(names):
@@ -217,7 +225,8 @@ class SourceConfig(_Table):
         Says("unknown source kind {value!r}", f"use one of: {', '.join(SOURCE_KINDS)}"),
         Field(
             description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads;"
-            " temporal: Temporal workflows waiting for a human (PROTOCOL.md, Temporal workflows)"
+            " temporal: Temporal workflows waiting for a human (PROTOCOL.md, Temporal workflows);"
+            " airflow: Airflow 3.1+ tasks waiting for a human (HITL operators)"
         ),
     ] = "native"
     url: Annotated[
@@ -256,6 +265,12 @@ class SourceConfig(_Table):
         BeforeValidator(_temporal_only),
         Says("ui_url {value!r} is not an http(s) URL", 'ui_url = "https://temporal.example:8233"'),
         Field(description="kind temporal: the Temporal UI, linked from each item's detail"),
+    ] = None
+    dag_id_pattern: Annotated[
+        _Words | None,
+        BeforeValidator(_airflow_only),
+        Says("{key} must be a non-empty string", 'dag_id_pattern = "billing_%"'),
+        Field(description="kind airflow: only DAGs whose id matches this SQL LIKE pattern (Airflow's own filter)"),
     ] = None
     allow_insecure_http: Annotated[
         _Switch,
