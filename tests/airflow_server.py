@@ -35,6 +35,14 @@ START_TIMEOUT = 600.0  # a busy 2-core machine: the first start migrates the dat
 class AirflowServer:
     url: str
     home: Path
+    log: Path  # what `airflow standalone` prints: its scheduler's log among the rest
+
+    def parked(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> bool:
+        """True once the scheduler has heard that the process which parked this task has exited. Airflow 3.3 fails a
+        task answered before then ("finished with state success, but the task instance's state attribute is
+        queued"): a person is never that quick, a test is."""
+        line = f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id}, map_index={map_index},"
+        return line in self.log.read_text(errors="replace")
 
     def token(self, user: str) -> str:
         response = httpx.post(f"{self.url}/auth/token", json={"username": user, "password": USERS[user]}, timeout=30)
@@ -94,7 +102,7 @@ def airflow_server(workdir: Path) -> Iterator[AirflowServer]:
         start_new_session=True,  # its own process group: the scheduler, processor, triggerer and API go with it
     )
     try:
-        started = AirflowServer(url, home)
+        started = AirflowServer(url, home, log_path)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             assert server.poll() is None, log_path.read_text(errors="replace")[-4000:]

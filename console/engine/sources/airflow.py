@@ -244,9 +244,10 @@ class AirflowSource:
         if problem is not None:
             refused = f"refused here, nothing was sent: {problem}"
             return DecisionAnswer(SyncState.conflict, Outcome.invalid.value, refused)
-        return await self._patch(key, sent)
+        return await self.answer(key, sent)
 
-    async def _patch(self, key: Key, sent: dict[str, Any]) -> DecisionAnswer:
+    async def answer(self, key: Key, sent: dict[str, Any]) -> DecisionAnswer:
+        """Send an answer as it is (no check here) and read Airflow's reply as the console's outcome."""
         try:
             async with asyncio.timeout(self.config.timeout):  # overall, not per read
                 response = await self._request("PATCH", _detail_path(*key), json=sent)
