@@ -174,7 +174,7 @@ async def test_approve_reject_and_edit_reach_airflow(
     try:
         item, cursor = await listed(adapter, run)
         await settled(airflow, item)
-        extra = {"reason_code": "unsafe"} if verdict is Verdict.reject else {}
+        extra: dict[str, Any] = {"reason_code": "unsafe"} if verdict is Verdict.reject else {}
         answer = await adapter.send_decision(factories.decision(item, verdict, edited=edited, **extra))
         assert (answer.state, answer.outcome) == (SyncState.applied, Outcome.applied.value), answer
         gone = await removal(adapter, cursor, item.id)
