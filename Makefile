@@ -53,6 +53,17 @@ $(TEMPORAL_ENGINE):
 test: $(TEMPORAL_ENGINE)
 bench: $(TEMPORAL_ENGINE)
 
+# Airflow 3 (`airflow standalone`, SQLite; tests/airflow_server.py), about 300 MB; its own pins stay out of the console's.
+AIRFLOW_ENGINE := .engines/airflow/.installed
+
+$(AIRFLOW_ENGINE):
+	$(PYTHON) -m venv .engines/airflow
+	.engines/airflow/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4'
+	@touch $@
+
+test: $(AIRFLOW_ENGINE)
+bench: $(AIRFLOW_ENGINE)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

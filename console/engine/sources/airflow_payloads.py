@@ -170,7 +170,7 @@ def translate(source: str, detail: Detail, *, ui_url: str, max_item_bytes: int) 
     others = [option for option in options if option != reject]
     proposed = _proposed(options, defaults, reject)
     allowed = [APPROVE] if proposed else []
-    if params or len(others) > 1 or (multiple and others):
+    if others and (params or len(others) > 1 or multiple):
         allowed.append("edit")
     if reject is not None:
         allowed.append(REJECT)
@@ -241,7 +241,9 @@ def _shape_problem(raw: dict[str, Any]) -> str:
     if raw.get("body") is not None and not isinstance(raw.get("body"), str):
         return "the body must be text or null"
     defaults = raw.get("defaults")
-    if defaults is not None and (not isinstance(defaults, list) or not set(defaults) <= set(options)):
+    if defaults is not None and (
+        not isinstance(defaults, list) or not all(isinstance(d, str) and d in options for d in defaults)
+    ):
         return "defaults must be a list of the options offered"
     if not isinstance(raw.get("multiple", False), bool):
         return "multiple must be true or false"
