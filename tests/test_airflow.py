@@ -11,22 +11,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from console.engine.config import SourceConfig, load
+from console.engine.config import Config, SourceConfig, load
 from console.engine.secrets import Token
+from console.engine.session import Session
 from console.engine.sources import build_source
 from console.engine.sources.airflow import AirflowSource
 from console.engine.sources.airflow_payloads import parse_item_id
 from console.engine.sources.base import Page, SourceError
+from console.tui.app import ApprovalApp
 from storage.items import Removal
 from storage.records import Item, Outcome, SyncState, Verdict
 from tests import factories, test_cli
 from tests.airflow_server import USERS, AirflowServer, airflow_server
+from tests.conftest import eventually, screen_text
 from tests.servers import closed_port_url
 
 pytestmark = pytest.mark.timeout(900)  # the first test waits for Airflow to start (a minute or more on 2 busy cores)
@@ -282,6 +286,26 @@ async def test_a_resend_after_a_crash_is_applied_once(airflow: AirflowServer) ->
     assert record(airflow, item)["responded_at"] == before, "answered once"
 
 
+async def test_a_request_airflow_timed_out_answers_expired(airflow: AirflowServer) -> None:
+    run = airflow.trigger("quick_timeout")
+    adapter = source(airflow)
+    try:
+        item, cursor = await listed(adapter, run)
+        assert item.on_expiry == "reject"
+        for _ in range(240):  # the scheduler's timeout sweep answers with the defaults
+            if record(airflow, item)["response_received"]:
+                break
+            await asyncio.sleep(0.5)
+        answer = await adapter.send_decision(factories.decision(item, Verdict.approve))
+        gone = await removal(adapter, cursor, item.id)
+    finally:
+        await adapter.aclose()
+    assert (answer.state, answer.outcome) == (SyncState.conflict, Outcome.expired.value), answer
+    assert gone.state == "expired" and "Reject" in gone.detail
+    final = record(airflow, item)
+    assert final["chosen_options"] == ["Reject"] and final["responded_by_user"] is None
+
+
 async def test_a_jwt_works_as_the_secret_and_names_the_user(airflow: AirflowServer) -> None:
     run = airflow.trigger("enter_limits")
     config = SourceConfig(name=SOURCE, kind="airflow", url=airflow.url, timeout=60)
@@ -312,6 +336,37 @@ async def test_a_refused_login_and_a_missing_engine_are_told_apart(airflow: Airf
             await down.fetch(None)
     finally:
         await down.aclose()
+
+
+# ---------------------------------------------------------------------------------------------------- the console
+async def test_the_console_shows_the_task_and_approves_it(airflow: AirflowServer, tmp_path: Path) -> None:
+    run = airflow.trigger("refund_approval")
+    configured = SourceConfig(name=SOURCE, kind="airflow", url=airflow.url, timeout=60)
+    login = Token(f"console:{USERS['console']}", "environment")
+    session = Session(
+        Config(operator="alice", sources=(configured,), undo_seconds=0.0), tmp_path / "data", token_for=lambda _n: login
+    )
+    app = ApprovalApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await eventually(
+            lambda: any(row.id.endswith(run) for row in session.store.queue.rows(0, 50)), timeout=300, what="the task"
+        )
+        rows = session.store.queue.rows(0, 50)
+        index = next(n for n, row in enumerate(rows) if row.id.endswith(run))
+        await pilot.press("home", *["down"] * index)
+        await pilot.pause(0.6)  # past the settle guard after moving
+        shown = app.main.shown
+        assert shown is not None and shown.id.endswith(run)
+        await eventually(lambda: f"DAG run id: {run}" in screen_text(app), what="the run id in the detail")
+        await settled(airflow, shown)
+        await pilot.press("a")
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=60, what="the decision applied")
+        states = [row.sync_state for row in session.store.outbox.decisions()]
+    await session.aclose()
+    assert states == [SyncState.applied]
+    final = record(airflow, shown)
+    assert final["chosen_options"] == ["Approve"] and final["responded_by_user"]["id"] == "console"
+    assert await task_state(airflow, shown) == "success"
 
 
 # ---------------------------------------------------------------------------------------------------- configuring

@@ -242,6 +242,13 @@ def test_an_answer_already_given_is_ours_or_a_conflict_by_whom() -> None:
     assert theirs.response is not None and theirs.response["decided_by"] == "console"
 
 
+def test_the_defaults_airflow_took_on_its_timeout_are_expired() -> None:
+    timed_out = detail_of(hitl(response_received=True, chosen_options=["Reject"], responded_at="2026-11-21T23:41:00Z"))
+    answer = answered_answer(timed_out, {"chosen_options": ["Approve"]}, "console")
+    assert (answer.state, answer.outcome) == (SyncState.conflict, Outcome.expired.value)
+    assert answer.response == {"on_expiry": "Reject"}
+
+
 def test_airflows_refusals_become_outcomes() -> None:
     invalid = refusal_answer(400, {"detail": "Invalid options ['Maybe']; allowed options are ['Approve', 'Reject']."})
     assert invalid is not None and (invalid.state, invalid.outcome) == (SyncState.conflict, Outcome.invalid.value)

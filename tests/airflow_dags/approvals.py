@@ -30,6 +30,15 @@ with DAG("refund_approval", schedule=None, start_date=START, catchup=False, tags
         response_timeout=timedelta(hours=1),
     )
 
+with DAG("quick_timeout", schedule=None, start_date=START, catchup=False):
+    # Nobody answers in time: Airflow answers with the defaults.
+    ApprovalOperator(
+        task_id="approve_quickly",
+        subject="Restart the cache?",
+        defaults="Reject",
+        response_timeout=timedelta(seconds=5),
+    )
+
 with DAG("pick_regions", schedule=None, start_date=START, catchup=False):
     # Named options, several may be chosen, one proposed by default.
     HITLOperator(

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from console.engine.sources.base import DecisionAnswer, Rejected, excerpt, validate_items
+from console.engine.sources.native_payloads import describe_outcome
 from storage.records import Decision, Item, Outcome, SyncState, Verdict, item_digest, shown_part
 
 RISK = "medium"
@@ -326,14 +327,17 @@ def answer_for(decision: Decision, pending: Pending) -> dict[str, Any]:
 
 def answered_answer(detail: Detail, sent: dict[str, Any] | None, user: str) -> DecisionAnswer:
     """A decision for a detail that has its answer already: ours (a resend after a crash) is applied, another's is a
-    conflict, by whom Airflow says."""
+    conflict, by whom Airflow says, and the defaults Airflow took when the wait timed out (no responder) expired."""
     by_id, by_name = detail.responded_by
     chosen = detail.chosen_options
-    shown = {"decided_by": by_name or by_id or None, "verdict": ", ".join(chosen)}
+    if not by_id and not by_name:  # nobody: Airflow's timeout answered with the defaults
+        on_expiry = {"on_expiry": ", ".join(chosen)}
+        return DecisionAnswer(SyncState.conflict, Outcome.expired.value, describe_outcome("expired", {}), on_expiry)
+    shown: dict[str, Any] = {"decided_by": by_name or by_id, "verdict": ", ".join(chosen)}
     shown["decided_at"] = detail.raw.get("responded_at")
     if user and by_id == user and sent is not None and chosen == sent.get("chosen_options"):
         return DecisionAnswer(SyncState.applied, Outcome.applied.value, "applied", shown)
-    who = by_name or by_id or "someone else"
+    who = by_name or by_id
     detail_text = f"already answered in Airflow by {who} ({', '.join(chosen) or 'no option'})"
     return DecisionAnswer(SyncState.conflict, Outcome.conflict.value, detail_text, shown)
 
