@@ -357,7 +357,9 @@ async def test_the_console_shows_the_task_and_approves_it(airflow: AirflowServer
         await pilot.pause(0.6)  # past the settle guard after moving
         shown = app.main.shown
         assert shown is not None and shown.id.endswith(run)
-        await eventually(lambda: f"DAG run id: {run}" in screen_text(app), what="the run id in the detail")
+        await eventually(
+            lambda: f"approve_refund:-1:{run}" in screen_text(app), what="the engine's names in the detail"
+        )
         await settled(airflow, shown)
         await pilot.press("a")
         await eventually(lambda: session.store.outbox.waiting_count() == 0, timeout=60, what="the decision applied")

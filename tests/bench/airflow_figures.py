@@ -31,7 +31,7 @@ AIRFLOW_IDLE = (
         "Airflow's LocalExecutor starts each task, which parks awaiting input) to the end of the first "
         "Session.poll_once after which the console's store holds all 500 items; polls at the source's poll interval "
         "(2 s); a real `airflow standalone` (SQLite) on loopback, on the same cores as the console",
-        Target("<=", 900.0),
+        Target("<=", 120.0),
     ),
     (
         "airflow_idle_poll_bytes",
