@@ -156,6 +156,20 @@ async def test_an_idle_poll_reads_no_detail_again(airflow: AirflowServer) -> Non
     assert b"Set the new rate limit" not in b"".join(body for _, body in seen), "no detail is read again"
 
 
+async def test_dag_id_pattern_lists_only_those_dags(airflow: AirflowServer) -> None:
+    picked, other = airflow.trigger("pick_regions"), airflow.trigger("enter_limits")
+    everything, narrowed = source(airflow), source(airflow, dag_id_pattern="pick_")
+    try:
+        await listed(everything, other)  # both are waiting now
+        await listed(everything, picked)
+        item, _ = await listed(narrowed, picked)
+        ids = {i.id for i in (await narrowed.fetch(None)).items}
+    finally:
+        await everything.aclose()
+        await narrowed.aclose()
+    assert item.id in ids and all(i.startswith("pick_regions:") for i in ids)
+
+
 # ------------------------------------------------------------------------------------------------------ deciding
 @pytest.mark.parametrize(
     ("verdict", "edited", "chosen", "params"),

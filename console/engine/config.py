@@ -269,8 +269,8 @@ class SourceConfig(_Table):
     dag_id_pattern: Annotated[
         _Words | None,
         BeforeValidator(_airflow_only),
-        Says("{key} must be a non-empty string", 'dag_id_pattern = "billing_%"'),
-        Field(description="kind airflow: only DAGs whose id matches this SQL LIKE pattern (Airflow's own filter)"),
+        Says("{key} must be a non-empty string", 'dag_id_pattern = "billing"'),
+        Field(description="kind airflow: only DAGs whose id contains this (Airflow's search, any case, with % and _)"),
     ] = None
     allow_insecure_http: Annotated[
         _Switch,
