@@ -26,7 +26,7 @@ ENGINE = ROOT / ".engines" / "airflow"
 DAGS = Path(__file__).resolve().parent / "airflow_dags"
 # Simple-auth-manager users, all admins: "console" is the source's own, "admin" the tests' (to read Airflow's state),
 # "bob" the one a DAG assigns its request to.
-USERS = {"console": "console-pw", "admin": "admin-pw", "alice": "alice-pw", "bob": "bob-pw"}
+USERS = {"console": "console-pw", "admin": "admin-pw", "bob": "bob-pw"}
 DAG_IDS = {"refund_approval", "quick_timeout", "pick_regions", "assigned_to_bob", "enter_limits", "fan_out"}
 START_TIMEOUT = 600.0  # a busy 2-core machine: the first start migrates the database
 
