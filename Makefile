@@ -59,7 +59,15 @@ $(PREFECT_ENGINE):
 	.engines/prefect/bin/python -m pip install --quiet 'prefect>=3.9,<4'
 	@touch $@
 
-engines: $(TEMPORAL_ENGINE) $(PREFECT_ENGINE)
+# Airflow 3 (`airflow standalone`, SQLite; tests/airflow_server.py), about 300 MB; its own pins stay out of the console's.
+AIRFLOW_ENGINE := .engines/airflow/.installed
+
+$(AIRFLOW_ENGINE):
+	$(PYTHON) -m venv .engines/airflow
+	.engines/airflow/bin/python -m pip install --quiet 'apache-airflow>=3.3,<4'
+	@touch $@
+
+engines: $(TEMPORAL_ENGINE) $(PREFECT_ENGINE) $(AIRFLOW_ENGINE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

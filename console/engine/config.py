@@ -43,7 +43,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 APP_NAME = "approval-console"
-SourceKind = Literal["native", "langgraph", "temporal", "prefect"]
+SourceKind = Literal["native", "langgraph", "temporal", "prefect", "airflow"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
 DEFAULT_REJECT_REASONS = (
     "wrong_target",
@@ -223,7 +223,8 @@ class SourceConfig(_Table):
         Field(
             description="native: speaks PROTOCOL.md; langgraph: a LangGraph server's interrupted threads;"
             " temporal: Temporal workflows waiting for a human (PROTOCOL.md, Temporal workflows);"
-            " prefect: a Prefect server's flow runs paused for input"
+            " prefect: a Prefect server's flow runs paused for input;"
+            " airflow: Airflow 3.1+ tasks waiting for a human (HITL operators)"
         ),
     ] = "native"
     url: Annotated[
@@ -273,6 +274,12 @@ class SourceConfig(_Table):
         Says("tags must be a list of non-empty strings", 'tags = ["approvals"]'),
         Field(description="kind prefect: only flow runs that carry all these tags"),
     ] = ()
+    dag_id_pattern: Annotated[
+        _Words | None,
+        BeforeValidator(_only_for("airflow")),
+        Says("{key} must be a non-empty string", 'dag_id_pattern = "billing"'),
+        Field(description="kind airflow: only DAGs whose id contains this (Airflow's search, any case, with % and _)"),
+    ] = None
     allow_insecure_http: Annotated[
         _Switch,
         Says("{key} must be true or false", "{name} = true"),

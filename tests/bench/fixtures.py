@@ -227,3 +227,22 @@ class ChildFleet:
         response.raise_for_status()
         applied: list[dict[str, Any]] = response.json()["applied"]
         return applied
+
+
+class WireBytes:
+    """Bytes a source's httpx client sends and receives, counted by its event hooks."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def attach(self, source: Any) -> None:
+        client: httpx.AsyncClient = source._client  # the adapter's own client: what it sends is what is counted
+        client.event_hooks["response"].append(self._count)
+
+    async def _count(self, response: httpx.Response) -> None:
+        await response.aread()
+        request = response.request
+        self.bytes += len(f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\n")
+        self.bytes += sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2 + len(request.content)
+        self.bytes += len(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n")
+        self.bytes += sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2 + len(response.content)

@@ -17,7 +17,17 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tests.bench import decisions, footprint, network, pending, polling, prefect_engine, screen, temporal_engine
+from tests.bench import (
+    airflow_engine,
+    decisions,
+    footprint,
+    network,
+    pending,
+    polling,
+    prefect_engine,
+    screen,
+    temporal_engine,
+)
 from tests.bench.harness import FIGURES, Bench, Result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +41,7 @@ MODULES = (
     pending,
     temporal_engine,
     prefect_engine,
+    airflow_engine,
 )  # importing them registers their figures
 ORDER = (
     "first_paint",
@@ -46,6 +57,7 @@ ORDER = (
     "langgraph",
     "temporal",
     "prefect",
+    "airflow",
     "export",
 )
 

@@ -13,13 +13,10 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
-
-import httpx
 
 from console.engine.config import SourceConfig
 from console.engine.session import Session
-from tests.bench.fixtures import ROOT, bench_config, no_token
+from tests.bench.fixtures import ROOT, WireBytes, bench_config, no_token
 from tests.bench.harness import Bench, Result, Target, figure, measured, unavailable
 from tests.temporal_server import ENGINE_BIN, NAMESPACE, temporal_server
 
@@ -70,7 +67,7 @@ async def temporal(bench: Bench) -> list[Result]:
         client = await Client.connect(server.grpc, namespace=NAMESPACE)
         source = SourceConfig(name="flows", kind="temporal", url=server.http, ui_url=server.ui, timeout=60.0)
         session = Session(bench_config(source), bench.workdir / "temporal-session", token_for=no_token)
-        wire = _Wire()
+        wire = WireBytes()
         try:
             gate = asyncio.Semaphore(50)
 
@@ -104,25 +101,6 @@ async def temporal(bench: Bench) -> list[Result]:
         measured("temporal", "temporal_idle_poll_bytes", sent, params=params),
         measured("temporal", "temporal_idle_poll_cpu", cpu, params=params),
     ]
-
-
-class _Wire:
-    """Bytes a source's httpx client sends and receives, counted by its event hooks."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-
-    def attach(self, source: Any) -> None:
-        client: httpx.AsyncClient = source._client  # the adapter's own client: what it sends is what is counted
-        client.event_hooks["response"].append(self._count)
-
-    async def _count(self, response: httpx.Response) -> None:
-        await response.aread()
-        request = response.request
-        self.bytes += len(f"{request.method} {request.url.raw_path.decode()} HTTP/1.1\r\n")
-        self.bytes += sum(len(k) + len(v) + 4 for k, v in request.headers.raw) + 2 + len(request.content)
-        self.bytes += len(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n")
-        self.bytes += sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2 + len(response.content)
 
 
 class _Worker:

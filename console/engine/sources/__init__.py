@@ -25,4 +25,8 @@ def build_source(config: SourceConfig, token: Token | None) -> Source:
         from console.engine.sources.prefect import PrefectSource
 
         return PrefectSource(config, token)
+    if config.kind == "airflow":
+        from console.engine.sources.airflow import AirflowSource
+
+        return AirflowSource(config, token)
     raise ValueError(f"unknown source kind {config.kind!r}")
