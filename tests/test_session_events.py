@@ -175,5 +175,7 @@ async def test_a_burst_of_queue_changes_is_handled_once_by_the_screen_then_by_th
         handled.clear()
         for n in range(20):  # posted faster than the screen reads them: the queued repeats collapse
             app.main.post_message(QueueChanged(str(n)))
-        await pilot.pause(0.1)
+        await eventually(lambda: "19" in handled, what="the burst's last change to reach the app")
+        # Only the burst's own messages count: the opened item's claim may still report its change (source "fleet").
+        handled = [source for source in handled if source.isdigit()]
         assert handled == ["19"], "one re-read for the burst, the newest change; it bubbled up to the app"
