@@ -1,5 +1,6 @@
-"""The demo fleet's protocol rules (PROTOCOL.md): limits, JSON conventions, idempotency, the checks a decision, an edit
-or a label batch must pass, and what a decided item answers. Pure: the state and the transport live elsewhere."""
+"""The protocol's rules (PROTOCOL.md), shared by the demo fleet and `serve`: limits, JSON conventions, idempotency,
+the checks a decision, an edit or a label batch must pass, and what a decided item answers. Pure: the state and the
+transport live elsewhere."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from storage.json_diff import pointer, unique_members
 from storage.records import item_digest
 
 if TYPE_CHECKING:
-    from console.servers.fleet.state import Record
+    from console.servers.protocol.state import Record
 
 PROTOCOL = "approval-console/1"
 MAX_WAIT = 30.0
