@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from console.engine import schema_check
-from console.servers.fleet.scenarios import rfc3339
 from console.servers.protocol.rules import (
     DEFAULT_LIMIT,
     MAX_ERRORS,
@@ -37,6 +36,7 @@ from console.servers.protocol.rules import (
     parse_time,
     remote_refs,
     request_fingerprint,
+    rfc3339,
 )
 from console.servers.protocol.state import NotPending, QueueState, Record
 from storage.json_diff import pointer

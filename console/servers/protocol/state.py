@@ -18,8 +18,7 @@ from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from console.servers.fleet.scenarios import rfc3339
-from console.servers.protocol.rules import CLAIM_LEASE, SERVER_FIELDS, loads_object, parse_time
+from console.servers.protocol.rules import CLAIM_LEASE, SERVER_FIELDS, loads_object, parse_time, rfc3339
 from storage.records import item_digest, shown_part
 
 
