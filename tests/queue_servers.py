@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -26,16 +30,17 @@ from console.servers.serve import Serve
 from console.servers.serve.tokens import CONFIG_NAME, token_hash
 
 OPERATOR = "alice"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_token(role: str, name: str) -> str:
+def fixed_token(role: str, name: str) -> str:
     """A fixed token for tests (never a real one): the same after a restart of the server."""
     return f"acs_test_{role}_{name}"
 
 
 def write_token_file(path: Path, agents: list[str], operators: list[str]) -> None:
     blocks = [
-        f'[[{role}s]]\nname = "{name}"\ntoken_sha256 = "{token_hash(test_token(role, name))}"\n'
+        f'[[{role}s]]\nname = "{name}"\ntoken_sha256 = "{token_hash(fixed_token(role, name))}"\n'
         for role, names in (("agent", agents), ("operator", operators))
         for name in names
     ]
@@ -77,7 +82,7 @@ class ByRole(httpx.Auth):
             with self.server._lock:
                 rec = self.server._records.get(item_id)
                 agent = str(rec.item.get("agent")) if rec is not None else "other-agent"
-        token = test_token("agent", agent) if agent else test_token("operator", self.operator)
+        token = fixed_token("agent", agent) if agent else fixed_token("operator", self.operator)
         request.headers["Authorization"] = f"Bearer {token}"
         yield request
 
@@ -87,3 +92,35 @@ def connect(server: QueueServer, **options: Any) -> httpx.Client:
     if isinstance(server, TestServe):
         options.setdefault("auth", ByRole(server))
     return httpx.Client(base_url=server.url, **options)
+
+
+class ServeProcess:
+    """`approval-console serve` in a child process (the real command line), on a free loopback port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.child: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        command = [sys.executable, "-m", "console.cli", "serve", "--data-dir", str(self.data_dir), "--port", "0"]
+        self.child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.child.stdout is not None
+        line = self.child.stdout.readline()
+        found = re.search(r"at (http://\S+?),", line)
+        assert found, f"serve did not start: {line!r} {self.child.stderr.read() if self.child.stderr else ''}"
+        self.url = found.group(1)
+        return self.url
+
+    def kill(self) -> None:
+        assert self.child is not None
+        self.child.send_signal(signal.SIGKILL)
+        self.child.communicate(timeout=30)
+
+    def stop(self) -> str:
+        """Stop it as an operator would (SIGTERM); its standard error."""
+        assert self.child is not None
+        self.child.send_signal(signal.SIGTERM)
+        _, err = self.child.communicate(timeout=30)
+        assert self.child.returncode == 0, err
+        return err
