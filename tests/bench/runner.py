@@ -17,12 +17,21 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tests.bench import decisions, engines, footprint, network, pending, polling, screen
+from tests.bench import decisions, engines, footprint, network, pending, polling, screen, serve
 from tests.bench.harness import FIGURES, Bench, Result
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "bench-results.json"
-MODULES = (screen, network, footprint, decisions, polling, pending, engines)  # importing them registers their figures
+MODULES = (
+    screen,
+    network,
+    footprint,
+    decisions,
+    polling,
+    pending,
+    engines,
+    serve,
+)  # importing them registers their figures
 ORDER = (
     "first_paint",
     "keystroke",
@@ -36,6 +45,7 @@ ORDER = (
     "item_visible",
     "langgraph",
     "temporal",
+    "serve",
     "export",
 )
 
