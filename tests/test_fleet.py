@@ -568,6 +568,23 @@ def test_agents_submit_items_idempotently(fleet: Fleet, client: httpx.Client) ->
     assert broken.status_code == 422 and broken.json()["errors"][0]["path"] == "/risk"
 
 
+def test_an_agent_waits_for_the_outcome_and_withdraws(fleet: Fleet, client: httpx.Client) -> None:
+    waiting, decided, left = fleet.pending()[:3]
+    assert client.get(f"/v1/items/{waiting['id']}/outcome", params={"wait": 0}).json()["state"] == "pending"
+    outcomes: list[dict[str, Any]] = []
+    waiter = threading.Thread(
+        target=lambda: outcomes.append(client.get(f"/v1/items/{decided['id']}/outcome", params={"wait": 20}).json())
+    )
+    waiter.start()
+    assert decide(client, decided, "reject", reason_code="unsafe").json()["outcome"] == "applied"
+    waiter.join(timeout=25)
+    assert [(o["state"], o["verdict"], o["reason_code"]) for o in outcomes] == [("decided", "reject", "unsafe")]
+    assert client.post(f"/v1/items/{left['id']}/withdraw").json()["state"] == "withdrawn"
+    assert decide(client, left).json()["outcome"] == "withdrawn"
+    assert client.post(f"/v1/items/{decided['id']}/withdraw").status_code == 409, "a decision stands"
+    assert client.get("/v1/items/itm_nobody/outcome").status_code == 404
+
+
 # -- HTTP plumbing -------------------------------------------------------------------------------------------------
 
 

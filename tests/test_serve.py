@@ -108,6 +108,7 @@ def test_a_wrong_or_missing_token_gets_401_and_the_log_holds_no_token(
     token_file = (data / CONFIG_NAME).read_text()
     assert alice_token not in token_file and token_hash(alice_token) in token_file
     assert main(["serve", "token", "add", "--operator", "alice", "--data-dir", str(data)]) == 2, "one token a name"
+    assert "already has a token for operator 'alice'" in capsys.readouterr().err
     server = ServeProcess(data)
     url = server.start()
     wrong = "acs_" + "w" * 43
@@ -121,6 +122,9 @@ def test_a_wrong_or_missing_token_gets_401_and_the_log_holds_no_token(
         assert [a.status_code for a in answers] == [401, 401, 401, 401]
         assert all(a.json()["outcome"] == "unauthorized" for a in answers)
         assert httpx.get(f"{url}/v1/items", headers={"Authorization": f"Bearer {alice_token}"}).status_code == 200
+        assert main(["serve", "--data-dir", str(data), "--port", "0"]) == 1, "one serve per data directory"
+        refused = capsys.readouterr().err
+        assert refused.count("\n") == 1 and "another serve is running on" in refused
     finally:
         err = server.stop()
     log = (data / "serve.log").read_text()
