@@ -50,11 +50,19 @@ def write_token_file(path: Path, agents: list[str], operators: list[str]) -> Non
 class TestServe(FleetHooks, Serve):
     __test__ = False  # a server, not a class of tests
 
-    def __init__(self, data_dir: Path, *, seed: int | None = None, initial: int = 0, expire_check: float = 1.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        seed: int | None = None,
+        initial: int = 0,
+        expire_check: float = 1.0,
+        remember_removals: int = 10_000,
+    ) -> None:
         self._scenarios = Scenarios(random.Random(seed))
         data_dir.mkdir(parents=True, exist_ok=True)
         write_token_file(data_dir / CONFIG_NAME, [*self._scenarios.agents, "other-agent"], [OPERATOR, "bob"])
-        super().__init__(data_dir, expire_check=expire_check)
+        super().__init__(data_dir, expire_check=expire_check, remember_removals=remember_removals)
         for _ in range(initial):
             self.add_item()
 

@@ -53,7 +53,7 @@ def make_fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeF
     yield from _servers(request.param, tmp_path)
 
 
-# What only the demo fleet has (its pace, its HTTP test hooks, garbage, its cursor horizon, its optional tokens).
+# What only the demo fleet has (its pace, its HTTP test hooks, garbage, its optional tokens).
 FLEET_ONLY = pytest.mark.parametrize("make_fleet", ["fleet"], indirect=True)
 
 
@@ -248,7 +248,6 @@ def test_long_poll_without_change_waits_then_answers_empty(fleet: Fleet, client:
     assert page == {"items": [], "removed": [], "cursor": cursor, "has_more": False}
 
 
-@FLEET_ONLY
 def test_old_or_foreign_cursors_get_410(make_fleet: MakeFleet) -> None:
     fleet = make_fleet(initial=6, remember_removals=2)
     other = make_fleet()

@@ -234,6 +234,36 @@ def test_a_restart_keeps_items_decisions_cursors_and_answers(tmp_path: Path) -> 
         assert db.execute("SELECT count(*) FROM decisions").fetchone() == (1,)
 
 
+def test_memory_keeps_the_latest_removals_and_the_database_answers_for_older_ones(tmp_path: Path) -> None:
+    server = TestServe(tmp_path / "serve", seed=2, initial=8, remember_removals=3)
+    server.start()
+    try:
+        with as_operator(server) as alice:
+            start = listing(alice)
+            items = start["items"]
+            keys = [str(uuid.uuid4()) for _ in items[:6]]
+            answers = [decide(alice, item, key=key) for item, key in zip(items, keys, strict=False)]
+            assert [a.json()["outcome"] for a in answers] == ["applied"] * 6
+            assert dict.__len__(server._records) == 2 + 3, "the pending items and the latest three removals"
+            replay = decide(alice, items[0], key=keys[0])
+            assert (replay.status_code, replay.content) == (answers[0].status_code, answers[0].content)
+            late = decide(alice, items[0], "reject", reason_code="other").json()
+            assert (late["outcome"], late["decided_by"]) == ("conflict", OPERATOR)
+            assert alice.get("/v1/items", params={"cursor": start["cursor"]}).status_code == 410, "older than memory"
+        with as_agent(server, items[0]["agent"]) as agent:
+            outcome = agent.get(f"/v1/items/{items[0]['id']}/outcome").json()
+            assert (outcome["state"], outcome["decision_id"]) == ("decided", keys[0])
+    finally:
+        server.close()
+    server = TestServe(tmp_path / "serve", remember_removals=3)
+    try:
+        assert dict.__len__(server._records) == 5 and len(server.pending()) == 2
+        old = server._records.get(items[0]["id"])  # not in memory: read from the database
+        assert old is not None and old.state == "decided"
+    finally:
+        server.close()
+
+
 # -- the console against serve -------------------------------------------------------------------------------------
 
 

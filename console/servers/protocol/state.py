@@ -109,6 +109,10 @@ class QueueState:
     def _kept_decision(self, decision: dict[str, Any]) -> None:
         """A decision was applied."""
 
+    def _forget(self, rec: Record) -> None:
+        """`rec` left the pending state long enough ago that listings no longer report it (the fleet keeps it
+        anyway, for the test hooks; a durable state reads it back from disk when asked)."""
+
     def _make_id(self) -> str:
         return f"itm_{secrets.token_hex(8)}"
 
@@ -205,8 +209,10 @@ class QueueState:
         self._removals.append(rec.seq)
         while len(self._removals) > self._remember:
             forgotten = self._removals.popleft()
-            self._log.pop(forgotten, None)
+            entry = self._log.pop(forgotten, None)
             self._horizon = forgotten
+            if isinstance(entry, Record):
+                self._forget(entry)
 
     def _expire(self, rec: Record, now: float) -> None:
         self._remove(rec, "expired", on_expiry=rec.item.get("on_expiry", "reject"), expired_at=rfc3339(now))

@@ -6,7 +6,6 @@ fleet's; `serve` adds durable state (store.py, SQLite) and tokens (tokens.py), a
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,9 +23,15 @@ class Serve(SqliteState, QueueServer):
     """A queue server over one data directory (held exclusively while the object lives; `close()` lets it go)."""
 
     def __init__(
-        self, data_dir: Path, *, config: Path | None = None, expire_check: float = 1.0, name: str = "serve"
+        self,
+        data_dir: Path,
+        *,
+        config: Path | None = None,
+        expire_check: float = 1.0,
+        remember_removals: int = 10_000,
+        name: str = "serve",
     ) -> None:
-        super().__init__(name=name, expire_check=expire_check, remember_removals=sys.maxsize)
+        super().__init__(name=name, expire_check=expire_check, remember_removals=remember_removals)
         self.data_dir = data_dir
         self.tokens = TokenFile(config or data_dir / CONFIG_NAME)  # before the data dir: a bad file changes nothing
         self._open_journal(data_dir)

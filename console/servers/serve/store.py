@@ -1,10 +1,14 @@
 """`serve`'s durable state: the queue's state (console.servers.protocol.state) kept in SQLite.
 
-The queue lives in memory as in the demo fleet (one process owns the data directory); every request's changes (items
-and their change sequence, applied decisions, idempotency records, labels) are written in one SQLite transaction
-(WAL, synchronous=FULL) before the request is answered. After a restart, or a SIGKILL, the state is read back: an
-answer a client got is never lost, a change it did not get an answer for is either whole or absent, and a retry under
-the same Idempotency-Key gets the stored answer. Cursors keep working across restarts (the epoch is stored).
+One process owns the data directory. Every request's changes (items and their change sequence, applied decisions,
+idempotency records, labels) are written in one SQLite transaction (WAL, synchronous=FULL) before the request is
+answered. After a restart, or a SIGKILL, the state is read back: an answer a client got is never lost, a change it did
+not get an answer for is either whole or absent, and a retry under the same Idempotency-Key gets the stored answer.
+Cursors keep working across restarts (the epoch is stored).
+
+Memory holds what listings and long-polls need: the pending items and the latest removals (`remember_removals`; a
+cursor older than them gets 410 and lists afresh, as PROTOCOL.md section 2 allows). Older items, and every stored
+answer, are read from the database when asked for, so a long-running `serve` does not grow with its history.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import secrets
 import sqlite3
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ CREATE TABLE IF NOT EXISTS items (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, state TEXT NOT NULL, item TEXT NOT NULL,
     deadline REAL, removal TEXT, decision TEXT
 );
+CREATE INDEX IF NOT EXISTS items_by_state ON items (state, seq);
 CREATE TABLE IF NOT EXISTS answers (
     kind TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL,
     stored_at REAL NOT NULL, PRIMARY KEY (kind, key)
@@ -36,10 +42,54 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE TABLE IF NOT EXISTS decisions (n INTEGER PRIMARY KEY, decision_id TEXT NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS labels (label_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
+ITEM_COLUMNS = "id, seq, state, item, deadline, removal, decision"
+Answer = tuple[str, int, bytes]  # (request fingerprint, status, body)
 
 
 class DataDirInUse(RuntimeError):
     """Another `serve` holds this data directory."""
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    _, seq, state, item, deadline, removal, decision = row
+    rec = Record(json.loads(item))
+    rec.seq, rec.state, rec.deadline = seq, state, deadline
+    rec.removal = json.loads(removal) if removal else {}
+    rec.decision = json.loads(decision) if decision else None
+    return rec
+
+
+class StoredRecords(dict[str, Record]):
+    """The items in memory (pending, recently removed), and on a miss the database's copy, read and not kept."""
+
+    def __init__(self, state: SqliteState) -> None:
+        super().__init__()
+        self._state = state
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = super().get(key)
+        if found is None:
+            found = self._state._staged.get(key) or self._state._stored_record(key)
+        return default if found is None else found
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+
+class StoredAnswers(dict[str, Answer]):
+    """Idempotency records of one kind: those of the open transaction here, the rest in the database."""
+
+    def __init__(self, db: sqlite3.Connection, kind: str) -> None:
+        super().__init__()
+        self._db, self._kind = db, kind
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = super().get(key)
+        if found is None:
+            sql = "SELECT fingerprint, status, body FROM answers WHERE kind = ? AND key = ?"
+            row = self._db.execute(sql, (self._kind, key)).fetchone()
+            found = None if row is None else (row[0], row[1], bytes(row[2]))
+        return default if found is None else found
 
 
 class SqliteState(QueueState):
@@ -47,6 +97,8 @@ class SqliteState(QueueState):
 
     _db: sqlite3.Connection
     _lock_file: Any
+    _staged: dict[str, Record]  # what changed since the last commit
+    _staged_rows: list[tuple[str, tuple[Any, ...]]]  # (SQL, values) to run at the next commit
 
     def _open_journal(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,8 +112,6 @@ class SqliteState(QueueState):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        self._staged: dict[str, Record] = {}
-        self._staged_rows: list[tuple[str, tuple[Any, ...]]] = []
         with self._lock:
             self._load()
 
@@ -77,45 +127,54 @@ class SqliteState(QueueState):
         self._staged, self._staged_rows = {}, []
         epoch = db.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()
         if epoch is None:
-            db.execute("INSERT INTO meta VALUES ('epoch', ?)", (secrets.token_hex(4),))
-            epoch = db.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()
+            epoch = (secrets.token_hex(4),)
+            db.execute("INSERT INTO meta VALUES ('epoch', ?)", epoch)
         self._epoch = str(epoch[0])
-        self._records, self._log, self._deadlines, self._leases = {}, {}, [], {}
+        self._records, self._log, self._deadlines, self._leases = StoredRecords(self), {}, [], {}
         self._removals.clear()
-        self._seq = self._horizon = 0
         now = time.time()
-        rows = db.execute("SELECT id, seq, state, item, deadline, removal, decision FROM items ORDER BY seq")
-        for item_id, seq, state, item, deadline, removal, decision in rows:
-            rec = Record(json.loads(item))
-            rec.seq, rec.state, rec.deadline = seq, state, deadline
-            rec.removal = json.loads(removal) if removal else {}
-            rec.decision = json.loads(decision) if decision else None
-            self._records[item_id] = rec
-            self._log[seq] = rec
-            self._seq = seq
-            if state != "pending":
-                self._removals.append(seq)
-            elif deadline is not None:
-                self._deadlines.append((deadline, seq, item_id))
-            if state == "pending" and rec.item.get("claimed_by"):
+        pending = db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE state = 'pending'").fetchall()  # noqa: S608
+        recent = db.execute(
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE state != 'pending' ORDER BY seq DESC LIMIT ?",  # noqa: S608
+            (self._remember,),
+        ).fetchall()
+        for row in sorted(pending + recent, key=lambda r: int(r[1])):
+            rec = _record(row)
+            item_id = rec.item["id"]
+            dict.__setitem__(self._records, item_id, rec)
+            self._log[rec.seq] = rec
+            if rec.state != "pending":
+                self._removals.append(rec.seq)
+            elif rec.deadline is not None:
+                self._deadlines.append((rec.deadline, rec.seq, item_id))
+            if rec.state == "pending" and rec.item.get("claimed_by"):
                 self._leases[item_id] = now  # a claim does not outlive the server: it lapses at the next sweep
         self._deadlines.sort()
+        self._seq = db.execute("SELECT coalesce(max(seq), 0) FROM items").fetchone()[0]
+        oldest = min((int(r[1]) for r in recent), default=self._seq + 1)
+        sql = "SELECT coalesce(max(seq), 0) FROM items WHERE state != 'pending' AND seq < ?"
+        self._horizon = db.execute(sql, (oldest,)).fetchone()[0]  # the newest removal not in memory
         db.execute("DELETE FROM answers WHERE stored_at < ?", (now - KEEP_ANSWERS,))
-        for kind in ("decision", "feedback", "create"):
-            self._answers(kind).clear()
-        for kind, key, fingerprint, status, body in db.execute(
-            "SELECT kind, key, fingerprint, status, body FROM answers"
-        ):
-            self._answers(kind)[key] = (fingerprint, status, bytes(body))
-        self._applied = [json.loads(body) for (body,) in db.execute("SELECT body FROM decisions ORDER BY n")]
+        self._decision_keys = StoredAnswers(db, "decision")
+        self._feedback_keys = StoredAnswers(db, "feedback")
+        self._create_keys = StoredAnswers(db, "create")
+        rows = db.execute("SELECT body FROM decisions ORDER BY n DESC LIMIT ?", (self._remember,)).fetchall()
+        self._applied = deque((json.loads(body) for (body,) in reversed(rows)), maxlen=self._remember)  # type: ignore[assignment]
         self._labels = {label_id: json.loads(body) for label_id, body in db.execute("SELECT * FROM labels")}
+
+    def _stored_record(self, item_id: str) -> Record | None:
+        row = self._db.execute(f"SELECT {ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()  # noqa: S608
+        return None if row is None else _record(row)
+
+    def _forget(self, rec: Record) -> None:
+        dict.pop(self._records, rec.item["id"], None)  # on disk (or staged for this commit): read back when asked
 
     # -- writing through -------------------------------------------------------------------------------------------
 
     def _kept_record(self, rec: Record) -> None:
         self._staged[rec.item["id"]] = rec
 
-    def _kept_answer(self, kind: str, key: str, entry: tuple[str, int, bytes]) -> None:
+    def _kept_answer(self, kind: str, key: str, entry: Answer) -> None:
         sql = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?)"
         self._staged_rows.append((sql, (kind, key, entry[0], entry[1], entry[2], time.time())))
 
@@ -130,7 +189,6 @@ class SqliteState(QueueState):
         if not self._staged and not self._staged_rows:
             return
         records, rows = list(self._staged.values()), self._staged_rows
-        self._staged, self._staged_rows = {}, []
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -157,6 +215,9 @@ class SqliteState(QueueState):
                 db.execute("ROLLBACK")
             self._load()  # memory went ahead of the database: read back what is durable
             raise
+        self._staged, self._staged_rows = {}, []
+        for answers in (self._decision_keys, self._feedback_keys, self._create_keys):
+            answers.clear()  # in the database now
 
     def _rollback(self) -> None:
         if self._staged or self._staged_rows:
