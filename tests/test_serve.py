@@ -1,6 +1,6 @@
 """`approval-console serve`: tokens and roles, the agent's endpoints (post, wait for the outcome, withdraw), restarts,
-and a real console session deciding an item an agent waits on. The protocol itself is checked by the suite serve
-shares with the demo fleet (tests/test_fleet.py, tests/test_fleet_protocol.py)."""
+and a real console (its session, then the app under Pilot) deciding an item an agent waits on. The protocol itself is
+checked by the suite serve shares with the demo fleet (tests/test_fleet.py, tests/test_fleet_protocol.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from console.engine.secrets import Token
 from console.engine.session import Session
 from console.servers.serve.store import DB_NAME, DataDirInUse
 from console.servers.serve.tokens import CONFIG_NAME, token_hash
-from storage.records import Verdict, item_digest
+from console.tui.app import ApprovalApp
+from storage.records import SyncState, Verdict, item_digest
+from tests.conftest import decide_key, eventually, first_shown
 from tests.queue_servers import OPERATOR, ServeProcess, TestServe, fixed_token
 from tests.test_fleet import decide, listing, refund
 
@@ -296,3 +298,38 @@ async def test_a_console_session_decides_what_an_agent_waits_for(serve: TestServ
     [outcome] = waited
     assert (outcome["state"], outcome["verdict"], outcome["reason_code"]) == ("decided", "reject", "duplicate")
     assert outcome["decision_id"] == decision.id and outcome["decided_by"] == OPERATOR  # the token's name
+
+
+async def test_the_operator_approves_in_the_app_and_the_waiting_agent_hears_it(
+    serve: TestServe, tmp_path: Path
+) -> None:
+    """The real app under Pilot polls serve (the native source, long-poll on, an operator token); the operator presses
+    approve; the agent's long-poll answers with that decision."""
+    with as_agent(serve) as billing:
+        item = post(billing, "req-1", risk="medium").json()
+    operator_token = Token(fixed_token("operator", OPERATOR), "environment")
+    source = SourceConfig(name="serve", url=serve.url, poll_interval=0.2, long_poll=2.0)
+    session = Session(
+        Config(operator=OPERATOR, sources=(source,), undo_seconds=0),
+        tmp_path / "console",
+        token_for=lambda _n: operator_token,
+    )
+    waited: list[dict[str, Any]] = []
+
+    def wait() -> None:
+        with as_agent(serve) as agent:
+            waited.append(agent.get(f"/v1/items/{item['id']}/outcome", params={"wait": 30}).json())
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    app = ApprovalApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        shown = await first_shown(app, pilot, count=1)
+        assert shown.id == item["id"]
+        await decide_key(pilot, "a")
+        await eventually(lambda: not waiter.is_alive(), timeout=20, what="the agent's wait answered")
+        await eventually(lambda: session.store.outbox.waiting_count() == 0, what="the outcome recorded")
+        [row] = session.store.outbox.decisions()
+    [outcome] = waited
+    assert (outcome["state"], outcome["verdict"], outcome["decided_by"]) == ("decided", "approve", OPERATOR)
+    assert outcome["decision_id"] == row.decision.id and row.sync_state is SyncState.applied
