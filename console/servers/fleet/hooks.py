@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from console.servers.fleet.scenarios import Scenarios, rfc3339
+from console.servers.fleet.scenarios import Scenarios
 from console.servers.protocol.rules import (
     VERDICTS,
     Answer,
@@ -19,6 +19,7 @@ from console.servers.protocol.rules import (
     loads_object,
     parse_json,
     parse_time,
+    rfc3339,
     route_params,
 )
 from console.servers.protocol.state import Garbage, NotPending, QueueState
