@@ -1,4 +1,8 @@
-"""The demo fleet against PROTOCOL.md, over real HTTP on a free loopback port."""
+"""The demo fleet and `serve` against PROTOCOL.md, over real HTTP on a free loopback port.
+
+Each test that checks the protocol runs against both servers (the `make_fleet` fixture's two parameters); the tests of
+what only the demo fleet has (generated items, its pace, its HTTP test hooks, its cursor horizon, its optional tokens)
+are marked FLEET_ONLY."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,24 +23,38 @@ from jsonschema import Draft202012Validator
 
 from console.servers.fleet import Fleet
 from storage.records import Item, digest_problem, item_digest
+from tests.queue_servers import TestServe, connect
 
 MakeFleet = Callable[..., Fleet]
 
 
-@pytest.fixture
-def make_fleet() -> Iterator[MakeFleet]:
-    started: list[Fleet] = []
+def _servers(kind: str, tmp_path: Path) -> Iterator[MakeFleet]:
+    started: list[Fleet | TestServe] = []
 
     def make(**options: Any) -> Fleet:
-        options = {"seed": 7, "interval": None, "initial": 8, **options}
-        fleet = Fleet(**options)
-        fleet.start()
-        started.append(fleet)
-        return fleet
+        options = {"seed": 7, "initial": 8, **options}
+        server: Fleet | TestServe
+        if kind == "serve":
+            server = TestServe(tmp_path / f"serve-{len(started)}", **options)
+        else:
+            server = Fleet(**{"interval": None, **options})
+        server.start()
+        started.append(server)
+        return server  # type: ignore[return-value]  # the hooks and the protocol: what the tests use of either
 
     yield make
-    for fleet in started:
-        fleet.stop()
+    for server in started:
+        server.close() if isinstance(server, TestServe) else server.stop()
+
+
+@pytest.fixture(params=["fleet", "serve"])
+def make_fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeFleet]:
+    """The demo fleet, then `serve` (with the same agent-side hooks, tests/queue_servers.py)."""
+    yield from _servers(request.param, tmp_path)
+
+
+# What only the demo fleet has (its pace, its HTTP test hooks, garbage, its optional tokens).
+FLEET_ONLY = pytest.mark.parametrize("make_fleet", ["fleet"], indirect=True)
 
 
 @pytest.fixture
@@ -45,7 +64,7 @@ def fleet(make_fleet: MakeFleet) -> Fleet:
 
 @pytest.fixture
 def client(fleet: Fleet) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fleet.url, timeout=10) as http:
+    with connect(fleet, timeout=10) as http:
         yield http
 
 
@@ -100,7 +119,7 @@ def refund(**overrides: Any) -> dict[str, Any]:
 def test_info_announces_the_protocol_and_features(client: httpx.Client) -> None:
     info = client.get("/v1/info").json()
     assert info["protocol"] == "approval-console/1"
-    assert info["features"] == {"long_poll": True, "claims": True, "feedback": True}
+    assert info["features"] == {"long_poll": True, "claims": True, "feedback": True, "outcomes": True}
 
 
 def test_generated_items_are_valid_realistic_and_varied() -> None:
@@ -196,7 +215,7 @@ def test_snapshot_then_incremental_changes(fleet: Fleet, client: httpx.Client) -
 
 def test_paging_with_has_more(make_fleet: MakeFleet) -> None:
     fleet = make_fleet(initial=25)
-    with httpx.Client(base_url=fleet.url) as http:
+    with connect(fleet) as http:
         pages = [listing(http, limit=10)]
         while pages[-1]["has_more"]:
             pages.append(listing(http, pages[-1]["cursor"], limit=10))
@@ -232,7 +251,7 @@ def test_long_poll_without_change_waits_then_answers_empty(fleet: Fleet, client:
 def test_old_or_foreign_cursors_get_410(make_fleet: MakeFleet) -> None:
     fleet = make_fleet(initial=6, remember_removals=2)
     other = make_fleet()
-    with httpx.Client(base_url=fleet.url) as http:
+    with connect(fleet) as http:
         start = listing(http)["cursor"]
         ids = [i["id"] for i in fleet.pending()]
         fleet.withdraw(ids[0])
@@ -243,13 +262,14 @@ def test_old_or_foreign_cursors_get_410(make_fleet: MakeFleet) -> None:
         assert gone.status_code == 410 and gone.json()["error"] == "cursor_expired"
         page = listing(http, after_first)
         assert [r["id"] for r in page["removed"]] == ids[1:3]
-        with httpx.Client(base_url=other.url) as elsewhere:
+        with connect(other) as elsewhere:
             foreign = listing(elsewhere)["cursor"]
         for cursor in (foreign, "53", "garbage", start.split("-")[0] + "-999999"):
             assert http.get("/v1/items", params={"cursor": cursor}).status_code == 410, cursor
         assert [i["id"] for i in listing(http)["items"]] == ids[3:]
 
 
+@FLEET_ONLY
 def test_garbage_is_listed_as_is(fleet: Fleet, client: httpx.Client) -> None:
     cursor = listing(client)["cursor"]
     forged = {**fleet.pending()[0], "id": "itm_forged", "digest": "sha256:" + "0" * 64}
@@ -260,9 +280,10 @@ def test_garbage_is_listed_as_is(fleet: Fleet, client: httpx.Client) -> None:
     assert digest_problem(items[0]) is not None
 
 
+@FLEET_ONLY
 def test_background_thread_adds_items(make_fleet: MakeFleet) -> None:
     fleet = make_fleet(interval=0.2, initial=0)
-    with httpx.Client(base_url=fleet.url) as http:
+    with connect(fleet) as http:
         snapshot = listing(http)
         page = snapshot if snapshot["items"] else listing(http, snapshot["cursor"], wait=5)
         assert page["items"] and all(digest_problem(i) is None for i in page["items"])
@@ -271,7 +292,7 @@ def test_background_thread_adds_items(make_fleet: MakeFleet) -> None:
 def test_items_expire_at_their_deadline(make_fleet: MakeFleet) -> None:
     fleet = make_fleet(expire_check=0.1)
     item = fleet.add_item(expires_in=1.0, on_expiry="reject")
-    with httpx.Client(base_url=fleet.url) as http:
+    with connect(fleet) as http:
         cursor = listing(http)["cursor"]
         deadline = time.monotonic() + 5
         # pending() does not sweep: only the background check can remove the item.
@@ -353,7 +374,7 @@ def test_a_decision_after_the_deadline_is_expired_even_before_the_sweep(make_fle
     fleet = make_fleet(expire_check=60)
     item = fleet.add_item(expires_in=0.2)
     time.sleep(0.3)
-    with httpx.Client(base_url=fleet.url) as http:
+    with connect(fleet) as http:
         response = decide(http, item)
     assert (response.status_code, response.json()["outcome"]) == (410, "expired")
     assert fleet.applied_decisions() == []
@@ -461,7 +482,7 @@ def test_concurrent_decisions_apply_exactly_one(fleet: Fleet) -> None:
     statuses: list[int] = []
 
     def one() -> None:
-        with httpx.Client(base_url=fleet.url) as http:
+        with connect(fleet) as http:
             statuses.append(decide(http, item).status_code)
 
     threads = [threading.Thread(target=one) for _ in range(12)]
@@ -489,10 +510,11 @@ def test_malformed_decision_requests(fleet: Fleet, client: httpx.Client) -> None
 # -- auth, feedback, the agent side ------------------------------------------------------------------------------
 
 
+@FLEET_ONLY
 def test_auth_refuses_missing_and_wrong_tokens_and_names_the_operator(make_fleet: MakeFleet) -> None:
     fleet = make_fleet(tokens={"tok-alice": "alice"})
     item = fleet.pending()[0]
-    with httpx.Client(base_url=fleet.url) as anonymous:
+    with connect(fleet) as anonymous:
         for path in ("/v1/info", "/v1/items"):
             response = anonymous.get(path)
             assert (response.status_code, response.json()["error"]) == (401, "unauthorized")
@@ -545,9 +567,27 @@ def test_agents_submit_items_idempotently(fleet: Fleet, client: httpx.Client) ->
     assert broken.status_code == 422 and broken.json()["errors"][0]["path"] == "/risk"
 
 
+def test_an_agent_waits_for_the_outcome_and_withdraws(fleet: Fleet, client: httpx.Client) -> None:
+    waiting, decided, left = fleet.pending()[:3]
+    assert client.get(f"/v1/items/{waiting['id']}/outcome", params={"wait": 0}).json()["state"] == "pending"
+    outcomes: list[dict[str, Any]] = []
+    waiter = threading.Thread(
+        target=lambda: outcomes.append(client.get(f"/v1/items/{decided['id']}/outcome", params={"wait": 20}).json())
+    )
+    waiter.start()
+    assert decide(client, decided, "reject", reason_code="unsafe").json()["outcome"] == "applied"
+    waiter.join(timeout=25)
+    assert [(o["state"], o["verdict"], o["reason_code"]) for o in outcomes] == [("decided", "reject", "unsafe")]
+    assert client.post(f"/v1/items/{left['id']}/withdraw").json()["state"] == "withdrawn"
+    assert decide(client, left).json()["outcome"] == "withdrawn"
+    assert client.post(f"/v1/items/{decided['id']}/withdraw").status_code == 409, "a decision stands"
+    assert client.get("/v1/items/itm_nobody/outcome").status_code == 404
+
+
 # -- HTTP plumbing -------------------------------------------------------------------------------------------------
 
 
+@FLEET_ONLY
 def test_http_test_hooks(fleet: Fleet, client: httpx.Client) -> None:
     item = client.post("/_fleet/items", json={"risk": "critical", "expires_in": 600}).json()
     assert item["risk"] == "critical" and digest_problem(item) is None
@@ -586,6 +626,7 @@ def test_bad_requests_get_json_errors_and_the_server_carries_on(fleet: Fleet, cl
     assert listing(client)["items"]
 
 
+@FLEET_ONLY
 def test_keep_alive_serves_many_requests_on_one_connection(fleet: Fleet) -> None:
     host, port = fleet.url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)

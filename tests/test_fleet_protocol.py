@@ -1,6 +1,6 @@
-"""The demo fleet follows PROTOCOL.md's clarified rules: its answers' status and body agree, its ids and cursors fit,
-it sends no Retry-After outside the bounds, and it refuses what an agent may not create (duplicate member names,
-inexact integers, remote schema references)."""
+"""The demo fleet and `serve` follow PROTOCOL.md's clarified rules: their answers' status and body agree, their ids
+and cursors fit, they send no Retry-After outside the bounds, and they refuse what an agent may not create (duplicate
+member names, inexact integers, remote schema references)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from console.engine.sources.answers import RETRY_AFTER_CEILING, RETRY_AFTER_FLOO
 from console.engine.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer
 from console.servers.fleet import Fleet
 from storage.records import SyncState
+from tests.queue_servers import ByRole, TestServe
 from tests.test_fleet import decide, edit, listing
 
 ID = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,200}")
@@ -26,8 +28,8 @@ CURSOR = re.compile(r"[A-Za-z0-9\-._~:+/=]{1,1024}")
 class Recording(httpx.Client):
     """A client that keeps every answer, to check what the fleet sent besides what each test looks at."""
 
-    def __init__(self, base_url: str) -> None:
-        super().__init__(base_url=base_url, timeout=10)
+    def __init__(self, base_url: str, auth: httpx.Auth | None) -> None:
+        super().__init__(base_url=base_url, timeout=10, auth=auth)
         self.answers: list[httpx.Response] = []
 
     def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
@@ -37,16 +39,22 @@ class Recording(httpx.Client):
         return response
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[Fleet, Recording]]:
-    fleet = Fleet(seed=17, interval=None, initial=12)
+@pytest.fixture(params=["fleet", "serve"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Fleet, Recording]]:
+    """The demo fleet, then `serve` with the same agent-side hooks (tests/queue_servers.py)."""
+    fleet: Fleet | TestServe
+    fleet = (
+        Fleet(seed=17, interval=None, initial=12)
+        if request.param == "fleet"
+        else TestServe(tmp_path, seed=17, initial=12)
+    )
     fleet.start()
-    with Recording(fleet.url) as http:
-        yield fleet, http
+    with Recording(fleet.url, ByRole(fleet) if isinstance(fleet, TestServe) else None) as http:
+        yield fleet, http  # type: ignore[misc]
         for answer in http.answers:  # every answer of every test here
             value = answer.headers.get("Retry-After")
             assert value is None or (value.isdigit() and RETRY_AFTER_FLOOR <= int(value) <= RETRY_AFTER_CEILING)
-    fleet.stop()
+    fleet.close() if isinstance(fleet, TestServe) else fleet.stop()
 
 
 def test_every_decision_answer_is_one_the_console_takes_as_final(served: tuple[Fleet, Recording]) -> None:

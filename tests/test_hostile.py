@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -31,6 +32,7 @@ from storage.records import Decision, Verdict, cursor_problem, id_problem, item_
 from tests.conftest import composed_strips
 from tests.factories import payload
 from tests.hostile_server import HostileServer
+from tests.queue_servers import TestServe, fixed_token
 from tests.servers import Fault, FaultyProxy, running
 
 FRAGMENTS = [
@@ -317,3 +319,31 @@ async def test_an_id_is_refused_or_sent_as_exactly_one_path_segment(id_server: H
     prefix, segment, suffix = path.split("/")[1:3], path.split("/")[3], path.split("/")[4:]
     assert (method, prefix, suffix) == ("POST", ["v1", "items"], ["decision"]), path
     assert segment not in (".", "..") and unquote(segment) == item_id
+
+
+@pytest.fixture(scope="module")
+def hostile_target(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server = TestServe(tmp_path_factory.mktemp("serve"))
+    server.start()
+    yield server
+    server.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hostile_items(max_depth=200, big=False))
+def test_serve_refuses_or_stores_hostile_items_and_lists_only_valid_ones(
+    hostile_target: TestServe, raw: dict[str, Any]
+) -> None:
+    """An agent posting hostile items to `serve` gets 201 or a refusal (400, 422), never a failure; what it stores
+    passes the console's own checks (a server never creates an item a client must quarantine), and serve carries on."""
+    agent = next(iter(hostile_target._scenarios.agents))
+    body = {k: v for k, v in raw.items() if k not in ("id", "digest", "agent")}
+    headers = {"Authorization": f"Bearer {fixed_token('agent', agent)}", "Idempotency-Key": str(uuid.uuid4())}
+    answer = httpx.post(f"{hostile_target.url}/v1/items", content=json.dumps(body).encode(), headers=headers)
+    assert answer.status_code in (201, 400, 422), answer.text[:500]
+    if answer.status_code == 201:
+        items, rejected = validate_items("serve", [answer.json()])
+        assert rejected == [] and len(items) == 1, [r.reason for r in rejected]
+    else:
+        assert answer.json()["error"] in ("bad_json", "invalid")
+    assert httpx.get(f"{hostile_target.url}/v1/info", headers=headers).status_code == 200

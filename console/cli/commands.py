@@ -1,4 +1,5 @@
-"""Command line: run the console, the demo, the demo fleet alone, manage sources, verify the audit trail."""
+"""Command line: run the console, the demo, the demo fleet alone, the queue server, manage sources, verify the audit
+trail."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from console.cli import labels as label_commands
+from console.cli import serve as serve_command
 from console.cli.text import ADD_SOURCE_FIX, PROG, CliError, fail, plural, safe_line, unreadable_database
 from console.engine import config as config_module
 from console.engine.config import Config, ConfigError, SourceConfig, public_url, token_env_var
@@ -145,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "verify", parents=[common, demo_data], help="check the hash chain; report OK or the first broken record"
     )
     label_commands.add_parsers(commands, common, demo_data)
+    serve_command.add_parsers(commands, _port)
     return parser
 
 
@@ -180,6 +183,8 @@ def _run(args: argparse.Namespace) -> int:
         return run_demo(args.data_dir, seed=args.seed, interval=args.interval, start_clean=args.start_clean)
     if args.command == "fleet":
         return run_fleet(args.port, seed=args.seed, interval=args.interval, initial=args.initial)
+    if args.command == "serve":
+        return serve_command.run(args)
     if args.command == "sources":
         run = {"add": sources_add, "list": sources_list, "token": sources_token, "remove": sources_remove}
         return run[args.sources_command](args)

@@ -26,6 +26,7 @@ from tests.bench import (
     polling,
     prefect_engine,
     screen,
+    serve,
     temporal_engine,
 )
 from tests.bench.harness import FIGURES, Bench, Result
@@ -42,6 +43,7 @@ MODULES = (
     temporal_engine,
     prefect_engine,
     airflow_engine,
+    serve,
 )  # importing them registers their figures
 ORDER = (
     "first_paint",
@@ -58,6 +60,7 @@ ORDER = (
     "temporal",
     "prefect",
     "airflow",
+    "serve",
     "export",
 )
 

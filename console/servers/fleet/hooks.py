@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from console.servers.fleet.rules import (
-    CLAIM_LEASE,
+from console.servers.fleet.scenarios import Scenarios
+from console.servers.protocol.rules import (
     VERDICTS,
     Answer,
     apply_overrides,
@@ -19,10 +19,10 @@ from console.servers.fleet.rules import (
     loads_object,
     parse_json,
     parse_time,
+    rfc3339,
     route_params,
 )
-from console.servers.fleet.scenarios import rfc3339
-from console.servers.fleet.state import Garbage, NotPending, QueueState
+from console.servers.protocol.state import Garbage, NotPending, QueueState
 from storage.records import id_problem
 
 # A hook: (the fleet, the path's `*` segments, the query, the JSON body) -> the answer.
@@ -31,11 +31,16 @@ OK = {"ok": True}
 
 
 class FleetHooks(QueueState):
+    _scenarios: Scenarios
+
+    def _make_id(self) -> str:
+        return self._scenarios.new_id()
+
     def add_item(self, **overrides: Any) -> dict[str, Any]:
         """Generate a realistic item, apply `overrides` (top-level fields; `kind`/`agent` also pick the template;
         `expires_in` seconds sets `expires_at`), store it and return it as listed."""
         now = time.time()
-        with self._lock:
+        with self._transaction():
             payload = self._scenarios.make(now, kind=overrides.get("kind"), agent=overrides.get("agent"))
             apply_overrides(payload, overrides, now)
             wanted = payload.pop("id", None)
@@ -47,7 +52,7 @@ class FleetHooks(QueueState):
         """A new version of a pending item: new seq and always a new digest (when `changes` alter nothing that is
         shown, the agent adds a line to its evidence)."""
         now = time.time()
-        with self._lock:
+        with self._transaction():
             rec = self._pending_record(item_id)
             payload = self._payload(rec)
             apply_overrides(payload, changes, now)
@@ -67,7 +72,7 @@ class FleetHooks(QueueState):
     def supersede(self, item_id: str, **changes: Any) -> dict[str, Any]:
         """The agent replaces a pending item by a new one (new id): the old one leaves as `superseded`."""
         now = time.time()
-        with self._lock:
+        with self._transaction():
             rec = self._pending_record(item_id)
             payload = self._payload(rec)
             payload["created_at"] = rfc3339(int(now))
@@ -81,62 +86,38 @@ class FleetHooks(QueueState):
         """Another reviewer decides first. Recorded among the applied decisions, with a `decision_id` of its own."""
         if verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}")
-        with self._lock:
+        with self._transaction():
             rec = self._pending_record(item_id)
             self._apply(rec, f"elsewhere-{secrets.token_hex(8)}", verdict, None, None, "", by, time.time())
 
-    def claim(self, item_id: str, by: str, lease: float = CLAIM_LEASE) -> tuple[bool, dict[str, Any]]:
-        """Claim (or renew) a pending item for `by`. Returns (granted, answer); refused while another holds it."""
-        now = time.time()
-        with self._lock:
-            rec = self._pending_record(item_id)
-            holder = rec.item.get("claimed_by")
-            lapses = self._leases.get(item_id, 0.0)
-            if holder and holder != by and lapses > now:
-                return False, {"error": "claimed", "claimed_by": holder, "expires_at": rfc3339(lapses)}
-            self._leases[item_id] = now + lease
-            if holder != by:
-                rec.item["claimed_by"] = by
-                self._bump(rec)  # listed again: same digest, a new holder
-            return True, {"lease_id": f"{item_id}:{by}", "claimed_by": by, "expires_at": rfc3339(now + lease)}
-
-    def release(self, item_id: str, by: str) -> bool:
-        """Release `by`'s claim; False when `by` does not hold it."""
-        with self._lock:
-            rec = self._pending_record(item_id)
-            if rec.item.get("claimed_by") != by:
-                return False
-            self._drop_claim(rec)
-            return True
-
     def expire(self, item_id: str) -> None:
-        with self._lock:
+        with self._transaction():
             self._expire(self._pending_record(item_id), time.time())
 
     def withdraw(self, item_id: str) -> None:
-        with self._lock:
+        with self._transaction():
             self._remove(self._pending_record(item_id), "withdrawn")
 
     def pending(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._transaction():
             records = sorted((r for r in self._records.values() if r.state == "pending"), key=lambda r: r.seq)
             return [loads_object(self._wire(r)) for r in records]
 
     def applied_decisions(self) -> list[dict[str, Any]]:
         """Every applied decision, oldest first: those POSTed and those made by `decide_elsewhere`."""
-        with self._lock:
+        with self._transaction():
             return [dict(d) for d in self._applied]
 
     def decision_requests(self, item_id: str | None = None) -> int:
-        with self._lock:
+        with self._transaction():
             return self._requests if item_id is None else self._requests_by_item[item_id]
 
     def feedback(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._transaction():
             return [dict(label) for label in self._labels.values()]
 
     def inject_garbage(self, raw: Any) -> None:
-        with self._lock:
+        with self._transaction():
             self._seq += 1
             self._log[self._seq] = Garbage(raw, self._seq)
             self._changed.notify_all()

@@ -6,15 +6,15 @@ Everything random comes from one `random.Random`, so a seeded fleet produces the
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+from console.servers.protocol.rules import rfc3339
 
 T = TypeVar("T")
 
@@ -123,19 +123,6 @@ SEGMENTS = [
     "enterprise-prospects-dach",
     "pricing-page-visitors",
 ]
-
-
-def rfc3339(ts: float) -> str:
-    """UTC RFC 3339; whole seconds unless the time has a fraction (then milliseconds)."""
-    if ts == int(ts):
-        return _whole_seconds(int(ts))
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-@functools.lru_cache(maxsize=4096)  # a bulk load formats the same few thousand seconds over and over
-def _whole_seconds(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # The demo's mean seconds between new items outside bursts. With the deadlines below (mostly 5 to 45 minutes) and the

@@ -1,19 +1,19 @@
-"""The demo fleet's protocol handlers (PROTOCOL.md): authentication, listing with long-poll, claims, decisions,
-feedback and new items, each over the queue's state and under the protocol's rules. The transport (the HTTP server and
-its route table) is console.servers.fleet.server."""
+"""The protocol's handlers (PROTOCOL.md): authentication, listing with long-poll, claims, decisions, feedback, and the
+agent side (new items, their outcome, withdrawal), each over the queue's state and under the protocol's rules. The
+transport (the HTTP server and its route table) is console.servers.protocol.http."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from console.engine import schema_check
-from console.servers.fleet.hooks import FleetHooks
-from console.servers.fleet.rules import (
+from console.servers.protocol.rules import (
     DEFAULT_LIMIT,
     MAX_ERRORS,
     MAX_LIMIT,
@@ -36,42 +36,76 @@ from console.servers.fleet.rules import (
     parse_time,
     remote_refs,
     request_fingerprint,
+    rfc3339,
 )
-from console.servers.fleet.scenarios import rfc3339
-from console.servers.fleet.state import NotPending, Record
+from console.servers.protocol.state import NotPending, QueueState, Record
 from storage.json_diff import pointer
 from storage.records import Item, trace_problem
 
 Handler = Callable[[Any], Answer]  # a keyed request's body -> its answer
+OPERATOR, AGENT = "operator", "agent"  # the roles a route may require
 
 
-class FleetProtocol(FleetHooks):
+@dataclass(frozen=True)
+class Caller:
+    """Who a token belongs to, and what it may do: decide (an operator), post items and wait on them (an agent)."""
+
+    name: str
+    operator: bool
+    agent: bool
+
+    def may(self, role: str) -> bool:
+        return self.operator if role == OPERATOR else self.agent
+
+    @property
+    def bound_agent(self) -> str | None:
+        """The agent whose items this caller posts and sees; None: any (the fleet's tokens play every agent)."""
+        return self.name if self.agent and not self.operator else None
+
+
+def _unauthorized(status: int, detail: str) -> Answer:
+    body = {"outcome": "unauthorized", "error": "unauthorized", "detail": detail}
+    return json_answer(status, body, {"WWW-Authenticate": 'Bearer realm="approval-console"'} if status == 401 else {})
+
+
+class ProtocolHandlers(QueueState):
     """The handlers of the `/v1` routes. Each takes the lock itself; the caller holds nothing."""
 
     name: str
-    _tokens: dict[str, str] | None  # token -> operator; None: no authentication
     _stopping: bool  # set while the server stops: long-polls return at once
 
-    def _authenticate(self, header: str | None) -> tuple[str | None, Answer | None]:
-        if self._tokens is None:
+    def _caller_for(self, token: str) -> Caller | None:
+        """The caller a bearer token names, or None when it names nobody."""
+        return None
+
+    def _requires_token(self) -> bool:
+        return True
+
+    def _authenticate(self, header: str | None) -> tuple[Caller | None, Answer | None]:
+        if not self._requires_token():
             return None, None
         scheme, _, token = (header or "").partition(" ")
-        who = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
-        if who is None:
-            detail = "a bearer token is required" if not header else "the token is not valid"
-            body = {"outcome": "unauthorized", "error": "unauthorized", "detail": detail}
-            return None, json_answer(401, body, {"WWW-Authenticate": 'Bearer realm="approval-console"'})
-        return who, None
+        caller = self._caller_for(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if caller is None:
+            return None, _unauthorized(401, "a bearer token is required" if not header else "the token is not valid")
+        return caller, None
+
+    @staticmethod
+    def _permit(caller: Caller | None, role: str | None) -> Answer | None:
+        """403 when an authenticated caller may not do what the route does (None: no authentication, no roles)."""
+        if caller is None or role is None or caller.may(role):
+            return None
+        doing = "decide, claim, list or send feedback" if role == OPERATOR else "post items or wait on them"
+        return _unauthorized(403, f"this token may not {doing}: that needs an {role} token")
 
     def _info(self) -> dict[str, Any]:
         return {
             "protocol": PROTOCOL,
             "name": self.name,
-            "features": {"long_poll": True, "claims": True, "feedback": True},
+            "features": {"long_poll": True, "claims": True, "feedback": True, "outcomes": True},
             "additions": ["trace"],
             "max_wait": MAX_WAIT,
             "max_limit": MAX_LIMIT,
-            "agents": self._scenarios.agents,
         }
 
     def _claim_http(self, method: str, item_id: str, who: str | None, raw: bytes) -> Answer:
@@ -79,7 +113,7 @@ class FleetProtocol(FleetHooks):
             return error_answer(405, "method_not_allowed", "claims are POSTed (claim, renew) or DELETEd (release)")
         body, ok = parse_json(raw) if raw.strip() else ({}, True)
         named = body.get("operator") if ok and isinstance(body, dict) else None
-        # Without authentication the fleet trusts the name the client gives, as it does for decisions.
+        # Without authentication the server trusts the name the client gives, as it does for decisions.
         by = who or (named if isinstance(named, str) and named else "anonymous")
         try:
             if method == "DELETE":
@@ -94,18 +128,25 @@ class FleetProtocol(FleetHooks):
 
     # -- listing -------------------------------------------------------------------------------------------------
 
-    def _listing_http(self, query: dict[str, list[str]]) -> Answer:
-        cursor = (query.get("cursor") or [""])[-1] or None
+    @staticmethod
+    def _wait_param(query: dict[str, list[str]]) -> float | None:
         try:
-            limit = int((query.get("limit") or [str(DEFAULT_LIMIT)])[-1])
             wait = float((query.get("wait") or ["0"])[-1])
         except ValueError:
-            return error_answer(400, "bad_request", "limit must be an integer and wait a number of seconds")
-        if not math.isfinite(wait):
-            return error_answer(400, "bad_request", "wait must be a finite number of seconds")
+            return None
+        return min(max(wait, 0.0), MAX_WAIT) if math.isfinite(wait) else None
+
+    def _listing_http(self, query: dict[str, list[str]]) -> Answer:
+        cursor = (query.get("cursor") or [""])[-1] or None
+        wait = self._wait_param(query)
+        try:
+            limit = int((query.get("limit") or [str(DEFAULT_LIMIT)])[-1])
+        except ValueError:
+            wait = None
+        if wait is None:
+            return error_answer(400, "bad_request", "limit must be an integer and wait a finite number of seconds")
         limit = min(max(limit, 1), MAX_LIMIT)
-        wait = min(max(wait, 0.0), MAX_WAIT)
-        with self._lock:
+        with self._transaction():
             self._sweep(time.time())
             if cursor is None:
                 return 200, self._page(0, limit, snapshot=True), {}
@@ -126,16 +167,18 @@ class FleetProtocol(FleetHooks):
         with self._lock:
             self._requests += 1
             self._requests_by_item[item_id] += 1
-        who, refused = self._authenticate(authorization)
+        caller, refused = self._authenticate(authorization)
+        refused = refused or self._permit(caller, OPERATOR)
         if refused is not None:
             return refused
+        who = caller.name if caller is not None else None
         if not key:
             return error_answer(400, "idempotency_key_required", "send the decision's id as the Idempotency-Key header")
         body, ok = parse_json(raw)
         if not ok:
             return error_answer(400, "bad_json", "the body is not valid JSON")
         fingerprint = request_fingerprint(item_id, who, body)
-        with self._lock:
+        with self._transaction():
             stored = self._decision_keys.get(key)
             if stored is not None:
                 if stored[0] == fingerprint:
@@ -145,7 +188,7 @@ class FleetProtocol(FleetHooks):
                 )
             status, answer = self._decide(item_id, key, body, who)
             encoded = encode(answer)
-            self._decision_keys[key] = (fingerprint, status, encoded)
+            self._keep_answer("decision", key, (fingerprint, status, encoded))
             return status, encoded, {}
 
     def _decide(self, item_id: str, key: str, body: Any, who: str | None) -> tuple[int, dict[str, Any]]:
@@ -182,23 +225,23 @@ class FleetProtocol(FleetHooks):
         applied_at = self._apply(rec, key, verdict, edited, reason, comment, operator, now)
         return 200, {"outcome": "applied", "item_id": item_id, "decision_id": key, "applied_at": applied_at}
 
-    # -- feedback and the agent side -----------------------------------------------------------------------------
+    # -- feedback ------------------------------------------------------------------------------------------------
 
-    def _keyed(
-        self, store: dict[str, tuple[str, int, bytes]], key: str | None, raw: bytes, who: str | None, act: Handler
-    ) -> Answer:
-        """A keyed request: a replay is answered from `store`; a new one is acted on and its answer kept."""
-        with self._lock:
-            body, fingerprint, done = keyed_request(store, key, raw, who)
+    def _keyed(self, kind: str, key: str | None, raw: bytes, who: str | None, act: Handler) -> Answer:
+        """A keyed request: a replay is answered from the stored answers of `kind`; a new one is acted on and its
+        answer kept. An agent's keys are its own: two agents may use the same request id."""
+        scoped = f"{who}\x00{key}" if key and who is not None else key
+        with self._transaction():
+            body, fingerprint, done = keyed_request(self._answers(kind), scoped, raw, who)
             if done is not None:
                 return done
-            assert key is not None
+            assert scoped is not None
             answer = act(body)
-            store[key] = (fingerprint, answer[0], answer[1])
+            self._keep_answer(kind, scoped, (fingerprint, answer[0], answer[1]))
             return answer
 
     def _feedback_http(self, key: str | None, raw: bytes, who: str | None) -> Answer:
-        return self._keyed(self._feedback_keys, key, raw, who, lambda body: self._feedback(body, who))
+        return self._keyed("feedback", key, raw, who, lambda body: self._feedback(body, who))
 
     def _feedback(self, body: Any, who: str | None) -> Answer:
         problems = label_problems(body)
@@ -210,18 +253,28 @@ class FleetProtocol(FleetHooks):
                 duplicates += 1
                 continue
             accepted += 1
-            self._labels[label["label_id"]] = {**label, "operator": who} if who else dict(label)
+            self._labels[label["label_id"]] = kept = {**label, "operator": who} if who else dict(label)
+            self._kept_label(kept)
         return json_answer(200, {"accepted": accepted, "duplicates": duplicates})
 
-    def _create_http(self, key: str | None, raw: bytes, who: str | None) -> Answer:
-        return self._keyed(self._create_keys, key, raw, who, self._create)
+    # -- the agent side (PROTOCOL.md sections 7 and 9) -----------------------------------------------------------
 
-    def _create(self, body: Any) -> Answer:
+    def _create_http(self, key: str | None, raw: bytes, caller: Caller | None) -> Answer:
+        agent = caller.bound_agent if caller is not None else None
+        who = caller.name if caller is not None else None
+        return self._keyed("create", key, raw, who, lambda body: self._create(body, agent))
+
+    def _create(self, body: Any, agent: str | None) -> Answer:
         if not isinstance(body, dict):
             return error_answer(
                 422, "invalid", "the item must be a JSON object", errors=[issue("body", "", "not an object")]
             )
         payload = {k: v for k, v in body.items() if k not in SERVER_FIELDS}
+        if agent is not None:  # an agent posts under its own name only
+            if payload.get("agent", agent) != agent:
+                problem = issue("body", "/agent", f"this token posts items as {agent!r} only")
+                return error_answer(422, "invalid", "the item was refused", errors=[problem])
+            payload["agent"] = agent
         payload.setdefault("created_at", rfc3339(int(time.time())))
         item_id = self._new_id()
         try:
@@ -263,3 +316,51 @@ class FleetProtocol(FleetHooks):
         self._records[item_id] = rec
         self._store(rec, deadline)
         return 201, self._wire(rec).encode(), {}
+
+    def _own_record(self, item_id: str, caller: Caller | None) -> Record | None:
+        """The item, when the caller may see it: an agent sees only its own items (others are not found)."""
+        rec = self._records.get(item_id)
+        if rec is None or (caller is not None and caller.bound_agent not in (None, rec.item.get("agent"))):
+            return None
+        return rec
+
+    def _outcome(self, rec: Record) -> dict[str, Any]:
+        """What became of an item, for the agent that posted it."""
+        answer: dict[str, Any] = {"id": rec.item["id"], "state": rec.state, "seq": rec.seq}
+        if rec.state == "pending":
+            return {**answer, "digest": self._digest(rec), "expires_at": rec.item.get("expires_at")}
+        answer.update({k: v for k, v in rec.removal.items() if k not in answer})
+        if rec.decision is not None:
+            for name in ("decision_id", "edited", "reason_code", "comment"):
+                answer[name] = rec.decision[name]
+        return answer
+
+    def _outcome_http(self, item_id: str, query: dict[str, list[str]], caller: Caller | None) -> Answer:
+        wait = self._wait_param(query)
+        if wait is None:
+            return error_answer(400, "bad_request", "wait must be a finite number of seconds")
+        with self._transaction():
+            rec = self._own_record(item_id, caller)
+            if rec is None:
+                return error_answer(404, "not_found", "no such item")
+            now = time.time()
+            until = now + wait if rec.deadline is None else min(now + wait, rec.deadline)
+            self._await_outcome(rec, until - now, lambda: self._stopping)
+            now = time.time()
+            if rec.state == "pending" and rec.deadline is not None and rec.deadline <= now:
+                self._expire(rec, now)  # the deadline is the server's clock: the agent hears it at once
+            return json_answer(200, self._outcome(rec))
+
+    def _withdraw_http(self, item_id: str, caller: Caller | None) -> Answer:
+        with self._transaction():
+            rec = self._own_record(item_id, caller)
+            if rec is None:
+                return error_answer(404, "not_found", "no such item")
+            now = time.time()
+            if rec.state == "pending" and rec.deadline is not None and rec.deadline <= now:
+                self._expire(rec, now)
+            if rec.state == "pending":
+                self._remove(rec, "withdrawn")
+            elif rec.state != "withdrawn":
+                return json_answer(409, {**self._outcome(rec), "outcome": rec.state})  # decided first: it stands
+            return json_answer(200, {**self._outcome(rec), "outcome": "withdrawn"})

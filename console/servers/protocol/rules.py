@@ -1,21 +1,22 @@
-"""The demo fleet's protocol rules (PROTOCOL.md): limits, JSON conventions, idempotency, the checks a decision, an edit
-or a label batch must pass, and what a decided item answers. Pure: the state and the transport live elsewhere."""
+"""The protocol's rules (PROTOCOL.md), shared by the demo fleet and `serve`: limits, JSON conventions, idempotency,
+the checks a decision, an edit or a label batch must pass, and what a decided item answers. Pure: the state and the
+transport live elsewhere."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from console.engine import schema_check
-from console.servers.fleet.scenarios import rfc3339
 from storage.json_diff import pointer, unique_members
 from storage.records import item_digest
 
 if TYPE_CHECKING:
-    from console.servers.fleet.state import Record
+    from console.servers.protocol.state import Record
 
 PROTOCOL = "approval-console/1"
 MAX_WAIT = 30.0
@@ -28,6 +29,19 @@ VERDICTS = ("approve", "reject", "edit")
 SERVER_FIELDS = ("id", "digest", "seq", "claimed_by", "source")  # filled in by the server, never by the agent
 
 Answer = tuple[int, bytes, dict[str, str]]
+
+
+def rfc3339(ts: float) -> str:
+    """UTC RFC 3339; whole seconds unless the time has a fraction (then milliseconds)."""
+    if ts == int(ts):
+        return _whole_seconds(int(ts))
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)  # a bulk load formats the same few thousand seconds over and over
+def _whole_seconds(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def encode(value: Any) -> bytes:

@@ -1,0 +1,1 @@
+"""The native protocol (PROTOCOL.md) once: its rules, its handlers over the queue's state, and its HTTP transport."""
