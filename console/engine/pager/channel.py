@@ -60,7 +60,7 @@ class PagerChannel:
     ) -> None:
         self.config = config
         self.backoff = backoff
-        self._clock = clock
+        self.clock = clock  # monotonic: the rate limit's minute
         self._authorization = authorization(config, secret)
         self._host = urlsplit(config.url).netloc  # what the log names: never the path (an ntfy topic) or the query
         self._admitted: deque[float] = deque()  # when each page of the last window was admitted
@@ -78,7 +78,7 @@ class PagerChannel:
         """Line up `pages` within the rate limit. Over it, the last free place goes to a summary ("and K more")
         of every page held back; with no free place, pages are counted for the next summary. Returns what was lined
         up."""
-        now = self._clock()
+        now = self.clock()
         while self._admitted and self._admitted[0] <= now - WINDOW_SECONDS:
             self._admitted.popleft()
         free = self.config.per_minute - len(self._admitted)
