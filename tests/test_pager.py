@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from console.engine.backoff import Backoff
 from console.engine.config import Config, PagerConfig
 from console.engine.pager.channel import WINDOW_SECONDS, PagerChannel
 from console.engine.secrets import Token
-from console.engine.session import Session
+from console.engine.session import Session, setup_logging
 from console.servers.fleet import Fleet
-from tests.conftest import SOURCE, eventually, make_config
+from console.tui.app import ApprovalApp
+from tests.conftest import SOURCE, eventually, first_shown, make_config, read_log, screen_text
+from tests.servers import closed_port_url
 from tests.webhook_server import Recorded, WebhookRecorder, recording
 
 PAGER = "phone"
@@ -213,3 +216,45 @@ async def test_a_canary_never_leaves_unless_arguments_are_asked_for(
             assert json.loads(args_line.removeprefix("args: ")) == {"memo": ARG_CANARY, "amount": 10}
     finally:
         await stop(tasks, session)
+
+
+async def test_a_webhook_that_hangs_never_holds_the_console(
+    fleet: Fleet, data_dir: Path, hook: WebhookRecorder
+) -> None:
+    """The whole app, paging as it runs: while the webhook keeps its answer back, the queue and the keys go on."""
+    hook.hold = threading.Event()
+    session = paging_session(fleet, data_dir, hook.url, deadline_seconds=0)
+    pager_channel = channel(session)
+    app = ApprovalApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        top = await first_shown(app, pilot)
+        added = fleet.add_item(risk="critical", kind="approval", action={"name": "drop_orders", "args": {}})
+        await eventually(hook.arrived.is_set, what="a page posted (and held)")
+        await eventually(lambda: "drop_orders" in screen_text(app), what="the new item listed meanwhile")
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert app.main.shown is not None and app.main.shown.id != top.id, "the keys work while the page waits"
+        assert not pager_channel.delivered
+        hook.hold.set()
+        await eventually(lambda: any(p.fields.get("item_id") == added["id"] for p in pager_channel.delivered))
+
+
+async def test_a_webhook_that_is_down_is_logged_and_retried(fleet: Fleet, data_dir: Path, isolated_log: None) -> None:
+    url = closed_port_url() + "/topic-name"
+    session = paging_session(fleet, data_dir, url, kind="ntfy", deadline_seconds=0)
+    setup_logging(data_dir)
+    channel(session).backoff = FAST_RETRY
+    assert session.pager is not None
+    paging = asyncio.create_task(session.pager.run())
+    try:
+        fleet.add_item(risk="critical", kind="approval", action={"name": "nobody_hears", "args": {}})
+        await session.poll_once()
+        await eventually(lambda: read_log(data_dir).count("trying again") >= 3, what="retries logged")
+        assert not paging.done(), "paging goes on"
+        log = read_log(data_dir)
+        assert "pager phone: ConnectError from 127.0.0.1:" in log
+        assert "topic-name" not in log and SECRET not in log, "the log names the host, never the topic or secret"
+    finally:
+        paging.cancel()
+        await asyncio.gather(paging, return_exceptions=True)
+        await session.aclose()
