@@ -53,3 +53,11 @@ def test_the_command_line_names_the_file_line_and_fix(tmp_path: Path, capsys: py
     assert status == 2 and err.count("\n") == 1, err
     assert f"bad config: {config}:8: url " in err and "(fix: remove ?token=... from the url" in err
     assert "tk_abc" not in err
+
+
+def test_the_readme_pager_block_is_a_valid_config() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    paging = readme.split("## Paging", 1)[1]
+    block = paging.split("```toml\n", 1)[1].split("```", 1)[0]
+    [pager] = parse(SOURCE + block, Path("README.md")).pager
+    assert (pager.name, pager.kind, pager.include) == ("phone", "ntfy", ())
