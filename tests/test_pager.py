@@ -14,10 +14,12 @@ import pytest
 from console.engine.backoff import Backoff
 from console.engine.config import Config, PagerConfig
 from console.engine.pager.channel import WINDOW_SECONDS, PagerChannel
+from console.engine.pager.pages import item_page, ntfy_request, webhook_request
 from console.engine.secrets import Token
 from console.engine.session import Session, setup_logging
 from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
+from storage.records import QueueRow, Risk
 from tests.conftest import SOURCE, eventually, first_shown, make_config, read_log, screen_text
 from tests.servers import closed_port_url
 from tests.webhook_server import Recorded, WebhookRecorder, recording
@@ -259,3 +261,28 @@ async def test_a_webhook_that_is_down_is_logged_and_retried(fleet: Fleet, data_d
         paging.cancel()
         await asyncio.gather(paging, return_exceptions=True)
         await session.aclose()
+
+
+def test_agent_text_in_a_page_is_cleaned_and_headers_stay_ascii() -> None:
+    hostile = "wipe\x1b]52;c;ZXZpbA==\x07\u202edisk\nnow"
+    row = QueueRow(
+        source="billing",
+        id="itm\x1b[2J;rm -rf",
+        kind="approval",
+        agent="agént\x9b31m",
+        action=hostile,
+        risk=Risk.critical,
+        confidence=None,
+        created_at=0.0,
+        expires_at=None,
+    )
+    page = item_page("new_item", row, now=0.0)
+    body, headers = ntfy_request(page)
+    json_body, _ = webhook_request(page)
+    for text in (body.decode("utf-8"), json.loads(json_body)["text"], json.loads(json_body)["title"]):
+        assert not any(ch in text for ch in "\x1b\x07\x9b\u202e\n"), text
+        assert "wipe␛]52;c;ZXZpbA==␇⟨U+202E⟩disk⏎now" in text
+    assert all(value.isascii() and value.isprintable() for value in headers.values()), headers
+    assert headers["Title"].startswith("=?UTF-8?B?"), "non-ASCII text goes as an RFC 2047 word"
+    assert headers["Click"] == "approval-console://open/billing/itm%1B%5B2J%3Brm%20-rf"
+    assert "approval-console open 'billing/itm␛[2J;rm -rf'" in body.decode("utf-8"), "the command is quoted"
