@@ -286,3 +286,26 @@ def test_agent_text_in_a_page_is_cleaned_and_headers_stay_ascii() -> None:
     assert headers["Title"].startswith("=?UTF-8?B?"), "non-ASCII text goes as an RFC 2047 word"
     assert headers["Click"] == "approval-console://open/billing/itm%1B%5B2J%3Brm%20-rf"
     assert "approval-console open 'billing/itm␛[2J;rm -rf'" in body.decode("utf-8"), "the command is quoted"
+
+
+async def test_a_refused_page_is_not_retried_and_the_log_says_how_to_fix_it(
+    fleet: Fleet, data_dir: Path, hook: WebhookRecorder, isolated_log: None
+) -> None:
+    session = paging_session(fleet, data_dir, hook.url, deadline_seconds=0)
+    setup_logging(data_dir)
+    pager_channel = channel(session)
+    pager_channel.backoff = FAST_RETRY
+    tasks = await run_channels(session)
+    try:
+        before = await settled(session, hook)
+        hook.statuses.append(401)
+        fleet.add_item(risk="critical", kind="approval", action={"name": "refused_page", "args": {}})
+        await settled(session, hook)
+        await eventually(lambda: pager_channel.failed == 1, what="the refusal counted")
+        await asyncio.sleep(0.3)  # a retry would come within FAST_RETRY's ceiling
+        assert len(hook.received()) == before + 1, "a refusal is final: not sent again"
+        assert "refused a page with HTTP 401 (its secret: run 'approval-console sources token phone'" in read_log(
+            data_dir
+        )
+    finally:
+        await stop(tasks, session)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from console.engine.backoff import Backoff
-from console.engine.config import PagerConfig
+from console.engine.config import PagerConfig, token_fix
 from console.engine.pager.pages import Page, ntfy_request, summary_page, webhook_request
 from console.engine.secrets import Token
 
@@ -126,7 +126,9 @@ class PagerChannel:
                     self.delivered = [*self.delivered[-(QUEUE_LIMIT - 1) :], page]
                     return
                 if response.status_code < 500 and response.status_code not in _RETRYABLE:
-                    log.error("pager %s: %s refused a page with HTTP %d", self.name, self._host, response.status_code)
+                    status = response.status_code
+                    hint = f" (its secret: {token_fix(self.name)})" if status in (401, 403) else ""
+                    log.error("pager %s: %s refused a page with HTTP %d%s", self.name, self._host, status, hint)
                     self.failed += 1
                     return
                 problem = f"HTTP {response.status_code} from {self._host}"
