@@ -309,3 +309,16 @@ async def test_a_refused_page_is_not_retried_and_the_log_says_how_to_fix_it(
         )
     finally:
         await stop(tasks, session)
+
+
+async def test_only_the_risks_a_pager_names_are_paged(fleet: Fleet, data_dir: Path, hook: WebhookRecorder) -> None:
+    session = paging_session(fleet, data_dir, hook.url, risks=["medium"], deadline_seconds=0)
+    tasks = await run_channels(session)
+    try:
+        before = await settled(session, hook)
+        fleet.add_item(risk="critical", kind="approval", action={"name": "not_for_this_pager", "args": {}})
+        medium = fleet.add_item(risk="medium", kind="approval", action={"name": "for_this_one", "args": {}})
+        after = await settled(session, hook)
+        assert [r.json()["item_id"] for r in hook.received()[before:after]] == [medium["id"]]
+    finally:
+        await stop(tasks, session)
