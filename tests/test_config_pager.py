@@ -3,12 +3,17 @@ fix), a credential in the URL above all; the real command line says it in one li
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from console.cli import doctor
 from console.cli.commands import main
 from console.engine.config import ConfigError, parse
+from console.engine.secrets import Token
+from tests.test_cli import Cli, cli  # noqa: F401  (fixture)
 
 SOURCE = '[[sources]]\nname = "billing"\nurl = "http://127.0.0.1:1"\n\n'
 PHONE = '[[pager]]\nname = "phone"\nkind = "ntfy"\nurl = "https://ntfy.example/oncall"\n'
@@ -61,3 +66,30 @@ def test_the_readme_pager_block_is_a_valid_config() -> None:
     block = paging.split("```toml\n", 1)[1].split("```", 1)[0]
     [pager] = parse(SOURCE + block, Path("README.md")).pager
     assert (pager.name, pager.kind, pager.include) == ("phone", "ntfy", ())
+
+
+def test_doctor_names_each_pager_without_its_topic_or_secret(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(SOURCE + PHONE)
+    keyed = {"phone": Token("tk_secret", "keyring")}
+    found = {c.subject: c for c in doctor.run(path, tmp_path / "data", "console.db", token_for=keyed.get)}
+    pager = found["pager phone"]
+    assert (
+        pager.status == doctor.OK
+        and "ntfy at ntfy.example" in pager.detail
+        and "secret from the keyring" in pager.detail
+    )
+    printed = doctor.report(list(found.values()))
+    assert "tk_secret" not in printed and "oncall" not in printed, "neither the secret nor the topic is printed"
+    bare = {c.subject: c for c in doctor.run(path, tmp_path / "data", "console.db", token_for=lambda _: None)}
+    assert "no secret, posted without Authorization" in bare["pager phone"].detail
+
+
+def test_a_pagers_secret_is_stored_like_a_token(cli: Cli) -> None:  # noqa: F811
+    cli.write_config(SOURCE + PHONE)
+    assert cli("sources", "token", "phone", stdin="tk-from-stdin\n").returncode == 0
+    read = "from console.engine.secrets import get_token; t = get_token('phone'); print(t.origin, t.value)"
+    found = subprocess.run(
+        [sys.executable, "-c", read], env=cli.env(), capture_output=True, text=True, timeout=60, check=True
+    )
+    assert found.stdout.split() == ["keyring", "tk-from-stdin"], "the session finds it as the pager's secret"
