@@ -1,5 +1,5 @@
-"""Command line: run the console, the demo, the demo fleet alone, the queue server, manage sources, verify the audit
-trail."""
+"""Command line: run the console (or open it on one item), the demo, the demo fleet alone, the queue server, manage
+sources, verify the audit trail."""
 
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     token = source_commands.add_parser(
         "token",
         parents=[common],
-        help="store a new token for a configured source (or a [[feedback]] sink's API key) in the keyring"
+        help="store a new token for a configured source (or a [[feedback]] sink's API key, a [[pager]]'s secret) in the"
+        " keyring"
         " (read from standard input when piped)",
     )
     token.add_argument("name", help="the source's name, as in 'sources list'")
@@ -135,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
         "remove", parents=[common], help="remove a source from the config and its token from the keyring"
     )
     remove.add_argument("name", help="the source's name, as in 'sources list'")
+    open_item = commands.add_parser(
+        "open", parents=[common], help="open the console on one item (the link or command line a page carries)"
+    )
+    open_item.add_argument("target", help="SOURCE/ITEM, or a link approval-console://open/SOURCE/ITEM")
     commands.add_parser(
         "doctor",
         parents=[common],
@@ -196,11 +201,32 @@ def _run(args: argparse.Namespace) -> int:
         return label_commands.run_export(args, _data_dir(args))
     if args.command == "stats":
         return label_commands.run_stats(args, _data_dir(args))
+    if args.command == "open":
+        return open_item(args)
     config_path = args.config or config_module.default_config_path()
     if not config_path.exists():
         return run_first_run(config_path, args.data_dir, config_module.DEFAULT_THEME)
     config = config_module.load(config_path)
     return run_console(config, args.data_dir or config_module.default_data_dir(), start_clean=args.start_clean)
+
+
+def open_item(args: argparse.Namespace) -> int:
+    """The console, opened on one item of a configured source: the target is checked before anything starts."""
+    from console.engine.deep_link import BadTarget, parse_target
+
+    try:
+        source, item_id = parse_target(args.target)
+    except BadTarget as exc:
+        raise CliError(str(exc)) from None
+    path = _config_path(args)
+    if not path.exists():
+        raise CliError(f"{path} does not exist yet, so it has no source {source!r}; {ADD_SOURCE_FIX}")
+    config = config_module.load(path)
+    if source not in {s.name for s in config.sources}:
+        names = ", ".join(s.name for s in config.sources) or "none"
+        raise CliError(f"{path} has no source named {source!r} (its sources: {names})")
+    data_dir = args.data_dir or config_module.default_data_dir()
+    return run_console(config, data_dir, start_clean=args.start_clean, open_on=(source, item_id))
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -230,7 +256,10 @@ def _read_secret(prompt: str, name: str) -> str:
         raise CliError(f"no token: the input ended; {instead}") from None
 
 
-def run_console(config: Config, data_dir: Path, *, start_clean: bool = False) -> int:
+def run_console(
+    config: Config, data_dir: Path, *, start_clean: bool = False, open_on: tuple[str, str] | None = None
+) -> int:
+    """The console over `config`'s sources; `open_on` (source, item id): the item to move to once it is listed."""
     from console.engine.session import LOG_NAME, Session, setup_logging
     from console.tui.app import STOP_SIGNALS, ApprovalApp
 
@@ -240,7 +269,7 @@ def run_console(config: Config, data_dir: Path, *, start_clean: bool = False) ->
     session = Session(config, data_dir, start_clean=start_clean)
     if session.set_aside_as is not None:
         print(f"approval-console: the damaged database was kept aside as {session.set_aside_as}", file=sys.stderr)
-    return run_app(ApprovalApp(session, stop_signals=STOP_SIGNALS), data_dir / LOG_NAME)
+    return run_app(ApprovalApp(session, stop_signals=STOP_SIGNALS, open_on=open_on), data_dir / LOG_NAME)
 
 
 def run_app(app: ApprovalApp, log_path: Path) -> int:
@@ -385,7 +414,8 @@ def _configured(path: Path, name: str, *, or_sink: bool = False) -> Config:
     if not path.exists():
         raise CliError(f"{path} does not exist yet, so it has no source {name!r}; {ADD_SOURCE_FIX}")
     config = config_module.load(path)
-    names_here = [s.name for s in config.sources] + ([f.name for f in config.feedback] if or_sink else [])
+    sinks = [f.name for f in config.feedback] + [p.name for p in config.pager]
+    names_here = [s.name for s in config.sources] + (sinks if or_sink else [])
     if name not in names_here:
         names = ", ".join(s.name for s in config.sources) or "none"
         raise CliError(f"{path} has no source named {name!r} (its sources: {names})")
@@ -396,7 +426,7 @@ def sources_token(args: argparse.Namespace) -> int:
     from console.engine.secrets import KeyringUnavailable, keyring_backend, store_token
 
     name = args.name
-    _configured(_config_path(args), name, or_sink=True)  # a sink's API key is kept like a source's token
+    _configured(_config_path(args), name, or_sink=True)  # a sink's API key, a pager's secret: kept like a token
     if keyring_backend() is None:
         raise CliError(config_module.no_keyring_fix(name), 1)
     token = _read_secret(f"New token for {name} (input hidden): ", name)

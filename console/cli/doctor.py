@@ -1,8 +1,9 @@
 """`approval-console doctor`: is everything the console needs in order, and if not, what to fix.
 
-Checks the config, the keyring, each source (reachable, our token accepted, a listing readable) and the database
-(readable, intact, schema, audit chain, decisions waiting, whether a console is running on it). Read-only: it never
-migrates, writes or sends anything, and never prints a token.
+Checks the config, the keyring, each source (reachable, our token accepted, a listing readable), each feedback sink
+and pager (its key or secret found), and the database (readable, intact, schema, audit chain, decisions waiting,
+whether a console is running on it). Read-only: it never migrates, writes or sends anything (no test page either), and
+never prints a token.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from console.cli.text import ADD_SOURCE_FIX, plural
 from console.engine import config as config_module
@@ -19,6 +21,7 @@ from console.engine.config import (
     Config,
     ConfigError,
     FeedbackConfig,
+    PagerConfig,
     SourceConfig,
     public_url,
     token_env_var,
@@ -121,6 +124,17 @@ def check_sink(sink: FeedbackConfig, key: Token | None) -> Check:
     return Check(OK, subject, f"{sink.kind} at {public_url(sink.endpoint)}, key from the {key.origin}")
 
 
+def check_pager(pager: PagerConfig, secret: Token | None) -> Check:
+    """A [[pager]]: where it posts and whether it has a secret (none is fine for a webhook that needs none; doctor
+    sends no page)."""
+    host = urlsplit(pager.url).netloc  # not the path: an ntfy topic is as good as a password to whoever reads it
+    risks = ", ".join(pager.risks) or "no risks"
+    what = f"{pager.kind} at {host}: new {risks} items, deadlines {pager.deadline_seconds:g} s ahead"
+    if secret is None:
+        return Check(OK, f"pager {pager.name}", f"{what}; no secret, posted without Authorization")
+    return Check(OK, f"pager {pager.name}", f"{what}; secret from the {secret.origin}")
+
+
 def check_database(data_dir: Path, db_name: str) -> list[Check]:
     path = data_dir / db_name
     if not path.exists():
@@ -178,6 +192,7 @@ def run(
 
         checks += asyncio.run(sources())
         checks += [check_sink(sink, token_for(sink.name)) for sink in config.feedback]
+        checks += [check_pager(pager, token_for(pager.name)) for pager in config.pager]
     checks += check_database(data_dir, db_name)
     return checks
 

@@ -63,6 +63,10 @@ _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 # pydantic's bound errors: reported as "key = value is out of range" for every number
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_BLOCKS = ("sources", "feedback", "pager")  # the arrays of tables, each [[block]] with keys of its own
+# Query parameters that carry a credential (ntfy's ?auth=, ?token=, ?api_key=, a signature): a page URL is logged and
+# shown, so a secret has no place in it.
+_SECRET_QUERY = re.compile(r"(?i)auth|token|secret|pass|pwd|key|sig|credential|session")
 
 
 class ConfigError(Exception):
@@ -314,6 +318,17 @@ class SourceConfig(_Table):
         return source
 
 
+def _refuse_plain_http(key: str, url: str, allowed: bool, what: str) -> None:
+    """A sink's or a pager's `key` = `url` in plain http to another machine, unless the block allows it."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allowed and not is_loopback(parts.hostname or ""):
+        raise _refusal(
+            f"{key} {url!r} is plain http to another machine: {what} would cross the network unencrypted",
+            f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true",
+            key=key,
+        )
+
+
 FeedbackKind = Literal["langsmith", "langfuse"]
 FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
 
@@ -374,14 +389,7 @@ class FeedbackConfig(_Table):
 
     @model_validator(mode="after")
     def _usable(self) -> FeedbackConfig:
-        parts = urlsplit(self.endpoint)
-        if parts.scheme == "http" and not self.allow_insecure_http and not is_loopback(parts.hostname or ""):
-            raise _refusal(
-                f"endpoint {self.endpoint!r} is plain http to another machine: the API key and every label would"
-                " cross the network unencrypted",
-                f"use https://{parts.netloc}, or, only on a network you trust, add allow_insecure_http = true",
-                key="endpoint",
-            )
+        _refuse_plain_http("endpoint", self.endpoint, self.allow_insecure_http, "the API key and every label")
         if (self.kind == "langfuse") != (self.public_key is not None):
             raise _refusal(
                 "public_key is for kind 'langfuse' only, and kind 'langfuse' needs one",
@@ -392,7 +400,8 @@ class FeedbackConfig(_Table):
 
 
 def _feedback_names(config: Config) -> Config:
-    """A sink's key shares the keyring with source tokens: names are unique across both; named sources exist."""
+    """A sink's key and a pager's secret share the keyring with source tokens: names are unique across all three;
+    named sources exist."""
     sources = {source.name for source in config.sources}
     seen: set[str] = set()
     for index, sink in enumerate(config.feedback):
@@ -412,7 +421,101 @@ def _feedback_names(config: Config) -> Config:
                 key="sources",
                 sink=index,
             )
+    for index, pager in enumerate(config.pager):
+        if pager.name in sources or pager.name in seen:
+            raise _refusal(
+                f"the pager name {pager.name!r} is taken (a source, a feedback sink or another pager has it)",
+                "give each source, sink and pager its own name: the name finds its secret",
+                key="name",
+                pager=index,
+            )
+        seen.add(pager.name)
     return config
+
+
+PagerKind = Literal["webhook", "ntfy"]
+PAGER_KINDS: tuple[str, ...] = get_args(PagerKind)
+PagerRisk = Literal["low", "medium", "high", "critical"]
+PAGER_RISKS: tuple[str, ...] = get_args(PagerRisk)
+PagerField = Literal["args", "summary"]
+PAGER_FIELDS: tuple[str, ...] = get_args(PagerField)
+
+
+def _page_url(url: str, info: ValidationInfo) -> str:
+    """A page URL is shown and logged: no credential in it, in the userinfo (refused by `_http_url`) or the query."""
+    name = info.data.get("name", "NAME")
+    for pair in urlsplit(url).query.split("&"):
+        key = pair.partition("=")[0]
+        if key and _SECRET_QUERY.search(key):
+            raise _refusal(
+                f"url {public_url(url).split('?')[0]!r} carries a credential in its query ({key}=...): the config"
+                " is no place for secrets",
+                f"remove ?{key}=... from the url, then {token_fix(name)} (sent as Authorization)",
+            )
+    return url
+
+
+@dataclass(frozen=True, kw_only=True)
+class PagerConfig(_Table):
+    """One [[pager]] block: where new urgent items and close deadlines are posted when the operator is away (README
+    "Paging"). Its secret (a bearer token, ntfy credentials) is found like a source's token, under the pager's name."""
+
+    name: Annotated[
+        _ShortName,
+        Says(
+            "pager name {value!r} is not a short name",
+            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
+        ),
+        Field(description="letters, digits, '_' and '-'; it also names the secret's keyring entry and variable"),
+    ]
+    kind: Annotated[
+        PagerKind,
+        Says("unknown pager kind {value!r}", f"use one of: {', '.join(PAGER_KINDS)}"),
+        Field(description="webhook: POST a JSON object; ntfy: POST text to an ntfy topic URL, with ntfy's headers"),
+    ] = "webhook"
+    url: Annotated[
+        str,
+        Strict(),
+        AfterValidator(_http_url),
+        AfterValidator(_page_url),
+        Says("url {value!r} is not an http(s) URL", 'url = "https://ntfy.sh/my-oncall-topic"'),
+        Field(description="where pages are posted, http(s), without credentials (in the userinfo or the query)"),
+    ]
+    risks: Annotated[
+        tuple[PagerRisk, ...],
+        Says("risks must be a list of risks", 'risks = ["high", "critical"] (any of: low, medium, high, critical)'),
+        Field(description="a new item of these risks is paged"),
+    ] = ("high", "critical")
+    deadline_seconds: Annotated[
+        float,
+        Seconds(0, 86400, "deadline_seconds = 300"),
+        Field(description="page when a deadline is this close; 0 turns deadline pages off"),
+    ] = 300.0
+    per_minute: Annotated[
+        int,
+        Strict(),
+        Field(ge=1, le=600, description="at most this many pages a minute; the rest are summed up in one"),
+        Says("{key} = {toml} is {kind}, not a whole number", "use a whole number of pages from 1 to 600"),
+    ] = 6
+    include: Annotated[
+        tuple[PagerField, ...],
+        Says(
+            "include must be a list of fields to add to a page",
+            'include = ["args"] (any of: args, summary; default: none)',
+        ),
+        Field(description="args: the action's arguments; summary: the agent's summary (agent text); default: neither"),
+    ] = ()
+    timeout: Annotated[float, Seconds(0.5, 60), Field(description="seconds one post may take")] = 10.0
+    allow_insecure_http: Annotated[
+        _Switch,
+        Says("{key} must be true or false", "{name} = true"),
+        Field(description="plain http to a host other than loopback: pages and the secret cross the network in clear"),
+    ] = False
+
+    @model_validator(mode="after")
+    def _encrypted(self) -> PagerConfig:
+        _refuse_plain_http("url", self.url, self.allow_insecure_http, "pages and the secret")
+        return self
 
 
 @dataclass(frozen=True)
@@ -492,6 +595,14 @@ class Config(_Table):
         Says("feedback must be an array of tables", "use [[feedback]] blocks"),
         Field(description="tracing tools that get every label as feedback, one [[feedback]] block each"),
     ] = ()
+    pager: Annotated[
+        tuple[
+            Annotated[PagerConfig, Says("each pager must be a table", "use a [[pager]] block with name, kind and url")],
+            ...,
+        ],
+        Says("pager must be an array of tables", "use [[pager]] blocks"),
+        Field(description="webhooks for new urgent items and close deadlines, one [[pager]] block each; none: off"),
+    ] = ()
 
     @model_validator(mode="after")
     def _feedback_refers(self) -> Config:
@@ -503,15 +614,20 @@ class _Locator:
     """Finds the line of a key in the TOML text: tomllib parses values but forgets positions."""
 
     lines: list[str]
-    source_starts: list[int] = field(default_factory=list)
-    feedback_starts: list[int] = field(default_factory=list)
+    block_starts: dict[str, list[int]] = field(default_factory=dict)  # the lines of each [[block]], by block name
 
     def __post_init__(self) -> None:
-        self.source_starts = [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith("[[sources]]")]
-        self.feedback_starts = [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith("[[feedback]]")]
+        self.block_starts = {
+            block: [i + 1 for i, s in enumerate(self.lines) if s.strip().startswith(f"[[{block}]]")]
+            for block in _BLOCKS
+        }
+
+    @property
+    def source_starts(self) -> list[int]:
+        return self.block_starts["sources"]
 
     def starts(self, block: str) -> list[int]:
-        return self.feedback_starts if block == "feedback" else self.source_starts
+        return self.block_starts[block]
 
     def table_line(self, name: str) -> int | None:
         for number, line in enumerate(self.lines, start=1):
@@ -520,7 +636,7 @@ class _Locator:
         return None
 
     def key_line(self, key: str, source_index: int | None = None, block: str = "sources") -> int | None:
-        blocks = sorted(self.source_starts + self.feedback_starts)
+        blocks = sorted(start for starts in self.block_starts.values() for start in starts)
         if source_index is None:
             start, end = 1, blocks[0] if blocks else len(self.lines) + 1
         else:
@@ -591,9 +707,10 @@ def parse(text: str, path: Path) -> Config:
 def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
     """pydantic's first error in TOML terms: the line of the key, and the words its field declares."""
     loc, ctx, value = error["loc"], error.get("ctx", {}), error["input"]
-    block = "feedback" if loc[:1] == ("feedback",) or "sink" in ctx else "sources"
-    in_source, in_notifications = len(loc) > 1 and loc[0] in ("sources", "feedback"), loc[:1] == ("notifications",)
-    index: int | None = int(loc[1]) if in_source else ctx.get("source", ctx.get("sink"))
+    named = "feedback" if "sink" in ctx else "pager" if "pager" in ctx else "sources"  # a whole-config check's
+    block = str(loc[0]) if loc[:1] in (("feedback",), ("pager",)) else named
+    in_source, in_notifications = len(loc) > 1 and loc[0] in _BLOCKS, loc[:1] == ("notifications",)
+    index: int | None = int(loc[1]) if in_source else ctx.get("source", ctx.get("sink", ctx.get("pager")))
     inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
     key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
     dotted = f"notifications.{key}" if in_notifications else key
@@ -622,7 +739,7 @@ def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: Erro
             path, line, f"unknown key {key!r}" + (" in [notifications]" if in_notifications else ""), hint
         )
     if error["type"] == "missing":
-        what = "feedback sink" if block == "feedback" else "source"
+        what = {"feedback": "feedback sink", "pager": "pager"}.get(block, "source")
         return ConfigError(
             path, line, f"{what} #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[{block}]]'
         )

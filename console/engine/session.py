@@ -22,6 +22,7 @@ from console.engine.feedback import build_sink
 from console.engine.feedback.base import FeedbackSink
 from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.open_item import OpenItem
+from console.engine.pager import Pager
 from console.engine.poller import Poller
 from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
@@ -215,6 +216,12 @@ class Session:
         )
         self.queue = QueueRows(self.store)
         self.open_item = OpenItem(self.claim, self.release)
+        # Paging (off unless [[pager]] blocks say where): reads on the background connection, beside the poller.
+        self.pager: Pager | None = None
+        if config.pager:
+            store = self.background_store
+            self.pager = Pager(config.pager, store.queue, store.items.get, token_for, started_at=time.time())
+            self.subscribe(self.pager)
 
     def subscribe(self, observer: SessionEvents) -> None:
         """`observer` hears of every change from now on (the app subscribes once, at construction)."""
@@ -258,9 +265,9 @@ class Session:
         outbox = self.store.outbox
         return SyncBacklog(waiting=outbox.waiting_count(), unseen_problems=outbox.unseen_problem_count())
 
-    def new_urgent(self, since: float) -> list[QueueRow]:
-        """High and critical pending items first seen after `since`."""
-        return self.store.queue.new_urgent(since)
+    def new_urgent(self, since: float, ranks: int = 2) -> list[QueueRow]:
+        """Pending items of the top `ranks` risks (2: high and critical) first seen after `since`."""
+        return self.store.queue.new_urgent(since, ranks)
 
     def deadlines_between(self, after: float, until: float) -> list[QueueRow]:
         """Pending items whose deadline falls after `after` and before `until` (soonest first)."""
@@ -282,8 +289,8 @@ class Session:
             self.store.quarantine.acknowledge(quarantined)
 
     async def run(self) -> None:
-        """Poll and sync until cancelled."""
-        await asyncio.gather(self.poller.run(), self.sync.run())
+        """Poll, sync and page until cancelled."""
+        await asyncio.gather(self.poller.run(), self.sync.run(), *([self.pager.run()] if self.pager else []))
 
     async def poll_once(self) -> None:
         """Poll every source once (tests and one-shot tools); observers hear of changes as in `run`."""
@@ -415,6 +422,8 @@ class Session:
 
     async def aclose(self) -> None:
         await self.open_item.aclose()
+        if self.pager is not None:
+            await self.pager.aclose()
         for source in self.sources.values():
             await source.aclose()
         for sink in self.sinks:

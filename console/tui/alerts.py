@@ -1,9 +1,9 @@
 """Noticing what matters: a new high or critical item, or a deadline about to pass, once per item.
 
-`Alerts` decides what to say (from storage, deduplicated); the app says it: the terminal bell, a toast, and a desktop
-notification where one can be sent (`notify-send` on PATH, else an OSC 9 / OSC 777 escape for terminals known to
-show it). Every message is our own sentence with agent text cleaned into it; nothing agent-controlled reaches the
-terminal as bytes.
+What is worth saying is the engine's urgency watch (console/engine/urgency.py, which the pager shares); `Alerts` words
+it and the app says it: the terminal bell, a toast, and a desktop notification where one can be sent (`notify-send` on
+PATH, else an OSC 9 / OSC 777 escape for terminals known to show it). Every message is our own sentence with agent
+text cleaned into it; nothing agent-controlled reaches the terminal as bytes.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from console.engine.config import Notifications
+from console.engine.urgency import UrgencyReads, UrgencyWatch
 from storage.records import QueueRow
 from widgets.badges import format_countdown, risk_label
 from widgets.safe_text import one_line
 
 MAX_SEPARATE: Final = 3  # more new items than this at once are announced in one summary
-OVERLAP_SECONDS: Final = 5.0
 _OSC_UNSAFE: Final = re.compile(r"[^\x20-\x7e]|;")  # OSC payloads: printable ASCII only, no field separator
 
 
@@ -36,49 +36,28 @@ def _what(row: QueueRow) -> str:
     return f"{one_line(row.action, 60)} ({one_line(row.agent, 40)}, {one_line(row.source, 30)})"
 
 
-class AlertReads(Protocol):
-    """The two queue reads alerts need (the session provides them)."""
-
-    def new_urgent(self, since: float) -> list[QueueRow]: ...
-
-    def deadlines_between(self, after: float, until: float) -> list[QueueRow]: ...
-
-
 class Alerts:
-    """What to alert about since the last look. Each item is announced once as new and once as due."""
+    """What to alert about since the last look: the engine's urgency watch (each item once as new and once as due),
+    said as the app says it."""
 
     def __init__(self, settings: Notifications, started_at: float) -> None:
         self.settings = settings
-        self._seen_since = started_at
-        self._announced_new: set[tuple[str, str]] = set()
-        self._announced_due: set[tuple[str, str]] = set()
+        self._watch = UrgencyWatch(started_at, settings.deadline_seconds)
 
-    def new_urgent(self, queue: AlertReads, now: float) -> list[Alert]:
-        rows = [r for r in queue.new_urgent(self._seen_since) if (r.source, r.id) not in self._announced_new]
-        # The next look starts a little before this one: a write stamped just before `now` but committed after the
-        # query is still found, and the set keeps it from being announced twice.
-        self._seen_since = max(self._seen_since, now - OVERLAP_SECONDS)
-        if not rows:
-            return []
-        self._announced_new.update((r.source, r.id) for r in rows)
+    def new_urgent(self, queue: UrgencyReads, now: float) -> list[Alert]:
+        rows = self._watch.new_items(queue, now)
         if len(rows) > MAX_SEPARATE:
             critical = sum(1 for r in rows if r.risk.rank == 3)
             return [Alert("New urgent items", f"{len(rows)} new high-risk items ({critical} critical) in the queue.")]
         return [Alert(f"New {risk_label(r.risk).strip()} item", _what(r)) for r in rows]
 
-    def deadlines(self, queue: AlertReads, now: float) -> list[Alert]:
-        window = self.settings.deadline_seconds
-        if window <= 0:
-            return []
-        alerts = []
-        for row in queue.deadlines_between(now, now + window):
-            key = (row.source, row.id)
-            if key in self._announced_due or row.expires_at is None:
-                continue
-            self._announced_due.add(key)
-            left = format_countdown(row.expires_at - now)
-            alerts.append(Alert("Deadline about to pass", f"{left} left: {_what(row)}"))
-        return alerts[:MAX_SEPARATE]
+    def deadlines(self, queue: UrgencyReads, now: float) -> list[Alert]:
+        rows = self._watch.deadlines(queue, now)
+        return [
+            Alert("Deadline about to pass", f"{format_countdown(r.expires_at - now)} left: {_what(r)}")
+            for r in rows
+            if r.expires_at is not None
+        ][:MAX_SEPARATE]
 
 
 def osc_sequence(title: str, body: str, environ: Mapping[str, str]) -> str | None:

@@ -51,9 +51,11 @@ class ApprovalApp(ToastingApp):
         now: Callable[[], float] = time.time,
         background: bool = True,
         stop_signals: Sequence[signal.Signals] = (),
+        open_on: tuple[str, str] | None = None,
     ) -> None:
         """`stop_signals` (the CLI passes STOP_SIGNALS) stop the console the headless way: send what can be sent within
-        STOP_SEND_BOUND, log what is left, exit with status 128 + the signal's number."""
+        STOP_SEND_BOUND, log what is left, exit with status 128 + the signal's number. `open_on` (source, item id):
+        the item to move to once it is listed (`approval-console open`)."""
         super().__init__()
         self.session = session
         self._now = now
@@ -61,7 +63,7 @@ class ApprovalApp(ToastingApp):
         self._stop_signals = tuple(stop_signals)
         self.stopped_by: signal.Signals | None = None
         self.crashed: BaseException | None = None
-        self.main = MainScreen(session, now=now)
+        self.main = MainScreen(session, now=now, open_on=open_on)
         self.alerts = Alerts(session.config.notifications, started_at=now())
         self.announced: list[Alert] = []  # every alert raised, in order (the toast may have timed out)
         # The engine's events go to the main screen as messages; it handles them, then they bubble up to here.

@@ -1,5 +1,5 @@
-"""The main screen: the queue and the selected item's detail (queue_screen.py), and the keys that decide and undo and
-open the other screens."""
+"""The main screen: the queue and the selected item's detail (queue_screen.py), the keys that decide and undo and
+open the other screens, and the item it was asked to open on (`approval-console open SOURCE/ITEM`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
+from console.engine.session import Session
 from console.tui.screens.confirm import ConfirmCriticalScreen
 from console.tui.screens.edit import EditScreen
 from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.problems import ProblemsScreen
-from console.tui.screens.queue_screen import QueueScreen, Undoable
+from console.tui.screens.queue_screen import WHY_LEFT, QueueScreen, Undoable
 from console.tui.screens.reject import Rejection, RejectScreen
 from storage.db import DecisionRefused, StorageError, UndoRefused
 from storage.records import Item, Risk, Verdict
@@ -48,6 +49,53 @@ class MainScreen(QueueScreen):
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),
     ]
+
+    def __init__(
+        self, session: Session, now: Callable[[], float] = time.time, open_on: tuple[str, str] | None = None
+    ) -> None:
+        """`open_on` (source, item id): the cursor moves to that item once it is listed; if it is not pending once its
+        source has answered, a notice says so."""
+        super().__init__(session, now)
+        self._open_on = open_on
+
+    def queue_changed(self) -> None:
+        super().queue_changed()
+        self._seek_open_on()
+
+    def refresh_status(self) -> None:
+        super().refresh_status()
+        self._seek_open_on()  # a source that answers with nothing new never reports a change
+
+    def _seek_open_on(self) -> None:
+        target = self._open_on
+        if target is None or not self._ready:
+            return
+        index = self.session.queue.index_of(*target)
+        if index is not None:
+            self._open_on = None
+            self._moving_on = False  # asked for by name: shown even when someone else holds it
+            self.queue_list.move_to(index)
+            return
+        found = self.session.item(*target)
+        health = self.session.health().get(target[0])
+        if found is None and (health is None or health.last_ok_at is None):
+            return  # its source has not answered yet: it may still be listed
+        if found is not None and found[1] == "pending":
+            return  # pending, hidden by the filter: found once the filter lets it through
+        self._open_on = None
+        source, item_id = target
+        if found is None:
+            why = f"{source} does not list it (gone before this console saw it, or no such item)"
+        else:
+            why = WHY_LEFT.get(self.session.removed_reason(source, item_id) or "", "it is no longer pending")
+        self.app.bell()
+        self.notify(
+            clean(f"{source}/{item_id} is not pending: {why}.", multiline=False),
+            title="Cannot open that item",
+            severity="warning",
+            timeout=30,
+            markup=False,
+        )
 
     def all_bindings(self) -> list[Binding]:
         """The screen's own bindings (with any added later), for the command palette and the help screen."""

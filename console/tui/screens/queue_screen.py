@@ -42,7 +42,7 @@ _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again be
 _NOTICE_REPLACED = "The item you were viewing left the queue ({why}); this is the next one."
 _NOTICE_EMPTIED = "The item you were viewing left the queue ({why})."
 _NOTICE_TAKEN = "{holder} claimed the item that came next a moment before you; this is the next one nobody holds."
-_WHY_LEFT = {
+WHY_LEFT = {
     "decided": "decided elsewhere",
     "expired": "its deadline passed",
     "withdrawn": "withdrawn by the agent",
@@ -200,7 +200,7 @@ class QueueScreen(Screen[None]):
         notice = None
         if why is not None:
             template = _NOTICE_REPLACED if found else _NOTICE_EMPTIED
-            notice = template.format(why=_WHY_LEFT.get(why, "no longer listed by the source"))
+            notice = template.format(why=WHY_LEFT.get(why, "no longer listed by the source"))
         elif taken_by is not None:
             notice = _NOTICE_TAKEN.format(holder=taken_by)
         self._show(found[0] if found else None, notice=notice, settle=why is not None or taken_by is not None)
