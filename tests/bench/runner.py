@@ -20,6 +20,7 @@ from typing import Any
 from tests.bench import (
     airflow_engine,
     decisions,
+    feedback,
     footprint,
     network,
     pending,
@@ -44,6 +45,7 @@ MODULES = (
     prefect_engine,
     airflow_engine,
     serve,
+    feedback,
 )  # importing them registers their figures
 ORDER = (
     "first_paint",
@@ -61,6 +63,7 @@ ORDER = (
     "prefect",
     "airflow",
     "serve",
+    "feedback",
     "export",
 )
 
