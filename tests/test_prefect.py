@@ -30,7 +30,8 @@ from console.tui.app import ApprovalApp
 from storage.labels import build_label
 from storage.records import Decision, Item, Outcome, SyncState, Verdict
 from tests.conftest import decide_key, eventually, screen_text
-from tests.engines.prefect_server import prefect_server, start_flows, stop
+from tests.engine_process import stop
+from tests.engines.prefect_server import prefect_server, start_flows
 from tests.test_cli import Cli
 
 SOURCE = "pf"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -16,6 +16,7 @@ from storage.labels import Label
 from storage.records import Decision, Item, SyncState, digest_problem, id_problem
 
 EXCERPT_CHARS = 400
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,21 @@ def excerpt(raw: Any) -> str:
     except (TypeError, ValueError, RecursionError):
         text = repr(type(raw))
     return text[:EXCERPT_CHARS]
+
+
+def read_rows(
+    rows: list[Any], read: Callable[[Any], Row | None], unread_id: str, unread_reason: str
+) -> tuple[list[Row], list[Rejected]]:
+    """The rows of a listing `read` can make sense of, and the others quarantined (as `unread_id`, with the reason)."""
+    read_ok: list[Row] = []
+    rejected: list[Rejected] = []
+    for raw in rows:
+        row = read(raw)
+        if row is None:
+            rejected.append(Rejected(unread_id, unread_reason, excerpt(raw)))
+        else:
+            read_ok.append(row)
+    return read_ok, rejected
 
 
 def validate_items(source: str, raw_items: list[Any]) -> tuple[list[Item], list[Rejected]]:
