@@ -34,6 +34,7 @@ from storage.records import Item, Outcome, SyncState, Verdict
 from tests import factories, test_cli
 from tests.conftest import eventually, screen_text
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
+from tests.source_polls import polled_until, removal_of
 from tests.temporal_server import NAMESPACE, TemporalServer, temporal_server
 from tests.temporal_workflows import Hostile, Refund
 
@@ -104,27 +105,18 @@ async def engine(temporal: TemporalServer) -> AsyncIterator[Engine]:
 async def listed(source: TemporalSource, handle: WorkflowHandle[Any, Any]) -> tuple[Item, str | None]:
     """The item of this workflow once a listing shows it (visibility follows a workflow closely, not at once), and
     the cursor to poll on with."""
-    cursor: str | None = None
-    for _ in range(400):
-        page = await source.fetch(cursor)
-        cursor = page.cursor
-        found = [item for item in page.items if item.id.startswith(f"{handle.id}:")]
-        if found:
-            return found[0], cursor
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} was never listed")
+
+    def of_the_workflow(page: Page) -> list[Item]:
+        return [item for item in page.items if item.id.startswith(f"{handle.id}:")]
+
+    return await polled_until(
+        source, None, of_the_workflow, attempts=400, pause=0.05, never=f"{handle.id} was never listed"
+    )
 
 
 async def removal(source: TemporalSource, cursor: str | None, item_id: str) -> Removal:
     """How the item left the queue, as the next polls report it."""
-    for _ in range(400):
-        page = await source.fetch(cursor)
-        cursor = page.cursor
-        found = [r for r in page.removed if r.item_id == item_id]
-        if found:
-            return found[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{item_id} was never removed")
+    return await removal_of(source, cursor, item_id, attempts=400, pause=0.05)
 
 
 async def state_becomes(engine: Engine, handle: WorkflowHandle[Any, Any], state: str) -> None:
