@@ -40,26 +40,20 @@ UI = "https://temporal.example:8233"
 
 
 def request(**overrides: Any) -> dict[str, Any]:
-    """A request memo as the workflow helper writes it."""
-    memo: dict[str, Any] = {
-        "version": 1,
-        "key": "5f3a9c0d1e2b",
-        "kind": "approval",
-        "agent": "billing-agent",
-        "workflow": "Refund",
-        "action": {"name": "issue_refund", "args": {"customer_id": "cus_1042", "amount": 1250.0}},
-        "output": None,
-        "context": {"summary": "A double charge.", "reasoning": "", "evidence": ["charge ch_1"], "links": []},
-        "confidence": 0.82,
-        "risk": "high",
-        "policy": "refunds over 500 EUR need a human",
-        "created_at": NOW.isoformat(),
-        "expires_at": (NOW + timedelta(minutes=15)).isoformat(),
-        "on_expiry": "reject",
-        "allowed_decisions": ["approve", "reject", "edit"],
-    }
-    memo.update(overrides)
-    return memo
+    """A request memo as the workflow helper writes it: an item's shown fields (the ones the tests name set here) under
+    the convention's version and request key, without the id, claim and digest the adapter adds."""
+    shown = factories.payload(
+        workflow="Refund",
+        action={"name": "issue_refund", "args": {"customer_id": "cus_1042", "amount": 1250.0}},
+        context={"summary": "A double charge.", "reasoning": "", "evidence": ["charge ch_1"], "links": []},
+        confidence=0.82,
+        policy="refunds over 500 EUR need a human",
+        created_at=NOW.isoformat(),
+        expires_at=(NOW + timedelta(minutes=15)).isoformat(),
+    )
+    memo: dict[str, Any] = {"version": 1, "key": "5f3a9c0d1e2b"}
+    memo |= {name: value for name, value in shown.items() if name not in ("id", "claimed_by", "digest")}
+    return memo | overrides
 
 
 def payload(data: bytes, encoding: bytes = b"json/plain") -> dict[str, Any]:
