@@ -311,33 +311,24 @@ async def test_a_request_airflow_timed_out_answers_expired(airflow: AirflowServe
 async def test_a_jwt_works_as_the_secret_and_names_the_user(airflow: AirflowServer) -> None:
     run = airflow.trigger("enter_limits")
     config = SourceConfig(name=SOURCE, kind="airflow", url=airflow.url, timeout=60)
-    adapter = AirflowSource(config, Token(airflow.token("console"), "keyring"))
-    try:
+    async with AirflowSource(config, Token(airflow.token("console"), "keyring")) as adapter:
         assert adapter.user == "console"
         item, _ = await listed(adapter, run)
         answer = await adapter.send_decision(factories.decision(item, Verdict.approve))
-    finally:
-        await adapter.aclose()
     assert answer.state is SyncState.applied
     assert record(airflow, item)["params_input"] == {"limit": 100}
 
 
 async def test_a_refused_login_and_a_missing_engine_are_told_apart(airflow: AirflowServer) -> None:
     config = SourceConfig(name=SOURCE, kind="airflow", url=airflow.url, timeout=60)
-    wrong = AirflowSource(config, Token("console:not-the-password", "environment"))
-    try:
+    async with AirflowSource(config, Token("console:not-the-password", "environment")) as wrong:
         with pytest.raises(SourceError) as refused:
             await wrong.fetch(None)
-    finally:
-        await wrong.aclose()
     assert refused.value.auth and "sources token dags" in str(refused.value)
     assert "not-the-password" not in str(refused.value)
-    down = AirflowSource(SourceConfig(name=SOURCE, kind="airflow", url=closed_port_url()), None)
-    try:
+    async with AirflowSource(SourceConfig(name=SOURCE, kind="airflow", url=closed_port_url()), None) as down:
         with pytest.raises(SourceError, match="cannot reach"):
             await down.fetch(None)
-    finally:
-        await down.aclose()
 
 
 # ---------------------------------------------------------------------------------------------------- the console

@@ -192,15 +192,12 @@ async def test_an_idle_poll_reads_no_payload_and_carries_the_token(engine: Engin
         headers={"Accept": NO_SHORTHAND, "Authorization": "Bearer t0ken"},
         event_hooks={"response": [record]},
     )
-    source = TemporalSource(config, Token("t0ken", "environment"), client)
-    try:
+    async with TemporalSource(config, Token("t0ken", "environment"), client) as source:
         page = await source.fetch(None)
         while not any(i.id.startswith(f"{handle.id}:") for i in page.items):
             page = await source.fetch(None)
         seen.clear()
         idle = await source.fetch(page.cursor)
-    finally:
-        await source.aclose()
     assert idle == Page(cursor=page.cursor)
     assert [path for path, _, _ in seen] == [f"{API}/workflow-count", f"{API}/workflows"]
     assert all(token == "Bearer t0ken" for _, token, _ in seen)
@@ -400,12 +397,9 @@ async def test_a_busy_a_refusing_and_a_missing_engine_are_told_apart(engine: Eng
     assert busy.value.throttled and busy.value.retry_after == 7.0
     assert refused.value.auth and "sources token flows" in str(refused.value)
     assert unauthorized.state is None and unauthorized.auth_refused
-    down = TemporalSource(SourceConfig(name=SOURCE, kind="temporal", url=closed_port_url()), None)
-    try:
+    async with TemporalSource(SourceConfig(name=SOURCE, kind="temporal", url=closed_port_url()), None) as down:
         with pytest.raises(SourceError, match="cannot reach"):
             await down.fetch(None)
-    finally:
-        await down.aclose()
     assert await engine.state(handle) == WAITING, "nothing was decided"
 
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from console.engine.config import ConfigError, parse
+from console.engine.config import ConfigError, SourceConfig, parse
 from console.engine.sources import build_source
 from console.engine.sources.base import Rejected
 from console.engine.sources.temporal import TemporalSource
@@ -387,6 +388,14 @@ def test_a_temporal_source_in_toml(tmp_path: Path) -> None:
     [source] = parse(text, tmp_path / "config.toml").sources
     assert (source.kind, source.namespace, source.ui_url) == ("temporal", "default", "http://127.0.0.1:8233")
     assert isinstance(build_source(source, None), TemporalSource)
+
+
+async def test_a_source_used_in_async_with_closes_its_client_on_leaving() -> None:
+    client = httpx.AsyncClient()
+    config = SourceConfig(name="flows", kind="temporal", url="http://127.0.0.1:7243")
+    async with TemporalSource(config, None, client) as source:
+        assert source.config is config and not client.is_closed
+    assert client.is_closed
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 import httpx
 
@@ -67,6 +67,12 @@ class MemoryListingSource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
     def _foreign(self, cursor: str | None) -> bool:
         """True for a cursor this process did not hand out: its memory is gone, so list everything once."""
