@@ -361,16 +361,13 @@ def proxied(proxy: FaultyProxy) -> TemporalSource:
 async def test_an_answer_lost_on_the_way_back_is_resent_under_the_same_update_id(engine: Engine) -> None:
     handle = await engine.start(Refund.run, {})
     with running(FaultyProxy(engine.server.http)) as proxy:
-        source = proxied(proxy)
-        try:
+        async with proxied(proxy) as source:
             item, _cursor = await listed(source, handle)
             # Temporal takes the decision; the connection is reset before its answer comes back.
             proxy.inject(Fault(path_prefix=f"{API}/workflows/{handle.id}/update/", forward=True, reset=True))
             decision = factories.decision(item, Verdict.approve)
             lost = await source.send_decision(decision)
             again = await source.send_decision(decision)
-        finally:
-            await source.aclose()
     assert lost.state is None, "not final: the console cannot know whether it was applied"
     assert (again.state, again.outcome) == (SyncState.applied, Outcome.applied.value), again
     final = await result(handle)
@@ -381,8 +378,7 @@ async def test_an_answer_lost_on_the_way_back_is_resent_under_the_same_update_id
 async def test_a_busy_a_refusing_and_a_missing_engine_are_told_apart(engine: Engine) -> None:
     handle = await engine.start(Refund.run, {})
     with running(FaultyProxy(engine.server.http)) as proxy:
-        source = proxied(proxy)
-        try:
+        async with proxied(proxy) as source:
             item, _cursor = await listed(source, handle)
             proxy.inject(Fault(503, b"{}", {"Retry-After": "7"}))
             with pytest.raises(SourceError) as busy:
@@ -392,8 +388,6 @@ async def test_a_busy_a_refusing_and_a_missing_engine_are_told_apart(engine: Eng
                 await source.fetch(None)
             proxy.inject(Fault(403, b"{}"))
             unauthorized = await source.send_decision(factories.decision(item, Verdict.approve))
-        finally:
-            await source.aclose()
     assert busy.value.throttled and busy.value.retry_after == 7.0
     assert refused.value.auth and "sources token flows" in str(refused.value)
     assert unauthorized.state is None and unauthorized.auth_refused
