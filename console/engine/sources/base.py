@@ -113,6 +113,27 @@ class LabelSink(Protocol):
     async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer: ...
 
 
+def labels_by_target(
+    labels: Sequence[Label], parse_item_id: Callable[[str], tuple[str, ...] | None], source: str
+) -> tuple[dict[str, list[Label]], dict[str, str]]:
+    """Labels grouped by what their item id names first at the source (a thread, a flow run), and the labels whose
+    item id this adapter cannot have made, refused (`source`: "Prefect")."""
+    by_target: dict[str, list[Label]] = {}
+    refused: dict[str, str] = {}
+    for label in labels:
+        parsed = parse_item_id(label.item_id)
+        if parsed is None:
+            refused[label.label_id] = f"not a {source} item id"
+        else:
+            by_target.setdefault(parsed[0], []).append(label)
+    return by_target, refused
+
+
+def labels_cut_short(sent: set[str], refused: dict[str, str], exc: SourceError) -> LabelAnswer:
+    """Labels sent until a request failed: what went through is kept, the rest is sent again (at the server's pace)."""
+    return LabelAnswer(frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth)
+
+
 def excerpt(raw: Any) -> str:
     try:
         text = json.dumps(raw, ensure_ascii=True, default=repr)

@@ -46,7 +46,15 @@ from console.engine.sources.answers import (
     send_to_parsed,
     stale_answer,
 )
-from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, Rejected, SourceError
+from console.engine.sources.base import (
+    DecisionAnswer,
+    LabelAnswer,
+    Page,
+    Rejected,
+    SourceError,
+    labels_by_target,
+    labels_cut_short,
+)
 from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.prefect_payloads import (
     PAUSED_TYPES,
@@ -246,14 +254,7 @@ class PrefectSource(MemoryListingSource):
         """Each label becomes a markdown artifact of its flow run (the run's Artifacts tab in the Prefect UI), marked
         with the label id in its metadata: a label the run already holds is not stored again. A flow run that no
         longer exists refuses its labels (kept locally, with the reason)."""
-        by_run: dict[str, list[Label]] = {}
-        refused: dict[str, str] = {}
-        for label in labels:
-            parsed = parse_item_id(label.item_id)
-            if parsed is None:
-                refused[label.label_id] = "not a Prefect item id"
-            else:
-                by_run.setdefault(parsed[0], []).append(label)
+        by_run, refused = labels_by_target(labels, parse_item_id, "Prefect")
         sent: set[str] = set()
         for run_id, run_labels in by_run.items():
             try:
@@ -266,10 +267,8 @@ class PrefectSource(MemoryListingSource):
                     if label.label_id not in held:
                         await self._call("POST", "/artifacts/", json=label_artifact(run_id, label))
                     sent.add(label.label_id)
-            except SourceError as exc:  # retry what is left; keep what went through
-                return LabelAnswer(
-                    frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth
-                )
+            except SourceError as exc:
+                return labels_cut_short(sent, refused, exc)
         return LabelAnswer(frozenset(sent), refused)
 
     async def _labels_held(self, run_id: str) -> set[str]:
