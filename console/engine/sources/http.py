@@ -1,4 +1,7 @@
-"""The HTTP client every source adapter talks through: one place for its identity, timeout and redirect policy."""
+"""The HTTP client every source adapter talks through: one place for its identity, timeout and redirect policy, and for
+what a request that gets no answer raises. Beside it, the base of the adapters that list everything pending and compare
+it with their own memory (LangGraph, Temporal, Airflow, Prefect), and that memory's bookkeeping: what each waiting
+request was listed as, which item it became, and the removals when it changes or leaves."""
 
 from __future__ import annotations
 
