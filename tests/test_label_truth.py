@@ -5,12 +5,9 @@ Real SQLite files in tmp dirs, through the Store the console uses.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import sqlite_utils
 
 from console.cli.labels import format_stats
 from storage import schema
@@ -140,10 +137,7 @@ def _v1_record(label: Label) -> str:
 
 def test_migration_raises_version_1_labels_filling_what_it_can_and_naming_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "console.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in schema.MIGRATIONS[:5]:
-        migration(sqlite_utils.Database(conn))
-    conn.execute("PRAGMA user_version = 5")
+    conn = factories.database_at(path, 5)
     cached = factories.item("itm_cached", trace=TRACE)
     gone = factories.item("itm_gone")
     conn.execute(
