@@ -2,6 +2,8 @@
 
 The adapters decide what a class of answer means for their protocol (a listing fails, a decision is retried or final);
 which statuses form a class, how Retry-After is read and clamped, and what a refused read raises are written here once.
+So are the decision answers the adapters give alike: a request that changed (stale), one refused before sending, refused
+credentials, no answer in time, an odd status, and a decision that could not be sent because a read failed.
 """
 
 from __future__ import annotations
@@ -147,7 +149,6 @@ def read_object(response: httpx.Response, asked: str, *, fix: str) -> dict[str, 
     return body
 
 
-# What a decision's answer is when the source never took it, said once for the engine adapters.
 STALE_REQUEST = "the request changed after you saw it; the new version is in the queue; nothing was sent"
 
 
