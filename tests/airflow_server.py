@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.temporal_server import free_ports
+from tests.engine_process import engine_process, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / ".engines" / "airflow"
@@ -91,34 +88,18 @@ def airflow_server(workdir: Path) -> Iterator[AirflowServer]:
         "AIRFLOW__CORE__PARALLELISM": "16",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    log_path = workdir / "airflow.log"
-    log = log_path.open("wb")
-    server = subprocess.Popen(
+    started = AirflowServer(url, home, workdir / "airflow.log")
+    with engine_process(  # its own process group: the scheduler, processor, triggerer and API go with it
         [str(ENGINE / "bin" / "airflow"), "standalone"],
         cwd=home,
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the scheduler, processor, triggerer and API go with it
-    )
-    try:
-        started = AirflowServer(url, home, log_path)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert server.poll() is None, log_path.read_text(errors="replace")[-4000:]
-            if _dags_ready(started):
-                break
-            assert time.monotonic() < deadline, f"Airflow did not start: {log_path.read_text(errors='replace')[-4000:]}"
-            time.sleep(1)  # a subprocess starting: no event loop to wait on here
+        log_path=started.log,
+        ready=lambda: _dags_ready(started),
+        start_seconds=START_TIMEOUT,
+        check_every=1,
+        stop_seconds=60,
+    ):
         yield started
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 def _dags_ready(server: AirflowServer) -> bool:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
+from storage import schema
 from storage.records import Decision, Item, Verdict, item_digest, now_utc, shown_part
 
 
@@ -58,3 +63,13 @@ def decision(
         decided_at=decided_at or now_utc(),
         **extra,
     )
+
+
+def database_at(path: Path, version: int) -> sqlite3.Connection:
+    """A console database as a console of schema `version` left it (its migrations up to there), open in autocommit:
+    a test fills it with that version's rows, closes it, and opens a Store on it to see the rest of the migrations."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in schema.MIGRATIONS[:version]:
+        migration(sqlite_utils.Database(conn))
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn

@@ -9,7 +9,6 @@ params) and the task instance's state.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tests import factories, test_cli
 from tests.airflow_server import USERS, AirflowServer, airflow_server
 from tests.conftest import eventually, screen_text
 from tests.servers import closed_port_url
+from tests.source_polls import polled_until, removal_of
 
 pytestmark = pytest.mark.timeout(900)  # the first test waits for Airflow to start (a minute or more on 2 busy cores)
 SOURCE = "dags"
@@ -53,27 +53,15 @@ def source(server: AirflowServer, user: str = "console", **options: Any) -> Airf
 async def listed(adapter: AirflowSource, run_id: str, task: str = "") -> tuple[Item, str | None]:
     """The item of this run's task once a listing shows it (the scheduler starts the task within seconds), and the
     cursor to poll on with."""
-    cursor: str | None = None
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        page = await adapter.fetch(cursor)
-        cursor = page.cursor
-        found = [i for i in page.items if i.id.endswith(f":{run_id}") and (not task or f":{task}:" in i.id)]
-        if found:
-            return found[0], cursor
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{run_id} was never listed")
+
+    def of_the_run(page: Page) -> list[Item]:
+        return [i for i in page.items if i.id.endswith(f":{run_id}") and (not task or f":{task}:" in i.id)]
+
+    return await polled_until(adapter, None, of_the_run, attempts=600, pause=0.5, never=f"{run_id} was never listed")
 
 
 async def removal(adapter: AirflowSource, cursor: str | None, item_id: str) -> Removal:
-    for _ in range(120):
-        page = await adapter.fetch(cursor)
-        cursor = page.cursor
-        found = [r for r in page.removed if r.item_id == item_id]
-        if found:
-            return found[0]
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{item_id} was never removed")
+    return await removal_of(adapter, cursor, item_id, attempts=120, pause=0.5)
 
 
 def record(server: AirflowServer, item: Item) -> dict[str, Any]:
@@ -323,33 +311,24 @@ async def test_a_request_airflow_timed_out_answers_expired(airflow: AirflowServe
 async def test_a_jwt_works_as_the_secret_and_names_the_user(airflow: AirflowServer) -> None:
     run = airflow.trigger("enter_limits")
     config = SourceConfig(name=SOURCE, kind="airflow", url=airflow.url, timeout=60)
-    adapter = AirflowSource(config, Token(airflow.token("console"), "keyring"))
-    try:
+    async with AirflowSource(config, Token(airflow.token("console"), "keyring")) as adapter:
         assert adapter.user == "console"
         item, _ = await listed(adapter, run)
         answer = await adapter.send_decision(factories.decision(item, Verdict.approve))
-    finally:
-        await adapter.aclose()
     assert answer.state is SyncState.applied
     assert record(airflow, item)["params_input"] == {"limit": 100}
 
 
 async def test_a_refused_login_and_a_missing_engine_are_told_apart(airflow: AirflowServer) -> None:
     config = SourceConfig(name=SOURCE, kind="airflow", url=airflow.url, timeout=60)
-    wrong = AirflowSource(config, Token("console:not-the-password", "environment"))
-    try:
+    async with AirflowSource(config, Token("console:not-the-password", "environment")) as wrong:
         with pytest.raises(SourceError) as refused:
             await wrong.fetch(None)
-    finally:
-        await wrong.aclose()
     assert refused.value.auth and "sources token dags" in str(refused.value)
     assert "not-the-password" not in str(refused.value)
-    down = AirflowSource(SourceConfig(name=SOURCE, kind="airflow", url=closed_port_url()), None)
-    try:
+    async with AirflowSource(SourceConfig(name=SOURCE, kind="airflow", url=closed_port_url()), None) as down:
         with pytest.raises(SourceError, match="cannot reach"):
             await down.fetch(None)
-    finally:
-        await down.aclose()
 
 
 # ---------------------------------------------------------------------------------------------------- the console

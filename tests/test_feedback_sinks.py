@@ -15,7 +15,6 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +55,6 @@ def _label(
     edited = {"amount": 625.0, "customer_id": SECRET_ID} if verdict is Verdict.edit else None
     decision = factories.decision(item, verdict, edited=edited, reason_code="wrong_amount" if edited else None)
     return build_label(item, decision, None).model_copy(update={"outcome": outcome})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "console.db")
-    yield opened
-    opened.close()
 
 
 def _hold(store: Store, labels: list[Label]) -> None:

@@ -5,12 +5,9 @@ Real SQLite files in tmp dirs, through the Store the console uses.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import sqlite_utils
 
 from console.cli.labels import format_stats
 from storage import schema
@@ -67,87 +64,69 @@ def _decided(store: Store, item_id: str, verdict: Verdict = Verdict.approve) -> 
     return decision.id
 
 
-def test_a_lost_conflict_is_its_own_outcome_in_labels_and_stats(tmp_path: Path) -> None:
-    store = Store(tmp_path / "console.db")
-    try:
-        won = _decided(store, "itm_won")
-        lost = _decided(store, "itm_lost")
-        late = _decided(store, "itm_late", Verdict.reject)
-        stale = _decided(store, "itm_stale")
-        store.outbox.record_results(
-            [
-                DecisionSyncUpdate(won, SyncState.applied, Outcome.applied.value, ""),
-                DecisionSyncUpdate(lost, SyncState.conflict, Outcome.conflict.value, "decided by bob"),
-                DecisionSyncUpdate(late, SyncState.conflict, Outcome.expired.value, "too late"),
-                DecisionSyncUpdate(stale, SyncState.conflict, Outcome.stale.value, "changed"),
-            ]
-        )
-        outcomes = {item_id: label.outcome for item_id, label in labels_of(store).items()}
-        assert outcomes == {
-            "itm_won": "applied",
-            "itm_lost": "conflict_lost",
-            "itm_late": "timed_out",
-            "itm_stale": "refused",
-        }
-        stats = label_stats(store.db.conn)
-        overall = stats.overall
-        assert overall.conflicts_lost == 1 and overall.total == 4
-        assert overall.counts == {"approve": 2, "reject": 1, "edit": 0, "expired": 0}, "the lost approval is apart"
-        assert overall.approve_rate == round(2 / 3, 4)
-        # `approval-console stats` says it too, on the line of every agent.
-        assert all(line.endswith("conflicts lost 1") for line in format_stats(stats).splitlines()[1:])
-    finally:
-        store.close()
+def test_a_lost_conflict_is_its_own_outcome_in_labels_and_stats(store: Store) -> None:
+    won = _decided(store, "itm_won")
+    lost = _decided(store, "itm_lost")
+    late = _decided(store, "itm_late", Verdict.reject)
+    stale = _decided(store, "itm_stale")
+    store.outbox.record_results(
+        [
+            DecisionSyncUpdate(won, SyncState.applied, Outcome.applied.value, ""),
+            DecisionSyncUpdate(lost, SyncState.conflict, Outcome.conflict.value, "decided by bob"),
+            DecisionSyncUpdate(late, SyncState.conflict, Outcome.expired.value, "too late"),
+            DecisionSyncUpdate(stale, SyncState.conflict, Outcome.stale.value, "changed"),
+        ]
+    )
+    outcomes = {item_id: label.outcome for item_id, label in labels_of(store).items()}
+    assert outcomes == {
+        "itm_won": "applied",
+        "itm_lost": "conflict_lost",
+        "itm_late": "timed_out",
+        "itm_stale": "refused",
+    }
+    stats = label_stats(store.db.conn)
+    overall = stats.overall
+    assert overall.conflicts_lost == 1 and overall.total == 4
+    assert overall.counts == {"approve": 2, "reject": 1, "edit": 0, "expired": 0}, "the lost approval is apart"
+    assert overall.approve_rate == round(2 / 3, 4)
+    # `approval-console stats` says it too, on the line of every agent.
+    assert all(line.endswith("conflicts lost 1") for line in format_stats(stats).splitlines()[1:])
 
 
-def test_an_expiry_of_a_shown_item_keeps_when_it_was_first_shown(tmp_path: Path) -> None:
-    store = Store(tmp_path / "console.db")
-    try:
-        shown, unseen = factories.item("itm_shown"), factories.item("itm_unseen")
-        store.items.apply_changes("billing", [shown, unseen], [], None)
-        when = datetime(2026, 11, 21, 23, 5, tzinfo=UTC)
-        assert store.items.mark_shown("billing", "itm_shown", shown.digest, when.timestamp())
-        later = when + timedelta(minutes=3)
-        assert not store.items.mark_shown("billing", "itm_shown", shown.digest, later.timestamp()), "first time kept"
-        assert not store.items.mark_shown("billing", "itm_shown", "sha256:" + "0" * 64, later.timestamp())
-        store.items.apply_changes(
-            "billing", [], [Removal("itm_shown", "expired"), Removal("itm_unseen", "expired")], None
-        )
-        found = labels_of(store)
-        assert found["itm_shown"].first_shown_at == when
-        assert found["itm_unseen"].first_shown_at is None
-        assert found["itm_shown"].verdict == "expired" and found["itm_shown"].outcome == "expired"
-    finally:
-        store.close()
+def test_an_expiry_of_a_shown_item_keeps_when_it_was_first_shown(store: Store) -> None:
+    shown, unseen = factories.item("itm_shown"), factories.item("itm_unseen")
+    store.items.apply_changes("billing", [shown, unseen], [], None)
+    when = datetime(2026, 11, 21, 23, 5, tzinfo=UTC)
+    assert store.items.mark_shown("billing", "itm_shown", shown.digest, when.timestamp())
+    later = when + timedelta(minutes=3)
+    assert not store.items.mark_shown("billing", "itm_shown", shown.digest, later.timestamp()), "first time kept"
+    assert not store.items.mark_shown("billing", "itm_shown", "sha256:" + "0" * 64, later.timestamp())
+    store.items.apply_changes("billing", [], [Removal("itm_shown", "expired"), Removal("itm_unseen", "expired")], None)
+    found = labels_of(store)
+    assert found["itm_shown"].first_shown_at == when
+    assert found["itm_unseen"].first_shown_at is None
+    assert found["itm_shown"].verdict == "expired" and found["itm_shown"].outcome == "expired"
 
 
-def test_a_new_version_starts_unshown(tmp_path: Path) -> None:
-    store = Store(tmp_path / "console.db")
-    try:
-        first = factories.item("itm_1")
-        store.items.apply_changes("billing", [first], [], None)
-        store.items.mark_shown("billing", "itm_1", first.digest, time.time())
-        second = factories.item("itm_1", policy="changed")
-        store.items.apply_changes("billing", [second], [], None)
-        store.items.apply_changes("billing", [], [Removal("itm_1", "expired")], None)
-        [label] = labels_of(store).values()
-        assert label.item_digest == second.digest and label.first_shown_at is None
-    finally:
-        store.close()
+def test_a_new_version_starts_unshown(store: Store) -> None:
+    first = factories.item("itm_1")
+    store.items.apply_changes("billing", [first], [], None)
+    store.items.mark_shown("billing", "itm_1", first.digest, time.time())
+    second = factories.item("itm_1", policy="changed")
+    store.items.apply_changes("billing", [second], [], None)
+    store.items.apply_changes("billing", [], [Removal("itm_1", "expired")], None)
+    [label] = labels_of(store).values()
+    assert label.item_digest == second.digest and label.first_shown_at is None
 
 
-def test_a_decision_without_a_kept_shown_time_reads_the_stored_one(tmp_path: Path) -> None:
-    store = Store(tmp_path / "console.db")
-    try:
-        item = factories.item("itm_1")
-        store.items.apply_changes("billing", [item], [], None)
-        when = datetime(2026, 11, 21, 23, 5, tzinfo=UTC)
-        store.items.mark_shown("billing", "itm_1", item.digest, when.timestamp())
-        store.outbox.record(factories.decision(item, decided_at=when + timedelta(seconds=9)))
-        [label] = labels_of(store).values()
-        assert label.first_shown_at == when and label.seconds_to_decide == 9.0
-    finally:
-        store.close()
+def test_a_decision_without_a_kept_shown_time_reads_the_stored_one(store: Store) -> None:
+    item = factories.item("itm_1")
+    store.items.apply_changes("billing", [item], [], None)
+    when = datetime(2026, 11, 21, 23, 5, tzinfo=UTC)
+    store.items.mark_shown("billing", "itm_1", item.digest, when.timestamp())
+    store.outbox.record(factories.decision(item, decided_at=when + timedelta(seconds=9)))
+    [label] = labels_of(store).values()
+    assert label.first_shown_at == when and label.seconds_to_decide == 9.0
 
 
 def _v1_record(label: Label) -> str:
@@ -158,10 +137,7 @@ def _v1_record(label: Label) -> str:
 
 def test_migration_raises_version_1_labels_filling_what_it_can_and_naming_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "console.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for migration in schema.MIGRATIONS[:5]:
-        migration(sqlite_utils.Database(conn))
-    conn.execute("PRAGMA user_version = 5")
+    conn = factories.database_at(path, 5)
     cached = factories.item("itm_cached", trace=TRACE)
     gone = factories.item("itm_gone")
     conn.execute(

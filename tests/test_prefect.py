@@ -30,7 +30,8 @@ from console.tui.app import ApprovalApp
 from storage.labels import build_label
 from storage.records import Decision, Item, Outcome, SyncState, Verdict
 from tests.conftest import decide_key, eventually, screen_text
-from tests.engines.prefect_server import prefect_server, start_flows, stop
+from tests.engine_process import stop
+from tests.engines.prefect_server import prefect_server, start_flows
 from tests.test_cli import Cli
 
 SOURCE = "pf"
@@ -188,8 +189,7 @@ async def test_approve_reject_and_edit_reach_the_flow(
     prefect_url: str, tag: str, flows: Any, api: httpx.AsyncClient
 ) -> None:
     flows(count=3)
-    source = PrefectSource(pf_config(prefect_url, tag), None)
-    try:
+    async with PrefectSource(pf_config(prefect_url, tag), None) as source:
         page, (approve, reject, edit) = await listed(source, 3)
         approved = decision(approve, Verdict.approve, comment="double charge confirmed")
         answers = [
@@ -213,16 +213,13 @@ async def test_approve_reject_and_edit_reach_the_flow(
 
         after = await source.fetch(page.cursor)
         assert {r.item_id for r in after.removed} == {approve.id, reject.id, edit.id}
-    finally:
-        await source.aclose()
 
 
 async def test_input_the_schema_refuses_is_invalid_and_the_run_stays_paused(
     prefect_url: str, tag: str, flows: Any, api: httpx.AsyncClient
 ) -> None:
     flows(count=1)
-    source = PrefectSource(pf_config(prefect_url, tag), None)
-    try:
+    async with PrefectSource(pf_config(prefect_url, tag), None) as source:
         _, (item,) = await listed(source, 1)
         answer = await source.send_decision(decision(item, Verdict.edit, edited={"amount": "lots"}))
         assert answer.state is SyncState.conflict and answer.outcome == Outcome.invalid.value
@@ -232,8 +229,6 @@ async def test_input_the_schema_refuses_is_invalid_and_the_run_stays_paused(
 
         assert (await source.send_decision(decision(item, Verdict.approve))).outcome == "applied"
         assert (await final_state(api, item))["type"] == "COMPLETED"
-    finally:
-        await source.aclose()
 
 
 async def test_a_second_console_that_answers_later_gets_a_conflict(
@@ -281,14 +276,11 @@ async def test_a_resend_after_a_crash_is_applied_without_a_second_resume(
 ) -> None:
     flows(count=1)
     config = pf_config(prefect_url, tag)
-    crashing = PrefectSource(config, None, httpx.AsyncClient(base_url=prefect_url, transport=LostReply()))
-    try:
+    async with PrefectSource(config, None, httpx.AsyncClient(base_url=prefect_url, transport=LostReply())) as crashing:
         _, (item,) = await listed(crashing, 1)
         sent = decision(item, Verdict.edit, edited={"amount": 75.0})
         lost = await crashing.send_decision(sent)
         assert lost.state is None and lost.outcome == "unreachable"  # not final: the outbox sends it again
-    finally:
-        await crashing.aclose()
     assert (await final_state(api, item))["type"] == "COMPLETED"
     restarted = PrefectSource(config, None)  # a new process: no memory of what was sent
     try:
@@ -307,8 +299,7 @@ async def test_a_pause_that_timed_out_is_expired(
     """Both ways a pause ends unanswered: the flow fails it at its deadline, or (its process gone) Prefect refuses
     the late resume and fails the run then."""
     alive = flows(count=1, timeout=20)
-    source = PrefectSource(pf_config(prefect_url, tag), None)
-    try:
+    async with PrefectSource(pf_config(prefect_url, tag), None) as source:
         _, (item,) = await listed(source, 1)
         ended = await final_state(api, item)
         assert ended["type"] == "FAILED" and "never resumed" in ended["message"]
@@ -325,22 +316,17 @@ async def test_a_pause_that_timed_out_is_expired(
         assert refused.outcome == Outcome.expired.value and "timed out" in refused.detail, refused
         assert (await final_state(api, late))["type"] == "FAILED"
         assert await resumes(api, late) == 0
-    finally:
-        await source.aclose()
 
 
 async def test_a_deleted_flow_run_is_gone(prefect_url: str, tag: str, flows: Any, api: httpx.AsyncClient) -> None:
     flows(count=1)
-    source = PrefectSource(pf_config(prefect_url, tag), None)
-    try:
+    async with PrefectSource(pf_config(prefect_url, tag), None) as source:
         page, (item,) = await listed(source, 1)
         assert (await api.delete(f"/flow_runs/{flow_run_id(item)}")).status_code == 204
         after = await source.fetch(page.cursor)
         assert [r.item_id for r in after.removed] == [item.id]
         answer = await source.send_decision(decision(item, Verdict.approve))
         assert answer.state is SyncState.conflict and answer.outcome == Outcome.not_found.value
-    finally:
-        await source.aclose()
 
 
 async def test_the_console_shows_the_flow_run_approves_it_and_its_label_reaches_the_run(
@@ -395,15 +381,12 @@ async def artifacts(api: httpx.AsyncClient, item: Item) -> list[Any]:
 
 async def test_an_escalation_by_tag_offers_its_values_as_the_output(prefect_url: str, tag: str, flows: Any) -> None:
     flows(count=1, escalation=True)
-    source = PrefectSource(pf_config(prefect_url, tag), None)
-    try:
+    async with PrefectSource(pf_config(prefect_url, tag), None) as source:
         _, (item,) = await listed(source, 1)
         assert item.kind == "escalation" and item.agent == "refunds" and item.risk == "medium"
         assert item.output == {"customer_id": "cus_0", "amount": 100.0, "currency": "EUR"}
         assert item.action is not None and item.action.args == {}
         assert (await source.send_decision(decision(item, Verdict.edit, edited={"amount": 1.0}))).outcome == "applied"
-    finally:
-        await source.aclose()
 
 
 def test_sources_add_writes_a_prefect_source(tmp_path: Path) -> None:
@@ -418,8 +401,7 @@ async def test_a_server_that_is_down_is_a_source_error_not_a_crash() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
-    source = PrefectSource(pf_config(url, "any"), None)
-    try:
+    async with PrefectSource(pf_config(url, "any"), None) as source:
         with pytest.raises(SourceError, match="cannot reach"):
             await source.fetch(None)
         item_id = "b06b2feb-fa8f-4895-9f51-f4f5751895e5:paused-1-response"
@@ -434,5 +416,3 @@ async def test_a_server_that_is_down_is_a_source_error_not_a_crash() -> None:
         )
         answer = await source.send_decision(sent)
         assert answer.state is None and answer.outcome == "unreachable"  # kept, sent again later
-    finally:
-        await source.aclose()

@@ -34,6 +34,7 @@ from storage.records import Item, Outcome, SyncState, Verdict
 from tests import factories, test_cli
 from tests.conftest import eventually, screen_text
 from tests.servers import Fault, FaultyProxy, closed_port_url, running
+from tests.source_polls import polled_until, removal_of
 from tests.temporal_server import NAMESPACE, TemporalServer, temporal_server
 from tests.temporal_workflows import Hostile, Refund
 
@@ -104,27 +105,18 @@ async def engine(temporal: TemporalServer) -> AsyncIterator[Engine]:
 async def listed(source: TemporalSource, handle: WorkflowHandle[Any, Any]) -> tuple[Item, str | None]:
     """The item of this workflow once a listing shows it (visibility follows a workflow closely, not at once), and
     the cursor to poll on with."""
-    cursor: str | None = None
-    for _ in range(400):
-        page = await source.fetch(cursor)
-        cursor = page.cursor
-        found = [item for item in page.items if item.id.startswith(f"{handle.id}:")]
-        if found:
-            return found[0], cursor
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{handle.id} was never listed")
+
+    def of_the_workflow(page: Page) -> list[Item]:
+        return [item for item in page.items if item.id.startswith(f"{handle.id}:")]
+
+    return await polled_until(
+        source, None, of_the_workflow, attempts=400, pause=0.05, never=f"{handle.id} was never listed"
+    )
 
 
 async def removal(source: TemporalSource, cursor: str | None, item_id: str) -> Removal:
     """How the item left the queue, as the next polls report it."""
-    for _ in range(400):
-        page = await source.fetch(cursor)
-        cursor = page.cursor
-        found = [r for r in page.removed if r.item_id == item_id]
-        if found:
-            return found[0]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{item_id} was never removed")
+    return await removal_of(source, cursor, item_id, attempts=400, pause=0.05)
 
 
 async def state_becomes(engine: Engine, handle: WorkflowHandle[Any, Any], state: str) -> None:
@@ -200,15 +192,12 @@ async def test_an_idle_poll_reads_no_payload_and_carries_the_token(engine: Engin
         headers={"Accept": NO_SHORTHAND, "Authorization": "Bearer t0ken"},
         event_hooks={"response": [record]},
     )
-    source = TemporalSource(config, Token("t0ken", "environment"), client)
-    try:
+    async with TemporalSource(config, Token("t0ken", "environment"), client) as source:
         page = await source.fetch(None)
         while not any(i.id.startswith(f"{handle.id}:") for i in page.items):
             page = await source.fetch(None)
         seen.clear()
         idle = await source.fetch(page.cursor)
-    finally:
-        await source.aclose()
     assert idle == Page(cursor=page.cursor)
     assert [path for path, _, _ in seen] == [f"{API}/workflow-count", f"{API}/workflows"]
     assert all(token == "Bearer t0ken" for _, token, _ in seen)
@@ -372,16 +361,13 @@ def proxied(proxy: FaultyProxy) -> TemporalSource:
 async def test_an_answer_lost_on_the_way_back_is_resent_under_the_same_update_id(engine: Engine) -> None:
     handle = await engine.start(Refund.run, {})
     with running(FaultyProxy(engine.server.http)) as proxy:
-        source = proxied(proxy)
-        try:
+        async with proxied(proxy) as source:
             item, _cursor = await listed(source, handle)
             # Temporal takes the decision; the connection is reset before its answer comes back.
             proxy.inject(Fault(path_prefix=f"{API}/workflows/{handle.id}/update/", forward=True, reset=True))
             decision = factories.decision(item, Verdict.approve)
             lost = await source.send_decision(decision)
             again = await source.send_decision(decision)
-        finally:
-            await source.aclose()
     assert lost.state is None, "not final: the console cannot know whether it was applied"
     assert (again.state, again.outcome) == (SyncState.applied, Outcome.applied.value), again
     final = await result(handle)
@@ -392,8 +378,7 @@ async def test_an_answer_lost_on_the_way_back_is_resent_under_the_same_update_id
 async def test_a_busy_a_refusing_and_a_missing_engine_are_told_apart(engine: Engine) -> None:
     handle = await engine.start(Refund.run, {})
     with running(FaultyProxy(engine.server.http)) as proxy:
-        source = proxied(proxy)
-        try:
+        async with proxied(proxy) as source:
             item, _cursor = await listed(source, handle)
             proxy.inject(Fault(503, b"{}", {"Retry-After": "7"}))
             with pytest.raises(SourceError) as busy:
@@ -403,17 +388,12 @@ async def test_a_busy_a_refusing_and_a_missing_engine_are_told_apart(engine: Eng
                 await source.fetch(None)
             proxy.inject(Fault(403, b"{}"))
             unauthorized = await source.send_decision(factories.decision(item, Verdict.approve))
-        finally:
-            await source.aclose()
     assert busy.value.throttled and busy.value.retry_after == 7.0
     assert refused.value.auth and "sources token flows" in str(refused.value)
     assert unauthorized.state is None and unauthorized.auth_refused
-    down = TemporalSource(SourceConfig(name=SOURCE, kind="temporal", url=closed_port_url()), None)
-    try:
+    async with TemporalSource(SourceConfig(name=SOURCE, kind="temporal", url=closed_port_url()), None) as down:
         with pytest.raises(SourceError, match="cannot reach"):
             await down.fetch(None)
-    finally:
-        await down.aclose()
     assert await engine.state(handle) == WAITING, "nothing was decided"
 
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from console.engine.config import ConfigError, parse
+from console.engine.config import ConfigError, SourceConfig, parse
 from console.engine.sources import build_source
 from console.engine.sources.base import Rejected
 from console.engine.sources.temporal import TemporalSource
@@ -40,26 +41,20 @@ UI = "https://temporal.example:8233"
 
 
 def request(**overrides: Any) -> dict[str, Any]:
-    """A request memo as the workflow helper writes it."""
-    memo: dict[str, Any] = {
-        "version": 1,
-        "key": "5f3a9c0d1e2b",
-        "kind": "approval",
-        "agent": "billing-agent",
-        "workflow": "Refund",
-        "action": {"name": "issue_refund", "args": {"customer_id": "cus_1042", "amount": 1250.0}},
-        "output": None,
-        "context": {"summary": "A double charge.", "reasoning": "", "evidence": ["charge ch_1"], "links": []},
-        "confidence": 0.82,
-        "risk": "high",
-        "policy": "refunds over 500 EUR need a human",
-        "created_at": NOW.isoformat(),
-        "expires_at": (NOW + timedelta(minutes=15)).isoformat(),
-        "on_expiry": "reject",
-        "allowed_decisions": ["approve", "reject", "edit"],
-    }
-    memo.update(overrides)
-    return memo
+    """A request memo as the workflow helper writes it: an item's shown fields (the ones the tests name set here) under
+    the convention's version and request key, without the id, claim and digest the adapter adds."""
+    shown = factories.payload(
+        workflow="Refund",
+        action={"name": "issue_refund", "args": {"customer_id": "cus_1042", "amount": 1250.0}},
+        context={"summary": "A double charge.", "reasoning": "", "evidence": ["charge ch_1"], "links": []},
+        confidence=0.82,
+        policy="refunds over 500 EUR need a human",
+        created_at=NOW.isoformat(),
+        expires_at=(NOW + timedelta(minutes=15)).isoformat(),
+    )
+    memo: dict[str, Any] = {"version": 1, "key": "5f3a9c0d1e2b"}
+    memo |= {name: value for name, value in shown.items() if name not in ("id", "claimed_by", "digest")}
+    return memo | overrides
 
 
 def payload(data: bytes, encoding: bytes = b"json/plain") -> dict[str, Any]:
@@ -393,6 +388,14 @@ def test_a_temporal_source_in_toml(tmp_path: Path) -> None:
     [source] = parse(text, tmp_path / "config.toml").sources
     assert (source.kind, source.namespace, source.ui_url) == ("temporal", "default", "http://127.0.0.1:8233")
     assert isinstance(build_source(source, None), TemporalSource)
+
+
+async def test_a_source_used_in_async_with_closes_its_client_on_leaving() -> None:
+    client = httpx.AsyncClient()
+    config = SourceConfig(name="flows", kind="temporal", url="http://127.0.0.1:7243")
+    async with TemporalSource(config, None, client) as source:
+        assert source.config is config and not client.is_closed
+    assert client.is_closed
 
 
 @pytest.mark.parametrize(

@@ -181,6 +181,16 @@ def _unique_names(sources: tuple[SourceConfig, ...]) -> tuple[SourceConfig, ...]
 
 
 _ShortName = Annotated[str, Strict(), AfterValidator(_short_name)]
+
+
+def _not_a_short_name(what: str) -> Says:
+    """How a source's or a sink's name that is not a short name is reported (`what`: "source")."""
+    return Says(
+        what + " name {value!r} is not a short name",
+        "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
+    )
+
+
 _Words = Annotated[str, Strict(), AfterValidator(_stripped)]  # not blank; kept without surrounding spaces
 _Switch = Annotated[bool, Strict(), Says("{key} must be true or false", "{name} = false")]
 # kind "langgraph": list only the threads of this assistant / graph, and whose metadata has these values
@@ -215,10 +225,7 @@ class SourceConfig(_Table):
 
     name: Annotated[
         _ShortName,
-        Says(
-            "source name {value!r} is not a short name",
-            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
-        ),
+        _not_a_short_name("source"),
         Field(description="letters, digits, '_' and '-'; it also names the token's environment variable"),
     ]
     kind: Annotated[
@@ -342,10 +349,7 @@ class FeedbackConfig(_Table):
 
     name: Annotated[
         _ShortName,
-        Says(
-            "feedback name {value!r} is not a short name",
-            "use letters, digits, '_' and '-' (at most 64), starting with a letter or digit",
-        ),
+        _not_a_short_name("feedback"),
         Field(description="letters, digits, '_' and '-'; it also names the API key's keyring entry and variable"),
     ]
     kind: Annotated[

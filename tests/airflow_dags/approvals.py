@@ -7,6 +7,7 @@ tests read back through the same API.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLEntryOperator, HITLOperator
 from airflow.providers.standard.operators.python import PythonOperator
@@ -15,11 +16,16 @@ from airflow.sdk import DAG, Param
 START = datetime(2026, 1, 1)
 
 
+def triggered_dag(dag_id: str, **settings: Any) -> DAG:
+    """A DAG that runs only when a test or the bench triggers it."""
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False, **settings)
+
+
 def _requests(params: dict[str, int]) -> list[str]:
     return [f"Approve change {n}" for n in range(int(params["count"]))]
 
 
-with DAG("refund_approval", schedule=None, start_date=START, catchup=False, tags=["approvals"]):
+with triggered_dag("refund_approval", tags=["approvals"]):
     # The plain case: Approve / Reject, a form with one checked field, a deadline that rejects.
     ApprovalOperator(
         task_id="approve_refund",
@@ -30,7 +36,7 @@ with DAG("refund_approval", schedule=None, start_date=START, catchup=False, tags
         response_timeout=timedelta(hours=1),
     )
 
-with DAG("quick_timeout", schedule=None, start_date=START, catchup=False):
+with triggered_dag("quick_timeout"):
     # Nobody answers in time: Airflow answers with the defaults.
     ApprovalOperator(
         task_id="approve_quickly",
@@ -39,7 +45,7 @@ with DAG("quick_timeout", schedule=None, start_date=START, catchup=False):
         response_timeout=timedelta(seconds=5),
     )
 
-with DAG("pick_regions", schedule=None, start_date=START, catchup=False):
+with triggered_dag("pick_regions"):
     # Named options, several may be chosen, one proposed by default.
     HITLOperator(
         task_id="choose_regions",
@@ -50,25 +56,22 @@ with DAG("pick_regions", schedule=None, start_date=START, catchup=False):
         params={"batch": Param(10, type="integer", minimum=1, maximum=100)},
     )
 
-with DAG("assigned_to_bob", schedule=None, start_date=START, catchup=False):
+with triggered_dag("assigned_to_bob"):
     ApprovalOperator(
         task_id="approve_deploy",
         subject="Deploy build 4411 to production?",
         assigned_users=[{"id": "bob", "name": "bob"}],
     )
 
-with DAG("enter_limits", schedule=None, start_date=START, catchup=False):
+with triggered_dag("enter_limits"):
     HITLEntryOperator(
         task_id="enter_limit",
         subject="Set the new rate limit",
         params={"limit": Param(100, type="integer", minimum=1, maximum=1000)},
     )
 
-with DAG(
+with triggered_dag(
     "fan_out",
-    schedule=None,
-    start_date=START,
-    catchup=False,
     params={"count": Param(3, type="integer", minimum=1, maximum=1000)},
     max_active_tasks=1000,
 ):

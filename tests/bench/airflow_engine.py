@@ -3,15 +3,15 @@ which `make test` and `make bench` build; the figure reports "not available yet"
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from console.engine.config import SourceConfig
 from console.engine.secrets import Token
 from console.engine.session import Session
 from tests.airflow_server import ENGINE, USERS, airflow_server
-from tests.bench.fixtures import WireBytes, bench_config
-from tests.bench.harness import Bench, Result, Target, figure, measured, unavailable
+from tests.bench.engine_polls import engine_figures, idle_polls, poll_until_stored
+from tests.bench.fixtures import bench_config
+from tests.bench.harness import Bench, Result, Target, figure, unavailable
 
 REQUESTS = 500
 AIRFLOW_IDLE = (
@@ -56,32 +56,13 @@ async def airflow(bench: Bench) -> list[Result]:
     with airflow_server(bench.workdir / "airflow") as server:
         source = SourceConfig(name="dags", kind="airflow", url=server.url, timeout=60.0)
         session = Session(bench_config(source), bench.workdir / "airflow-session", token_for=lambda _name: login)
-        wire = WireBytes()
         try:
             started = time.perf_counter()
             server.trigger("fan_out", {"count": count})
-            polls = 0
-            while session.store.queue.count() < count:
-                await session.poll_once()
-                polls += 1
-                await asyncio.sleep(source.poll_interval)  # as the poller does: Airflow shares the cores
+            # At the source's poll interval, as the poller does: Airflow shares the cores.
+            polls = await poll_until_stored(session, count, pause=source.poll_interval)
             visible = time.perf_counter() - started
-            wire.attach(session.sources["dags"])
-            cpu: list[float] = []
-            sent: list[float] = []
-            for _ in range(bench.runs(30, 5)):
-                before = wire.bytes
-                begun = time.process_time()
-                await session.poll_once()
-                cpu.append((time.process_time() - begun) * 1000)
-                sent.append(float(wire.bytes - before))
-            if session.store.queue.count() != count:
-                raise RuntimeError(f"the queue changed during idle polls: {session.store.queue.count()} of {count}")
+            cpu, sent = await idle_polls(session, "dags", count, bench.runs(30, 5))
         finally:
             await session.aclose()
-    params = {"requests": count}
-    return [
-        measured("airflow", "airflow_500_visible", [visible], params=params, details={"polls": polls}),
-        measured("airflow", "airflow_idle_poll_bytes", sent, params=params),
-        measured("airflow", "airflow_idle_poll_cpu", cpu, params=params),
-    ]
+    return engine_figures("airflow", visible, polls, cpu, sent, params={"requests": count})

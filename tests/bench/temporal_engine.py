@@ -16,8 +16,9 @@ import uuid
 
 from console.engine.config import SourceConfig
 from console.engine.session import Session
-from tests.bench.fixtures import ROOT, WireBytes, bench_config, no_token
-from tests.bench.harness import Bench, Result, Target, figure, measured, unavailable
+from tests.bench.engine_polls import engine_figures, idle_polls, poll_until_stored
+from tests.bench.fixtures import ROOT, bench_config, no_token
+from tests.bench.harness import Bench, Result, Target, figure, unavailable
 from tests.temporal_server import ENGINE_BIN, NAMESPACE, temporal_server
 
 WORKFLOWS = 500
@@ -67,7 +68,6 @@ async def temporal(bench: Bench) -> list[Result]:
         client = await Client.connect(server.grpc, namespace=NAMESPACE)
         source = SourceConfig(name="flows", kind="temporal", url=server.http, ui_url=server.ui, timeout=60.0)
         session = Session(bench_config(source), bench.workdir / "temporal-session", token_for=no_token)
-        wire = WireBytes()
         try:
             gate = asyncio.Semaphore(50)
 
@@ -77,30 +77,12 @@ async def temporal(bench: Bench) -> list[Result]:
 
             started = time.perf_counter()
             await asyncio.gather(*(start(n) for n in range(count)))
-            polls = 0
-            while session.store.queue.count() < count:
-                await session.poll_once()
-                polls += 1
+            polls = await poll_until_stored(session, count)  # back to back
             visible = time.perf_counter() - started
-            wire.attach(session.sources["flows"])
-            cpu: list[float] = []
-            sent: list[float] = []
-            for _ in range(bench.runs(30, 5)):
-                before = wire.bytes
-                begun = time.process_time()
-                await session.poll_once()
-                cpu.append((time.process_time() - begun) * 1000)
-                sent.append(float(wire.bytes - before))
-            if session.store.queue.count() != count:
-                raise RuntimeError(f"the queue changed during idle polls: {session.store.queue.count()} of {count}")
+            cpu, sent = await idle_polls(session, "flows", count, bench.runs(30, 5))
         finally:
             await session.aclose()
-    params = {"workflows": count}
-    return [
-        measured("temporal", "temporal_500_visible", [visible], params=params, details={"polls": polls}),
-        measured("temporal", "temporal_idle_poll_bytes", sent, params=params),
-        measured("temporal", "temporal_idle_poll_cpu", cpu, params=params),
-    ]
+    return engine_figures("temporal", visible, polls, cpu, sent, params={"workflows": count})
 
 
 class _Worker:

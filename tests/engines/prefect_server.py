@@ -8,26 +8,17 @@ env. The server keeps its SQLite database and settings in a temp dir, listens on
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from tests.engine_process import answers_ok, engine_process, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_BIN = ROOT / ".engines" / "prefect" / "bin"
 FLOW_SCRIPT = Path(__file__).with_name("prefect_flow.py")
 START_SECONDS = 180  # about 18 s on an idle 2-core machine; far more when the machine is busy
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def engine_env(home: Path, api_url: str = "") -> dict[str, str]:
@@ -54,40 +45,20 @@ def prefect_server(workdir: Path) -> Iterator[str]:
     assert prefect.exists(), f"no Prefect engine env at {ENGINE_BIN.parent}: run `make engines` (make test does)"
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}/api"
-    log_path = workdir / "server.log"
-    log = log_path.open("wb")
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(
-        command, cwd=workdir, env=engine_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            assert server.poll() is None, log_path.read_text(errors="replace")[-3000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the Prefect server did not start"
-            time.sleep(0.3)  # a subprocess starting: no event loop to wait on here
+    with engine_process(
+        command,
+        cwd=workdir,
+        env=engine_env(home),
+        log_path=workdir / "server.log",
+        ready=lambda: answers_ok(f"{url}/health", timeout=2),
+        start_seconds=START_SECONDS,
+        check_every=0.3,
+        stop_seconds=20,
+    ):
         yield url
-    finally:
-        stop(server)
-        log.close()
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process started in its own session, and everything it started."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def start_flows(

@@ -8,10 +8,14 @@ retried later with the shared backoff, at the tool's pace when it gave a Retry-A
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
+
 from console.engine.config import FeedbackConfig
+from console.engine.sources.answers import Kind, retry_after_seconds
 from storage.feedback import FeedbackState
 from storage.labels import Label, redact_label
 
@@ -74,3 +78,14 @@ def metadata_of(label: Label) -> dict[str, object]:
         "patch": label.patch,
         "seconds_to_decide": label.seconds_to_decide,
     }
+
+
+def refusal_answer(kind: Kind, said: str, headers: Mapping[str, str]) -> FeedbackAnswer:
+    """A tool's error answer (`kind` of its status; `said`: what it answered): refused credentials are held, busy or
+    failing is sent again (at the tool's pace, from its Retry-After in `headers`), anything else is refused for good."""
+    if kind is Kind.auth:
+        return FeedbackAnswer(None, said, auth_refused=True)
+    if kind in (Kind.throttled, Kind.failing):
+        retry_after = retry_after_seconds(httpx.Response(500, headers=headers))  # only its headers are read
+        return FeedbackAnswer(None, said, retry_after=retry_after)
+    return FeedbackAnswer(FeedbackState.refused, said)

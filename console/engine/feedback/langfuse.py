@@ -23,9 +23,10 @@ from console.engine.feedback.base import (
     feedback_id,
     metadata_of,
     prepared,
+    refusal_answer,
 )
 from console.engine.secrets import Token
-from console.engine.sources.answers import Kind, brief, kind_of, retry_after_seconds
+from console.engine.sources.answers import brief, kind_of
 from storage.feedback import FeedbackState
 from storage.labels import Label
 
@@ -95,11 +96,4 @@ class LangfuseSink:
 
 def _answer(exc: ApiError) -> FeedbackAnswer:
     status = exc.status_code or 0
-    kind = kind_of(status)
-    said = f"Langfuse answered {status}: {str(exc.body)[:200]}"
-    if kind is Kind.auth:
-        return FeedbackAnswer(None, said, auth_refused=True)
-    if kind in (Kind.throttled, Kind.failing):
-        retry = retry_after_seconds(httpx.Response(status, headers=exc.headers or {}))
-        return FeedbackAnswer(None, said, retry_after=retry)
-    return FeedbackAnswer(FeedbackState.refused, said)
+    return refusal_answer(kind_of(status), f"Langfuse answered {status}: {str(exc.body)[:200]}", exc.headers or {})

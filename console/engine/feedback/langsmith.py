@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 from langsmith import Client
 from langsmith import utils as ls_utils
 from urllib3.util.retry import Retry
@@ -23,9 +22,10 @@ from console.engine.feedback.base import (
     feedback_id,
     metadata_of,
     prepared,
+    refusal_answer,
 )
 from console.engine.secrets import Token
-from console.engine.sources.answers import Kind, brief, kind_of, retry_after_seconds
+from console.engine.sources.answers import Kind, brief, kind_of
 from storage.feedback import FeedbackState
 from storage.labels import Label
 
@@ -98,13 +98,8 @@ def _answer(exc: ls_utils.LangSmithError) -> FeedbackAnswer:
     response = _response_of(exc)
     status = 0 if response is None else int(response.status_code)
     said = f"LangSmith answered {status or '?'}: {brief(exc)}"
-    kind = kind_of(status) if status else Kind.failing
-    if kind is Kind.auth:
-        return FeedbackAnswer(None, said, auth_refused=True)
-    if kind in (Kind.throttled, Kind.failing):
-        headers = {} if response is None else dict(response.headers)
-        return FeedbackAnswer(None, said, retry_after=retry_after_seconds(httpx.Response(status, headers=headers)))
-    return FeedbackAnswer(FeedbackState.refused, said)
+    headers = {} if response is None else dict(response.headers)
+    return refusal_answer(kind_of(status) if status else Kind.failing, said, headers)
 
 
 def _response_of(exc: BaseException) -> Any:

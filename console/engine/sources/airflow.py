@@ -29,13 +29,12 @@ import asyncio
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from console.engine.config import SourceConfig, public_url, token_fix
+from console.engine.config import SourceConfig, token_fix
 from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
 from console.engine.sources.airflow_payloads import (
@@ -49,24 +48,34 @@ from console.engine.sources.airflow_payloads import (
     refusal_answer,
     translate,
 )
-from console.engine.sources.answers import Kind, brief, busy_answer, classify, json_object, read_refused
+from console.engine.sources.answers import (
+    Kind,
+    busy_answer,
+    classify,
+    credentials_answer,
+    json_object,
+    odd_answer,
+    read_object,
+    read_refused,
+    refused_here_answer,
+    send_to_parsed,
+    stale_answer,
+    timeout_answer,
+)
 from console.engine.sources.base import DecisionAnswer, Page, Rejected, SourceError
-from console.engine.sources.http import MemoryListingSource, source_client
-from storage.db import Removal
+from console.engine.sources.http import (
+    MemoryListingSource,
+    Remembered,
+    forget_unlisted,
+    reaching,
+    remember_translated,
+    source_client,
+)
 from storage.records import Decision, Outcome, SyncState, Verdict
 
 LISTING = "/api/v2/dags/~/dagRuns/~/hitlDetails"
 PAGE_SIZE = 100  # Airflow's default maximum_page_limit
-DESCRIBED_REMOVALS = 20  # details read per poll to say why they left; the rest leave as "gone"
 Key = tuple[str, str, str, int]
-
-
-@dataclass(frozen=True)
-class Known:
-    """What this process knows of one waiting detail: what its item is made of, and its item (None: quarantined)."""
-
-    fingerprint: str
-    item_id: str | None
 
 
 class AirflowSource(MemoryListingSource):
@@ -85,7 +94,7 @@ class AirflowSource(MemoryListingSource):
         self._filters = {"response_received": "false"}
         if config.dag_id_pattern:
             self._filters["dag_id_pattern"] = config.dag_id_pattern
-        self._known: dict[Key, Known] = {}
+        self._known: dict[Key, Remembered[str]] = {}  # each detail by its fingerprint
         self._newest = ""  # created_at of the newest detail listed, as Airflow wrote it
 
     # ---------------------------------------------------------------- listing
@@ -103,30 +112,18 @@ class AirflowSource(MemoryListingSource):
         return await self._page(*await self._list({}), complete=True)
 
     async def _page(self, listed: list[Detail], rejected: list[Rejected], *, complete: bool) -> Page:
-        changed = [d for d in listed if self._known.get(d.key, Known("", None)).fingerprint != d.fingerprint]
+        changed = [d for d in listed if self._known.get(d.key, Remembered("", None)).listed != d.fingerprint]
         results = await asyncio.to_thread(self._translate_all, changed)
-        items = []
-        removed: list[Removal] = []
-        for detail, result in zip(changed, results, strict=True):
-            before = self._known.get(detail.key)
-            item_id = result.item.id if isinstance(result, Pending) else None
-            if before is not None and before.item_id is not None and before.item_id != item_id:
-                removed.append(Removal(before.item_id, "gone", "the task asks anew"))
-            if isinstance(result, Pending):
-                items.append(result.item)
-            else:
-                rejected.append(result)
-            self._known[detail.key] = Known(detail.fingerprint, item_id)
+        translated = [
+            (d.key, d.fingerprint, r.item if isinstance(r, Pending) else r)
+            for d, r in zip(changed, results, strict=True)
+        ]
+        items, bad, removed = remember_translated(self._known, translated, "the task asks anew")
+        rejected += bad
         for detail in listed:
             self._newest = max(self._newest, detail.created_at)
         if complete:
-            listed_keys = {d.key for d in listed}
-            left = [(key, known) for key, known in self._known.items() if key not in listed_keys]
-            for index, (key, known) in enumerate(left):
-                del self._known[key]
-                if known.item_id is not None:
-                    now = await self._detail(key) if index < DESCRIBED_REMOVALS else None
-                    removed.append(Removal(known.item_id, *_why_left(now)))
+            removed += await forget_unlisted(self._known, {d.key for d in listed}, self._detail, _why_left)
         return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch)
 
     def _translate_all(self, details: list[Detail]) -> list[Pending | Rejected]:
@@ -157,30 +154,18 @@ class AirflowSource(MemoryListingSource):
         response = await self._request("GET", path, params=params)
         if missing_ok and response.status_code == 404:
             return None
-        if response.status_code != 200:
-            answer = classify(response)
-            if answer.kind is Kind.redirect:
-                raise SourceError(f"answered {answer.status}, a redirect to {answer.location}; not followed")
-            fix = f"; fix: {token_fix(self.config.name)} (USERNAME:PASSWORD or a JWT)"
-            raise read_refused(answer, auth=fix, otherwise=f"answered {answer.status} to GET {path}")
-        body = json_object(response)
-        if body is None:
-            raise SourceError(f"answered GET {path} with something that is not a JSON object")
-        return body
+        fix = f"; fix: {token_fix(self.config.name)} (USERNAME:PASSWORD or a JWT)"
+        return read_object(response, f"GET {path}", fix=fix)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request with the JWT; a JWT refused as expired is renewed from the login once."""
-        try:
+        with reaching(self.config):
             if self._login is not None and not self._jwt:
                 self._jwt = await self._new_jwt()
             response = await self._client.request(method, path, headers=self._auth(), **kwargs)
             if response.status_code == 401 and self._login is not None:
                 self._jwt = await self._new_jwt()
                 response = await self._client.request(method, path, headers=self._auth(), **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"no answer within {self.config.timeout:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(public_url(f"cannot reach {self.config.url}: {brief(exc)}")) from exc
         return response
 
     def _auth(self) -> dict[str, str]:
@@ -201,15 +186,7 @@ class AirflowSource(MemoryListingSource):
 
     # ---------------------------------------------------------------- sending
     async def send_decision(self, decision: Decision) -> DecisionAnswer:
-        key = parse_item_id(decision.item_id)
-        if key is None:
-            return DecisionAnswer(SyncState.failed, Outcome.invalid.value, "not an item id of an Airflow source")
-        try:
-            return await self._send(decision, key)
-        except SourceError as exc:
-            if exc.auth:
-                return DecisionAnswer(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
-            return DecisionAnswer(None, "unreachable", str(exc), retry_after=exc.retry_after)
+        return await send_to_parsed(decision, parse_item_id, self._send, "an Airflow")
 
     async def _send(self, decision: Decision, key: Key) -> DecisionAnswer:
         detail = await self._detail(key)
@@ -222,15 +199,10 @@ class AirflowSource(MemoryListingSource):
         if detail.answered:
             return answered_answer(detail, sent, self.user)
         if current.item.id != decision.item_id or current.item.digest != decision.item_digest:
-            return DecisionAnswer(
-                SyncState.conflict,
-                Outcome.stale.value,
-                "the request changed after you saw it; the new version is in the queue; nothing was sent",
-            )
+            return stale_answer()
         problem = await asyncio.to_thread(_local_problem, current, decision, sent)
         if problem is not None:
-            refused = f"refused here, nothing was sent: {problem}"
-            return DecisionAnswer(SyncState.conflict, Outcome.invalid.value, refused)
+            return refused_here_answer(problem)
         return await self.answer(key, sent)
 
     async def answer(self, key: Key, sent: dict[str, Any]) -> DecisionAnswer:
@@ -239,7 +211,7 @@ class AirflowSource(MemoryListingSource):
             async with asyncio.timeout(self.config.timeout):  # overall, not per read
                 response = await self._request("PATCH", _detail_path(*key), json=sent)
         except TimeoutError:
-            return DecisionAnswer(None, "timeout", f"no answer within {self.config.timeout:g} s; sending again")
+            return timeout_answer(self.config.timeout)
         answer = classify(response)
         body = json_object(response)
         if answer.status == 200:
@@ -255,11 +227,10 @@ class AirflowSource(MemoryListingSource):
         if refused is not None:
             return refused
         if answer.kind is Kind.auth:
-            detail = f"refused our credentials ({answer.status}); fix: {token_fix(self.config.name)}"
-            return DecisionAnswer(None, Outcome.unauthorized.value, detail, body, auth_refused=True)
+            return credentials_answer(answer, body, fix=f"; fix: {token_fix(self.config.name)}")
         if answer.busy:
             return busy_answer(answer, body)
-        return DecisionAnswer(None, f"http_{answer.status}", f"an odd answer ({answer.status}); sending again", body)
+        return odd_answer(answer, body)
 
 
 def read_collection_or_fail(body: Any) -> tuple[list[Detail], list[Rejected], int]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from console.engine.sources.base import DecisionAnswer, Rejected, excerpt, validate_items
+from console.engine.sources.base import DecisionAnswer, Rejected, excerpt, read_rows, validate_items
 from console.engine.sources.native_payloads import describe_outcome
 from storage.records import Decision, Item, Outcome, SyncState, Verdict, item_digest, shown_part
 
@@ -119,14 +119,7 @@ def read_collection(body: Any) -> tuple[list[Detail], list[Rejected], int]:
     rows, total = body.get("hitl_details"), body.get("total_entries")
     if not isinstance(rows, list) or isinstance(total, bool) or not isinstance(total, int) or total < 0:
         raise ValueError("answered a HITL listing with the wrong shape")
-    details: list[Detail] = []
-    rejected: list[Rejected] = []
-    for row in rows:
-        detail = read_detail(row)
-        if detail is None:
-            rejected.append(Rejected("?hitl", "a HITL detail without its DAG, run, task and map index", excerpt(row)))
-        else:
-            details.append(detail)
+    details, rejected = read_rows(rows, read_detail, "?hitl", "a HITL detail without its DAG, run, task and map index")
     return details, rejected, total
 
 

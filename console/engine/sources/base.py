@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -16,6 +16,7 @@ from storage.labels import Label
 from storage.records import Decision, Item, SyncState, digest_problem, id_problem
 
 EXCERPT_CHARS = 400
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,48 @@ class LabelSink(Protocol):
     async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer: ...
 
 
+def labels_by_target(
+    labels: Sequence[Label], parse_item_id: Callable[[str], tuple[str, ...] | None], source: str
+) -> tuple[dict[str, list[Label]], dict[str, str]]:
+    """Labels grouped by what their item id names first at the source (a thread, a flow run), and the labels whose
+    item id this adapter cannot have made, refused (`source`: "Prefect")."""
+    by_target: dict[str, list[Label]] = {}
+    refused: dict[str, str] = {}
+    for label in labels:
+        parsed = parse_item_id(label.item_id)
+        if parsed is None:
+            refused[label.label_id] = f"not a {source} item id"
+        else:
+            by_target.setdefault(parsed[0], []).append(label)
+    return by_target, refused
+
+
+def labels_cut_short(sent: set[str], refused: dict[str, str], exc: SourceError) -> LabelAnswer:
+    """Labels sent until a request failed: what went through is kept, the rest is sent again (at the server's pace)."""
+    return LabelAnswer(frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth)
+
+
 def excerpt(raw: Any) -> str:
     try:
         text = json.dumps(raw, ensure_ascii=True, default=repr)
     except (TypeError, ValueError, RecursionError):
         text = repr(type(raw))
     return text[:EXCERPT_CHARS]
+
+
+def read_rows(
+    rows: list[Any], read: Callable[[Any], Row | None], unread_id: str, unread_reason: str
+) -> tuple[list[Row], list[Rejected]]:
+    """The rows of a listing `read` can make sense of, and the others quarantined (as `unread_id`, with the reason)."""
+    read_ok: list[Row] = []
+    rejected: list[Rejected] = []
+    for raw in rows:
+        row = read(raw)
+        if row is None:
+            rejected.append(Rejected(unread_id, unread_reason, excerpt(raw)))
+        else:
+            read_ok.append(row)
+    return read_ok, rejected
 
 
 def validate_items(source: str, raw_items: list[Any]) -> tuple[list[Item], list[Rejected]]:

@@ -1,16 +1,26 @@
-"""The HTTP client every source adapter talks through: one place for its identity, timeout and redirect policy."""
+"""The HTTP client every source adapter talks through: one place for its identity, timeout and redirect policy, and for
+what a request that gets no answer raises. Beside it, the base of the adapters that list everything pending and compare
+it with their own memory (LangGraph, Temporal, Airflow, Prefect), and that memory's bookkeeping: what each waiting
+request was listed as, which item it became, and the removals when it changes or leaves."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Self, TypeVar
 
 import httpx
 
-from console.engine.config import SourceConfig
+from console.engine.config import SourceConfig, public_url
+from console.engine.sources.answers import brief
+from console.engine.sources.base import Rejected, SourceError
+from storage.db import Removal
+from storage.records import Item
 
 USER_AGENT = "approval-console/0.1"
+DESCRIBED_REMOVALS = 20  # items that left described per poll, to say why; the rest leave as "gone"
 
 
 def source_client(
@@ -28,6 +38,17 @@ def source_client(
         timeout=httpx.Timeout(config.timeout),
         follow_redirects=False,
     )
+
+
+@contextmanager
+def reaching(config: SourceConfig) -> Iterator[None]:
+    """A request to `config`'s server that gets no answer fails the poll with why: too slow, or not reached."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise SourceError(f"no answer within {config.timeout:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise SourceError(public_url(f"cannot reach {config.url}: {brief(exc)}")) from exc
 
 
 class MemoryListingSource:
@@ -50,6 +71,67 @@ class MemoryListingSource:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
     def _foreign(self, cursor: str | None) -> bool:
         """True for a cursor this process did not hand out: its memory is gone, so list everything once."""
         return cursor is not None and cursor != self._epoch
+
+
+Listed = TypeVar("Listed")
+
+
+@dataclass(frozen=True)
+class Remembered(Generic[Listed]):
+    """What a memory-listing adapter knows of one waiting request: what it was listed as (enough to tell a change),
+    and its item (None: quarantined)."""
+
+    listed: Listed
+    item_id: str | None
+
+
+Key = TypeVar("Key")
+Now = TypeVar("Now")
+
+
+def remember_translated(
+    memory: dict[Key, Remembered[Listed]], translated: Iterable[tuple[Key, Listed, Item | Rejected]], moved_on: str
+) -> tuple[list[Item], list[Rejected], list[Removal]]:
+    """Remember each changed request as listed and translated now (an item, or quarantined): the items, the rejected,
+    and the removals of items a request replaced with another (`moved_on` says why)."""
+    items: list[Item] = []
+    rejected: list[Rejected] = []
+    removed: list[Removal] = []
+    for key, listed, result in translated:
+        before = memory.get(key)
+        item_id = result.id if isinstance(result, Item) else None
+        if before is not None and before.item_id is not None and before.item_id != item_id:
+            removed.append(Removal(before.item_id, "gone", moved_on))
+        if isinstance(result, Item):
+            items.append(result)
+        else:
+            rejected.append(result)
+        memory[key] = Remembered(listed, item_id)
+    return items, rejected, removed
+
+
+async def forget_unlisted(
+    memory: dict[Key, Remembered[Listed]],
+    listed: set[Key],
+    describe: Callable[[Key], Awaitable[Now | None]],
+    why_left: Callable[[Now | None], tuple[str, str]],
+) -> list[Removal]:
+    """Drop from `memory` what a complete listing no longer shows, and remove its items: the first few described as
+    the server has them now (`why_left` of that: state and detail), the rest as gone without a question."""
+    left = [(key, known) for key, known in memory.items() if key not in listed]
+    removed: list[Removal] = []
+    for index, (key, known) in enumerate(left):
+        del memory[key]
+        if known.item_id is not None:
+            now = await describe(key) if index < DESCRIBED_REMOVALS else None
+            removed.append(Removal(known.item_id, *why_left(now)))
+    return removed

@@ -35,8 +35,26 @@ import httpx
 
 from console.engine.config import SourceConfig, public_url
 from console.engine.secrets import Token
-from console.engine.sources.answers import Kind, busy_answer, classify, json_object, read_refused
-from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, Rejected, SourceError
+from console.engine.sources.answers import (
+    Kind,
+    busy_answer,
+    classify,
+    credentials_answer,
+    json_object,
+    read_refused,
+    refused_here_answer,
+    send_to_parsed,
+    stale_answer,
+)
+from console.engine.sources.base import (
+    DecisionAnswer,
+    LabelAnswer,
+    Page,
+    Rejected,
+    SourceError,
+    labels_by_target,
+    labels_cut_short,
+)
 from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.prefect_payloads import (
     PAUSED_TYPES,
@@ -236,14 +254,7 @@ class PrefectSource(MemoryListingSource):
         """Each label becomes a markdown artifact of its flow run (the run's Artifacts tab in the Prefect UI), marked
         with the label id in its metadata: a label the run already holds is not stored again. A flow run that no
         longer exists refuses its labels (kept locally, with the reason)."""
-        by_run: dict[str, list[Label]] = {}
-        refused: dict[str, str] = {}
-        for label in labels:
-            parsed = parse_item_id(label.item_id)
-            if parsed is None:
-                refused[label.label_id] = "not a Prefect item id"
-            else:
-                by_run.setdefault(parsed[0], []).append(label)
+        by_run, refused = labels_by_target(labels, parse_item_id, "Prefect")
         sent: set[str] = set()
         for run_id, run_labels in by_run.items():
             try:
@@ -256,10 +267,8 @@ class PrefectSource(MemoryListingSource):
                     if label.label_id not in held:
                         await self._call("POST", "/artifacts/", json=label_artifact(run_id, label))
                     sent.add(label.label_id)
-            except SourceError as exc:  # retry what is left; keep what went through
-                return LabelAnswer(
-                    frozenset(sent), refused, str(exc), retry_after=exc.retry_after, auth_refused=exc.auth
-                )
+            except SourceError as exc:
+                return labels_cut_short(sent, refused, exc)
         return LabelAnswer(frozenset(sent), refused)
 
     async def _labels_held(self, run_id: str) -> set[str]:
@@ -275,17 +284,10 @@ class PrefectSource(MemoryListingSource):
 
     # ---------------------------------------------------------------- sending
     async def send_decision(self, decision: Decision) -> DecisionAnswer:
-        parsed = parse_item_id(decision.item_id)
-        if parsed is None:
-            return DecisionAnswer(SyncState.failed, Outcome.invalid.value, "not an item id of a Prefect source")
-        try:
-            return await self._send(decision, *parsed)
-        except SourceError as exc:
-            if exc.auth:
-                return DecisionAnswer(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
-            return DecisionAnswer(None, "unreachable", str(exc), retry_after=exc.retry_after)
+        return await send_to_parsed(decision, parse_item_id, self._send, "a Prefect")
 
-    async def _send(self, decision: Decision, run_id: str, response_key: str) -> DecisionAnswer:
+    async def _send(self, decision: Decision, parsed: tuple[str, str]) -> DecisionAnswer:
+        run_id, response_key = parsed
         path = f"/flow_runs/{quote(run_id, safe='')}"
         response = await self._call("GET", path, missing_ok=True)
         if response.status_code == 404:
@@ -303,17 +305,13 @@ class PrefectSource(MemoryListingSource):
         schema, description = self._inputs[run.cache_key]
         payload = item_payload(self.config.name, run, self._flows.get(run.flow_id, ""), schema, description, self._ui)
         if isinstance(payload, Rejected):
-            return _invalid(payload.reason)
+            return refused_here_answer(payload.reason)
         if payload["digest"] != decision.item_digest:
-            return DecisionAnswer(
-                SyncState.conflict,
-                Outcome.stale.value,
-                "the paused flow run changed after you saw it; the new version is in the queue",
-            )
+            return stale_answer("the paused flow run changed after you saw it; the new version is in the queue")
         try:
             body = run_input(decision, schema)
         except InvalidDecision as exc:
-            return _invalid(str(exc))
+            return refused_here_answer(str(exc))
         return await self._resume(decision, path, row, response_key, body)
 
     async def _resume(
@@ -327,9 +325,7 @@ class PrefectSource(MemoryListingSource):
         answer = classify(response)
         reply = json_object(response)
         if answer.kind is Kind.auth:
-            return DecisionAnswer(
-                None, Outcome.unauthorized.value, f"refused our credentials ({answer.status})", reply, auth_refused=True
-            )
+            return credentials_answer(answer, reply)
         if answer.status == 404:
             return DecisionAnswer(SyncState.conflict, Outcome.not_found.value, "the source no longer has this flow run")
         if answer.busy:
@@ -428,7 +424,3 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError as exc:
         raise SourceError("answered with invalid JSON") from exc
-
-
-def _invalid(detail: str) -> DecisionAnswer:
-    return DecisionAnswer(SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {detail}")

@@ -22,18 +22,37 @@ stale or malformed decision with the console's outcome name, and an ended run an
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from console.engine.config import SourceConfig, public_url, token_fix
+from console.engine.config import SourceConfig, token_fix
 from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
-from console.engine.sources.answers import Kind, brief, busy_answer, classify, json_object, read_refused
+from console.engine.sources.answers import (
+    Kind,
+    brief,
+    busy_answer,
+    classify,
+    credentials_answer,
+    json_object,
+    odd_answer,
+    read_object,
+    refused_here_answer,
+    send_to_parsed,
+    stale_answer,
+    timeout_answer,
+)
 from console.engine.sources.base import DecisionAnswer, Page, Rejected, SourceError
-from console.engine.sources.http import MemoryListingSource, source_client
+from console.engine.sources.http import (
+    MemoryListingSource,
+    Remembered,
+    forget_unlisted,
+    reaching,
+    remember_translated,
+    source_client,
+)
 from console.engine.sources.temporal_payloads import (
     NO_SHORTHAND,
     RUNNING,
@@ -52,19 +71,9 @@ from console.engine.sources.temporal_payloads import (
     update_body,
 )
 from console.integrations.temporal_convention import SINCE_ATTRIBUTE, UPDATE_NAME
-from storage.db import Removal
-from storage.records import Decision, Item, Outcome, SyncState, Verdict
+from storage.records import Decision, Item, SyncState, Verdict
 
 PAGE_SIZE = 1000  # executions per list page (the server's default cap)
-DESCRIBED_REMOVALS = 20  # runs described per poll to say why they left; the rest leave as "gone"
-
-
-@dataclass(frozen=True)
-class Run:
-    """What this process knows of one waiting run: the execution as last listed, and its item (None: quarantined)."""
-
-    execution: Execution
-    item_id: str | None
 
 
 class TemporalSource(MemoryListingSource):
@@ -76,7 +85,7 @@ class TemporalSource(MemoryListingSource):
             headers["Authorization"] = f"Bearer {token.value}"
         super().__init__(config, source_client(config, headers, client))
         self._base = f"/api/v1/namespaces/{quote(config.namespace, safe='')}"
-        self._runs: dict[tuple[str, str], Run] = {}
+        self._runs: dict[tuple[str, str], Remembered[Execution]] = {}
         self._since = ""  # the newest ApprovalSince listed
 
     # ---------------------------------------------------------------- listing
@@ -99,36 +108,22 @@ class TemporalSource(MemoryListingSource):
     async def _page(self, listed: list[Execution], rejected: list[Rejected], *, complete: bool) -> Page:
         changed = [e for e in listed if not self._known(e)]
         results = await asyncio.to_thread(self._translate_all, changed)
-        items: list[Item] = []
-        removed: list[Removal] = []
-        for execution, result in zip(changed, results, strict=True):
-            key = (execution.workflow_id, execution.run_id)
-            before = self._runs.get(key)
-            item_id = result.item.id if isinstance(result, Pending) else None
-            if before is not None and before.item_id is not None and before.item_id != item_id:
-                removed.append(Removal(before.item_id, "gone", "the workflow moved on to another request"))
-            if isinstance(result, Pending):
-                items.append(result.item)
-            else:
-                rejected.append(result)
-            self._runs[key] = Run(execution, item_id)
-            self._since = max(self._since, execution.since)
+        translated = [
+            ((e.workflow_id, e.run_id), e, r.item if isinstance(r, Pending) else r)
+            for e, r in zip(changed, results, strict=True)
+        ]
+        items, bad, removed = remember_translated(self._runs, translated, "the workflow moved on to another request")
+        rejected += bad
+        self._since = max([self._since, *(e.since for e in changed)])
         if complete:
             listed_keys = {(e.workflow_id, e.run_id) for e in listed}
-            left = [(key, run) for key, run in self._runs.items() if key not in listed_keys]
-            for index, (key, run) in enumerate(left):
-                del self._runs[key]
-                if run.item_id is not None:
-                    ended = await self._describe(*key) if index < DESCRIBED_REMOVALS else None
-                    removed.append(Removal(run.item_id, removal_state(ended), removal_detail(ended)))
+            removed += await forget_unlisted(self._runs, listed_keys, lambda key: self._describe(*key), _why_ended)
         return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch)
 
     def _known(self, execution: Execution) -> bool:
         before = self._runs.get((execution.workflow_id, execution.run_id))
         return (
-            before is not None
-            and before.execution.since == execution.since
-            and before.execution.request == execution.request
+            before is not None and before.listed.since == execution.since and before.listed.request == execution.request
         )
 
     def _translate_all(self, executions: list[Execution]) -> list[Pending | Rejected]:
@@ -169,38 +164,18 @@ class TemporalSource(MemoryListingSource):
         return None if body is None else read_execution(body.get("workflowExecutionInfo"))
 
     async def _get(self, path: str, params: dict[str, str], *, missing_ok: bool = False) -> Any:
-        try:
+        with reaching(self.config):
             response = await self._client.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"no answer within {self.config.timeout:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(public_url(f"cannot reach {self.config.url}: {brief(exc)}")) from exc
         if missing_ok and response.status_code == 404:
             return None
-        if response.status_code != 200:
-            answer = classify(response)
-            if answer.kind is Kind.redirect:
-                raise SourceError(f"answered {answer.status}, a redirect to {answer.location}; not followed")
-            fix = f"; fix: {token_fix(self.config.name)}"
-            raise read_refused(answer, auth=fix, otherwise=f"answered {answer.status} to GET {path}")
-        body = json_object(response)
-        if body is None:
-            raise SourceError(f"answered GET {path} with something that is not a JSON object")
-        return body
+        return read_object(response, f"GET {path}", fix=f"; fix: {token_fix(self.config.name)}")
 
     # ---------------------------------------------------------------- sending
     async def send_decision(self, decision: Decision) -> DecisionAnswer:
-        parsed = parse_item_id(decision.item_id)
-        if parsed is None:
-            return DecisionAnswer(SyncState.failed, Outcome.invalid.value, "not an item id of a Temporal source")
-        try:
-            return await self._send(decision, *parsed)
-        except SourceError as exc:
-            if exc.auth:
-                return DecisionAnswer(None, Outcome.unauthorized.value, str(exc), auth_refused=True)
-            return DecisionAnswer(None, "unreachable", str(exc), retry_after=exc.retry_after)
+        return await send_to_parsed(decision, parse_item_id, self._send, "a Temporal")
 
-    async def _send(self, decision: Decision, workflow_id: str, run_id: str, key: str) -> DecisionAnswer:
+    async def _send(self, decision: Decision, parsed: tuple[str, str, str]) -> DecisionAnswer:
+        workflow_id, run_id, _ = parsed
         execution = await self._describe(workflow_id, run_id)
         if execution is None or execution.status != RUNNING:
             return closed_answer(decision, execution)
@@ -208,16 +183,10 @@ class TemporalSource(MemoryListingSource):
         current = await asyncio.to_thread(self._translate, execution)
         if isinstance(current, Pending) and current.item.id == decision.item_id:
             if current.item.digest != decision.item_digest:
-                return DecisionAnswer(
-                    SyncState.conflict,
-                    Outcome.stale.value,
-                    "the request changed after you saw it; the new version is in the queue; nothing was sent",
-                )
+                return stale_answer()
             problem = await asyncio.to_thread(_local_problem, current.item, decision)
             if problem is not None:
-                return DecisionAnswer(
-                    SyncState.conflict, Outcome.invalid.value, f"refused here, nothing was sent: {problem}"
-                )
+                return refused_here_answer(problem)
             request_digest = current.request_digest
         return await self._update(decision, workflow_id, run_id, request_digest)
 
@@ -229,7 +198,7 @@ class TemporalSource(MemoryListingSource):
                     path, json=update_body(decision, workflow_id, run_id, request_digest)
                 )
         except TimeoutError:
-            return DecisionAnswer(None, "timeout", f"no answer within {self.config.timeout:g} s; sending again")
+            return timeout_answer(self.config.timeout)
         except httpx.HTTPError as exc:
             return DecisionAnswer(None, "unreachable", brief(exc))
         answer = classify(response)
@@ -239,15 +208,17 @@ class TemporalSource(MemoryListingSource):
         if answer.status == 404:  # the run has ended (or never was): its own record says how
             return closed_answer(decision, await self._describe(workflow_id, run_id))
         if answer.kind is Kind.auth:
-            return DecisionAnswer(
-                None, Outcome.unauthorized.value, f"refused our credentials ({answer.status})", body, auth_refused=True
-            )
+            return credentials_answer(answer, body)
         if answer.busy:
             return busy_answer(answer, body)
         message = str((body or {}).get("message", ""))[:200]
         if answer.status == 400:  # InvalidArgument: the request itself, never taken
             return DecisionAnswer(SyncState.failed, "http_400", f"Temporal refused the update: {message}", body)
-        return DecisionAnswer(None, f"http_{answer.status}", f"an odd answer ({answer.status}); sending again", body)
+        return odd_answer(answer, body)
+
+
+def _why_ended(execution: Execution | None) -> tuple[str, str]:
+    return removal_state(execution), removal_detail(execution)
 
 
 def _local_problem(item: Item, decision: Decision) -> str | None:

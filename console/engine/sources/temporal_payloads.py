@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from console.engine.sources.base import DecisionAnswer, Rejected, excerpt, validate_items
+from console.engine.sources.base import DecisionAnswer, Rejected, excerpt, read_rows, validate_items
 from console.engine.sources.listing import loads
 from console.engine.sources.native_payloads import describe_outcome
 from console.integrations import temporal_convention as convention
@@ -141,14 +141,8 @@ def read_list(body: Any) -> tuple[list[Execution], list[Rejected], str]:
     token = body.get("nextPageToken", "")
     if not isinstance(rows, list) or not isinstance(token, str):
         raise ValueError("answered a workflow listing with the wrong shape")
-    executions: list[Execution] = []
-    rejected: list[Rejected] = []
-    for row in rows:
-        execution = read_execution(row)
-        if execution is None:
-            rejected.append(Rejected("?execution", "a listed execution without a workflow id and run id", excerpt(row)))
-        else:
-            executions.append(execution)
+    unread = "a listed execution without a workflow id and run id"
+    executions, rejected = read_rows(rows, read_execution, "?execution", unread)
     return executions, rejected, token
 
 
