@@ -1,0 +1,88 @@
+"""`approval-console mcp --queue URL`: an MCP server (stdio, the official `mcp` package, extra `approval-console[mcp]`)
+whose tools post into the queue and return once an operator decides.
+
+- `request_approval`: any MCP client asks before a risky action; the answer is the decision (verdict, the arguments to
+  run, the reason, the operator).
+- `permission_prompt`: the contract of Claude Code's `--permission-prompt-tool` (input `tool_name`, `input`,
+  `tool_use_id`; the answer a JSON text, `{"behavior": "allow", "updatedInput": {...}}` or
+  `{"behavior": "deny", "message": "..."}`), so a headless Claude Code asks the operator before each tool it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+
+from console.bridges.queue_client import Outcome, QueueClient, Request
+
+SERVER_NAME = (
+    "approval"  # Claude Code names the tools mcp__approval__request_approval, mcp__approval__permission_prompt
+)
+
+
+def permission_answer(outcome: Outcome, original: dict[str, Any]) -> dict[str, Any]:
+    """The permission prompt's answer for an outcome: allow with the input to run (the operator's edit, if any)."""
+    if outcome.allowed:
+        return {"behavior": "allow", "updatedInput": outcome.args if outcome.verdict == "edit" else original}
+    return {"behavior": "deny", "message": f"approval-console: {outcome.reason}"}
+
+
+def build_server(queue: QueueClient, *, deadline_seconds: float, workflow: str = "mcp") -> MCPServer:
+    limit = deadline_seconds  # a tool call may ask for less time, never more
+    server = MCPServer(
+        SERVER_NAME,
+        instructions="Ask a human operator before risky actions; run an action only when the answer allows it.",
+    )
+
+    @server.tool(
+        description=(
+            "Ask the on-call operator to approve an action before running it. Blocks until a decision (or the "
+            "deadline: then it is denied). Run the action only if `allowed` is true, with the returned `args` (the "
+            "operator may have edited them); otherwise do not run it and tell the user the `reason`."
+        )
+    )
+    async def request_approval(
+        action: str,
+        args: dict[str, Any],
+        summary: str = "",
+        risk: Literal["low", "medium", "high", "critical"] = "high",
+        deadline_seconds: float | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        wait = deadline_seconds if deadline_seconds is not None and deadline_seconds > 0 else limit
+        request = Request(
+            request_id=request_id or f"mcp-{uuid.uuid4()}",
+            action=action,
+            args=args,
+            summary=summary,
+            risk=risk,
+            workflow=workflow,
+        )
+        outcome = await queue.ask(request, deadline_seconds=min(wait, limit))
+        return outcome.as_json()
+
+    @server.tool(
+        description="Claude Code's --permission-prompt-tool: asks the on-call operator whether a tool may run.",
+    )
+    async def permission_prompt(tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
+        # The argument names are the contract's (`input` included).
+        request = Request(
+            request_id=tool_use_id or f"mcp-{uuid.uuid4()}",
+            action=tool_name,
+            args=input,
+            summary=f"Claude Code asks to run {tool_name}",
+            policy="Claude Code asks before this tool runs",
+            workflow=workflow,
+        )
+        outcome = await queue.ask(request, deadline_seconds=limit)
+        return json.dumps(permission_answer(outcome, input))
+
+    return server
+
+
+async def serve_stdio(url: str, token: str, *, deadline_seconds: float) -> None:
+    async with QueueClient(url, token) as queue:
+        await build_server(queue, deadline_seconds=deadline_seconds).run_stdio_async()
