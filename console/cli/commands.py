@@ -1,5 +1,5 @@
-"""Command line: run the console, the demo, the demo fleet alone, the queue server, manage sources, verify the audit
-trail."""
+"""Command line: run the console, the demo, the demo fleet alone, the queue server and the MCP bridge, manage sources
+and standing approvals, verify the audit trail."""
 
 from __future__ import annotations
 
