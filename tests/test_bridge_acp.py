@@ -1,7 +1,7 @@
-"""The ACP bridge: `session/request_permission` requests and answers built with the `agent-client-protocol` package's own
-schema, answered by the operator through a real `serve` and a real console Session; "always" answers kept as standing
-approvals that `approval-console approvals list|revoke` shows and takes back. (No ACP agent runs offline here: the
-bridge's function is called with the request an ACP client receives.)"""
+"""The ACP bridge: `session/request_permission` requests and answers built with the schema of ACP's own package
+(`agent-client-protocol`), answered by the operator through a real `serve` and a real console Session; "always" answers
+kept as standing approvals that `approval-console approvals list|revoke` shows and takes back. (No ACP agent runs
+offline here: the bridge's function is called with the request an ACP client receives.)"""
 
 from __future__ import annotations
 
