@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tests.bench import decisions, engines, footprint, network, pending, polling, screen, serve
+from tests.bench import bridges, decisions, engines, footprint, network, pending, polling, screen, serve
 from tests.bench.harness import FIGURES, Bench, Result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +31,7 @@ MODULES = (
     pending,
     engines,
     serve,
+    bridges,
 )  # importing them registers their figures
 ORDER = (
     "first_paint",
@@ -46,6 +47,7 @@ ORDER = (
     "langgraph",
     "temporal",
     "serve",
+    "mcp_bridge",
     "export",
 )
 
