@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 from mcp import ClientSession, StdioServerParameters
@@ -44,7 +44,9 @@ async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
 
 
 @asynccontextmanager
-async def mcp_bridge(url: str, *, deadline: float = 30.0, token: str | None = None) -> AsyncIterator[ClientSession]:
+async def mcp_bridge(
+    url: str, *, deadline: float = 30.0, token: str | None = None, errlog: TextIO = sys.stderr
+) -> AsyncIterator[ClientSession]:
     """`python -m console.cli mcp --queue URL` spawned by the MCP SDK's own stdio client, initialised."""
     params = StdioServerParameters(
         command=sys.executable,
@@ -52,7 +54,7 @@ async def mcp_bridge(url: str, *, deadline: float = 30.0, token: str | None = No
         env={"APPROVAL_CONSOLE_TOKEN_QUEUE": token or fixed_token("agent", AGENT), "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
     )
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
 
@@ -165,12 +167,17 @@ async def test_no_decision_by_the_deadline_is_a_deny_and_the_item_leaves_the_que
     assert len(states) == 1 and states[0] in {"expired", "withdrawn"} and serve.pending() == []
 
 
-async def test_a_wrong_token_is_a_deny_at_once_with_the_refusal_and_no_token_in_it(serve: TestServe) -> None:
+async def test_a_wrong_token_is_a_deny_at_once_with_the_refusal_and_no_token_in_it(
+    serve: TestServe, tmp_path: Path
+) -> None:
     wrong = "acs_" + "w" * 43
-    async with mcp_bridge(serve.url, deadline=30.0, token=wrong) as mcp:
-        answer = json.loads(text_of(await mcp.call_tool("permission_prompt", prompt_args("toolu_06"))))
+    with (tmp_path / "bridge.err").open("w+") as errlog:
+        async with mcp_bridge(serve.url, deadline=30.0, token=wrong, errlog=errlog) as mcp:
+            answer = json.loads(text_of(await mcp.call_tool("permission_prompt", prompt_args("toolu_06"))))
+        errlog.seek(0)
+        stderr = errlog.read()
     assert answer["behavior"] == "deny" and "401 unauthorized" in answer["message"]
-    assert wrong not in answer["message"]
+    assert wrong not in answer["message"] and wrong not in stderr and "w" * 20 not in stderr
 
 
 @pytest.mark.parametrize(
