@@ -21,6 +21,7 @@ from console.engine.backoff import Backoff
 
 REMEMBERED_REQUESTS = 10_000  # request ids whose deadline a client keeps, so asking again finds the same item
 MAX_WAIT = 30.0  # the server caps a long-poll here (PROTOCOL.md section 9)
+MIN_WAIT = 0.05  # a "pending" answered faster than this did not wait: paced by RETRY, never asked in a tight loop
 RETRY = Backoff(base=0.1, cap=2.0)  # a queue that is down or busy is asked again, until the deadline
 RISKS = ("low", "medium", "high", "critical")
 
@@ -171,6 +172,8 @@ class QueueClient:
             outcome = await self._wait(item_id, request.args, until)
         except Refused as exc:
             return denied(str(exc))
+        except Exception as exc:  # fail closed: whatever went wrong, the action is not taken
+            return denied(f"the bridge could not get a decision ({type(exc).__name__})")
         return outcome
 
     async def _post(self, item: dict[str, Any], request_id: str, until: float) -> str | None:
@@ -180,7 +183,8 @@ class QueueClient:
             try:
                 answer = await self._http.post("/v1/items", json=item, headers={"Idempotency-Key": request_id})
                 if answer.status_code in (200, 201):
-                    item_id = answer.json().get("id")
+                    body = answer.json()
+                    item_id = body.get("id") if isinstance(body, dict) else None
                     if isinstance(item_id, str):
                         return item_id
                     raise Refused("the queue answered an item without an id")
@@ -197,6 +201,7 @@ class QueueClient:
             remaining = until - time.monotonic()
             if remaining <= 0:
                 return await self._give_up(item_id, args)
+            asked = time.monotonic()
             try:
                 answer = await self._http.get(path, params={"wait": f"{min(MAX_WAIT, remaining):.3f}"})
                 if answer.status_code == 200:
@@ -204,9 +209,11 @@ class QueueClient:
                     outcome = outcome_of(state, args) if isinstance(state, dict) else None
                     if outcome is not None:
                         return outcome
-                    attempt = 0
-                    continue
-                _raise_if_final(answer, "waiting for the decision")
+                    if time.monotonic() - asked >= MIN_WAIT:  # a long-poll that waited: ask again at once
+                        attempt = 0
+                        continue
+                else:
+                    _raise_if_final(answer, "waiting for the decision")
             except (httpx.HTTPError, ValueError):
                 pass
             attempt += 1
