@@ -27,21 +27,29 @@ NO_TRACING = RunConfig(tracing_disabled=True)
 
 
 class ScriptedModel(Model):
-    """First a call of `issue_refund`; once a tool output is in the input, a final answer quoting it."""
+    """First calls of `issue_refund` (one per customer); once tool outputs are in the input, a final answer quoting
+    them."""
+
+    def __init__(self, customers: tuple[str, ...] = ("cus_1042",)) -> None:
+        self.customers = customers
 
     async def get_response(self, system_instructions: str | None, input: Any, *args: Any, **kwargs: Any) -> Any:
         outputs = [i for i in input if isinstance(i, dict) and i.get("type") == "function_call_output"]
         if not outputs:
-            call = ResponseFunctionToolCall(
-                type="function_call",
-                id="fc_1",
-                call_id="call_refund_1",
-                name="issue_refund",
-                arguments=json.dumps({"customer_id": "cus_1042", "amount": 1250.0}),
-                status="completed",
-            )
-            return ModelResponse(output=[call], usage=Usage(), response_id=None)
-        text = ResponseOutputText(type="output_text", text=f"done: {outputs[-1]['output']}", annotations=[])
+            calls = [
+                ResponseFunctionToolCall(
+                    type="function_call",
+                    id=f"fc_{n}",
+                    call_id=f"call_refund_{n}",
+                    name="issue_refund",
+                    arguments=json.dumps({"customer_id": customer, "amount": 1250.0}),
+                    status="completed",
+                )
+                for n, customer in enumerate(self.customers, start=1)
+            ]
+            return ModelResponse(output=list(calls), usage=Usage(), response_id=None)
+        said = " | ".join(str(o["output"]) for o in outputs)
+        text = ResponseOutputText(type="output_text", text=f"done: {said}", annotations=[])
         message = ResponseOutputMessage(
             type="message", id="msg_1", role="assistant", status="completed", content=[text]
         )
@@ -51,14 +59,15 @@ class ScriptedModel(Model):
         raise NotImplementedError("the scripted model does not stream")
 
 
-def refund_agent(ran: list[dict[str, Any]]) -> Agent[Any]:
+def refund_agent(ran: list[dict[str, Any]], customers: tuple[str, ...] = ("cus_1042",)) -> Agent[Any]:
     @function_tool(needs_approval=True)
     def issue_refund(customer_id: str, amount: float) -> str:
         """Refund a customer."""
         ran.append({"customer_id": customer_id, "amount": amount})
         return f"refunded {amount} to {customer_id}"
 
-    return Agent(name="refunds", model=ScriptedModel(), tools=[issue_refund], model_settings=ModelSettings())
+    model = ScriptedModel(customers)
+    return Agent(name="refunds", model=model, tools=[issue_refund], model_settings=ModelSettings())
 
 
 @pytest.fixture
@@ -160,3 +169,23 @@ async def test_a_run_stopped_while_it_waits_resumes_from_its_saved_state(
     assert ran == [{"customer_id": "cus_1042", "amount": 1250.0}]
     assert result.final_output == "done: refunded 1250.0 to cus_1042"
     assert len(serve.applied_decisions()) == 1 and len(dict.values(serve._records)) == 1, "one item, one decision"
+
+
+async def test_two_calls_in_one_turn_are_two_items_decided_each_on_its_own(
+    queue: QueueClient, operator: Operator, tmp_path: Path
+) -> None:
+    ran: list[dict[str, Any]] = []
+    agent = refund_agent(ran, customers=("cus_1", "cus_2"))
+    run = asyncio.create_task(
+        run_with_approvals(agent, "refund both", queue=queue, state_path=tmp_path / "run.json", run_config=NO_TRACING)
+    )
+    first = await operator.next_pending()
+    await operator.decide(first, Verdict.approve)
+    second = await operator.next_pending()
+    await operator.decide(second, Verdict.reject, reason_code="duplicate")
+    result = await run
+    assert first.action is not None and second.action is not None
+    approved = first.action.args["customer_id"]
+    assert {approved, second.action.args["customer_id"]} == {"cus_1", "cus_2"}
+    assert ran == [{"customer_id": approved, "amount": 1250.0}], "the approved call ran once, the rejected one never"
+    assert f"refunded 1250.0 to {approved}" in result.final_output and "rejected by the operator" in result.final_output

@@ -57,8 +57,10 @@ async def run_with_approvals(
             expires.setdefault(_call_id(item), _iso(datetime.now(UTC) + timedelta(seconds=deadline_seconds)))
         saved["run_state"] = state.to_json()
         await asyncio.to_thread(_save, state_path, saved)  # written before waiting: a restart resumes from it
-        for item in interruptions:
-            await _decide(state, item, queue, saved["run_id"], expires, deadline_seconds)
+        # All of a turn's interruptions are asked at once: the operator sees them together.
+        await asyncio.gather(
+            *(_decide(state, item, queue, saved["run_id"], expires, deadline_seconds) for item in interruptions)
+        )
         result = await Runner.run(agent, state, **run_options)
         if not result.interruptions:
             await asyncio.to_thread(state_path.unlink, missing_ok=True)
