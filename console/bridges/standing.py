@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from console.engine.config import default_data_dir as console_data_dir
+
 DB_NAME = "standing.sqlite3"
 Answer = Literal["allow", "reject"]
 
@@ -43,10 +45,16 @@ class Standing:
         return f"{self.id}  {self.answer} always  {self.agent}: {self.action}  ({self.created_at}{who})"
 
 
+def default_data_dir() -> Path:
+    """Where the bridges keep standing answers unless told otherwise: what `approvals list` reads by default."""
+    return console_data_dir() / "bridges"
+
+
 class StandingApprovals:
     """One small SQLite table; each change is committed before it is acted on."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
+        data_dir = data_dir or default_data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(data_dir / DB_NAME, timeout=10.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from console.cli.text import CliError, plural, safe_line
-from console.engine import config as config_module
 from console.engine.config import is_loopback, public_url, token_env_var
 
 DEFAULT_TOKEN_NAME = "queue"  # noqa: S105 - the name the token is stored under, not a token
@@ -45,16 +44,12 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
 
     approvals = commands.add_parser("approvals", help="standing approvals: 'always' answers the bridges keep")
     approval_commands = approvals.add_subparsers(dest="approvals_command", required=True, metavar="{list,revoke}")
-    data_help = f"the bridges' data directory (default: {default_data_dir()})"
+    data_help = "the bridges' data directory (default: 'bridges' in the console's data directory)"
     listing = approval_commands.add_parser("list", help="the standing approvals and rejections in force")
     listing.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=data_help)
     revoke = approval_commands.add_parser("revoke", help="take a standing approval back: the agent asks again")
     revoke.add_argument("id", type=int, help="the number 'approvals list' shows")
     revoke.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=data_help)
-
-
-def default_data_dir() -> Path:
-    return config_module.default_data_dir() / "bridges"
 
 
 def _seconds(text: str) -> float:
@@ -103,8 +98,7 @@ def _queue_url(text: str, *, allow_insecure_http: bool) -> str:
 def run_approvals(args: argparse.Namespace) -> int:
     from console.bridges.standing import StandingApprovals
 
-    data_dir: Path = getattr(args, "data_dir", None) or default_data_dir()
-    with StandingApprovals(data_dir) as store:
+    with StandingApprovals(getattr(args, "data_dir", None)) as store:
         if args.approvals_command == "revoke":
             if not store.revoke(args.id):
                 raise CliError(f"approvals: no standing approval number {args.id} (see 'approvals list')", 1)
