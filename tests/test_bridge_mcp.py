@@ -23,6 +23,7 @@ from mcp_types import CallToolResult, TextContent
 from console.cli.commands import main
 from storage.records import Verdict
 from tests.bridge_operator import Operator
+from tests.conftest import eventually
 from tests.queue_servers import OPERATOR, ROOT, TestServe, fixed_token
 
 AGENT = "billing-agent"
@@ -45,12 +46,17 @@ async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
 
 @asynccontextmanager
 async def mcp_bridge(
-    url: str, *, deadline: float = 30.0, token: str | None = None, errlog: TextIO = sys.stderr
+    url: str,
+    *,
+    deadline: float = 30.0,
+    token: str | None = None,
+    errlog: TextIO = sys.stderr,
+    extra: tuple[str, ...] = (),
 ) -> AsyncIterator[ClientSession]:
     """`python -m console.cli mcp --queue URL` spawned by the MCP SDK's own stdio client, initialised."""
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "console.cli", "mcp", "--queue", url, "--deadline", str(deadline)],
+        args=["-m", "console.cli", "mcp", "--queue", url, "--deadline", str(deadline), *extra],
         env={"APPROVAL_CONSOLE_TOKEN_QUEUE": token or fixed_token("agent", AGENT), "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
     )
@@ -94,6 +100,27 @@ async def test_a_permission_prompt_waits_for_the_operator_and_allows_on_approve(
     assert item.action is not None and (item.action.name, item.action.args) == ("Bash", {"command": "rm -rf build/"})
     assert item.agent == AGENT
     assert answer == {"behavior": "allow", "updatedInput": {"command": "rm -rf build/"}}
+
+
+async def test_a_waiting_call_reports_progress_to_a_client_that_asks_for_it(
+    serve: TestServe, operator: Operator
+) -> None:
+    heard: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        heard.append((progress, total, message))
+
+    async with mcp_bridge(serve.url, deadline=30.0, extra=("--progress-every", "0.1")) as mcp:
+        call = asyncio.create_task(
+            mcp.call_tool("permission_prompt", prompt_args("toolu_p"), progress_callback=progress)
+        )
+        item = await operator.next_pending()
+        await eventually(lambda: len(heard) >= 2, what="progress while nobody has decided")
+        await operator.decide(item, Verdict.approve)
+        answer = json.loads(text_of(await call))
+    assert answer["behavior"] == "allow"
+    assert all(total == 30.0 and message == "waiting for the operator's decision" for _, total, message in heard)
+    assert [done for done, _, _ in heard] == sorted(done for done, _, _ in heard)
 
 
 async def test_an_edit_comes_back_as_the_updated_input(serve: TestServe, operator: Operator) -> None:

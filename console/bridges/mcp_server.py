@@ -10,17 +10,20 @@ whose tools post into the queue and return once an operator decides.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import Coroutine
 from typing import Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 from console.bridges.queue_client import Outcome, QueueClient, Request
 
-SERVER_NAME = (
-    "approval"  # Claude Code names the tools mcp__approval__request_approval, mcp__approval__permission_prompt
-)
+# Claude Code names the tools mcp__approval__request_approval and mcp__approval__permission_prompt.
+SERVER_NAME = "approval"
+PROGRESS_EVERY = 10.0  # seconds between progress notifications while a call waits: clients that time out idle calls
 
 
 def permission_answer(outcome: Outcome, original: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +33,23 @@ def permission_answer(outcome: Outcome, original: dict[str, Any]) -> dict[str, A
     return {"behavior": "deny", "message": f"approval-console: {outcome.reason}"}
 
 
-def build_server(queue: QueueClient, *, deadline_seconds: float, workflow: str = "mcp") -> MCPServer:
+async def waiting(ctx: Context[Any, Any], asking: Coroutine[Any, Any, Outcome], every: float, total: float) -> Outcome:
+    """Wait for the operator, telling a client that asked for progress every `every` seconds that the call is alive
+    (MCP clients that reset their request timeout on progress then wait as long as the deadline)."""
+    task = asyncio.ensure_future(asking)
+    started = asyncio.get_running_loop().time()
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if done:
+            return task.result()
+        elapsed = asyncio.get_running_loop().time() - started
+        with contextlib.suppress(Exception):  # a client gone or not listening changes nothing about the decision
+            await ctx.report_progress(min(elapsed, total), total, "waiting for the operator's decision")
+
+
+def build_server(
+    queue: QueueClient, *, deadline_seconds: float, workflow: str = "mcp", progress_every: float = PROGRESS_EVERY
+) -> MCPServer:
     limit = deadline_seconds  # a tool call may ask for less time, never more
     server = MCPServer(
         SERVER_NAME,
@@ -51,6 +70,8 @@ def build_server(queue: QueueClient, *, deadline_seconds: float, workflow: str =
         risk: Literal["low", "medium", "high", "critical"] = "high",
         deadline_seconds: float | None = None,
         request_id: str | None = None,
+        *,
+        ctx: Context[Any, Any],
     ) -> dict[str, Any]:
         wait = deadline_seconds if deadline_seconds is not None and deadline_seconds > 0 else limit
         request = Request(
@@ -61,13 +82,16 @@ def build_server(queue: QueueClient, *, deadline_seconds: float, workflow: str =
             risk=risk,
             workflow=workflow,
         )
-        outcome = await queue.ask(request, deadline_seconds=min(wait, limit))
+        wait = min(wait, limit)
+        outcome = await waiting(ctx, queue.ask(request, deadline_seconds=wait), progress_every, wait)
         return outcome.as_json()
 
     @server.tool(
         description="Claude Code's --permission-prompt-tool: asks the on-call operator whether a tool may run.",
     )
-    async def permission_prompt(tool_name: str, input: dict[str, Any], tool_use_id: str | None = None) -> str:
+    async def permission_prompt(
+        tool_name: str, input: dict[str, Any], tool_use_id: str | None = None, *, ctx: Context[Any, Any]
+    ) -> str:
         # The argument names are the contract's (`input` included).
         request = Request(
             request_id=tool_use_id or f"mcp-{uuid.uuid4()}",
@@ -77,12 +101,13 @@ def build_server(queue: QueueClient, *, deadline_seconds: float, workflow: str =
             policy="Claude Code asks before this tool runs",
             workflow=workflow,
         )
-        outcome = await queue.ask(request, deadline_seconds=limit)
+        outcome = await waiting(ctx, queue.ask(request, deadline_seconds=limit), progress_every, limit)
         return json.dumps(permission_answer(outcome, input))
 
     return server
 
 
-async def serve_stdio(url: str, token: str, *, deadline_seconds: float) -> None:
+async def serve_stdio(url: str, token: str, *, deadline_seconds: float, progress_every: float = PROGRESS_EVERY) -> None:
     async with QueueClient(url, token) as queue:
-        await build_server(queue, deadline_seconds=deadline_seconds).run_stdio_async()
+        server = build_server(queue, deadline_seconds=deadline_seconds, progress_every=progress_every)
+        await server.run_stdio_async()

@@ -40,6 +40,13 @@ def add_parsers(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help=f"how long a tool call waits for a decision before it is denied (default {DEFAULT_DEADLINE:g})",
     )
+    mcp.add_argument(
+        "--progress-every",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="while a call waits, a progress notification this often, to clients that ask for them (default 10)",
+    )
     mcp.add_argument("--allow-insecure-http", action="store_true", help="allow http:// to a host other than loopback")
 
     approvals = commands.add_parser("approvals", help="standing approvals: 'always' answers the bridges keep")
@@ -79,7 +86,7 @@ def run_mcp(args: argparse.Namespace) -> int:
         raise CliError(
             f"mcp: the MCP bridge needs its extra: pip install 'approval-console[mcp]' ({exc.name})"
         ) from None
-    asyncio.run(serve_stdio(url, token.value, deadline_seconds=args.deadline))
+    asyncio.run(serve_stdio(url, token.value, deadline_seconds=args.deadline, progress_every=args.progress_every))
     return 0
 
 
