@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, ToolPermissionContext, Transport
 from claude_agent_sdk._internal.query import Query
@@ -131,3 +132,16 @@ async def test_a_queue_that_is_down_denies_after_the_deadline() -> None:
     async with QueueClient(f"http://127.0.0.1:{port}", fixed_token("agent", AGENT)) as down:
         result = await ask_operator(down, deadline_seconds=0.5)("Bash", BASH, ToolPermissionContext(tool_use_id="t"))
     assert isinstance(result, PermissionResultDeny) and "could not be reached before the deadline" in result.message
+
+
+async def test_a_cancelled_call_withdraws_its_item(queue: QueueClient, operator: Operator, serve: TestServe) -> None:
+    """Claude abandons a permission request (the SDK cancels the callback): the operator is not left deciding it."""
+    call = asyncio.create_task(ask_operator(queue, deadline_seconds=30)("Bash", BASH, ToolPermissionContext("t")))
+    item = await operator.next_pending()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    headers = {"Authorization": f"Bearer {fixed_token('agent', AGENT)}"}
+    async with httpx.AsyncClient(base_url=serve.url, headers=headers) as agent:
+        state = (await agent.get(f"/v1/items/{item.id}/outcome")).json()
+    assert state["state"] == "withdrawn"

@@ -88,7 +88,9 @@ async def _decide(
     )
     expires_at = datetime.fromisoformat(expires[call_id])
     remaining = max(0.0, (expires_at - datetime.now(UTC)).total_seconds())
-    outcome = await queue.ask(request, deadline_seconds=min(deadline_seconds, remaining), expires_at=expires_at)
+    wait = min(deadline_seconds, remaining)
+    # A stopped run keeps its item: the run resumes from its saved state and asks again under the same request id.
+    outcome = await queue.ask(request, deadline_seconds=wait, expires_at=expires_at, withdraw_if_cancelled=False)
     if outcome.allowed and outcome.verdict == "approve":
         state.approve(item)
     else:

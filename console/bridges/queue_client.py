@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 
 from console.engine.backoff import Backoff
@@ -150,12 +151,20 @@ class QueueClient:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
-    async def ask(self, request: Request, *, deadline_seconds: float, expires_at: datetime | None = None) -> Outcome:
+    async def ask(
+        self,
+        request: Request,
+        *,
+        deadline_seconds: float,
+        expires_at: datetime | None = None,
+        withdraw_if_cancelled: bool = True,
+    ) -> Outcome:
         """Post `request` and wait for the operator, at most `deadline_seconds`; never raises, never allows by default.
 
         `expires_at` (the item's deadline) is for a caller that asks again after a restart: the same request id with
         the same body finds the same item. Without it, the deadline is now + `deadline_seconds` the first time this
-        client is asked under the request id, and the same deadline again after that.
+        client is asked under the request id, and the same deadline again after that. A call cancelled while it waits
+        withdraws its item (unless `withdraw_if_cancelled` is false: a caller that resumes the wait after a restart).
         """
         until = time.monotonic() + max(0.0, deadline_seconds)
         expires = expires_at or self._expiry_of.get(request.request_id)
@@ -169,7 +178,13 @@ class QueueClient:
             item_id = await self._post(request.item(expires), request.request_id, until)
             if item_id is None:
                 return denied(f"the queue at {self.url} could not be reached before the deadline")
-            outcome = await self._wait(item_id, request.args, until)
+            try:
+                outcome = await self._wait(item_id, request.args, until)
+            except BaseException:  # the agent stopped asking (a cancelled call): nobody should decide it in vain
+                if withdraw_if_cancelled:
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(5.0):
+                        await self._give_up(item_id, request.args)
+                raise
         except Refused as exc:
             return denied(str(exc))
         except Exception as exc:  # fail closed: whatever went wrong, the action is not taken
