@@ -224,3 +224,14 @@ def test_a_bad_command_line_is_one_line_and_shows_no_secret(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "secret" not in err
+
+
+def test_without_the_mcp_extra_the_command_names_it_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPROVAL_CONSOLE_TOKEN_QUEUE", fixed_token("agent", AGENT))
+    monkeypatch.delitem(sys.modules, "console.bridges.mcp_server", raising=False)
+    monkeypatch.setitem(sys.modules, "mcp.server.mcpserver", None)  # as if the package were not installed
+    assert main(["mcp", "--queue", "http://127.0.0.1:8800"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'approval-console[mcp]'" in err and err.count("\n") == 1
