@@ -123,6 +123,23 @@ async def test_a_waiting_call_reports_progress_to_a_client_that_asks_for_it(
     assert [done for done, _, _ in heard] == sorted(done for done, _, _ in heard)
 
 
+async def test_a_call_the_client_cancels_withdraws_its_item(serve: TestServe, operator: Operator) -> None:
+    async with mcp_bridge(serve.url) as mcp:
+        call = asyncio.create_task(mcp.call_tool("permission_prompt", prompt_args("toolu_c")))
+        item = await operator.next_pending()
+        call.cancel()  # the SDK tells the server (notifications/cancelled)
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+        def state() -> str:
+            with serve._lock:
+                rec = serve._records.get(item.id)
+            return rec.state if rec is not None else "?"
+
+        await eventually(lambda: state() == "withdrawn", what="the cancelled call's item withdrawn")
+    assert serve.pending() == []
+
+
 async def test_an_edit_comes_back_as_the_updated_input(serve: TestServe, operator: Operator) -> None:
     async with mcp_bridge(serve.url) as mcp:
         call = asyncio.create_task(mcp.call_tool("permission_prompt", prompt_args("toolu_02")))

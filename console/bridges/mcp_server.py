@@ -38,13 +38,16 @@ async def waiting(ctx: Context[Any, Any], asking: Coroutine[Any, Any, Outcome], 
     (MCP clients that reset their request timeout on progress then wait as long as the deadline)."""
     task = asyncio.ensure_future(asking)
     started = asyncio.get_running_loop().time()
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=every)
-        if done:
-            return task.result()
-        elapsed = asyncio.get_running_loop().time() - started
-        with contextlib.suppress(Exception):  # a client gone or not listening changes nothing about the decision
-            await ctx.report_progress(min(elapsed, total), total, "waiting for the operator's decision")
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            elapsed = asyncio.get_running_loop().time() - started
+            with contextlib.suppress(Exception):  # a client gone or not listening changes nothing about the decision
+                await ctx.report_progress(min(elapsed, total), total, "waiting for the operator's decision")
+    finally:
+        task.cancel()  # a call the client cancelled: its ask stops and withdraws the item (nothing when done)
 
 
 def build_server(
