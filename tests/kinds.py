@@ -27,6 +27,7 @@ TESTS = Path(__file__).resolve().parent
 # What a functional test does somewhere in the code it reaches.
 FUNCTIONAL = re.compile(
     r"\brun_test\(|\bFleet\(|\w*Serve\(|HTTPServer\b|\w*Server\(|\w*Proxy\(|\bsubprocess\.|\bPopen\(|\bpty\.|\bos\.fork\("
+    r"|\bstdio_client\("  # the MCP SDK spawns its server as a child process
 )
 SNAPSHOT_FIXTURE = "snap_compare"
 

@@ -1,5 +1,5 @@
-"""Command line: run the console (or open it on one item), the demo, the demo fleet alone, the queue server, manage
-sources, verify the audit trail."""
+"""Command line: run the console (or open it on one item), the demo, the demo fleet alone, the queue server and the MCP
+bridge, manage sources and standing approvals, verify the audit trail."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from console.cli import bridges as bridge_commands
 from console.cli import labels as label_commands
 from console.cli import serve as serve_command
 from console.cli.text import ADD_SOURCE_FIX, PROG, CliError, fail, plural, safe_line, unreadable_database
@@ -153,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     label_commands.add_parsers(commands, common, demo_data)
     serve_command.add_parsers(commands, _port)
+    bridge_commands.add_parsers(commands)
     return parser
 
 
@@ -190,6 +192,10 @@ def _run(args: argparse.Namespace) -> int:
         return run_fleet(args.port, seed=args.seed, interval=args.interval, initial=args.initial)
     if args.command == "serve":
         return serve_command.run(args)
+    if args.command == "mcp":
+        return bridge_commands.run_mcp(args)
+    if args.command == "approvals":
+        return bridge_commands.run_approvals(args)
     if args.command == "sources":
         run = {"add": sources_add, "list": sources_list, "token": sources_token, "remove": sources_remove}
         return run[args.sources_command](args)

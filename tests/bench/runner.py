@@ -19,6 +19,7 @@ from typing import Any
 
 from tests.bench import (
     airflow_engine,
+    bridges,
     decisions,
     feedback,
     footprint,
@@ -46,6 +47,7 @@ MODULES = (
     airflow_engine,
     serve,
     feedback,
+    bridges,
 )  # importing them registers their figures
 ORDER = (
     "first_paint",
@@ -64,6 +66,7 @@ ORDER = (
     "airflow",
     "serve",
     "feedback",
+    "mcp_bridge",
     "export",
 )
 
