@@ -1,7 +1,7 @@
-"""The LangGraph listing page by page, against the real LangGraph API server tests/test_langgraph.py starts: each search
-page is stored before the next is asked for (a counting proxy from tests/servers.py sees the order), interrupts come
-from the search answer, thread states are read afterwards, and an item decided before its state was read still
-applies."""
+"""The LangGraph listing page by page, against the real LangGraph API server tests/test_langgraph.py starts: each
+search page is stored and shown before the next is asked for (a counting proxy from tests/servers.py sees the order),
+interrupts come from the search answer, thread states are read afterwards, and an item decided before its state was
+read still applies."""
 
 from __future__ import annotations
 
@@ -54,21 +54,25 @@ async def test_each_search_page_is_stored_before_the_next_is_asked_for(
     await _threads(api, case, THREADS)
     store = Store(tmp_path / "console.db")
     stored_when_asked: list[int] = []
+    told: list[str] = []  # the poller's change notices: the app refreshes the queue on each
+    told_when_asked: list[int] = []
 
     def note(path: str) -> None:  # in the proxy's thread, before the request goes on: what the database holds now
         if path.startswith("/threads/search"):
             reader = Store(store.path, readonly=True)
             stored_when_asked.append(reader.queue.count())
+            told_when_asked.append(len(told))
             reader.close()
 
     proxy = FaultyProxy(langgraph_url)
     proxy.on_request = note
     with running(proxy):
         source = LangGraphSource(lg_config(proxy.url, case), None)
-        poller = Poller(store, [source], lambda _name: None)
+        poller = Poller(store, [source], told.append)
         assert await poller.poll_once(source)
         await source.aclose()
     assert stored_when_asked == [0, PAGE, 2 * PAGE], "each page stored before the next search"
+    assert told_when_asked == [0, 1, 2], "and the queue told of it, so it shows before the listing ends"
     states = [i for i, path in enumerate(proxy.requests) if path.endswith("/state")]
     assert len(states) == THREADS and min(states) == len(stored_when_asked), "states read after the whole listing"
     rows = store.queue.rows(0, THREADS + 1)

@@ -76,7 +76,8 @@ class Poller:
                 await asyncio.sleep(pause - elapsed)
 
     async def poll_once(self, source: Source) -> bool:
-        """Fetch until the source has nothing more; store each page. True if storage changed."""
+        """Fetch until the source has nothing more; store each page (`on_change` hears of each but the last, which
+        the caller tells of). True if storage changed."""
         name = source.config.name
         cursor = await asyncio.to_thread(self.store.items.cursor, name)
         snapshot = None
@@ -97,7 +98,10 @@ class Poller:
                         await stream.aclose()
                         stream = paging.pages(None)
                     continue
-                changed |= await asyncio.to_thread(self._store_page, name, page, snapshot)
+                stored = await asyncio.to_thread(self._store_page, name, page, snapshot)
+                if stored and page.has_more:  # shown now, not after the last page (the caller tells of the last)
+                    self.on_change(name)
+                changed |= stored
                 cursor = page.cursor
                 if page.cursor_refused:
                     if name not in self._cursor_refused:
