@@ -51,6 +51,7 @@ async def test_each_search_page_is_stored_before_the_next_is_asked_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("console.engine.sources.langgraph.PAGE_SIZE", PAGE)
+    monkeypatch.setattr("console.engine.sources.langgraph.READ_FIRST", 0)  # a burst: every page handed out provisional
     await _threads(api, case, THREADS)
     store = Store(tmp_path / "console.db")
     stored_when_asked: list[int] = []
@@ -89,7 +90,9 @@ async def test_a_decision_on_an_item_shown_before_its_state_was_read_applies(
     api: httpx.AsyncClient,  # noqa: F811
     langgraph_url: str,  # noqa: F811
     case: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr("console.engine.sources.langgraph.READ_FIRST", 0)
     [thread_id] = await _threads(api, case, 1)
     source = LangGraphSource(lg_config(langgraph_url, case), None)
     pages = source.pages(None)
@@ -104,4 +107,20 @@ async def test_a_decision_on_an_item_shown_before_its_state_was_read_applies(
     assert answer.state is SyncState.applied, answer
     thread = await settled(api, thread_id)
     assert thread["values"]["outcome"] == [{"type": "accept", "args": None}]
+    await source.aclose()
+
+
+async def test_a_few_new_threads_are_handed_out_complete(
+    api: httpx.AsyncClient,  # noqa: F811
+    langgraph_url: str,  # noqa: F811
+    case: str,  # noqa: F811
+) -> None:
+    """A page with only a few unread threads is read through first: its items never change version right after."""
+    await _threads(api, case, 2)
+    source = LangGraphSource(lg_config(langgraph_url, case), None)
+    pages = source.pages(None)
+    first = await anext(pages)
+    await pages.aclose()
+    assert len(first.items) == 2 and first.has_more
+    assert all(item.trace is not None and item.workflow == "review" for item in first.items)
     await source.aclose()

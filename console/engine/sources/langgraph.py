@@ -56,6 +56,7 @@ from storage.records import Decision, Item, Outcome, SyncState
 PAGE_SIZE = 100  # threads per search page (the server caps limit at 1000; Agent Inbox uses 100)
 PROBE_SIZE = 10  # most recently updated threads read by an idle poll
 STATE_CONCURRENCY = 8  # thread states fetched at once after a change
+READ_FIRST = STATE_CONCURRENCY  # new threads in a search page whose states are read before it is handed out
 RUNS_CHECKED = 20  # recent runs of a thread searched for a decision already sent
 BUSY_RETRY = 1.0  # seconds: the thread is running (ours or another console's resume); look again soon
 WAITING_RETRY = 3.0  # seconds: a decision waits for the other actions of its request
@@ -97,28 +98,16 @@ class LangGraphSource(MemoryListingSource):
     # ---------------------------------------------------------------- listing
     async def fetch(self, cursor: str | None) -> Page:
         """The whole listing as one page: what `pages` hands out as it reads, merged."""
-        items: dict[str, Item] = {}
-        rejected: list[Rejected] = []
-        removed: list[Removal] = []
-        last = Page()
-        async for page in self.pages(cursor):
-            items.update((item.id, item) for item in page.items)
-            rejected += page.rejected
-            removed += page.removed
-            last = page
-        if last.reset:
-            return last
-        gone = {r.item_id for r in removed}
-        kept = [item for item in items.values() if item.id not in gone]
-        return Page(items=kept, rejected=rejected, removed=removed, cursor=last.cursor)
+        pages = [page async for page in self.pages(cursor)]
+        return pages[-1] if pages[-1].reset else _merged(pages, pages[-1].cursor)
 
     async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
         """The listing as it arrives, so the first items are stored and shown after the first request.
 
         One page per search page: the search answer carries each thread's interrupts, so its items are shown at once,
-        provisional where an interrupt's state was never read (no node, run or time of its own). Then those states are
-        read, STATE_CONCURRENCY at a time, a page of threads per page handed out; the last page (`has_more` false)
-        carries the threads that left the queue.
+        provisional where an interrupt's state was never read (no node, run or time of its own), unless only a few
+        are (see `_listed_page`). Then those states are read, STATE_CONCURRENCY at a time, a page of threads per page
+        handed out; the last page (`has_more` false) carries the threads that left the queue.
         """
         if self._foreign(cursor):
             yield Page(reset=True)
@@ -134,12 +123,11 @@ class LangGraphSource(MemoryListingSource):
             body = self._search_body(
                 limit=PAGE_SIZE, offset=offset, sort_by="created_at", sort_order="asc", select=_LISTED
             )
-            rows = [
-                r for r in await self._search(body) if r["thread_id"] not in listed
-            ]  # offsets shift as threads move
+            found = await self._search(body)
+            rows = [r for r in found if r["thread_id"] not in listed]  # offsets shift as threads move
             listed.update((r["thread_id"], r) for r in rows)
             yield await self._listed_page(rows)
-            if len(rows) < PAGE_SIZE:
+            if len(found) < PAGE_SIZE:
                 break
             offset += PAGE_SIZE
         missing = [tid for tid in self._threads if tid not in listed]
@@ -154,7 +142,18 @@ class LangGraphSource(MemoryListingSource):
         yield Page(cursor=self._epoch)
 
     async def _listed_page(self, rows: list[dict[str, Any]]) -> Page:
-        """The items of listed threads whose `updated_at` moved, from the search answer's interrupts."""
+        """The items of listed threads whose `updated_at` moved, from the search answer's interrupts.
+
+        When only a few of them (READ_FIRST) hold an interrupt whose state was never read, those states are read first
+        and the items go out complete: in a running queue a new interrupt never changes version just after it shows.
+        """
+        page = await self._translated_page(rows)
+        unread = [r for r in rows if self._threads.get(r["thread_id"], Thread("")).unread]
+        if 0 < len(unread) <= READ_FIRST:
+            page = _merged([page, await self._read_states(unread)], self._epoch, has_more=True)
+        return page
+
+    async def _translated_page(self, rows: list[dict[str, Any]]) -> Page:
         changed = [r for r in rows if self._threads.get(r["thread_id"], Thread("")).updated_at != r["updated_at"]]
         known = {r["thread_id"]: self._threads.get(r["thread_id"], Thread("")) for r in changed}
         name = self.config.name
@@ -470,6 +469,20 @@ class LangGraphSource(MemoryListingSource):
         if answer.busy:
             return busy_answer(answer, reply)
         return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", reply)
+
+
+def _merged(pages: Sequence[Page], cursor: str | None, *, has_more: bool = False) -> Page:
+    """Pages in the order they were read as one: an item's latest version, and none that a later page removed."""
+    items: dict[str, Item] = {}
+    rejected: list[Rejected] = []
+    removed: list[Removal] = []
+    for page in pages:
+        items.update((item.id, item) for item in page.items)
+        rejected += page.rejected
+        removed += page.removed
+    gone = {r.item_id for r in removed}
+    kept = [item for item in items.values() if item.id not in gone]
+    return Page(items=kept, rejected=rejected, removed=removed, cursor=cursor, has_more=has_more)
 
 
 def _thread_rows(response: httpx.Response) -> list[dict[str, Any]]:
