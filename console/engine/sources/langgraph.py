@@ -7,7 +7,8 @@ Listing. `POST /threads/search` (status interrupted, the configured metadata fil
 thread's id, times, metadata and pending interrupts; each page is handed to the poller as it arrives, so the first
 items are stored and shown after the first request. The search names neither the node, nor the run, nor the time of
 an interrupt: those come from the thread's state (`GET /threads/{id}/state`), read afterwards, a few at a time, only
-for interrupts never read before; until then an item is provisional (no node, no trace, its thread's creation time).
+for interrupts never read before; until then an item is provisional (no node, no trace, its thread's creation time),
+except on a page with only a few such threads (a new interrupt in a running queue): those are read before it goes out.
 An idle poll is one small probe (the most recently updated threads and the total count): when it shows nothing new,
 nothing else is read. An item's `created_at` is its interrupt's time (the state's checkpoint time) and its `trace`
 names the run that raised it (the checkpoint metadata's `run_id`). The cursor names this process's memory of the
