@@ -1,7 +1,8 @@
 """LangGraph agents as a source: interrupted threads of a LangGraph API server become queue items.
 
-This module and langgraph_payloads beside it are the only ones that know LangGraph: this one talks HTTP, that one
-translates interrupt payloads into items and decisions into resume values (pure, tested without a server).
+This module and the two beside it are the only ones that know LangGraph: this one talks HTTP, langgraph_payloads
+translates interrupt payloads into items and decisions into resume values, langgraph_threads keeps what the source
+remembers of each thread between polls (both pure: no HTTP).
 
 Listing. `POST /threads/search` (status interrupted, the configured metadata filter) answers page by page with each
 thread's id, times, metadata and pending interrupts; each page is handed to the poller as it arrives, so the first
@@ -27,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -37,12 +37,11 @@ from console.engine.config import SourceConfig, public_url
 from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, busy_answer, classify, read_refused
-from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, Rejected, SourceError
+from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
 from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.langgraph_payloads import (
     Interrupt,
     InvalidDecision,
-    RaisedBy,
     as_dict,
     parse_item_id,
     pending_items,
@@ -50,9 +49,10 @@ from console.engine.sources.langgraph_payloads import (
     translate_listed,
     translate_state,
 )
+from console.engine.sources.langgraph_threads import Thread, Translated, forget, merged, remember
 from storage.db import Removal
 from storage.labels import Label
-from storage.records import Decision, Item, Outcome, SyncState
+from storage.records import Decision, Outcome, SyncState
 
 PAGE_SIZE = 100  # threads per search page (the server caps limit at 1000; Agent Inbox uses 100)
 PROBE_SIZE = 10  # most recently updated threads read by an idle poll
@@ -64,26 +64,6 @@ WAITING_RETRY = 3.0  # seconds: a decision waits for the other actions of its re
 DECISIONS_KEY = "approval_console_decisions"  # run metadata: which decisions a resume carries
 LABEL_KEY_PREFIX = "approval_console_label:"  # thread metadata: one key per label
 _LISTED = ["thread_id", "created_at", "updated_at", "metadata", "interrupts"]
-
-
-@dataclass
-class Thread:
-    updated_at: str
-    items: dict[str, Item] = field(default_factory=dict)
-    raised: dict[str, RaisedBy] = field(default_factory=dict)  # interrupt id -> the run that first raised it
-    nodes: dict[str, str] = field(default_factory=dict)  # interrupt id -> its node, once its state was read
-    unread: bool = False  # a pending interrupt's state (node, run, time) is still to be read
-    rejected: set[str] = field(default_factory=set)  # ids of its items quarantined when last translated
-
-
-@dataclass(frozen=True)
-class Translated:
-    """One thread's pending interrupts, translated (off the event loop)."""
-
-    row: dict[str, Any]
-    interrupts: list[Interrupt] | None  # None: the thread is gone
-    items: list[Item] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
 
 
 class LangGraphSource(MemoryListingSource):
@@ -100,7 +80,7 @@ class LangGraphSource(MemoryListingSource):
     async def fetch(self, cursor: str | None) -> Page:
         """The whole listing as one page: what `pages` hands out as it reads, merged."""
         pages = [page async for page in self.pages(cursor)]
-        return pages[-1] if pages[-1].reset else _merged(pages, pages[-1].cursor)
+        return pages[-1] if pages[-1].reset else merged(pages, pages[-1].cursor)
 
     async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
         """The listing as it arrives, so the first items are stored and shown after the first request.
@@ -135,7 +115,9 @@ class LangGraphSource(MemoryListingSource):
         moved = await self._search_by_id(missing) if missing else {}  # moved while we paged: listed again by id
         listed.update(moved)
         page = await self._listed_page(list(moved.values()))
-        removed = [Removal(item_id, "gone") for tid in missing if tid not in moved for item_id in self._drop(tid)]
+        removed = [
+            Removal(item_id, "gone") for tid in missing if tid not in moved for item_id in forget(self._threads, tid)
+        ]
         yield dataclasses.replace(page, removed=page.removed + removed)
         unread = [row for tid, row in listed.items() if self._threads.get(tid, Thread("")).unread]
         for start in range(0, len(unread), PAGE_SIZE):
@@ -151,7 +133,7 @@ class LangGraphSource(MemoryListingSource):
         page = await self._translated_page(rows)
         unread = [r for r in rows if self._threads.get(r["thread_id"], Thread("")).unread]
         if 0 < len(unread) <= READ_FIRST:
-            page = _merged([page, await self._read_states(unread)], self._epoch, has_more=True)
+            page = merged([page, await self._read_states(unread)], self._epoch, has_more=True)
         return page
 
     async def _translated_page(self, rows: list[dict[str, Any]]) -> Page:
@@ -183,34 +165,8 @@ class LangGraphSource(MemoryListingSource):
         return self._apply(await asyncio.gather(*(read(row) for row in rows)), has_more=True, read=True)
 
     def _apply(self, translated: Sequence[Translated], *, has_more: bool, read: bool = False) -> Page:
-        """Remember what each thread holds now; the page says what changed (a quarantine only once per listing)."""
-        items: list[Item] = []
-        rejected: list[Rejected] = []
-        removed: list[Removal] = []
-        for done in translated:
-            tid = done.row["thread_id"]
-            before = self._threads.get(tid, Thread(""))
-            if done.interrupts is None:  # deleted between the listing and now
-                removed += [Removal(item_id, "gone") for item_id in self._drop(tid)]
-                continue
-            now = {item.id: item for item in done.items}
-            removed += [Removal(item_id, "gone") for item_id in before.items if item_id not in now]
-            items += [item for item in done.items if before.items.get(item.id) != item]
-            quarantined = before.rejected if read else set()
-            rejected += [r for r in done.rejected if r.item_id not in quarantined]
-            raised, nodes = before.raised, before.nodes
-            if read:
-                raised = {**raised, **{i.interrupt_id: i.run for i in done.interrupts if i.run is not None}}
-                nodes = {**nodes, **{i.interrupt_id: i.node for i in done.interrupts}}
-            unread = any(i.interrupt_id not in nodes for i in done.interrupts)
-            rejected_ids = {r.item_id for r in done.rejected}
-            self._threads[tid] = Thread(done.row["updated_at"], now, raised, nodes, unread, rejected_ids)
+        items, rejected, removed = remember(self._threads, translated, read=read)
         return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch, has_more=has_more)
-
-    def _drop(self, thread_id: str) -> list[str]:
-        """Forget a thread that left; the ids of the items it had."""
-        thread = self._threads.pop(thread_id, None)
-        return [] if thread is None else list(thread.items)
 
     def _search_body(self, **extra: Any) -> dict[str, Any]:
         metadata: dict[str, Any] = dict(self.config.metadata)
@@ -470,20 +426,6 @@ class LangGraphSource(MemoryListingSource):
         if answer.busy:
             return busy_answer(answer, reply)
         return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", reply)
-
-
-def _merged(pages: Sequence[Page], cursor: str | None, *, has_more: bool = False) -> Page:
-    """Pages in the order they were read as one: an item's latest version, and none that a later page removed."""
-    items: dict[str, Item] = {}
-    rejected: list[Rejected] = []
-    removed: list[Removal] = []
-    for page in pages:
-        items.update((item.id, item) for item in page.items)
-        rejected += page.rejected
-        removed += page.removed
-    gone = {r.item_id for r in removed}
-    kept = [item for item in items.values() if item.id not in gone]
-    return Page(items=kept, rejected=rejected, removed=removed, cursor=cursor, has_more=has_more)
 
 
 def _thread_rows(response: httpx.Response) -> list[dict[str, Any]]:
