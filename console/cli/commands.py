@@ -272,7 +272,7 @@ def run_console(
     if not config.sources:
         return run_first_run(config.path or config_module.default_config_path(), data_dir, config.theme)
     setup_logging(data_dir)
-    session = Session(config, data_dir, start_clean=start_clean)
+    session = Session(config, data_dir, start_clean=start_clean, check_later=True)  # checked after the first frame
     if session.set_aside_as is not None:
         print(f"approval-console: the damaged database was kept aside as {session.set_aside_as}", file=sys.stderr)
     return run_app(ApprovalApp(session, stop_signals=STOP_SIGNALS, open_on=open_on), data_dir / LOG_NAME)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from console.engine.backoff import Backoff
-from console.engine.sources.base import Page, Source, SourceError
+from console.engine.sources.base import Page, PagingSource, Source, SourceError
 from storage.db import Store
 from storage.records import SourceHealth
 
@@ -76,31 +76,45 @@ class Poller:
                 await asyncio.sleep(pause - elapsed)
 
     async def poll_once(self, source: Source) -> bool:
-        """Fetch until the source has nothing more; store each page. True if storage changed."""
+        """Fetch until the source has nothing more; store each page (`on_change` hears of each but the last, which
+        the caller tells of). True if storage changed."""
         name = source.config.name
         cursor = await asyncio.to_thread(self.store.items.cursor, name)
         snapshot = None
         if cursor is None:
             snapshot = await asyncio.to_thread(self.store.items.begin_snapshot, name)
         changed = False
-        while True:
-            page = await source.fetch(cursor)
-            if page.reset:
-                log.info("source %s: cursor expired, listing everything again", name)
-                snapshot = await asyncio.to_thread(self.store.items.begin_snapshot, name)
-                cursor = None
-                continue
-            changed |= await asyncio.to_thread(self._store_page, name, page, snapshot)
-            cursor = page.cursor
-            if page.cursor_refused:
-                if name not in self._cursor_refused:
-                    self._cursor_refused.add(name)
-                    log.warning("source %s: %s was not kept; listing afresh next time", name, page.cursor_refused)
-                if page.has_more:
-                    snapshot = None  # an unfinished snapshot drops nothing; the next poll starts a new one
-                break
-            if not page.has_more:
-                break
+        # A paging source hands out each page as it reads it: stored (and shown) before the next one is asked for.
+        paging = source if isinstance(source, PagingSource) else None
+        stream = paging.pages(cursor) if paging is not None else None
+        try:
+            while True:
+                page = await (anext(stream) if stream is not None else source.fetch(cursor))
+                if page.reset:
+                    log.info("source %s: cursor expired, listing everything again", name)
+                    snapshot = await asyncio.to_thread(self.store.items.begin_snapshot, name)
+                    cursor = None
+                    if paging is not None and stream is not None:
+                        await stream.aclose()
+                        stream = paging.pages(None)
+                    continue
+                stored = await asyncio.to_thread(self._store_page, name, page, snapshot)
+                if stored and page.has_more:  # shown now, not after the last page (the caller tells of the last)
+                    self.on_change(name)
+                changed |= stored
+                cursor = page.cursor
+                if page.cursor_refused:
+                    if name not in self._cursor_refused:
+                        self._cursor_refused.add(name)
+                        log.warning("source %s: %s was not kept; listing afresh next time", name, page.cursor_refused)
+                    if page.has_more:
+                        snapshot = None  # an unfinished snapshot drops nothing; the next poll starts a new one
+                    break
+                if not page.has_more:
+                    break
+        finally:
+            if stream is not None:
+                await stream.aclose()
         if snapshot is not None:
             changed |= await asyncio.to_thread(self.store.items.end_snapshot, name, snapshot, cursor) > 0
         now = time.time()

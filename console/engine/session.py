@@ -28,7 +28,7 @@ from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
 from console.engine.sources.base import ClaimingSource, Source
 from console.engine.sync import AUTH_HOLD, RESEND, SettledDecision, SyncEngine
-from storage.db import DatabaseDamaged, Store, Unsent, set_aside
+from storage.db import DatabaseDamaged, DecisionRefused, StorageError, Store, Unsent, set_aside
 from storage.lock import DataDirLock
 from storage.queue import QueueView
 from storage.records import (
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "console.db"
 LOG_NAME = "console.log"
 _NOT_APPLIED = (SyncState.conflict, SyncState.failed)
+CHECKING = "checking the database… decisions are held until its integrity check passes"
 
 
 class QueueRows:
@@ -176,9 +177,15 @@ class Session:
         *,
         token_for: Callable[[str], Token | None] = get_token,
         start_clean: bool = False,
+        check_later: bool = False,
     ) -> None:
         """Raises storage.db.StorageError: DataDirBusy when another console holds `data_dir`, DatabaseDamaged when
         the database is damaged (unless `start_clean`: then it is kept aside, see `set_aside_as`, and a new one made).
+
+        `check_later`: the integrity check (its cost grows with the database) is left to `check_database`, which the
+        app runs once its first frame is up; until it passes, decisions are refused and nothing is polled or sent. A
+        file that is no database at all is still refused here. (With `start_clean` the check runs now: a damaged
+        file is to be kept aside before anything else.)
         """
         self.config = config
         self.data_dir = data_dir
@@ -187,10 +194,13 @@ class Session:
         self.lock = DataDirLock(data_dir)
         self.lock.acquire()
         self.set_aside_as: Path | None = None
+        self.database_problem: str | None = None  # what the integrity check found wrong; decisions are refused
+        self.database_checked = not check_later or start_clean  # the check passed: decisions may be recorded
+        self._checking = asyncio.Lock()
         try:
             try:
-                # Checked once per session: a damaged file is reported before anything is shown or sent.
-                self.store = Store(db_path, check=True)
+                # Checked once per session: a damaged file is reported before anything is sent.
+                self.store = Store(db_path, check=self.database_checked)
             except DatabaseDamaged as exc:
                 if not start_clean:
                     raise
@@ -288,9 +298,31 @@ class Session:
         if quarantined:
             self.store.quarantine.acknowledge(quarantined)
 
+    async def check_database(self) -> None:
+        """Run the integrity check left for later, once, in a thread on a connection of its own (the UI's stays free).
+
+        Sets `database_checked` when it passes, `database_problem` when it does not.
+        """
+        async with self._checking:
+            if self.database_checked or self.database_problem is not None:
+                return
+            self.database_problem = await asyncio.to_thread(self._integrity_problem)
+            self.database_checked = self.database_problem is None
+            if self.database_problem is not None:
+                log.error("%s", self.database_problem)
+
+    def _integrity_problem(self) -> str | None:
+        try:
+            Store(self.store.path, readonly=True, check=True).close()
+        except StorageError as exc:
+            return str(exc)
+        return None
+
     async def run(self) -> None:
-        """Poll, sync and page until cancelled."""
-        await asyncio.gather(self.poller.run(), self.sync.run(), *([self.pager.run()] if self.pager else []))
+        """Poll, sync and page until cancelled; on a database that fails its integrity check, none of them."""
+        await self.check_database()
+        if self.database_checked:
+            await asyncio.gather(self.poller.run(), self.sync.run(), *([self.pager.run()] if self.pager else []))
 
     async def poll_once(self) -> None:
         """Poll every source once (tests and one-shot tools); observers hear of changes as in `run`."""
@@ -314,8 +346,11 @@ class Session:
     ) -> Decision:
         """Record a decision on exactly the version of `item` the operator saw, durably, then wake the sync.
 
-        Raises storage.db.DecisionRefused when that version is no longer pending here.
+        Raises storage.db.DecisionRefused when that version is no longer pending here, or while the database has not
+        passed its integrity check.
         """
+        if not self.database_checked:
+            raise DecisionRefused(self.database_problem or CHECKING)
         if not item.allows(verdict):
             raise ValueError(f"{verdict.value} is not allowed for this item")
         decision = Decision(
@@ -338,6 +373,9 @@ class Session:
     async def mark_shown(self, item: Item, when: datetime) -> None:
         """The operator has this version of `item` on screen for the first time: kept durably, so the label of an
         expiry (which the poller records, not the screen) knows the item was shown."""
+        await self.check_database()  # nothing is written to a database before it passed its check
+        if not self.database_checked:
+            return
         # On the background connection, in a thread: a write waiting for the lock must never hold up a key press.
         await asyncio.to_thread(
             self.background_store.items.mark_shown, item.source, item.id, item.digest, when.timestamp()

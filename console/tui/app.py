@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 QUIT_SEND_BOUND = 30.0  # "send now and wait": the operator watches the progress and may quit anyway at any time
 STOP_SEND_BOUND = 5.0  # a stop signal: whoever sent it will not wait long before a SIGKILL
+DAMAGE_SHOWN = 24 * 3600.0  # seconds a failed integrity check stays on screen: until the operator quits
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a service manager's stop; a closed terminal or SSH session
 
 
@@ -76,12 +77,23 @@ class ApprovalApp(ToastingApp):
         else:
             self.notify(f"Unknown theme {theme!r} in the config; using {self.theme}.", severity="warning", markup=False)
         self.push_screen(self.main)
-        if self._background:
-            self.run_worker(self.session.run(), name="poll-and-sync", group="background", exit_on_error=False)
+        # After the first frame: the database's integrity check (its cost grows with the database), then polling.
+        self.call_after_refresh(self._after_first_frame)
         self.set_interval(1.0, self._tick)
         loop = asyncio.get_running_loop()
         for signum in self._stop_signals:
             loop.add_signal_handler(signum, self._stop_signalled, signum)
+
+    def _after_first_frame(self) -> None:
+        self.run_worker(self._check_database(), name="database-check", group="background", exit_on_error=False)
+        if self._background:  # its polling and syncing wait for the check to pass
+            self.run_worker(self.session.run(), name="poll-and-sync", group="background", exit_on_error=False)
+
+    async def _check_database(self) -> None:
+        await self.session.check_database()
+        problem = self.session.database_problem
+        if problem is not None:
+            self.notify(f"Decisions are refused: {problem}", severity="error", timeout=DAMAGE_SHOWN, markup=False)
 
     def _stop_signalled(self, signum: signal.Signals) -> None:
         if self.stopped_by is None:

@@ -71,7 +71,9 @@ def launch_app(data_dir: str) -> None:
     from tests.bench.proc import rss_kb
 
     async def run() -> None:
-        app = ApprovalApp(Session(Config(operator="alice"), Path(data_dir), token_for=lambda _name: None))
+        app = ApprovalApp(
+            Session(Config(operator="alice"), Path(data_dir), token_for=lambda _name: None, check_later=True)
+        )
         probe = FrameProbe(app)
         ready = probe.expect(lambda: interactive(app))
         async with app.run_test(size=SIZE):

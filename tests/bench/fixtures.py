@@ -139,7 +139,7 @@ class Running:
 async def open_app(data_dir: Path, config: Config, *, now: Callable[[], float] = time.time) -> AsyncIterator[Running]:
     """The real app over a real session, headless, with a frame probe; entered once rows are painted."""
     started = time.perf_counter()
-    session = Session(config, data_dir, token_for=no_token)
+    session = Session(config, data_dir, token_for=no_token, check_later=True)  # as the command line opens it
     app = ApprovalApp(session, now=now)
     probe = FrameProbe(app)
     painted = probe.expect(lambda: rows_painted(app))

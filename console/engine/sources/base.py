@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -93,6 +93,14 @@ class Source(Protocol):
     async def send_decision(self, decision: Decision) -> DecisionAnswer: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PagingSource(Source, Protocol):
+    """Optional: a source that hands out one listing page by page as it reads it (`has_more` until the last one);
+    its `fetch` returns the same listing whole."""
+
+    def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]: ...
 
 
 @runtime_checkable

@@ -1,10 +1,15 @@
 """LangGraph agents as a source: interrupted threads of a LangGraph API server become queue items.
 
-This module and langgraph_payloads beside it are the only ones that know LangGraph: this one talks HTTP, that one
-translates interrupt payloads into items and decisions into resume values (pure, tested without a server).
+This module and the two beside it are the only ones that know LangGraph: this one talks HTTP, langgraph_payloads
+translates interrupt payloads into items and decisions into resume values, langgraph_threads keeps what the source
+remembers of each thread between polls (both pure: no HTTP).
 
-Listing. `POST /threads/search` (status interrupted, the configured metadata filter) selects only thread id, times and
-metadata, page by page; a thread's interrupts are fetched (`GET /threads/{id}/state`) only when its `updated_at` moved.
+Listing. `POST /threads/search` (status interrupted, the configured metadata filter) answers page by page with each
+thread's id, times, metadata and pending interrupts; each page is handed to the poller as it arrives, so the first
+items are stored and shown after the first request. The search names neither the node, nor the run, nor the time of
+an interrupt: those come from the thread's state (`GET /threads/{id}/state`), read afterwards, a few at a time, only
+for interrupts never read before; until then an item is provisional (no node, no trace, its thread's creation time),
+except on a page with only a few such threads (a new interrupt in a running queue): those are read before it goes out.
 An idle poll is one small probe (the most recently updated threads and the total count): when it shows nothing new,
 nothing else is read. An item's `created_at` is its interrupt's time (the state's checkpoint time) and its `trace`
 names the run that raised it (the checkpoint metadata's `run_id`). The cursor names this process's memory of the
@@ -21,8 +26,8 @@ whole answer against `response_schema`; a malformed resume would destroy the pen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -37,32 +42,28 @@ from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.langgraph_payloads import (
     Interrupt,
     InvalidDecision,
-    RaisedBy,
     as_dict,
     parse_item_id,
     pending_items,
+    provisional,
+    translate_listed,
     translate_state,
 )
+from console.engine.sources.langgraph_threads import Thread, Translated, forget, merged, remember
 from storage.db import Removal
 from storage.labels import Label
-from storage.records import Decision, Item, Outcome, SyncState
+from storage.records import Decision, Outcome, SyncState
 
 PAGE_SIZE = 100  # threads per search page (the server caps limit at 1000; Agent Inbox uses 100)
 PROBE_SIZE = 10  # most recently updated threads read by an idle poll
 STATE_CONCURRENCY = 8  # thread states fetched at once after a change
+READ_FIRST = STATE_CONCURRENCY  # new threads in a search page whose states are read before it is handed out
 RUNS_CHECKED = 20  # recent runs of a thread searched for a decision already sent
 BUSY_RETRY = 1.0  # seconds: the thread is running (ours or another console's resume); look again soon
 WAITING_RETRY = 3.0  # seconds: a decision waits for the other actions of its request
 DECISIONS_KEY = "approval_console_decisions"  # run metadata: which decisions a resume carries
 LABEL_KEY_PREFIX = "approval_console_label:"  # thread metadata: one key per label
-_LISTED = ["thread_id", "created_at", "updated_at", "metadata"]
-
-
-@dataclass
-class Thread:
-    updated_at: str
-    items: dict[str, Item] = field(default_factory=dict)
-    raised: dict[str, RaisedBy] = field(default_factory=dict)  # interrupt id -> the run that first raised it
+_LISTED = ["thread_id", "created_at", "updated_at", "metadata", "interrupts"]
 
 
 class LangGraphSource(MemoryListingSource):
@@ -77,46 +78,95 @@ class LangGraphSource(MemoryListingSource):
 
     # ---------------------------------------------------------------- listing
     async def fetch(self, cursor: str | None) -> Page:
+        """The whole listing as one page: what `pages` hands out as it reads, merged."""
+        pages = [page async for page in self.pages(cursor)]
+        return pages[-1] if pages[-1].reset else merged(pages, pages[-1].cursor)
+
+    async def pages(self, cursor: str | None) -> AsyncGenerator[Page, None]:
+        """The listing as it arrives, so the first items are stored and shown after the first request.
+
+        One page per search page: the search answer carries each thread's interrupts, so its items are shown at once,
+        provisional where an interrupt's state was never read (no node, run or time of its own), unless only a few
+        are (see `_listed_page`). Then those states are read, STATE_CONCURRENCY at a time, a page of threads per page
+        handed out; the last page (`has_more` false) carries the threads that left the queue.
+        """
         if self._foreign(cursor):
-            return Page(reset=True)
+            yield Page(reset=True)
+            return
         if cursor is None:
             self._threads = {}
         elif await self._unchanged():
-            return Page(cursor=self._epoch)
-        listed = await self._list_threads()
+            yield Page(cursor=self._epoch)
+            return
+        listed: dict[str, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            body = self._search_body(
+                limit=PAGE_SIZE, offset=offset, sort_by="created_at", sort_order="asc", select=_LISTED
+            )
+            found = await self._search(body)
+            rows = [r for r in found if r["thread_id"] not in listed]  # offsets shift as threads move
+            listed.update((r["thread_id"], r) for r in rows)
+            yield await self._listed_page(rows)
+            if len(found) < PAGE_SIZE:
+                break
+            offset += PAGE_SIZE
         missing = [tid for tid in self._threads if tid not in listed]
-        if missing:  # a thread that moved while we paged is listed again by id; the rest left the queue
-            listed.update(await self._search_by_id(missing))
-        removed: list[Removal] = []
-        for tid in missing:
-            if tid not in listed:
-                removed += [Removal(item_id, "gone") for item_id in self._threads.pop(tid).items]
-        changed = [
-            row for tid, row in listed.items() if self._threads.get(tid, Thread("")).updated_at != row["updated_at"]
+        moved = await self._search_by_id(missing) if missing else {}  # moved while we paged: listed again by id
+        listed.update(moved)
+        page = await self._listed_page(list(moved.values()))
+        removed = [
+            Removal(item_id, "gone") for tid in missing if tid not in moved for item_id in forget(self._threads, tid)
         ]
+        yield dataclasses.replace(page, removed=page.removed + removed)
+        unread = [row for tid, row in listed.items() if self._threads.get(tid, Thread("")).unread]
+        for start in range(0, len(unread), PAGE_SIZE):
+            yield await self._read_states(unread[start : start + PAGE_SIZE])
+        yield Page(cursor=self._epoch)
+
+    async def _listed_page(self, rows: list[dict[str, Any]]) -> Page:
+        """The items of listed threads whose `updated_at` moved, from the search answer's interrupts.
+
+        When only a few of them (READ_FIRST) hold an interrupt whose state was never read, those states are read first
+        and the items go out complete: in a running queue a new interrupt never changes version just after it shows.
+        """
+        page = await self._translated_page(rows)
+        unread = [r for r in rows if self._threads.get(r["thread_id"], Thread("")).unread]
+        if 0 < len(unread) <= READ_FIRST:
+            page = merged([page, await self._read_states(unread)], self._epoch, has_more=True)
+        return page
+
+    async def _translated_page(self, rows: list[dict[str, Any]]) -> Page:
+        changed = [r for r in rows if self._threads.get(r["thread_id"], Thread("")).updated_at != r["updated_at"]]
+        known = {r["thread_id"]: self._threads.get(r["thread_id"], Thread("")) for r in changed}
+        name = self.config.name
+
+        def translate() -> list[Translated]:  # in a thread: validating a page of items takes tens of milliseconds
+            done = []
+            for row in changed:
+                memory = known[row["thread_id"]]
+                interrupts = translate_listed(name, row, memory.nodes, memory.raised)
+                done.append(Translated(row, interrupts, *pending_items(name, interrupts)))
+            return done
+
+        return self._apply(await asyncio.to_thread(translate), has_more=True)
+
+    async def _read_states(self, rows: list[dict[str, Any]]) -> Page:
+        """Read the states of threads listed with provisional items: each interrupt's node, run and time."""
         gate = asyncio.Semaphore(STATE_CONCURRENCY)
 
-        async def load(row: dict[str, Any]) -> tuple[dict[str, Any], list[Interrupt] | None]:
+        async def read(row: dict[str, Any]) -> Translated:
             async with gate:
-                return row, await self._interrupts(row)
+                interrupts = await self._interrupts(row)
+            if interrupts is None:
+                return Translated(row, None)
+            return Translated(row, interrupts, *await asyncio.to_thread(pending_items, self.config.name, interrupts))
 
-        items: list[Item] = []
-        rejected = []
-        for row, interrupts in await asyncio.gather(*(load(row) for row in changed)):
-            tid = row["thread_id"]
-            before = self._threads.get(tid, Thread("")).items
-            if interrupts is None:  # deleted between the listing and now
-                removed += [Removal(item_id, "gone") for item_id in before]
-                self._threads.pop(tid, None)
-                continue
-            raised = {i.interrupt_id: i.run for i in interrupts if i.run is not None}
-            fresh, bad = pending_items(self.config.name, interrupts)
-            rejected += bad
-            now = {item.id: item for item in fresh}
-            removed += [Removal(item_id, "gone") for item_id in before if item_id not in now]
-            items += [item for item in fresh if before.get(item.id) != item]
-            self._threads[tid] = Thread(row["updated_at"], now, raised)
-        return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch)
+        return self._apply(await asyncio.gather(*(read(row) for row in rows)), has_more=True, read=True)
+
+    def _apply(self, translated: Sequence[Translated], *, has_more: bool, read: bool = False) -> Page:
+        items, rejected, removed = remember(self._threads, translated, read=read)
+        return Page(items=items, rejected=rejected, removed=removed, cursor=self._epoch, has_more=has_more)
 
     def _search_body(self, **extra: Any) -> dict[str, Any]:
         metadata: dict[str, Any] = dict(self.config.metadata)
@@ -130,10 +180,8 @@ class LangGraphSource(MemoryListingSource):
         return body
 
     async def _search(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = _json(await self._call("POST", "/threads/search", json=body))
-        if not isinstance(rows, list) or not all(_is_thread_row(r) for r in rows):
-            raise SourceError("answered a thread search with the wrong shape")
-        return rows
+        response = await self._call("POST", "/threads/search", json=body)
+        return await asyncio.to_thread(_thread_rows, response)  # a page of interrupts is large: parsed off the loop
 
     async def _unchanged(self) -> bool:
         """The idle poll: nothing changed when the count is the same and the newest updates are all known.
@@ -142,6 +190,8 @@ class LangGraphSource(MemoryListingSource):
         unless another arrived, and that one is on top.) The search's x-pagination-total only says "more follow", so
         the count is asked for separately.
         """
+        if any(thread.unread for thread in self._threads.values()):
+            return False
         total = _json(await self._call("POST", "/threads/count", json=self._search_body()))
         if not isinstance(total, int) or total != len(self._threads):
             return False
@@ -154,19 +204,6 @@ class LangGraphSource(MemoryListingSource):
             for r in rows
         )
 
-    async def _list_threads(self) -> dict[str, dict[str, Any]]:
-        listed: dict[str, dict[str, Any]] = {}
-        offset = 0
-        while True:
-            body = self._search_body(
-                limit=PAGE_SIZE, offset=offset, sort_by="created_at", sort_order="asc", select=_LISTED
-            )
-            rows = await self._search(body)
-            listed.update((r["thread_id"], r) for r in rows)
-            if len(rows) < PAGE_SIZE:
-                return listed
-            offset += PAGE_SIZE
-
     async def _search_by_id(self, thread_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(thread_ids), PAGE_SIZE):
@@ -177,6 +214,11 @@ class LangGraphSource(MemoryListingSource):
 
     async def _interrupts(self, row: dict[str, Any]) -> list[Interrupt] | None:
         """The pending interrupts of one listed thread, translated; None when the thread is gone."""
+        read = await self._read_state(row)
+        return None if read is None else read[0]
+
+    async def _read_state(self, row: dict[str, Any]) -> tuple[list[Interrupt], list[Interrupt]] | None:
+        """A listed thread's pending interrupts as its state says, and as a listing showed them before reading it."""
         tid = row["thread_id"]
         response = await self._call("GET", f"/threads/{quote(tid, safe='')}/state", missing_ok=True)
         if response.status_code == 404:
@@ -184,9 +226,14 @@ class LangGraphSource(MemoryListingSource):
         state = _json(response)
         if not isinstance(state, dict):
             raise SourceError("answered a thread state with the wrong shape")
-        # In a thread: the response schema's checks wait for the checker process (a hostile pattern, up to its bound).
         first_seen = self._threads.get(tid, Thread("")).raised
-        return await asyncio.to_thread(translate_state, self.config.name, row, state, first_seen)
+        name = self.config.name
+
+        def translate() -> tuple[list[Interrupt], list[Interrupt]]:
+            return translate_state(name, row, state, first_seen), provisional(name, row, state)
+
+        # In a thread: the response schema's checks wait for the checker process (a hostile pattern, up to its bound).
+        return await asyncio.to_thread(translate)
 
     async def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
         try:
@@ -264,11 +311,19 @@ class LangGraphSource(MemoryListingSource):
         rows = await self._search_by_id([thread_id])
         if thread_id not in rows:
             return await self._not_pending(decision, path, "the thread is no longer interrupted")
-        interrupts = await self._interrupts(rows[thread_id])
-        pending = next((i for i in interrupts or [] if i.interrupt_id == interrupt_id), None)
+        interrupts, shown_first = await self._read_state(rows[thread_id]) or ([], [])
+        pending = next((i for i in interrupts if i.interrupt_id == interrupt_id), None)
         if pending is None:
             return await self._not_pending(decision, path, "the thread no longer waits on this interrupt")
-        if index >= len(pending.requests) or pending.requests[index].payload["digest"] != decision.item_digest:
+        # The version listed before its state was read is the same request (only its node, run and time were unknown).
+        shown = [i for i in (pending, *shown_first) if i.interrupt_id == interrupt_id]
+
+        def current(action: int, digest: str) -> bool:
+            return action < len(pending.requests) and any(
+                action < len(i.requests) and i.requests[action].payload["digest"] == digest for i in shown
+            )
+
+        if not current(index, decision.item_digest):
             return DecisionAnswer(
                 SyncState.conflict,
                 Outcome.stale.value,
@@ -282,7 +337,7 @@ class LangGraphSource(MemoryListingSource):
         held = self._held.setdefault(key, {})
         held[index] = (decision, answer)
         for other, (earlier, _) in list(held.items()):  # a sibling decided on an older version cannot go out
-            if other >= len(pending.requests) or pending.requests[other].payload["digest"] != earlier.item_digest:
+            if not current(other, earlier.item_digest):
                 del held[other]
         waiting = len(pending.requests) - len(held)
         if waiting:
@@ -371,6 +426,13 @@ class LangGraphSource(MemoryListingSource):
         if answer.busy:
             return busy_answer(answer, reply)
         return DecisionAnswer(SyncState.failed, f"http_{status}", f"the source refused the resume ({status})", reply)
+
+
+def _thread_rows(response: httpx.Response) -> list[dict[str, Any]]:
+    rows = _json(response)
+    if not isinstance(rows, list) or not all(_is_thread_row(r) for r in rows):
+        raise SourceError("answered a thread search with the wrong shape")
+    return rows
 
 
 def _is_thread_row(raw: Any) -> bool:

@@ -59,6 +59,7 @@ class Interrupt:
     combine: Callable[[list[Any]], Any]
     response_schema: dict[str, Any] | None
     run: RaisedBy | None = None  # the run that raised it, and when
+    node: str = ""  # the graph node it waits in
 
 
 class InvalidDecision(Exception):
@@ -83,16 +84,47 @@ def translate_state(
             for pending in task["interrupts"]:
                 if isinstance(pending, dict) and isinstance(pending.get("id"), str):
                     nodes[pending["id"]] = str(task.get("name", ""))
-    raw = state.get("interrupts")
+    seen = first_seen or {}
+    return _translated(
+        source, row, state.get("interrupts"), nodes, lambda interrupt_id: seen.get(interrupt_id) or current
+    )
+
+
+def translate_listed(
+    source: str, row: dict[str, Any], nodes: Mapping[str, str], first_seen: Mapping[str, RaisedBy]
+) -> list[Interrupt]:
+    """Every pending interrupt of a thread as the thread search answers it (`interrupts`: task id -> list).
+
+    The search names neither the node, nor the run, nor the time of an interrupt (its thread state does): an interrupt
+    whose state was read before (`nodes`, `first_seen`) keeps what it said, any other one is provisional, shown with no
+    node, no trace and its thread's creation time, as a state that names neither would be, until its state is read.
+    """
+    listed = row.get("interrupts")
+    pending = [i for task in as_dict(listed).values() if isinstance(task, list) for i in task]
+    return _translated(source, row, pending, nodes, first_seen.get)
+
+
+def provisional(source: str, row: dict[str, Any], state: dict[str, Any]) -> list[Interrupt]:
+    """A state's interrupts as the listing shows them before the state is read (see `translate_listed`)."""
+    return _translated(source, row, state.get("interrupts"), {}, lambda _interrupt_id: None)
+
+
+def _translated(
+    source: str,
+    row: dict[str, Any],
+    raw: Any,
+    nodes: Mapping[str, str],
+    run_of: Callable[[str], RaisedBy | None],
+) -> list[Interrupt]:
     found: list[Interrupt] = []
     for pending in raw if isinstance(raw, list) else []:
         if not isinstance(pending, dict) or not isinstance(pending.get("id"), str) or not pending["id"]:
             continue
         schema = pending.get("response_schema")
-        run = (first_seen or {}).get(pending["id"]) or current
+        run = run_of(pending["id"])
         where = Where(source, row, pending["id"], nodes.get(pending["id"], ""), run)
         translated = translate(where, pending.get("value"), schema if isinstance(schema, dict) else None)
-        found.append(dataclasses.replace(translated, run=run))
+        found.append(dataclasses.replace(translated, run=run, node=where.node))
     return found
 
 

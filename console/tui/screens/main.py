@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
-from console.engine.session import Session
+from console.engine.session import CHECKING, Session
 from console.tui.screens.confirm import ConfirmCriticalScreen
 from console.tui.screens.edit import EditScreen
 from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
@@ -133,6 +133,11 @@ class MainScreen(QueueScreen):
             return None
         if time.monotonic() < self._settle_until:
             self._refuse(verdict, self._settle_reason, typing=typing, severity="warning")
+            return None
+        if not self.session.database_checked:  # held until the integrity check passes; refused if it failed
+            problem = self.session.database_problem
+            why = f"Decisions are refused: {problem}" if problem else f"{CHECKING[0].upper()}{CHECKING[1:]}."
+            self._refuse(verdict, why, typing=typing, severity="error" if problem else "warning")
             return None
         if not item.allows(verdict):
             allowed = ", ".join(v.value for v in item.allowed_decisions) or "nothing"
