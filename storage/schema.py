@@ -162,8 +162,8 @@ def _v7(db: sqlite_utils.Database) -> None:
     characters or more is found without reading every row, in the agent's own words too.
 
     Contentless (the text is in `items`): Items.apply_changes writes it in the transaction that stores each item version
-    (storage/items.py); nothing else changes what it holds. Written out in SQL, not through Table.enable_fts: that runs
-    executescript, which would commit this migration's transaction half-way.
+    (storage/items.py); nothing else changes what it holds. Written out in SQL, not through Table.enable_fts: that
+    indexes columns of the table, and the summary and reasoning are inside each item's payload.
     """
     db.execute("CREATE VIRTUAL TABLE items_fts USING fts5(search, summary, reasoning, tokenize='trigram', content='')")
     db.execute(
