@@ -61,16 +61,27 @@ class Store:
     quick_check); every write that the disk refuses raises StorageError after rolling back, so nothing half-written
     is ever reported as recorded. `readonly` opens without migrating or writing (audit verify, doctor).
     `background`: this connection's writes wait while a foreground one (the UI's) waits to write.
+    `checkpoints=False`: this connection's commits never copy the WAL back into the database (SQLite does that in the
+    commit that passes 1,000 pages, several fsyncs inside one decision's write); whoever opens it calls `checkpoint()`
+    off the UI's path instead (the session does, in a thread).
     """
 
     def __init__(
-        self, path: Path | str, *, check: bool = False, readonly: bool = False, background: bool = False
+        self,
+        path: Path | str,
+        *,
+        check: bool = False,
+        readonly: bool = False,
+        background: bool = False,
+        checkpoints: bool = True,
     ) -> None:
         self.path = Path(path)
         conn: sqlite3.Connection | None = None
         try:
             conn = open_readonly(self.path) if readonly else open_writable(self.path)
             conn.execute("PRAGMA foreign_keys=ON")
+            if not checkpoints:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             if check:
                 problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
                 if problems != ["ok"]:
@@ -130,6 +141,11 @@ class Store:
                 with self._tx():
                     MIGRATIONS[target - 1](self.db)
                     self._conn.execute(f"PRAGMA user_version = {target}")
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds back into the database, as far as readers allow, without blocking any writer."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def integrity_check(self) -> str:
         with self._lock:

@@ -15,6 +15,9 @@ from storage.queue import search_text
 from storage.records import RISK_RANK, Item, cursor_problem, now_utc
 
 _NO_DEADLINE = 1e18  # sorts items without a deadline after every real one
+# What the full-text index (items_fts, schema v7) holds for a row: taken from the row itself both when a version is
+# added and when it is replaced, because a contentless index can only drop exactly what it was given.
+_INDEXED = "search, json_extract(payload, '$.context.summary'), json_extract(payload, '$.context.reasoning')"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class Items:
         with self._db.tx() as conn:
             for item in items:
                 existing = conn.execute(
-                    "SELECT digest, state, claimed_by, first_seen_at FROM items WHERE source = ? AND id = ?",
+                    "SELECT digest, state, claimed_by, first_seen_at, rowid FROM items WHERE source = ? AND id = ?",
                     (source, item.id),
                 ).fetchone()
                 if existing is not None and existing[0] == item.digest:
@@ -101,12 +104,19 @@ class Items:
                         _set_claim(conn, source, item.id, item.claimed_by, now)
                         changed += 1
                     continue
-                conn.execute(
+                if existing is not None:
+                    _unindex(conn, existing[4])
+                stored = conn.execute(
                     "INSERT OR REPLACE INTO items(source, id, state, removed_reason, kind, agent, workflow,"
                     " action_name, risk, risk_order, confidence, created_at, expires_at, expires_sort, digest, payload,"
                     " snapshot, first_seen_at, updated_at, claimed_by, search)"
                     " VALUES (?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     _item_row(source, item, snapshot, existing[3] if existing is not None else now, now),
+                )
+                conn.execute(
+                    f"INSERT INTO items_fts(rowid, search, summary, reasoning) SELECT rowid, {_INDEXED} FROM items"
+                    " WHERE rowid = ?",
+                    (stored.lastrowid,),
                 )
                 if existing is None:
                     added += 1
@@ -184,6 +194,15 @@ def _epoch(value: Any) -> float | None:
 def _bounded(cursor: str | None) -> str | None:
     """Only a cursor that can be sent back is kept (R4): anything else would stop the source for good."""
     return None if cursor is None or cursor_problem(cursor) else cursor
+
+
+def _unindex(conn: sqlite3.Connection, rowid: int) -> None:
+    """Take a stored version out of the full-text index, before its row is replaced."""
+    conn.execute(
+        f"INSERT INTO items_fts(items_fts, rowid, search, summary, reasoning) SELECT 'delete', rowid, {_INDEXED}"
+        " FROM items WHERE rowid = ?",
+        (rowid,),
+    )
 
 
 def _set_claim(conn: sqlite3.Connection, source: str, item_id: str, claimed_by: str | None, now: float) -> None:

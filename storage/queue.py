@@ -7,11 +7,13 @@ position of one item are each one index walk.
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from storage.connection import Connection
 from storage.records import KIND_LABELS, QueueRow, Risk
@@ -64,6 +66,7 @@ FILTER_FIELDS: Final[dict[str, str]] = {
     "workflow": "workflow",
     "id": "id",
 }
+_TRIGRAM: Final = 3  # the full-text index holds every three-character run: shorter words cannot be looked up in it
 _KIND_BY_LABEL: Final = {label.casefold(): kind for kind, label in KIND_LABELS.items()}
 _TOKEN: Final = re.compile(r'(?:(\w+):)?(?:"([^"]*)"?|(\S+))')
 
@@ -148,33 +151,37 @@ class QueueView:
         return _GROUP_COLUMN.get(self.grouping)
 
     def where(self) -> tuple[str, tuple[str, ...]]:
-        """The WHERE clause over pending items, and its parameters."""
+        """The WHERE clause over pending items whose own fields match the filter (each word in the search column)."""
+        return self._clauses(self.filter.words)
+
+    def match_query(self) -> tuple[str, tuple[str, ...]]:
+        """SQL selecting the rowids of the pending items the filter keeps, in no order, and its parameters.
+
+        A word of three characters or more matches the item's fields, summary or reasoning: it is looked up in the
+        trigram index (items_fts). A shorter word cannot be looked up there, and in prose it would match nearly every
+        item: it matches the fields, whose small covering index is scanned, never the table (100k items: ~10 ms
+        against ~130 ms). QueueReads runs this once per filter and data change, not per screenful.
+        """
+        short = tuple(w for w in self.filter.words if len(search_text(w)) < _TRIGRAM)
+        where, params = self._clauses(short)
+        long_words = [search_text(w) for w in self.filter.words if len(search_text(w)) >= _TRIGRAM]
+        if long_words:
+            phrases = " AND ".join('"' + word.replace('"', '""') + '"' for word in long_words)
+            fts = "rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)"
+            return f"SELECT rowid FROM items WHERE {fts} AND {where}", (phrases, *params)
+        hint = "INDEXED BY items_search " if short and not self.filter.fields else ""
+        return f"SELECT rowid FROM items {hint}WHERE {where}", params
+
+    def _clauses(self, words: Sequence[str]) -> tuple[str, tuple[str, ...]]:
         clauses = ["state = 'pending'"]
         params: list[str] = []
         for column, value in self.filter.fields:
             clauses.append(f"{column} LIKE ? ESCAPE '\\'")
             params.append(_like(value))
-        if self.filter.words:
-            # A word can be anywhere in the search column, so no index can seek it; scanning the small covering index
-            # of that column finds the matches several times faster than walking the table (100k items: ~10 ms
-            # against ~130 ms), and the outer query then walks its order index probing that set.
-            words = " AND ".join("search LIKE ? ESCAPE '\\'" for _ in self.filter.words)
-            clauses.append(
-                f"rowid IN (SELECT rowid FROM items INDEXED BY items_search WHERE state = 'pending' AND {words})"
-            )
-            params.extend(_like(search_text(word)) for word in self.filter.words)
+        for word in words:
+            clauses.append("search LIKE ? ESCAPE '\\'")
+            params.append(_like(search_text(word)))
         return " AND ".join(clauses), tuple(params)
-
-    def count_query(self) -> tuple[str, tuple[str, ...]]:
-        """SQL counting the view's rows: words alone are counted on their covering index, never touching the table."""
-        if self.filter.words and not self.filter.fields:
-            words = " AND ".join("search LIKE ? ESCAPE '\\'" for _ in self.filter.words)
-            return (
-                f"SELECT count(*) FROM items INDEXED BY items_search WHERE state = 'pending' AND {words}",
-                tuple(_like(search_text(word)) for word in self.filter.words),
-            )
-        where, params = self.where()
-        return f"SELECT count(*) FROM items WHERE {where}", params
 
     def describe(self) -> str:
         """One line for the operator: "urgency · grouped by agent · filter: agent:billing"."""
@@ -189,21 +196,112 @@ _QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, create
 _WHOLE_QUEUE = QueueView()
 
 
+class _Matches:
+    """A filtered view at one state of the data: its rowids in a temp table, and those found so far in display order.
+
+    The filter is searched once (QueueView.match_query) into `temp.queue_matches`, keyed by rowid; then the count is
+    known, and the rows in order are found by walking the order's index probing that table, only as far as the rows
+    asked for (a screenful of a word that matches a fifth of the queue walks about five screenfuls of the index), and
+    from where the last walk stopped. A position is one count along the same walk. Few matches are sorted at once.
+    """
+
+    SORT_AT_ONCE: ClassVar[int] = 2_000  # up to this many matches, one sort costs less than walking the index
+
+    def __init__(self, conn: sqlite3.Connection, view: QueueView) -> None:
+        self._conn = conn
+        self._view = view
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS queue_matches(item INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.queue_matches")
+        sql, params = view.match_query()
+        self.count = max(0, conn.execute(f"INSERT INTO temp.queue_matches(item) {sql}", params).rowcount)
+        self._ordered: list[int] = []
+        self._positions: dict[int, int] = {}  # rowid -> index, for the matches walked so far
+        self._after: tuple[Any, ...] | None = None  # the order key of the last match walked
+        self._done = self.count == 0
+        if 0 < self.count <= self.SORT_AT_ONCE:
+            self._found([r[0] for r in conn.execute(self._in_order(""))])
+            self._done = True
+
+    def first(self, count: int) -> list[int]:
+        """The first `count` matches in display order (fewer when the view holds fewer)."""
+        if len(self._ordered) < count and not self._done:
+            self._walk(count - len(self._ordered))
+        return self._ordered[:count]
+
+    def index(self, rowid: int) -> int | None:
+        known = self._positions.get(rowid)
+        if known is not None or self._done:
+            return known
+        keys = ", ".join(self._view.key_columns)
+        key = self._conn.execute(
+            f"SELECT {keys} FROM items WHERE rowid = ? AND rowid IN temp.queue_matches", (rowid,)
+        ).fetchone()
+        if key is None:
+            return None
+        marks = ", ".join("?" for _ in key)
+        return int(self._conn.execute(self._in_order(f"({keys}) < ({marks})", "count(*)"), key).fetchone()[0])
+
+    def _walk(self, limit: int) -> None:
+        keys = self._view.key_columns
+        after, params = "", ()
+        if self._after is not None:
+            after, params = f"({', '.join(keys)}) > ({', '.join('?' for _ in keys)})", self._after
+        rows = self._conn.execute(self._in_order(after, f"rowid, {', '.join(keys)}") + " LIMIT ?", (*params, limit))
+        found = rows.fetchall()
+        self._done = len(found) < limit
+        if found:
+            self._after = tuple(found[-1][1:])
+            self._found([r[0] for r in found])
+
+    def _found(self, rowids: list[int]) -> None:
+        start = len(self._ordered)
+        self._positions.update(zip(rowids, range(start, start + len(rowids)), strict=True))
+        self._ordered.extend(rowids)
+
+    def _in_order(self, condition: str, columns: str = "rowid") -> str:
+        """The matches in display order: the order's index walked, each entry probed in the temp table (`+rowid`: so
+        the walk, not the probe, drives the query and no sort is needed)."""
+        extra = f" AND {condition}" if condition else ""
+        order = "" if columns.startswith("count(") else f" ORDER BY {', '.join(self._view.key_columns)}"
+        return f"SELECT {columns} FROM items WHERE state = 'pending' AND +rowid IN temp.queue_matches{extra}{order}"
+
+
 class QueueReads:
-    """The pending queue as the list shows it: counts, screenfuls, positions and groups in a view, and alerts' picks."""
+    """The pending queue as the list shows it: counts, screenfuls, positions and groups in a view, and alerts' picks.
+
+    A filtered view's matches are found once per filter and data change (`QueueView.match_query`) and kept with the
+    part of their order found so far (_Matches), so its count, each screenful and an item's position never search
+    again. The data has changed when this connection wrote or another one committed (`PRAGMA data_version`).
+    """
 
     def __init__(self, db: Connection) -> None:
         self._db = db
+        self._matches: tuple[QueueView, tuple[int, int], _Matches] | None = None
 
     def count(self, view: QueueView = _WHOLE_QUEUE) -> int:
-        sql, params = view.count_query()
+        if not view.filter.empty:
+            with self._db.lock:
+                return self._matched(view).count
         with self._db.lock:
-            return int(self._db.conn.execute(sql, params).fetchone()[0])
+            return int(self._db.conn.execute("SELECT count(*) FROM items WHERE state = 'pending'").fetchone()[0])
 
     def rows(self, offset: int, limit: int, view: QueueView = _WHOLE_QUEUE) -> list[QueueRow]:
         """Rows `offset .. offset+limit-1` of the pending queue in `view`'s order and filter."""
-        where, params = view.where()
         group = view.group_column or "NULL"
+        if not view.filter.empty:
+            with self._db.lock:
+                wanted = self._matched(view).first(max(0, offset) + max(0, limit))[max(0, offset) :]
+                found = {
+                    r[0]: r[1:]
+                    for r in self._db.conn.execute(
+                        f"SELECT rowid, {_QUEUE_COLUMNS}, {group} FROM items"
+                        " WHERE rowid IN (SELECT value FROM json_each(?))",
+                        (json.dumps(wanted),),
+                    )
+                }
+            # A row gone since the matches were found (another connection's write) is left out, as a fresh query would.
+            return [_queue_row(found[r], group=found[r][10]) for r in wanted if r in found]
+        where, params = view.where()
         with self._db.lock:
             rows = self._db.conn.execute(
                 f"SELECT {_QUEUE_COLUMNS}, {group} FROM items WHERE {where}"
@@ -214,6 +312,12 @@ class QueueReads:
 
     def index_of(self, source: str, item_id: str, view: QueueView = _WHOLE_QUEUE) -> int | None:
         """The item's position in `view`, or None when it is not pending or the filter hides it."""
+        if not view.filter.empty:
+            with self._db.lock:
+                row = self._db.conn.execute(
+                    "SELECT rowid FROM items WHERE source = ? AND id = ?", (source, item_id)
+                ).fetchone()
+                return None if row is None else self._matched(view).index(int(row[0]))
         where, params = view.where()
         keys = view.key_columns
         with self._db.lock:
@@ -235,12 +339,35 @@ class QueueReads:
         column = view.group_column
         if column is None:
             return []
-        where, params = view.where()
         with self._db.lock:
-            rows = self._db.conn.execute(
-                f"SELECT {column}, count(*) FROM items WHERE {where} GROUP BY {column} ORDER BY {column}", params
-            ).fetchall()
+            if view.filter.empty:
+                where, params = view.where()
+                rows = self._db.conn.execute(
+                    f"SELECT {column}, count(*) FROM items WHERE {where} GROUP BY {column} ORDER BY {column}", params
+                ).fetchall()
+            else:
+                self._matched(view)
+                rows = self._db.conn.execute(
+                    f"SELECT {column}, count(*) FROM items WHERE rowid IN temp.queue_matches"
+                    f" GROUP BY {column} ORDER BY {column}"
+                ).fetchall()
         return [(str(r[0]), int(r[1])) for r in rows]
+
+    def _matched(self, view: QueueView) -> _Matches:
+        """The view's matches at the data as it is now (call with the lock held).
+
+        The data has changed when another connection committed (`PRAGMA data_version`) or this one wrote
+        (`total_changes`, read after filling the temp table, which counts too).
+        """
+        conn = self._db.conn
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._matches is not None:
+            kept_view, kept_stamp, matches = self._matches
+            if kept_view == view and kept_stamp == (version, conn.total_changes):
+                return matches
+        matches = _Matches(conn, view)
+        self._matches = (view, (version, conn.total_changes), matches)
+        return matches
 
     def new_urgent(self, since: float, ranks: int = 2) -> list[QueueRow]:
         """Pending items first seen after `since` whose risk is among the top `ranks` (2: high and critical)."""

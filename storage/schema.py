@@ -157,5 +157,20 @@ def _v6(db: sqlite_utils.Database) -> None:
     feedback.create_feedback_table(db)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
+def _v7(db: sqlite_utils.Database) -> None:
+    """Full-text search: a trigram FTS5 index over each item's search text, summary and reasoning, so a word of three
+    characters or more is found without reading every row, in the agent's own words too.
+
+    Contentless (the text is in `items`): Items.apply_changes writes it in the transaction that stores each item version
+    (storage/items.py); nothing else changes what it holds. Written out in SQL, not through Table.enable_fts: that
+    indexes columns of the table, and the summary and reasoning are inside each item's payload.
+    """
+    db.execute("CREATE VIRTUAL TABLE items_fts USING fts5(search, summary, reasoning, tokenize='trigram', content='')")
+    db.execute(
+        "INSERT INTO items_fts(rowid, search, summary, reasoning) SELECT rowid, search,"
+        " json_extract(payload, '$.context.summary'), json_extract(payload, '$.context.reasoning') FROM items"
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 SCHEMA_VERSION = len(MIGRATIONS)

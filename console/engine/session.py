@@ -50,6 +50,9 @@ DB_NAME = "console.db"
 LOG_NAME = "console.log"
 _NOT_APPLIED = (SyncState.conflict, SyncState.failed)
 CHECKING = "checking the database… decisions are held until its integrity check passes"
+# A decision's write never checkpoints the WAL (it would sit in the key's path); the background connection does it
+# this long after, when the decision's own work on screen is done and before the next key can come (REPEAT_GUARD).
+CHECKPOINT_AFTER = 0.1
 
 
 class QueueRows:
@@ -199,14 +202,14 @@ class Session:
         self._checking = asyncio.Lock()
         try:
             try:
-                # Checked once per session: a damaged file is reported before anything is sent.
-                self.store = Store(db_path, check=self.database_checked)
+                # Checked once per session (now, or after the first paint: `check_database`).
+                self.store = Store(db_path, check=self.database_checked, checkpoints=False)
             except DatabaseDamaged as exc:
                 if not start_clean:
                     raise
                 self.set_aside_as = set_aside(db_path)
                 log.warning("damaged database (%s) kept aside as %s; starting empty", exc.problem, self.set_aside_as)
-                self.store = Store(db_path, check=True)
+                self.store = Store(db_path, check=True, checkpoints=False)
             # Two connections: the UI reads (and records decisions) while background work writes; WAL keeps them apart.
             self.background_store = Store(db_path, background=True)
         except BaseException:
@@ -232,6 +235,7 @@ class Session:
             store = self.background_store
             self.pager = Pager(config.pager, store.queue, store.items.get, token_for, started_at=time.time())
             self.subscribe(self.pager)
+        self._ui_wrote = asyncio.Event()  # the UI's connection committed: the background one checkpoints soon
 
     def subscribe(self, observer: SessionEvents) -> None:
         """`observer` hears of every change from now on (the app subscribes once, at construction)."""
@@ -297,6 +301,7 @@ class Session:
             self.store.outbox.mark_seen(decision_ids)
         if quarantined:
             self.store.quarantine.acknowledge(quarantined)
+        self._ui_wrote.set()
 
     async def check_database(self) -> None:
         """Run the integrity check left for later, once, in a thread on a connection of its own (the UI's stays free).
@@ -319,10 +324,19 @@ class Session:
         return None
 
     async def run(self) -> None:
-        """Poll, sync and page until cancelled; on a database that fails its integrity check, none of them."""
+        """Poll, sync, page and checkpoint until cancelled; on a database that fails its integrity check, none."""
         await self.check_database()
         if self.database_checked:
-            await asyncio.gather(self.poller.run(), self.sync.run(), *([self.pager.run()] if self.pager else []))
+            pager = [self.pager.run()] if self.pager else []
+            await asyncio.gather(self.poller.run(), self.sync.run(), self._checkpoints(), *pager)
+
+    async def _checkpoints(self) -> None:
+        """What the UI's connection writes is checkpointed here, in a thread, on the background connection."""
+        while True:
+            await self._ui_wrote.wait()
+            await asyncio.sleep(CHECKPOINT_AFTER)
+            self._ui_wrote.clear()
+            await asyncio.to_thread(self.background_store.checkpoint)
 
     async def poll_once(self) -> None:
         """Poll every source once (tests and one-shot tools); observers hear of changes as in `run`."""
@@ -367,6 +381,7 @@ class Session:
             decided_at=now_utc(),
         )
         self.store.outbox.record(decision, hold_seconds=self.config.undo_seconds, first_shown_at=first_shown_at)
+        self._ui_wrote.set()
         self.sync.kick()
         return decision
 
@@ -384,6 +399,7 @@ class Session:
     def undo(self, decision_id: str) -> Decision:
         """Take back a decision still in its undo window (raises storage.db.UndoRefused once it is being sent)."""
         decision = self.store.outbox.undo(decision_id, self.config.operator)
+        self._ui_wrote.set()
         self.sync.kick()
         return decision
 

@@ -205,6 +205,16 @@ class QueueScreen(Screen[None]):
             notice = _NOTICE_TAKEN.format(holder=taken_by)
         self._show(found[0] if found else None, notice=notice, settle=why is not None or taken_by is not None)
 
+    def _follow_highlight(self) -> None:
+        """Show the highlighted item now, so a new view's list and its detail reach the screen in one frame (the
+        Highlighted message that follows then finds it shown). Moving on after a decision is left to the message."""
+        row, shown = self.queue_list.highlighted, self.shown
+        if self._moving_on or (row is None and shown is None):
+            return
+        if row is not None and shown is not None and (row.source, row.id) == (shown.source, shown.id):
+            return
+        self._highlighted(QueueList.Highlighted(row, self.queue_list))
+
     def _pass_over_taken(self, current: Item) -> bool:
         """Moving on chose this item, and another console claimed it first (both opened on it at once): go on to
         the next one nobody holds, and say why. An item the operator went to with a key stays where it is."""
@@ -287,6 +297,7 @@ class QueueScreen(Screen[None]):
     def _apply_view(self, view: QueueView) -> None:
         self.session.queue.view = view
         self.queue_list.refresh_rows()  # keeps the cursor on the same item when the new view holds it
+        self._follow_highlight()
         self._update_queue_bar()
         self._refresh_empty()  # a filter typed into an empty view changes why it is empty
 

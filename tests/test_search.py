@@ -1,0 +1,190 @@
+"""The filter's full-text index: words find the agent's summary and reasoning, the index follows every write to the
+items cache, and a filtered view's count, pages and positions agree with the whole queue's order. Real SQLite files."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from storage.db import Removal, Store
+from storage.queue import Grouping, QueueView, SortOrder
+from storage.records import Item, QueueRow
+from storage.schema import MIGRATIONS
+from tests import factories
+from tests.factories import item
+
+
+def _with_context(item_id: str, summary: str, reasoning: str) -> Item:
+    return item(item_id, context={"summary": summary, "reasoning": reasoning, "evidence": [], "links": []})
+
+
+def ids(store: Store, text: str) -> list[str]:
+    return sorted(row.id for row in store.queue.rows(0, 1_000, QueueView(filter_text=text)))
+
+
+def fts_ids(store: Store, word: str) -> list[str]:
+    """What the index alone finds for a word (every state), by item id; it names no row that is not stored."""
+    found = [r[0] for r in store.db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH ?", (f'"{word}"',))]
+    names = dict(store.db.execute("SELECT rowid, id FROM items").fetchall())
+    assert set(found) <= set(names), "the index holds a row that was replaced"
+    return sorted(names[rowid] for rowid in found)
+
+
+def index_is_sound(store: Store) -> None:
+    """The index holds each stored row once, and nothing else."""
+    store.db.execute("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')")
+    held = [r[0] for r in store.db.execute("SELECT rowid FROM items_fts")]
+    assert sorted(held) == sorted(r[0] for r in store.db.execute("SELECT rowid FROM items"))
+
+
+def test_words_find_the_summary_and_the_reasoning(store: Store) -> None:
+    store.items.apply_changes(
+        "billing",
+        [
+            _with_context("a", "Customer was charged twice", "Two captures on one order"),
+            _with_context("b", "Address update", "The CRM record is stale"),
+        ],
+        [],
+        None,
+    )
+    assert ids(store, "charged") == ["a"]
+    assert ids(store, "CAPTURES") == ["a"]  # any case
+    assert ids(store, "crm record") == ["b"]  # every word, each anywhere
+    assert ids(store, '"record is stale"') == ["b"]
+    assert ids(store, "twice address") == []
+    assert ids(store, "issue_refund") == ["a", "b"]  # the item's own fields still match
+    # A word of one or two letters matches the item's fields only: in prose it would match nearly everything.
+    assert ids(store, "tw") == []
+    assert ids(store, "a") == ["a", "b"]  # "billing-agent"
+    view = QueueView(filter_text="stale")
+    assert store.queue.count(view) == 1
+    assert store.queue.index_of("billing", "b", view) == 0
+    assert store.queue.index_of("billing", "a", view) is None
+
+
+def test_the_index_follows_inserts_new_versions_claims_removals_and_a_full_relisting(store: Store) -> None:
+    store.items.apply_changes("billing", [_with_context("a", "refund requested", "duplicate order")], [], "1")
+    assert fts_ids(store, "duplicate") == ["a"]
+    # A new version replaces the row: the old words leave the index, the new ones come in.
+    store.items.apply_changes("billing", [_with_context("a", "refund requested", "fraud suspected")], [], "2")
+    assert fts_ids(store, "duplicate") == [] and fts_ids(store, "fraud") == ["a"]
+    assert ids(store, "fraud") == ["a"]
+    # A claim rewrites the payload (outside the digest): the index still holds the item once, with the same words.
+    store.items.set_claim("billing", "a", "bob")
+    assert fts_ids(store, "fraud") == ["a"]
+    # A removal keeps the row (history reads it) but takes it out of every view.
+    ring = _with_context("b", "fraud ring", "same card")
+    store.items.apply_changes("billing", [ring], [Removal("a", "withdrawn")], "3")
+    assert ids(store, "fraud") == ["b"]
+    # A full relisting: what it lists again (a new version of b, and c) is in; what it does not is out of the queue.
+    generation = store.items.begin_snapshot("billing")
+    store.items.apply_changes(
+        "billing",
+        [_with_context("b", "fraud ring", "card reused"), _with_context("c", "fraud check", "new device")],
+        [],
+        None,
+        snapshot=generation,
+    )
+    store.items.end_snapshot("billing", generation, "4")
+    assert ids(store, "fraud") == ["b", "c"]
+    assert fts_ids(store, "same card") == [] and fts_ids(store, "card reused") == ["b"]
+    assert fts_ids(store, "fraud") == ["a", "b", "c"]  # the index holds each row once, whatever its state
+    index_is_sound(store)
+
+
+def test_the_index_matches_a_plain_substring_search_after_many_writes(store: Store) -> None:
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+    rng = random.Random(5)
+    texts: dict[str, str] = {}
+    for round_ in range(6):
+        batch = []
+        for n in rng.sample(range(40), 15):
+            summary, reasoning = " ".join(rng.sample(words, 2)), f"round {round_} " + rng.choice(words)
+            batch.append(_with_context(f"i{n}", summary, reasoning))
+            texts[f"i{n}"] = f"{summary} {reasoning}"
+        store.items.apply_changes("billing", batch, [], str(round_))
+    for word in words:
+        expected = sorted(i for i, text in texts.items() if word in text)
+        assert fts_ids(store, word) == expected, word
+        assert ids(store, word) == expected, word
+    index_is_sound(store)
+
+
+@pytest.mark.parametrize("order", list(SortOrder))
+@pytest.mark.parametrize("grouping", list(Grouping))
+def test_a_filtered_view_is_the_whole_queue_in_order_with_the_others_left_out(
+    store: Store, order: SortOrder, grouping: Grouping
+) -> None:
+    """Deep pages and positions included: the matches are found in order a part at a time, so compare every page."""
+    rng = random.Random(11)
+    agents = ["billing-agent", "crm-agent", "ops-agent"]
+    items = [
+        item(
+            f"x{n:04d}",
+            source="ops",
+            agent=rng.choice(agents),
+            risk=rng.choice(["low", "medium", "high", "critical"]),
+            confidence=rng.choice([None, 0.1, 0.5, 0.9]),
+            context={"summary": rng.choice(["chargeback", "merge", "scale"]), "reasoning": ""},
+        )
+        for n in range(3_000)
+    ]
+    store.items.apply_changes("ops", items, [], None)
+    whole = store.queue.rows(0, 10_000, QueueView(order, grouping))
+    summary = {i.id: i.context.summary for i in items}
+    cases: list[tuple[str, Callable[[QueueRow], bool]]] = [
+        ("chargeback", lambda r: summary[r.id] == "chargeback"),
+        ("b", lambda r: "b" in r.agent),  # one letter: only billing-agent has it
+    ]
+    for text, keeps in cases:
+        view = QueueView(order, grouping, text)
+        expected = [r for r in whole if keeps(r)]
+        assert len(expected) > 500  # more than one sort's worth: found by walking the order's index
+        assert store.queue.count(view) == len(expected)
+        # Pages in any order (a jump to the end first), each the same slice of the whole queue's order.
+        for offset in (len(expected) - 150, 0, 200, 600, len(expected) - 1):
+            assert store.queue.rows(offset, 200, view) == expected[offset : offset + 200], (text, offset)
+        for index in (len(expected) - 1, 0, 777):
+            row = expected[index]
+            assert store.queue.index_of(row.source, row.id, view) == index
+        hidden = next(r for r in whole if not keeps(r))
+        assert store.queue.index_of(hidden.source, hidden.id, view) is None
+        if grouping is not Grouping.none:
+            labels = [r.group for r in expected]
+            assert store.queue.groups(view) == [(g, labels.count(g)) for g in dict.fromkeys(labels)]
+
+
+def test_a_filtered_view_follows_writes_of_this_and_of_another_connection(tmp_path: Path) -> None:
+    ui = Store(tmp_path / "console.db")
+    background = Store(tmp_path / "console.db", background=True)
+    try:
+        view = QueueView(filter_text="refund")
+        background.items.apply_changes("billing", [item("a"), item("b")], [], "1")
+        assert ui.queue.count(view) == 2
+        background.items.apply_changes("billing", [item("c")], [], "2")  # another connection commits
+        assert ui.queue.count(view) == 3
+        ui.outbox.record(factories.decision(item("a")))  # this connection writes
+        assert ui.queue.count(view) == 2
+        assert [r.id for r in ui.queue.rows(0, 10, view)] == ["b", "c"]
+    finally:
+        background.close()
+        ui.close()
+
+
+def test_an_older_database_gets_the_index_of_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "console.db"
+    store = Store(path)
+    store.items.apply_changes("billing", [_with_context("a", "chargeback", "")], [], None)
+    store.db.execute("DROP TABLE items_fts")  # as version 6 left it: the items, no index
+    store.db.execute("PRAGMA user_version = 6")
+    store.close()
+    store = Store(path)
+    try:
+        assert store.schema_version() == len(MIGRATIONS)
+        assert ids(store, "chargeback") == ["a"]
+        index_is_sound(store)
+    finally:
+        store.close()
