@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from console.engine.config import Config
 from console.engine.feedback import build_sink
@@ -29,6 +30,7 @@ from console.engine.sources import build_source
 from console.engine.sources.base import ClaimingSource, Source
 from console.engine.sync import AUTH_HOLD, RESEND, SettledDecision, SyncEngine
 from storage.db import DatabaseDamaged, DecisionRefused, StorageError, Store, Unsent, set_aside
+from storage.errors import is_storage_failure, storage_error
 from storage.lock import DataDirLock
 from storage.queue import QueueView
 from storage.records import (
@@ -55,27 +57,42 @@ CHECKING = "checking the database… decisions are held until its integrity chec
 CHECKPOINT_AFTER = 0.1
 
 
+_T = TypeVar("_T")
+
+
 class QueueRows:
     """The queue list's row provider: each call is one small SQL query, so 100k items cost what a screen costs.
 
     `view` (order, grouping, filter) is applied in SQL; set it, then refresh the list.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, unreadable: Callable[[StorageError], None]) -> None:
+        """`unreadable` hears of a read the database failed (damage the integrity check, run after the first paint,
+        has not reported yet): the list then shows nothing rather than ending the app."""
         self._store = store
+        self._unreadable = unreadable
         self.view = QueueView()
 
+    def _read(self, read: Callable[[], _T], instead: _T) -> _T:
+        try:
+            return read()
+        except sqlite3.Error as exc:
+            if not is_storage_failure(exc):
+                raise
+            self._unreadable(storage_error(self._store.path, exc))
+            return instead
+
     def count(self) -> int:
-        return self._store.queue.count(self.view)
+        return self._read(lambda: self._store.queue.count(self.view), 0)
 
     def rows(self, offset: int, limit: int) -> Sequence[QueueRow]:
-        return self._store.queue.rows(offset, limit, self.view)
+        return self._read(lambda: self._store.queue.rows(offset, limit, self.view), [])
 
     def index_of(self, source: str, item_id: str) -> int | None:
-        return self._store.queue.index_of(source, item_id, self.view)
+        return self._read(lambda: self._store.queue.index_of(source, item_id, self.view), None)
 
     def groups(self) -> Sequence[tuple[str, int]]:
-        return self._store.queue.groups(self.view)
+        return self._read(lambda: self._store.queue.groups(self.view), [])
 
 
 class SessionEvents(Protocol):
@@ -227,7 +244,7 @@ class Session:
             labels=self.background_store.labels,
             feedback=pusher if self.sinks else None,
         )
-        self.queue = QueueRows(self.store)
+        self.queue = QueueRows(self.store, self._queue_unreadable)
         self.open_item = OpenItem(self.claim, self.release)
         # Paging (off unless [[pager]] blocks say where): reads on the background connection, beside the poller.
         self.pager: Pager | None = None
@@ -302,6 +319,13 @@ class Session:
         if quarantined:
             self.store.quarantine.acknowledge(quarantined)
         self._ui_wrote.set()
+
+    def _queue_unreadable(self, error: StorageError) -> None:
+        """A queue read failed: damage is what the integrity check would say (decisions are refused from now on)."""
+        if self.database_problem is None and isinstance(error, DatabaseDamaged):
+            self.database_checked = False
+            self.database_problem = str(error)
+            log.error("%s", self.database_problem)
 
     async def check_database(self) -> None:
         """Run the integrity check left for later, once, in a thread on a connection of its own (the UI's stays free).
