@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,11 +12,14 @@ import pytest
 from textual.pilot import Pilot
 from textual.strip import Strip
 
+from console.bridges.queue_client import QueueClient
 from console.engine.config import Config, SourceConfig
 from console.engine.session import LOG_NAME, Session
 from console.servers.fleet import Fleet
 from storage.db import Store
 from tests import kinds
+from tests.bridge_operator import Operator
+from tests.queue_servers import TestServe, fixed_token
 
 if TYPE_CHECKING:
     from console.tui.app import ApprovalApp
@@ -156,3 +159,30 @@ def composed_strips(app: object) -> list[Strip]:
 def screen_text(app: object) -> str:
     """The plain text of what the app's top screen shows now, line by line, as the terminal would get it."""
     return "\n".join(strip.text for strip in composed_strips(app))
+
+
+# ------------------------------------------------------------- serve, an operator, an agent's queue client
+# For the tests of `serve` and of the bridges: a real `serve` (tests/queue_servers.py), a real console session deciding
+# as its operator (tests/bridge_operator.py), and the queue client a bridge asks through, as the agent below.
+BRIDGE_AGENT = "billing-agent"
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[TestServe]:
+    server = TestServe(tmp_path / "serve", seed=5)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
+    console = Operator(serve.url, tmp_path / "console")
+    yield console
+    await console.aclose()
+
+
+@pytest.fixture
+async def queue(serve: TestServe) -> AsyncIterator[QueueClient]:
+    async with QueueClient(serve.url, fixed_token("agent", BRIDGE_AGENT)) as client:
+        yield client

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +39,6 @@ def permission_request(call_id: str, kinds: tuple[PermissionOptionKind, ...] = A
 def chosen(response: Any) -> str:
     outcome = response.outcome
     return "cancelled" if outcome.outcome == "cancelled" else str(outcome.option_id)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[TestServe]:
-    server = TestServe(tmp_path / "serve", seed=5)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
-    console = Operator(serve.url, tmp_path / "console")
-    yield console
-    await console.aclose()
-
-
-@pytest.fixture
-async def queue(serve: TestServe) -> AsyncIterator[QueueClient]:
-    async with QueueClient(serve.url, fixed_token("agent", AGENT)) as client:
-        yield client
 
 
 @pytest.fixture

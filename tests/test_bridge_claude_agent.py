@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -51,27 +50,6 @@ class RecordingTransport(Transport):
 
     async def end_input(self) -> None:
         return None
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[TestServe]:
-    server = TestServe(tmp_path / "serve", seed=5)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
-    console = Operator(serve.url, tmp_path / "console")
-    yield console
-    await console.aclose()
-
-
-@pytest.fixture
-async def queue(serve: TestServe) -> AsyncIterator[QueueClient]:
-    async with QueueClient(serve.url, fixed_token("agent", AGENT)) as client:
-        yield client
 
 
 async def control_answer(queue: QueueClient, operator: Operator, verdict: Verdict, **decision: Any) -> dict[str, Any]:

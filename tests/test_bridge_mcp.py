@@ -10,7 +10,7 @@ import asyncio
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,21 +27,6 @@ from tests.conftest import eventually
 from tests.queue_servers import OPERATOR, ROOT, TestServe, fixed_token
 
 AGENT = "billing-agent"
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[TestServe]:
-    server = TestServe(tmp_path / "serve", seed=5)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
-    console = Operator(serve.url, tmp_path / "console")
-    yield console
-    await console.aclose()
 
 
 @asynccontextmanager

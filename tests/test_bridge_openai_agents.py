@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,27 +67,6 @@ def refund_agent(ran: list[dict[str, Any]], customers: tuple[str, ...] = ("cus_1
 
     model = ScriptedModel(customers)
     return Agent(name="refunds", model=model, tools=[issue_refund], model_settings=ModelSettings())
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[TestServe]:
-    server = TestServe(tmp_path / "serve", seed=5)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
-    console = Operator(serve.url, tmp_path / "console")
-    yield console
-    await console.aclose()
-
-
-@pytest.fixture
-async def queue(serve: TestServe) -> AsyncIterator[QueueClient]:
-    async with QueueClient(serve.url, fixed_token("agent", AGENT)) as client:
-        yield client
 
 
 async def test_the_tool_runs_exactly_once_after_the_operators_approval(

@@ -5,8 +5,7 @@ until the deadline; one that answers nonsense gets a denial, never an exception 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,26 +20,11 @@ REQUEST = Request(request_id="req-1", action="Bash", args={"command": "make depl
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[TestServe]:
-    server = TestServe(tmp_path / "serve", seed=5)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def proxy(serve: TestServe) -> Iterator[FaultyProxy]:
     in_front = FaultyProxy(serve.url)
     in_front.start()
     yield in_front
     in_front.stop()
-
-
-@pytest.fixture
-async def operator(serve: TestServe, tmp_path: Path) -> AsyncIterator[Operator]:
-    console = Operator(serve.url, tmp_path / "console")
-    yield console
-    await console.aclose()
 
 
 async def test_a_busy_queue_and_a_dropped_wait_are_asked_again(proxy: FaultyProxy, operator: Operator) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,6 @@ from tests.queue_servers import OPERATOR, ServeProcess, TestServe, fixed_token
 from tests.test_fleet import decide, listing, refund
 
 AGENT = "billing-agent"
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[TestServe]:
-    server = TestServe(tmp_path / "serve", seed=5)
-    server.start()
-    yield server
-    server.close()
 
 
 def as_agent(server: TestServe, agent: str = AGENT) -> httpx.Client:
