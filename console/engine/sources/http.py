@@ -6,15 +6,15 @@ request was listed as, which item it became, and the removals when it changes or
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
 from console.engine.config import SourceConfig, public_url
-from console.engine.sources.answers import brief
+from console.engine.sources.answers import brief, classify, read_refused
 from console.engine.sources.base import Rejected, SourceError
 from storage.db import Removal
 from storage.records import Item
@@ -58,6 +58,7 @@ class MemoryListingSource:
     """
 
     EPOCH_PREFIX: ClassVar[str]
+    SUCCESS: ClassVar[Container[int]] = range(200, 300)  # the statuses `_call` takes as an answer
 
     def __init__(self, config: SourceConfig, client: httpx.AsyncClient) -> None:
         self.config = config
@@ -76,6 +77,16 @@ class MemoryListingSource:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
+
+    async def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
+        """A request whose answer must be one of SUCCESS (or 404, when `missing_ok`); anything else raises why."""
+        with reaching(self.config):
+            response = await self._client.request(method, path, **kwargs)
+        status = response.status_code
+        if status in self.SUCCESS or (missing_ok and status == 404):
+            return response
+        asked = f"{method} {path.split('?', maxsplit=1)[0]}"
+        raise read_refused(classify(response), auth=": check the token", otherwise=f"answered {status} to {asked}")
 
     def _foreign(self, cursor: str | None) -> bool:
         """True for a cursor this process did not hand out: its memory is gone, so list everything once."""

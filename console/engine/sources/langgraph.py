@@ -33,10 +33,10 @@ from urllib.parse import quote
 
 import httpx
 
-from console.engine.config import SourceConfig, public_url
+from console.engine.config import SourceConfig
 from console.engine.schema_check import schema_problem
 from console.engine.secrets import Token
-from console.engine.sources.answers import Kind, busy_answer, classify, read_refused
+from console.engine.sources.answers import Kind, busy_answer, classify
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
 from console.engine.sources.http import MemoryListingSource, source_client
 from console.engine.sources.langgraph_payloads import (
@@ -68,6 +68,7 @@ _LISTED = ["thread_id", "created_at", "updated_at", "metadata", "interrupts"]
 
 class LangGraphSource(MemoryListingSource):
     EPOCH_PREFIX = "langgraph"
+    SUCCESS = (200,)  # the LangGraph API answers 200 to everything it takes
 
     def __init__(self, config: SourceConfig, token: Token | None, client: httpx.AsyncClient | None = None) -> None:
         super().__init__(config, source_client(config, {} if token is None else {"x-api-key": token.value}, client))
@@ -234,19 +235,6 @@ class LangGraphSource(MemoryListingSource):
 
         # In a thread: the response schema's checks wait for the checker process (a hostile pattern, up to its bound).
         return await asyncio.to_thread(translate)
-
-    async def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"no answer within {self.config.timeout:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {public_url(self.config.url)}: {type(exc).__name__}") from exc
-        status = response.status_code
-        if status == 200 or (missing_ok and status == 404):
-            return response
-        asked = f"{method} {path.split('?', maxsplit=1)[0]}"
-        raise read_refused(classify(response), auth=": check the token", otherwise=f"answered {status} to {asked}")
 
     # ----------------------------------------------------------------- labels
     async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import httpx
 
-from console.engine.config import SourceConfig, public_url
+from console.engine.config import SourceConfig
 from console.engine.secrets import Token
 from console.engine.sources.answers import (
     Kind,
@@ -41,7 +41,6 @@ from console.engine.sources.answers import (
     classify,
     credentials_answer,
     json_object,
-    read_refused,
     refused_here_answer,
     send_to_parsed,
     stale_answer,
@@ -235,19 +234,6 @@ class PrefectSource(MemoryListingSource):
             await self._new_events()
         except SourceError:
             self._events_since = None
-
-    async def _call(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"no answer within {self.config.timeout:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {public_url(self.config.url)}: {type(exc).__name__}") from exc
-        status = response.status_code
-        if 200 <= status < 300 or (missing_ok and status == 404):
-            return response
-        asked = f"{method} {path.split('?', maxsplit=1)[0]}"
-        raise read_refused(classify(response), auth=": check the token", otherwise=f"answered {status} to {asked}")
 
     # ----------------------------------------------------------------- labels
     async def send_labels(self, labels: Sequence[Label]) -> LabelAnswer:
