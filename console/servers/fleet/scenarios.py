@@ -834,7 +834,9 @@ class Scenarios:
 def demo_trace(item: dict[str, Any]) -> dict[str, str]:
     """The trace of the demo run that raised `item`: derived from its content, so the seeded generator's sequence (and
     every other field) stays as it was, and the same item always names the same run."""
-    seed = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    # Not its times: they follow the clock, and the same seed must give the same runs whenever the fleet starts.
+    timeless = {k: v for k, v in item.items() if k not in ("created_at", "expires_at")}
+    seed = hashlib.sha256(json.dumps(timeless, sort_keys=True, default=str).encode()).hexdigest()
     run_id = str(uuid.uuid5(_RUN_NAMESPACE, seed))
     project = f"{item['agent']}-prod"
     return {"run_id": run_id, "trace_id": run_id, "project": project, "url": f"{TRACE_BASE}/{project}/runs/{run_id}"}
