@@ -28,6 +28,9 @@ def open_readonly(path: Path, *, timeout: float = BUSY_TIMEOUT) -> sqlite3.Conne
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False, timeout=timeout)
 
 
+DURABLE_SYNC = "FULL"
+
+
 def open_writable(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), in WAL, with every commit durable."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,7 @@ def open_writable(path: Path) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         # FULL: a decision the operator was told is recorded survives power loss, not just a crash.
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={DURABLE_SYNC}")
     except BaseException:
         conn.close()
         raise
@@ -108,10 +111,23 @@ class Connection:
         self.gate = _gate_for(path)
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction. A failure of the disk or the file becomes a StorageError, after rolling back."""
+    def held(self) -> Iterator[None]:
+        """This connection's lock and its writer's turn, across several transactions that must follow each other."""
         with self.lock, self.gate.turn(background=self._background):
+            yield
+
+    @contextmanager
+    def tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A failure of the disk or the file becomes a StorageError, after rolling back.
+
+        `durable=False` commits without waiting for the disk (synchronous=NORMAL): only for what can be derived again
+        from durable rows. In WAL the commit still lands in order, so it is lost only with everything after it, and the
+        next durable commit or checkpoint makes it durable too.
+        """
+        with self.held():
             try:
+                if not durable:
+                    self.conn.execute("PRAGMA synchronous=NORMAL")
                 self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
                 self.conn.execute("COMMIT")
@@ -122,3 +138,7 @@ class Connection:
                 if isinstance(exc, sqlite3.Error) and is_storage_failure(exc):
                     raise storage_error(self.path, exc) from exc
                 raise
+            finally:
+                if not durable:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute(f"PRAGMA synchronous={DURABLE_SYNC}")

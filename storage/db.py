@@ -107,6 +107,7 @@ class Store:
         if not readonly:
             try:
                 self._migrate()
+                self.outbox.settle_recorded()
             except sqlite3.Error as exc:
                 conn.close()
                 raise storage_error(self.path, exc) from exc

@@ -67,68 +67,96 @@ class DecisionOutbox:
         self._db = db
 
     def record(self, decision: Decision, hold_seconds: float = 0.0, first_shown_at: datetime | None = None) -> None:
-        """Write the decision, its audit record and its label in one durable transaction.
+        """Write the decision and its audit record in one durable transaction, then take the item out of the queue and
+        write its label.
 
         Refuses (DecisionRefused) unless the item is pending locally at exactly the version the operator saw.
         `hold_seconds` is the undo window: the sync engine sends only due decisions (and labels), so they wait that
         long. `first_shown_at` is when the operator first saw this version; the label keeps how long they took.
+
+        Only the decision and its audit record wait for the disk: the item's state and the label follow in a second
+        transaction that does not (about a fifth of the pages: a dozen queue indexes and the label's own), and that
+        `settle_recorded` derives again on opening if a crash took it.
         """
-        with self._db.tx() as conn:
-            row = conn.execute(
-                "SELECT digest, state, payload, first_shown_at FROM items WHERE source = ? AND id = ?",
-                (decision.source, decision.item_id),
-            ).fetchone()
-            if row is None:
-                raise DecisionRefused("the item is no longer in the queue")
-            digest, state, payload, shown_at = row
-            if digest != decision.item_digest:
-                raise DecisionRefused("the item changed since it was shown; review the new version")
-            if state != "pending":
-                raise DecisionRefused(
-                    "the item was already decided here" if state == "decided" else "the item left the queue"
+        with self._db.held():
+            with self._db.tx() as conn:
+                row = conn.execute(
+                    "SELECT digest, state, payload, first_shown_at FROM items WHERE source = ? AND id = ?",
+                    (decision.source, decision.item_id),
+                ).fetchone()
+                if row is None:
+                    raise DecisionRefused("the item is no longer in the queue")
+                digest, state, payload, shown_at = row
+                if digest != decision.item_digest:
+                    raise DecisionRefused("the item changed since it was shown; review the new version")
+                if state != "pending":
+                    raise DecisionRefused(
+                        "the item was already decided here" if state == "decided" else "the item left the queue"
+                    )
+                try:
+                    conn.execute(
+                        "INSERT INTO decisions(id, source, item_id, item_digest, verdict, edited, edited_digest,"
+                        " reason_code, comment, operator, decided_at, sync_state, attempts, next_attempt_at, outcome,"
+                        " detail, response, updated_at, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0,"
+                        " ?, NULL, '', NULL, ?, 0)",
+                        (
+                            decision.id,
+                            decision.source,
+                            decision.item_id,
+                            decision.item_digest,
+                            decision.verdict.value,
+                            None if decision.verdict is not Verdict.edit else json.dumps(decision.edited),
+                            decision.edited_digest,
+                            decision.reason_code,
+                            decision.comment,
+                            decision.operator,
+                            decision.decided_at.isoformat(),
+                            time.time() + max(0.0, hold_seconds),
+                            time.time(),
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise DecisionRefused("this version of the item was already decided here") from exc
+                audit.append(
+                    conn,
+                    kind="decision",
+                    operator=decision.operator,
+                    source=decision.source,
+                    item_id=decision.item_id,
+                    decision_id=decision.id,
+                    item_digest=decision.item_digest,
+                    body=decision.wire_body(),
                 )
-            try:
-                conn.execute(
-                    "INSERT INTO decisions(id, source, item_id, item_digest, verdict, edited, edited_digest,"
-                    " reason_code, comment, operator, decided_at, sync_state, attempts, next_attempt_at, outcome,"
-                    " detail, response, updated_at, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?,"
-                    " NULL, '', NULL, ?, 0)",
-                    (
-                        decision.id,
-                        decision.source,
-                        decision.item_id,
-                        decision.item_digest,
-                        decision.verdict.value,
-                        None if decision.verdict is not Verdict.edit else json.dumps(decision.edited),
-                        decision.edited_digest,
-                        decision.reason_code,
-                        decision.comment,
-                        decision.operator,
-                        decision.decided_at.isoformat(),
-                        time.time() + max(0.0, hold_seconds),
-                        time.time(),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DecisionRefused("this version of the item was already decided here") from exc
-            conn.execute(
-                "UPDATE items SET state = 'decided', updated_at = ? WHERE source = ? AND id = ?",
-                (time.time(), decision.source, decision.item_id),
-            )
-            audit.append(
-                conn,
-                kind="decision",
-                operator=decision.operator,
-                source=decision.source,
-                item_id=decision.item_id,
-                decision_id=decision.id,
-                item_digest=decision.item_digest,
-                body=decision.wire_body(),
-            )
             if first_shown_at is None and shown_at is not None:  # shown, and the caller did not keep the time
                 first_shown_at = datetime.fromtimestamp(shown_at, UTC)
-            label = labels.build_label(Item.model_validate_json(payload), decision, first_shown_at)
-            labels.insert_label(conn, label, not_before=time.time() + max(0.0, hold_seconds))
+            with self._db.tx(durable=False) as conn:
+                _settle(conn, decision, Item.model_validate_json(payload), first_shown_at, hold_seconds)
+
+    def settle_recorded(self) -> int:
+        """After a crash between a decision's two transactions: take its item out of the queue and write its label.
+
+        A decision still unsent with no label is one whose second transaction was lost (labels are written there, and
+        voided, not deleted, on undo). Returns how many were settled.
+        """
+        with self._db.held():
+            cur = self._db.conn.execute(
+                "SELECT d.*, i.payload, i.first_shown_at AS shown_at FROM decisions d"
+                " JOIN items i ON i.source = d.source AND i.id = d.item_id AND i.digest = d.item_digest"
+                " WHERE d.sync_state IN ('pending', 'sending')"
+                " AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.decision_id = d.id)"
+            )
+            names = [d[0] for d in cur.description]
+            found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            if not found:
+                return 0
+            with self._db.tx() as conn:
+                for row in found:
+                    shown_at = row.pop("shown_at")
+                    item = Item.model_validate_json(row.pop("payload"))
+                    first_shown_at = None if shown_at is None else datetime.fromtimestamp(shown_at, UTC)
+                    hold = max(0.0, float(row["next_attempt_at"]) - time.time())
+                    _settle(conn, _decision(row), item, first_shown_at, hold)
+        return len(found)
 
     def undo(self, decision_id: str, operator: str, now: float | None = None) -> Decision:
         """Take a decision back while it waits in its undo window: in one transaction, mark it undone, put its item
@@ -334,6 +362,19 @@ class DecisionOutbox:
             )
             for r in rows
         ]
+
+
+def _settle(
+    conn: sqlite3.Connection, decision: Decision, item: Item, first_shown_at: datetime | None, hold_seconds: float
+) -> None:
+    """What a recorded decision changes besides itself: its item leaves the queue, and its label waits to be sent."""
+    conn.execute(
+        "UPDATE items SET state = 'decided', updated_at = ? WHERE source = ? AND id = ? AND digest = ?"
+        " AND state = 'pending'",
+        (time.time(), decision.source, decision.item_id, decision.item_digest),
+    )
+    label = labels.build_label(item, decision, first_shown_at)
+    labels.insert_label(conn, label, not_before=time.time() + hold_seconds)
 
 
 def _decision(row: dict[str, Any]) -> Decision:

@@ -17,9 +17,11 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 from console.engine.config import Config, SourceConfig
 from console.engine.session import DB_NAME, Session
@@ -45,6 +47,14 @@ def _check(data_dir: Path, fleet: Fleet, told: set[str], where: str) -> dict[str
         verification = store.audit.verify()
         assert verification.ok, f"{where}: {verification.problem}"
         local = {row.decision.id: row.sync_state for row in store.outbox.decisions(limit=1_000_000)}
+        # What follows from a decision (its label, its item out of the queue) is there, or derived again on opening.
+        unlabelled, still_queued = store.db.conn.execute(
+            "SELECT sum(NOT EXISTS (SELECT 1 FROM labels l WHERE l.decision_id = d.id)),"
+            " sum(EXISTS (SELECT 1 FROM items i WHERE i.source = d.source AND i.id = d.item_id"
+            " AND i.digest = d.item_digest AND i.state = 'pending'))"
+            " FROM decisions d WHERE d.sync_state IN ('pending', 'sending')"
+        ).fetchone()
+        assert not unlabelled and not still_queued, f"{where}: {unlabelled} unlabelled, {still_queued} still queued"
     finally:
         store.close()
     lost = told - local.keys()
@@ -63,6 +73,34 @@ def _check(data_dir: Path, fleet: Fleet, told: set[str], where: str) -> dict[str
         else:
             assert state in (SyncState.pending, SyncState.sending), f"{where}: {decision_id} is {state}"
     return local
+
+
+class _Lines:
+    """The child's output lines as they arrive, read in a thread, so the test can wait for the child's progress."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.seen: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self.seen.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, decided: int) -> None:
+        """Until the child is ready and has reported `decided` decisions; at most a while (the fleet may have fewer
+        pending items than asked for: decided elsewhere or expired by this round's stir)."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: "ready\n" in self.seen and sum(line.startswith("decided ") for line in self.seen) >= decided,
+                timeout=30.0,
+            )
+
+    def join(self) -> None:
+        self._thread.join()
 
 
 def _stir(fleet: Fleet, rng: random.Random) -> None:
@@ -103,18 +141,20 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            # Now and then while it is still opening the database; mostly while deciding and syncing.
-            first = ""
+            # Now and then while it is still opening the database; mostly while deciding and syncing: after it has
+            # reported a few decisions (counted, not timed, so a busy machine kills at the same points), and a moment.
+            assert child.stdout is not None
+            lines = _Lines(child.stdout)
             if rng.random() < 0.15:
                 time.sleep(rng.uniform(0.0, 0.3))
             else:
-                assert child.stdout is not None
-                first = child.stdout.readline()
+                lines.wait_for(decided=rng.randint(0, 2))
                 time.sleep(rng.uniform(0.0, 0.35))
             child.send_signal(signal.SIGKILL)
-            out, err = child.communicate(timeout=30)
+            _, err = child.communicate(timeout=30)
+            lines.join()
             assert child.returncode == -signal.SIGKILL, f"{where}: the child ended by itself:\n{err[-3000:]}"
-            told |= {line.split()[1] for line in (first + out).splitlines() if line.startswith("decided ")}
+            told |= {line.split()[1] for line in lines.seen if line.startswith("decided ")}
             local = _check(data_dir, fleet, told, where)
             applied = _server_applied(fleet)
             in_flight_at_kill |= {

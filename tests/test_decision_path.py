@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from tests.factories import decision, item
 from widgets.queue_list import QueueList
 
 SIZE = (120, 40)
+_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _decisions_on_disk(path: Path) -> int:
@@ -53,8 +56,10 @@ async def test_a_decision_is_durable_before_the_screen_refreshes_for_it(
     app = ApprovalApp(session, background=False)
     async with app.run_test(size=SIZE) as pilot:
         await session.poll_once()
-        await pilot.pause(0.5)  # the poll's own refresh is done
-        assert app.main.shown is not None
+        # The poll's own refresh is done, and nothing else is queued: a busy machine may take a while to get there.
+        await eventually(lambda: app.main.shown is not None and ("refresh", 0) in events, what="the poll shown")
+        await pilot.pause()
+        await pilot.pause()
         events.clear()
         await decide_key(pilot, "a")
         await pilot.pause(0.1)
@@ -107,3 +112,72 @@ async def test_the_session_checkpoints_after_a_decision(fleet: Fleet, make_sessi
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await session.aclose()
+
+
+def test_only_the_decision_and_its_audit_record_wait_for_the_disk(tmp_path: Path) -> None:
+    store = Store(tmp_path / "console.db")
+    try:
+        it = item("i1")
+        store.items.apply_changes("billing", [it], [], None)
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        store.outbox.record(decision(it, Verdict.approve))
+        store.db.conn.set_trace_callback(None)
+        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL again for the next decision"
+    finally:
+        store.close()
+    words = [" ".join(s.split()[:3]).upper() for s in statements]
+    commits = [i for i, w in enumerate(words) if w == "COMMIT"]
+    relaxed = words.index("PRAGMA SYNCHRONOUS=NORMAL")
+    durable = words[: commits[0]]
+    assert commits[0] < relaxed < commits[1], words
+    assert any(w.startswith("INSERT INTO DECISIONS") for w in durable), words
+    assert any(w.startswith("INSERT INTO AUDIT") for w in durable), words
+    assert not any(w.startswith(("UPDATE ITEMS", "INSERT INTO LABELS")) for w in durable), words
+    settled = words[relaxed : commits[1]]
+    assert any(w.startswith("UPDATE ITEMS") for w in settled), words
+    assert any(w.startswith("INSERT INTO LABELS") for w in settled), words
+
+
+_DIE_AFTER_THE_DURABLE_COMMIT = """
+import os, sys
+from pathlib import Path
+import storage.outbox
+from storage.db import Store
+from storage.records import Verdict
+from tests.factories import decision, item
+
+store = Store(Path(sys.argv[1]))
+it = item("i1")
+store.items.apply_changes("billing", [it, item("i2")], [], None)
+storage.outbox._settle = lambda *args: os._exit(9)  # the process dies between the two transactions
+store.outbox.record(decision(it, Verdict.edit, edited={"amount": 1}))
+"""
+
+
+def test_a_crash_after_the_durable_commit_is_settled_on_opening(tmp_path: Path) -> None:
+    path = tmp_path / "console.db"
+    died = subprocess.run(
+        [sys.executable, "-c", _DIE_AFTER_THE_DURABLE_COMMIT, str(path)],
+        check=False,
+        cwd=_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert died.returncode == 9, died.stderr
+    conn = sqlite3.connect(path)
+    try:  # what the crash left: the decision, its item still in the queue, no label
+        assert conn.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1
+        assert conn.execute("SELECT state FROM items WHERE id = 'i1'").fetchone()[0] == "pending"
+        assert conn.execute("SELECT count(*) FROM labels").fetchone()[0] == 0
+    finally:
+        conn.close()
+    store = Store(path)
+    try:
+        assert store.audit.verify().ok
+        assert [row.id for row in store.queue.rows(0, 10)] == ["i2"], "the decided item left the queue"
+        [label] = store.db.conn.execute("SELECT verdict, item_id FROM labels").fetchall()
+        assert tuple(label) == ("edit", "i1")
+        assert store.outbox.settle_recorded() == 0, "settled once"
+    finally:
+        store.close()

@@ -33,8 +33,9 @@ from tests.conftest import eventually
 # After a decision the main screen ignores decision keys for 0.4 s (a bounce guard); wait it out between decisions.
 GUARD = 0.5
 DURABLE = (
-    "from the approve key event (Pilot.press) to the return of Store.outbox.record, the one transaction holding "
-    "the decision and its audit record (WAL, synchronous=FULL); app over 10k cached items, no sources, undo off"
+    "from the approve key event (Pilot.press) to the return of Store.outbox.record: the durable transaction holding "
+    "the decision and its audit record (WAL, synchronous=FULL), then the one taking the item out of the queue and "
+    "writing its label (synchronous=NORMAL); app over 10k cached items, no sources, undo off"
 )
 APPLIED = (
     "from the approve key event to the sync engine reporting the demo fleet's `applied` answer for that decision "
