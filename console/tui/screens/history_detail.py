@@ -20,7 +20,7 @@ from textual.widgets import Footer, Static
 
 from storage.db import Store
 from storage.labels import Label
-from storage.records import DecisionRow, Verdict, shown_part
+from storage.records import DecisionRow, SyncState, Verdict, shown_part
 from widgets.detail import json_view
 from widgets.diff_view import diff_content
 from widgets.safe_text import clean, one_line
@@ -147,7 +147,7 @@ class HistoryDetailScreen(Screen[None]):
             ("sync     ", _LABEL),
             (one_line(self._sync, 120), "bold"),
         ]
-        if row.detail:
+        if row.detail and row.sync_state not in (SyncState.applied, SyncState.undone):  # as the history says it
             parts += [("   source said: ", _LABEL), one_line(row.detail, 300)]
         parts += ["\n", ("reason   ", _LABEL), Content(clean(reason)) if reason else ("none given", _LABEL)]
         return Content.assemble(*parts)
