@@ -23,6 +23,7 @@ from console.tui.screens.history_detail import HistoryDetailScreen
 from console.tui.screens.problems import ProblemsScreen
 from storage.queue import Grouping, QueueView, SortOrder
 from tests.conftest import SOURCE, decide_key, eventually, screen_text
+from tests.factories import item
 from tests.servers import closed_port_url
 from tests.test_stats_history import SIZE, History, T
 from widgets.why_line import ordinal
@@ -231,3 +232,21 @@ async def test_acknowledging_lowers_the_status_bar_count_and_keeps_the_problem_l
         await pilot.pause(0.1)
         text = screen_text(app)
         assert text.count("already decided elsewhere by bob") == 2 and text.count("(acknowledged)") == 1
+
+
+async def test_history_detail_shows_what_the_label_kept_once_a_newer_version_replaced_the_item(
+    known_history: Session,
+) -> None:
+    store = known_history.store
+    decided = store.items.get("billing", "b1")
+    assert decided is not None
+    newer = item("b1", source="billing", agent="billing-agent", risk="medium", policy="the v2 policy")
+    store.items.apply_changes("billing", [newer], [], "c3")
+    found = store.items.get("billing", "b1")
+    assert found is not None and found[0].digest != decided[0].digest
+    app = ApprovalApp(known_history, now=lambda: T, background=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_decision(app, pilot, "b1")
+        text = screen_text(app)
+        assert "APPROVED" in text and "what the decision's label kept of the one decided" in text
+        assert '"proposed"' in text and "the v2 policy" not in text, "the version decided, not the newer one"

@@ -223,7 +223,8 @@ class HistoryScreen(Screen[None]):
         return Content.assemble(
             ("Decision history", "bold"),
             (f"   {total:,} {what}, newest first · page {self.page + 1} of {pages}", _MUTED),
-            ("   ←/→ pages · f " + ("all decisions" if self.problems_only else "problems only"), _MUTED),
+            ("   ↑/↓ enter open · ←/→ pages · f ", _MUTED),
+            ("all decisions" if self.problems_only else "problems only", _MUTED),
         )
 
     def _alert(self, problems: int) -> Content:

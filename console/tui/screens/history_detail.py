@@ -62,7 +62,7 @@ def decided_item(store: Store, row: DecisionRow, label: Label | None) -> tuple[A
         return shown_part(found[0].model_dump(mode="json")), "the stored item at this version"
     if label is not None:
         kept = label.model_dump(mode="json", include=set(_LABEL_FIELDS))
-        return kept, "a newer version replaced it here; this is what the decision's label kept of the one decided"
+        return kept, "a newer version replaced it here: this is what the decision's label kept of the one decided"
     return None, "not kept: a newer version replaced it and this decision has no label (it was undone)"
 
 
@@ -118,7 +118,9 @@ class HistoryDetailScreen(Screen[None]):
             edit.update(Content.assemble(*parts))
         shown: list[Content | tuple[str, str] | str] = [
             ("\nThe item as it was shown ", _TITLE),
-            (f"(version {decision.item_digest[:19]}…: {origin})", _LABEL),
+            (f"(version {decision.item_digest[:19]}…)", _LABEL),
+            "\n",
+            (origin, "italic $foreground-muted"),
             "\n",
         ]
         if item is not None:
