@@ -208,6 +208,7 @@ async def test_history_detail_of_a_rejection_shows_reason_and_no_diff(known_hist
 async def test_acknowledging_lowers_the_status_bar_count_and_keeps_the_problem_listed(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
+    fleet.inject_garbage({"id": "bad-1", "kind": "approval"})
     session = make_session()
     app = ApprovalApp(session, background=False)
     async with app.run_test(size=(160, 40)) as pilot:
@@ -232,6 +233,13 @@ async def test_acknowledging_lowers_the_status_bar_count_and_keeps_the_problem_l
         await pilot.pause(0.1)
         text = screen_text(app)
         assert text.count("already decided elsewhere by bob") == 2 and text.count("(acknowledged)") == 1
+        assert " 1 malformed" in str(app.main.query_one("#status", Static).render())
+        await pilot.press("A", "escape")
+        await eventually(lambda: "conflict" not in screen_text(app), what="no conflict counted")
+        assert "malformed" not in screen_text(app), "an acknowledged quarantined item stops counting too"
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert screen_text(app).count("(acknowledged)") == 3 and "bad-1" in screen_text(app)
 
 
 async def test_history_detail_shows_what_the_label_kept_once_a_newer_version_replaced_the_item(
