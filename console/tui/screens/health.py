@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.engine.session import Session
+from storage.db import StorageError
 from widgets.source_health import source_report
 
 __all__ = ["HealthScreen"]
@@ -38,6 +39,7 @@ class HealthScreen(Screen[None]):
         self._now = now
         self._zone = zone  # times are drawn in it (None: local)
         self._shown = ""
+        self._unreadable_told = False
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -61,10 +63,16 @@ class HealthScreen(Screen[None]):
 
     def refresh_report(self) -> None:
         session = self._session
-        _, quarantined = session.problems()
-        report = source_report(
-            tuple(session.health().values()), session.source_counts(), quarantined, self._now(), self._zone
-        )
+        health = tuple(session.health().values())
+        try:
+            _, quarantined = session.problems()
+            counts = session.source_counts()
+        except (StorageError, OSError) as exc:  # health is in memory: shown anyway, the counts say why they are not
+            quarantined, counts = [], {}
+            if not self._unreadable_told:  # once: the screen re-reads every second
+                self._unreadable_told = True
+                self.notify(f"The counts could not be read: {exc}", severity="error", markup=False, timeout=10)
+        report = source_report(health, counts, quarantined, self._now(), self._zone)
         if report.plain != self._shown:
             self._shown = report.plain
             self.query_one("#health-report", Static).update(report)
