@@ -22,10 +22,12 @@ from console.tui.screens.history import HistoryScreen
 from console.tui.screens.history_detail import HistoryDetailScreen
 from console.tui.screens.problems import ProblemsScreen
 from storage.queue import Grouping, QueueView, SortOrder
+from storage.records import Quarantined, SourceCounts, SourceHealth
 from tests.conftest import SOURCE, decide_key, eventually, screen_text
 from tests.factories import item
 from tests.servers import closed_port_url
 from tests.test_stats_history import SIZE, History, T
+from widgets.source_health import source_report
 from widgets.why_line import ordinal
 
 # An id a hostile agent could send: a bidi override, a zero-width space, non-ASCII letters (control characters are
@@ -113,6 +115,15 @@ async def test_the_health_screen_shows_a_down_sources_error_and_next_retry(fleet
         assert "bad-1" in ours, "the quarantine reason is listed"
         await pilot.press("escape")
         assert not isinstance(app.screen, HealthScreen)
+
+
+def test_the_health_report_cleans_what_sources_wrote() -> None:
+    hostile = "refused\x1b]52;c;ZXZpbA==\x07 \u202eevil\x1b[2J"
+    down = SourceHealth(name="down", state="down", error=hostile, last_poll_at=T - 5, next_retry_at=T + 30)
+    entry = Quarantined(source="down", item_id="itm_\x1b[31m", reason=hostile, seen_at=T, excerpt="{}")
+    report = source_report([down], {"down": SourceCounts(quarantined=1, unacknowledged=1)}, [entry], T).plain
+    assert not any(ord(char) < 32 and char != "\n" for char in report) and "\u202e" not in report
+    assert "in 30s" in report and "1 quarantined (1 not acknowledged)" in report
 
 
 # ------------------------------------------------------------------------------------------------------- copy
