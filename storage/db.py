@@ -8,6 +8,7 @@ between threads; the app keeps one for the UI and one for background work.
     store.outbox      decisions, their undo window, sending and problems (storage/outbox.py)
     store.labels      labels and their outbox (storage/labels.py)
     store.quarantine  items a source sent that could not be read (storage/quarantine.py)
+    store.source_counts  per source: pending, quarantined, unsynced (storage/source_counts.py)
     store.audit       the hash-chained audit trail (storage/audit.py)
 """
 
@@ -35,6 +36,7 @@ from storage.outbox import DecisionOutbox, DecisionRefused, DecisionSyncUpdate, 
 from storage.quarantine import Quarantine
 from storage.queue import QueueReads
 from storage.schema import MIGRATIONS, SCHEMA_VERSION
+from storage.source_counts import SourceCountReads
 
 # Where these names lived before the tables had modules of their own; callers still import them from here.
 __all__ = [
@@ -101,6 +103,7 @@ class Store:
         self.queue = QueueReads(self._shared)
         self.outbox = DecisionOutbox(self._shared)
         self.quarantine = Quarantine(self._shared)
+        self.source_counts = SourceCountReads(self._shared)
         self.labels = labels.LabelOutbox(conn, self._lock)
         self.feedback = feedback.FeedbackOutbox(conn, self._lock)
         self.audit = audit.AuditTrail(conn, self._lock)

@@ -485,6 +485,12 @@ class LabelOutbox:
         with self._lock:
             return label_statuses(self._conn, decision_ids)
 
+    def of_decision(self, decision_id: str) -> Label | None:
+        """The label kept with this decision (None for an undone one): what was proposed, as the operator saw it."""
+        with self._lock:
+            row = self._conn.execute("SELECT record FROM labels WHERE decision_id = ?", (decision_id,)).fetchone()
+        return None if row is None else Label.model_validate_json(row[0])
+
     def next_due_at(self, sources: Sequence[str]) -> float | None:
         with self._lock:
             return next_label_due_at(self._conn, sources)

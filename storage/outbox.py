@@ -324,6 +324,10 @@ class DecisionOutbox:
         """Conflicts and failures the operator has not acknowledged yet, newest first."""
         return self._decision_rows("WHERE d.sync_state IN ('conflict', 'failed') AND d.seen = 0")
 
+    def problems(self, limit: int = 200) -> list[DecisionRow]:
+        """Conflicts and failures, acknowledged or not (`seen`), newest first (Problems dims the first)."""
+        return self._decision_rows("WHERE d.sync_state IN ('conflict', 'failed')", limit)
+
     def mark_seen(self, decision_ids: Sequence[str]) -> None:
         """The operator acknowledged these problems (an explicit key, not merely opening the Problems screen)."""
         with self._db.tx() as conn:
@@ -359,6 +363,7 @@ class DecisionOutbox:
                 detail=r["detail"] or "",
                 item_action=r["action_name"] or "?",
                 item_agent=r["agent"] or "?",
+                seen=bool(r["seen"]),
             )
             for r in rows
         ]

@@ -29,7 +29,7 @@ class Quarantine:
             )
 
     def rows(self, source: str | None = None, *, unacknowledged: bool = False) -> list[Quarantined]:
-        sql = "SELECT source, item_id, reason, seen_at, excerpt FROM quarantine WHERE 1"
+        sql = "SELECT source, item_id, reason, seen_at, excerpt, acknowledged FROM quarantine WHERE 1"
         args: tuple[Any, ...] = ()
         if source is not None:
             sql += " AND source = ?"
@@ -38,19 +38,23 @@ class Quarantine:
             sql += " AND acknowledged = 0"
         with self._db.lock:
             rows = self._db.conn.execute(sql + " ORDER BY seen_at DESC", args).fetchall()
-        return [Quarantined(source=r[0], item_id=r[1], reason=r[2], seen_at=r[3], excerpt=r[4]) for r in rows]
+        return [
+            Quarantined(source=r[0], item_id=r[1], reason=r[2], seen_at=r[3], excerpt=r[4], acknowledged=bool(r[5]))
+            for r in rows
+        ]
 
     def acknowledge(self, keys: Sequence[tuple[str, str]]) -> None:
-        """The operator acknowledged these quarantined items (source, item id): Problems stops listing them."""
+        """The operator acknowledged these quarantined items (source, item id): they no longer count as problems."""
         with self._db.tx() as conn:
             conn.executemany(
                 "UPDATE quarantine SET acknowledged = 1 WHERE source = ? AND item_id = ?",
                 [(source, _storable(item_id)) for source, item_id in keys],
             )
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, *, unacknowledged: bool = False) -> dict[str, int]:
+        where = " WHERE acknowledged = 0" if unacknowledged else ""
         with self._db.lock:
-            rows = self._db.conn.execute("SELECT source, count(*) FROM quarantine GROUP BY source").fetchall()
+            rows = self._db.conn.execute(f"SELECT source, count(*) FROM quarantine{where} GROUP BY source").fetchall()
         return {r[0]: r[1] for r in rows}
 
 

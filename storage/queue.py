@@ -21,6 +21,7 @@ from storage.records import KIND_LABELS, QueueRow, Risk
 __all__ = [
     "FILTER_FIELDS",
     "KIND_LABELS",
+    "RANK_FACTORS",
     "Filter",
     "Grouping",
     "QueueReads",
@@ -55,6 +56,15 @@ ORDER_KEYS: Final[dict[SortOrder, tuple[str, ...]]] = {
     SortOrder.agent: ("agent", *_URGENCY_TAIL),
 }
 _GROUP_COLUMN: Final[dict[Grouping, str]] = {Grouping.source: "source", Grouping.agent: "agent"}
+# What each key column ranks by, in the operator's words: the detail's "why is this here" reads the order's own keys
+# through this, so it cannot tell a different story than the ORDER BY does. (source, id) only make keys unique.
+RANK_FACTORS: Final[dict[str, str]] = {
+    "risk_order": "risk",
+    "expires_sort": "time left",
+    "created_at": "age",
+    _CONFIDENCE: "confidence",
+    "agent": "agent",
+}
 
 # Filter tokens `field:value`; a plain word matches any of these fields.
 FILTER_FIELDS: Final[dict[str, str]] = {
@@ -149,6 +159,14 @@ class QueueView:
     @property
     def group_column(self) -> str | None:
         return _GROUP_COLUMN.get(self.grouping)
+
+    @property
+    def rank_factors(self) -> tuple[str, ...]:
+        """What decides a row's place, most significant first ("source", "risk", "time left", ...): the key columns
+        in RANK_FACTORS words; the group column counts, (source, id) as mere tie-breakers do not."""
+        group = self.group_column
+        named = [RANK_FACTORS.get(key, key if key == group else "") for key in self.key_columns]
+        return tuple(name for name in named if name)
 
     def where(self) -> tuple[str, tuple[str, ...]]:
         """The WHERE clause over pending items whose own fields match the filter (each word in the search column)."""

@@ -389,6 +389,7 @@ class DecisionRow(_Strict):
     detail: str
     item_action: str
     item_agent: str
+    seen: bool = False  # a problem the operator acknowledged
 
 
 class QueueRow(_Strict):
@@ -414,6 +415,16 @@ class SourceHealth(_Strict):
     last_ok_at: float | None = None
     error: str = ""
     quarantined: int = 0
+    next_retry_at: float | None = None  # after a failed poll: when the poller tries again (epoch seconds)
+
+
+class SourceCounts(_Strict):
+    """What the console holds for one source (storage/source_counts.py)."""
+
+    pending: int = 0
+    quarantined: int = 0
+    unacknowledged: int = 0  # quarantined items nobody has acknowledged yet (Problems lists them)
+    unsynced: int = 0  # decisions recorded here the source has not answered yet
 
 
 class Quarantined(_Strict):
@@ -422,6 +433,7 @@ class Quarantined(_Strict):
     reason: str
     seen_at: float
     excerpt: str
+    acknowledged: bool = False
 
 
 def now_utc() -> datetime:

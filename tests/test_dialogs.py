@@ -50,7 +50,8 @@ async def test_reject_has_no_preselected_reason_and_enter_alone_records_nothing(
 async def test_problems_stay_until_acknowledged_one_or_all_and_across_restarts(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    """Two conflicts and a malformed item: looking does not clear them; `a` acknowledges one, `A` all, durably."""
+    """Two conflicts and a malformed item: looking does not clear them; `a` acknowledges one, `A` all, durably; the
+    acknowledged ones stay listed (dimmed, marked) but stop counting."""
     fleet.inject_garbage({"id": "bad-1", "kind": "approval"})
     session = make_session()
     app = ApprovalApp(session, background=False)
@@ -86,14 +87,17 @@ async def test_problems_stay_until_acknowledged_one_or_all_and_across_restarts(
         assert screen_text(app).count("already decided elsewhere by bob") == 2
         await pilot.press("a")  # the first problem is highlighted when the screen opens
         await pilot.pause(0.1)
-        assert screen_text(app).count("already decided elsewhere by bob") == 1
+        assert screen_text(app).count("already decided elsewhere by bob") == 2, "still listed"
+        assert screen_text(app).count("(acknowledged)") == 1 and "(1 new)" in screen_text(app)
         assert (
             len(again.store.outbox.unseen_problems()) == 1
             and len(again.store.quarantine.rows(unacknowledged=True)) == 1
         )
         await pilot.press("A")
         await pilot.pause(0.1)
-        assert "already decided elsewhere" not in screen_text(app) and "bad-1" not in screen_text(app)
+        text = screen_text(app)
+        assert text.count("already decided elsewhere by bob") == 2 and "bad-1" in text, "listed, acknowledged"
+        assert text.count("(acknowledged)") == 3 and text.count("(0 new)") == 2
         assert again.store.outbox.unseen_problems() == [] and again.store.quarantine.rows(unacknowledged=True) == []
         assert len(again.store.quarantine.rows()) == 1, "acknowledged, not deleted"
         assert again.store.outbox.unseen_problem_count() == 0, "the status bar stops counting them"

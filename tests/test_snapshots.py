@@ -35,6 +35,11 @@ def at(minutes: float) -> str:
 def app_over_fixed_items(data_dir: Path) -> ApprovalApp:
     """The real app over a Store holding fixed items, with no sources (nothing polls) and a stopped clock."""
     session = Session(Config(operator="alice", undo_seconds=5), data_dir, token_for=lambda _name: None)
+    return app_over(session)
+
+
+def app_over(session: Session) -> ApprovalApp:
+    """The app over `session`'s store, with the fixed items added."""
     refund = {"customer_id": "cus_1042", "amount": 1250.0, "currency": "EUR", "reason": "double charge"}
     billing = [
         item(
@@ -136,3 +141,34 @@ def test_edit_shows_the_diff_before_submitting(snap_compare: SnapCompare, tmp_pa
 def test_first_run(snap_compare: SnapCompare, tmp_path: Path) -> None:
     # The path is shown on screen: a fixed one, so the snapshot does not depend on the temp dir.
     assert snap_compare(FirstRunApp(Path("/home/alice/.config/approval-console/config.toml")), terminal_size=SIZE)
+
+
+def test_why_line_when_sorted_by_age(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """The detail's why line follows the view's order: by age, the oldest item is ranked first, for its age."""
+    assert snap_compare(app_over_fixed_items(tmp_path), press=("o", "j"), terminal_size=SIZE, run_before=no_blink)
+
+
+def test_source_health(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """`H` over fixed health (set by hand: nothing polls): one source up, one down with its error and next retry, and
+    quarantined items with their reasons (one acknowledged). Source text carries escapes: shown cleaned."""
+    from storage.records import SourceHealth
+
+    now = NOW.timestamp()
+    app = app_over_fixed_items(tmp_path)
+    session = app.session
+    session.store.quarantine.add("billing", "itm_bad", "risk: 'severe' is not one of low, medium, high", "{}")
+    session.store.quarantine.add("support", "itm_\x1b[31mred", "id: holds control characters\x1b]52;c;x\x07", "{}")
+    session.store.quarantine.acknowledge([("billing", "itm_bad")])
+    session.poller.health.update(
+        billing=SourceHealth(name="billing", state="up", last_poll_at=now - 2, last_ok_at=now - 2, quarantined=0),
+        support=SourceHealth(
+            name="support",
+            state="down",
+            last_poll_at=now - 40,
+            last_ok_at=now - 600,
+            error="cannot reach http://127.0.0.1:9: ConnectError: [Errno 111] Connection refused\x1b[2J",
+            next_retry_at=now + 25,
+            quarantined=1,
+        ),
+    )
+    assert snap_compare(app, press=("H",), terminal_size=SIZE)

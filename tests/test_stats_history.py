@@ -474,3 +474,8 @@ def test_stats_snapshot_light_theme(snap_compare: SnapCompare, session: Session)
 
 def test_history_snapshot(snap_compare: SnapCompare, session: Session) -> None:
     assert snap_compare(app_over(session), press=("h",), terminal_size=SIZE)
+
+
+def test_history_detail_snapshot(snap_compare: SnapCompare, session: Session) -> None:
+    """The edited decision (b3, second newest) opened: its diff, reason, who, when, sync, and the item as shown."""
+    assert snap_compare(app_over(session), press=("h", "down", "enter"), terminal_size=SIZE)

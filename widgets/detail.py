@@ -27,6 +27,7 @@ from .badges import URGENT_SECONDS, confidence_text, format_age, format_countdow
 from .diff_view import DiffView
 from .safe_text import clean, one_line
 from .timefmt import zoned_time
+from .why_line import Rank, why_content
 
 __all__ = ["MAX_JSON_CHARS", "MAX_JSON_LINES", "MAX_LINE_CHARS", "MAX_TEXT_CHARS", "ItemDetail", "JsonView"]
 
@@ -197,6 +198,9 @@ class ItemDetail(VerticalScroll, can_focus=True):
         self._changes = DiffView(id="item-detail-changes", classes="item-detail--changes")
         self._changed_from: Item | None = None
         self._timing = Static(id="item-detail-timing")
+        self._why = Static(id="item-detail-why")  # where it ranks and why, what happens on expiry (why_line.py)
+        self._rank: Rank | None = None
+        self._why_text = ""
         self._gate = Static(id="item-detail-gate", classes="item-detail--section")
         self._args_title = Static(id="item-detail-args-title", classes="item-detail--section")
         self._args = Static(id="item-detail-args", classes="item-detail--json")
@@ -217,6 +221,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
         yield self._changes  # then what changed, against the version that was on screen
         yield self._header
         yield self._timing
+        yield self._why
         yield self._gate
         yield self._args_title
         yield self._args
@@ -227,6 +232,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
     def on_mount(self) -> None:
         self._render_item()
         self.set_interval(1.0, self._update_timing)
+        self.set_interval(1.0, self._update_why)
 
     def show(
         self,
@@ -262,7 +268,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
         item = self._item
         self._render_notice()
         self._render_changes()
-        body = (self._timing, self._gate, self._args_title, self._args, self._context_view)
+        body = (self._timing, self._why, self._gate, self._args_title, self._args, self._context_view)
         if item is None:
             self._header.update(Content.styled(self._empty, "italic $foreground-muted"))
             for widget in (*body, self._output_title, self._output):
@@ -273,6 +279,7 @@ class ItemDetail(VerticalScroll, can_focus=True):
             widget.display = True
         self._header.update(self._header_content(item))
         self._update_timing()
+        self._update_why()
         self._gate.update(self._gate_content(item))
         if item.action is None:  # an escalation without an action (R1): only its output is in doubt
             self._args_title.update(Content.assemble(("Action", _TITLE), ("  none: nothing runs on accept", _LABEL)))
@@ -381,6 +388,21 @@ class ItemDetail(VerticalScroll, can_focus=True):
         if content.plain != self._timing_text:  # only touch the widget when a number changed
             self._timing_text = content.plain
             self._timing.update(content)
+
+    def show_rank(self, rank: Rank | None) -> None:
+        """Where the item shown stands in the view (None: not in it); the why line says it with its reasons."""
+        self._rank = rank
+        self._update_why()
+
+    def _update_why(self) -> None:
+        item = self._item
+        if item is None:
+            self._why_text = ""
+            return
+        content = why_content(item, self._rank, self._now())
+        if content.plain != self._why_text:
+            self._why_text = content.plain
+            self._why.update(content)
 
     def _gate_content(self, item: Item) -> Content:
         policy = _text(item.policy) if item.policy else Content.styled("(no policy given)", _LABEL)

@@ -21,7 +21,7 @@ from storage.records import SourceHealth
 from .badges import format_age
 from .safe_text import one_line
 
-__all__ = ["STATE_LABELS", "StatusBar", "short_reason"]
+__all__ = ["STATE_LABELS", "STATE_STYLES", "StatusBar", "short_reason"]
 
 STATE_LABELS: Final[dict[str, str]] = {
     "up": "up",
@@ -30,7 +30,7 @@ STATE_LABELS: Final[dict[str, str]] = {
     "auth": "auth failed",
     "starting": "starting",
 }
-_STATE_STYLES: Final[dict[str, str]] = {
+STATE_STYLES: Final[dict[str, str]] = {
     "up": "bold $text-success",
     "throttled": "bold $text-warning",
     "down": "bold reverse $text-error",
@@ -121,7 +121,7 @@ def status_content(sources: Sequence[SourceHealth], waiting: int, conflicts: int
         parts += [
             (one_line(source.name, 40), "bold"),
             " ",
-            (f" {STATE_LABELS.get(source.state, source.state)} ", _STATE_STYLES.get(source.state, "")),
+            (f" {STATE_LABELS.get(source.state, source.state)} ", STATE_STYLES.get(source.state, "")),
         ]
         if source.state in ("up", "starting"):
             if source.last_poll_at is None:

@@ -26,6 +26,23 @@ def item_link(source: str, item_id: str) -> str:
     return f"{SCHEME}{quote(source, safe='')}/{quote(item_id, safe='')}"
 
 
+def printable_ascii(text: str) -> bool:
+    """Only printable ASCII (space to '~'): safe to hand to a terminal's clipboard escape, or to paste anywhere."""
+    return all(" " <= char <= "~" for char in text)
+
+
+def copyable(source: str, item_id: str, *, link: bool) -> str | None:
+    """What `y` copies: the item's link, or its id as it is when that is printable ASCII and percent-encoded when not.
+
+    None when even the encoded form cannot be made (an id with a lone surrogate cannot be UTF-8 encoded).
+    """
+    try:
+        text = item_link(source, item_id) if link else item_id if printable_ascii(item_id) else quote(item_id, safe="")
+    except UnicodeEncodeError:
+        return None
+    return text if printable_ascii(text) else None
+
+
 def open_command(source: str, item_id: str) -> str:
     """The command line that opens the console on the item, quoted for a POSIX shell (an item id is the agent's)."""
     return f"{APP_NAME} open {shlex.quote(f'{source}/{item_id}')}"

@@ -28,7 +28,8 @@ class Poller:
         self.sources = sources
         self.on_change = on_change
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # between failed polls; tests simulate time
-        counts = store.quarantine.counts()
+        # The status bar's "N malformed" counts what still waits for the operator: an acknowledged item stops counting.
+        counts = store.quarantine.counts(unacknowledged=True)
         self.health: dict[str, SourceHealth] = {
             s.config.name: SourceHealth(name=s.config.name, quarantined=counts.get(s.config.name, 0)) for s in sources
         }
@@ -49,16 +50,20 @@ class Poller:
                 state = "auth" if exc.auth else "throttled" if exc.throttled else "down"
                 self._set_health(name, state=state, last_poll_at=time.time(), error=str(exc))
                 log.warning("poll %s failed (%s): %s", name, state, exc)
-                if exc.retry_after is not None:  # the server's pace (already clamped): never sooner than it asked
-                    await self.sleep(exc.retry_after)
-                    continue
-                await self.sleep(_backoff(source).delay(failures + 1))
+                # The server's pace (already clamped) when it gave one: never sooner than it asked.
+                wait = exc.retry_after if exc.retry_after is not None else _backoff(source).delay(failures + 1)
+                self._set_health(name, next_retry_at=time.time() + wait)
+                await self.sleep(wait)
                 continue
             except Exception as exc:  # never let one source take down polling of the others
                 failures += 1
                 log.exception("poll %s crashed", name)
-                self._set_health(name, state="down", last_poll_at=time.time(), error=f"internal error: {exc}")
-                await asyncio.sleep(_backoff(source).ceiling(failures + 1))
+                wait = _backoff(source).ceiling(failures + 1)
+                now = time.time()
+                self._set_health(
+                    name, state="down", last_poll_at=now, error=f"internal error: {exc}", next_retry_at=now + wait
+                )
+                await asyncio.sleep(wait)
                 continue
             if failures:
                 log.info("poll %s: up again after %d failed poll(s)", name, failures)
@@ -118,7 +123,7 @@ class Poller:
         if snapshot is not None:
             changed |= await asyncio.to_thread(self.store.items.end_snapshot, name, snapshot, cursor) > 0
         now = time.time()
-        self._set_health(name, state="up", last_poll_at=now, last_ok_at=now, error="")
+        self._set_health(name, state="up", last_poll_at=now, last_ok_at=now, error="", next_retry_at=None)
         return changed
 
     def _store_page(self, name: str, page: Page, snapshot: int | None) -> bool:
@@ -142,9 +147,15 @@ class Poller:
             changed |= bool(summary.added or summary.changed or summary.removed)
         known = self.health[name].quarantined
         if page.rejected:
-            self._set_health(name, quarantined=self.store.quarantine.counts().get(name, 0))
+            self._set_health(name, quarantined=self.store.quarantine.counts(unacknowledged=True).get(name, 0))
         # An item quarantined again is nothing new (R11: a server repeating it is not asked again at once).
         return changed or self.health[name].quarantined != known
+
+    def recount_quarantined(self) -> None:
+        """After the operator acknowledged quarantined items: the health's counts follow at once."""
+        counts = self.store.quarantine.counts(unacknowledged=True)
+        for name in self.health:
+            self._set_health(name, quarantined=counts.get(name, 0))
 
     def _set_health(self, name: str, **changes: object) -> None:
         self.health[name] = self.health[name].model_copy(update=changes)

@@ -39,6 +39,7 @@ from storage.records import (
     Item,
     Quarantined,
     QueueRow,
+    SourceCounts,
     SourceHealth,
     SyncState,
     Verdict,
@@ -312,12 +313,21 @@ class Session:
         """Malformed items set aside, not yet acknowledged."""
         return self.store.quarantine.rows(unacknowledged=True)
 
+    def problems(self) -> tuple[list[DecisionRow], list[Quarantined]]:
+        """Every conflict and failure and every quarantined item, acknowledged or not (each row says which)."""
+        return self.store.outbox.problems(), self.store.quarantine.rows()
+
+    def source_counts(self) -> Mapping[str, SourceCounts]:
+        """Per source: pending, quarantined (and not yet acknowledged), decisions not yet synced."""
+        return self.store.source_counts.counts()
+
     def acknowledge(self, decision_ids: Sequence[str] = (), quarantined: Sequence[tuple[str, str]] = ()) -> None:
         """The operator has seen these problems: decisions by id, quarantined items by (source, item id)."""
         if decision_ids:
             self.store.outbox.mark_seen(decision_ids)
         if quarantined:
             self.store.quarantine.acknowledge(quarantined)
+            self.poller.recount_quarantined()
         self._ui_wrote.set()
 
     def _queue_unreadable(self, error: StorageError) -> None:

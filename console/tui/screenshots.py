@@ -66,14 +66,23 @@ async def _stats_and_history(pilot: Any, session: Any, fleet: Any, shot: Shot) -
     from storage.records import Risk, Verdict, now_utc
 
     rows = session.queue.rows(0, 20)  # the tour left the view as it found it: whole queue, most urgent first
-    items = [found[0] for row in rows if (found := session.item(row.source, row.id))]
-    items = [item for item in items if item.risk is not Risk.critical and item.allows(Verdict.reject)][:6]
+    listed = [found[0] for row in rows if (found := session.item(row.source, row.id))]
+    items = [item for item in listed if item.risk is not Risk.critical and item.allows(Verdict.reject)][:6]
+    editable = next(
+        item
+        for item in listed
+        if item not in items and item.allows(Verdict.edit) and item.action and isinstance(item.action.args, dict)
+    )
     fleet.decide_elsewhere(items[0].id)
     verdicts = (Verdict.approve, Verdict.reject, Verdict.approve, Verdict.approve, Verdict.reject, Verdict.approve)
     for index, (item, verdict) in enumerate(zip(items, verdicts, strict=False)):
         reason = session.config.reject_reasons[index % 3] if verdict is Verdict.reject else None
         shown = now_utc() - timedelta(seconds=25 + 40 * index)
         session.decide(item, verdict, reason_code=reason, first_shown_at=shown)
+    assert editable.action is not None
+    args = dict(editable.action.args)
+    args[next(iter(args))] = "changed by the operator"
+    session.decide(editable, Verdict.edit, edited=args, comment="the amount was wrong", first_shown_at=now_utc())
     await pilot.pause(session.config.undo_seconds + 0.5)  # past the undo window: the decisions are due
     await session.sync_once()
     await pilot.press("s")
@@ -81,7 +90,36 @@ async def _stats_and_history(pilot: Any, session: Any, fleet: Any, shot: Shot) -
     await shot("stats")
     await pilot.press("escape", "h")
     await shot("history")
-    await pilot.press("escape")
+    await pilot.press("enter")  # the newest decision: the edit, with its diff
+    await shot("history-detail")
+    await pilot.press("escape", "escape")
+
+
+async def _health(out_shot: Callable[[Any, Any], Shot], url: str) -> None:
+    """`H` over two sources: the demo fleet, and one that is down (nothing listens on its port)."""
+    import socket
+
+    from console.engine.session import Session
+    from console.tui.app import ApprovalApp
+
+    with socket.socket() as sock:  # a loopback port bound, then released: nobody listens there
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sources = (
+        SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),
+        SourceConfig(name="billing-eu", url=down, poll_interval=30.0, timeout=1.0),
+    )
+    with tempfile.TemporaryDirectory() as data:
+        session = Session(Config(operator="alice", sources=sources), Path(data), token_for=lambda _name: None)
+        app = ApprovalApp(session)
+        async with app.run_test(size=SIZE) as pilot:
+            health = session.poller.health
+            for _ in range(300):  # both sources polled at least once (each answers, or fails, within a second or so)
+                if health["billing-eu"].next_retry_at is not None and health["demo-fleet"].state == "up":
+                    break
+                await pilot.pause(0.1)
+            await pilot.press("H")
+            await out_shot(app, pilot)("health")
 
 
 async def capture(out: Path) -> list[Path]:
@@ -119,6 +157,7 @@ async def capture(out: Path) -> list[Path]:
                 await _tour(pilot, session, shooter(app, pilot))
                 await pilot.press("ctrl+t")  # back to the dark theme
                 await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
+        await _health(shooter, url)
     finally:
         fleet.stop()
     with tempfile.TemporaryDirectory() as empty:

@@ -3,6 +3,9 @@
 A page of `PAGE_SIZE` decisions at a time (one small query each), so thousands cost what one page costs. `f` lists
 only the decisions that need the operator: not applied (conflict, failure) or whose label the source refused.
 
+`↑` / `↓` pick a decision, `enter` opens it (history_detail.py): the item as it was shown, the edit's diff, the reason,
+who, when and the sync outcome.
+
 `p` stays the inbox of what is new and wrong (unseen conflicts, quarantined items); this screen is the whole record,
 and says for every problem what to do about it (`remedy`).
 """
@@ -19,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -155,6 +159,10 @@ class HistoryScreen(Screen[None]):
         Binding("right", "page(1)", "Older"),
         Binding("comma", "page(-1)", "Newer", show=False),
         Binding("full_stop", "page(1)", "Older", show=False),
+        Binding("enter", "open", "Open", id="history_open"),
+        # Over the scroll view's own up/down: they move the pick, and the view follows it.
+        Binding("down,j", "move(1)", "Next", show=False, priority=True, id="history_next"),
+        Binding("up,k", "move(-1)", "Previous", show=False, priority=True, id="history_previous"),
     ]
 
     def __init__(self, db_path: Path, auth_refused: Collection[str] = (), zone: tzinfo | None = None) -> None:
@@ -164,8 +172,12 @@ class HistoryScreen(Screen[None]):
         self._auth_refused = frozenset(auth_refused)
         self._store: Store | None = None
         self._feedback: dict[str, list[FeedbackKept]] = {}  # decision id -> sinks that did not take its label
+        self._statuses: dict[str, LabelStatus] = {}
         self.problems_only = False
         self.page = 0
+        self.cursor = 0  # the picked decision on this page
+        self._page_rows: list[DecisionRow] = []
+        self._row_lines: list[int] = []  # the line each row of the page starts on
 
     def compose(self) -> ComposeResult:
         yield Static(id="history-head")
@@ -200,15 +212,19 @@ class HistoryScreen(Screen[None]):
         self._feedback = store.feedback.not_taken([row.decision.id for row in rows])
         self.query_one("#history-head", Static).update(self._head(total, pages))
         self.query_one("#history-alert", Static).update(self._alert(problems))
+        self._page_rows = list(rows)
+        self._statuses = statuses
+        self.cursor = max(0, min(self.cursor, len(rows) - 1))
         self.query_one("#history-rows", Static).update(self._rows(rows, statuses))
-        self.query_one("#history-list", VerticalScroll).scroll_home(animate=False)
+        self._follow_cursor()
 
     def _head(self, total: int, pages: int) -> Content:
         what = "decisions that need you" if self.problems_only else "decisions"
         return Content.assemble(
             ("Decision history", "bold"),
             (f"   {total:,} {what}, newest first · page {self.page + 1} of {pages}", _MUTED),
-            ("   ←/→ pages · f " + ("all decisions" if self.problems_only else "problems only"), _MUTED),
+            ("   ↑/↓ enter open · ←/→ pages · f ", _MUTED),
+            ("all decisions" if self.problems_only else "problems only", _MUTED),
         )
 
     def _alert(self, problems: int) -> Content:
@@ -233,18 +249,63 @@ class HistoryScreen(Screen[None]):
             return Content.styled("No decisions yet." if not self.problems_only else "Nothing needs you.", _MUTED)
         width = max(60, self.query_one("#history-rows", Static).size.width)
         lines: list[Content] = []
-        for row in rows:
+        self._row_lines = []
+        for index, row in enumerate(rows):
             kept = self._feedback.get(row.decision.id, [])
-            lines += decision_lines(row, statuses.get(row.decision.id), self._auth_refused, width, self._zone, kept)
+            own = decision_lines(row, statuses.get(row.decision.id), self._auth_refused, width, self._zone, kept)
+            if index == self.cursor:  # the picked one: `enter` opens it
+                own[0] = own[0].stylize("reverse")
+            self._row_lines.append(len(lines))
+            lines += own
         return Content("\n").join(lines)
+
+    def _follow_cursor(self) -> None:
+        if not self._row_lines:
+            return
+        first = self._row_lines[self.cursor]
+        last = self._row_lines[self.cursor + 1] if self.cursor + 1 < len(self._row_lines) else first + 1
+        self.query_one("#history-list", VerticalScroll).scroll_to_region(
+            Region(0, first, 1, last - first), animate=False, immediate=True
+        )
+
+    def action_move(self, step: int) -> None:
+        target = self.cursor + step
+        if not self._page_rows:
+            return
+        if target < 0 and self.page > 0:  # past the top: the newer page, its last decision
+            self.page -= 1
+            self.cursor = PAGE_SIZE - 1
+            self.show_page()
+            return
+        if target >= len(self._page_rows):
+            total = self._store.outbox.decision_count(problems_only=self.problems_only) if self._store else 0
+            if (self.page + 1) * PAGE_SIZE < total:
+                self.page += 1
+                self.cursor = 0
+                self.show_page()
+            return
+        self.cursor = max(0, target)
+        self.query_one("#history-rows", Static).update(self._rows(self._page_rows, self._statuses))
+        self._follow_cursor()
+
+    def action_open(self) -> None:
+        from console.tui.screens.history_detail import HistoryDetailScreen
+
+        if self._store is None or not self._page_rows:
+            self.app.bell()
+            return
+        row = self._page_rows[self.cursor]
+        self.app.push_screen(HistoryDetailScreen(self._store, row, sync_text(row), self._zone))
 
     def action_toggle_problems(self) -> None:
         self.problems_only = not self.problems_only
         self.page = 0
+        self.cursor = 0
         self.show_page()
 
     def action_page(self, step: int) -> None:
         self.page += step
+        self.cursor = 0
         self.show_page()
 
     def action_close(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
+from console.engine.deep_link import copyable
 from console.engine.session import CHECKING, Session
 from console.tui.screens.confirm import ConfirmCriticalScreen
 from console.tui.screens.edit import EditScreen
@@ -48,6 +49,9 @@ class MainScreen(QueueScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),
+        Binding("H", "source_health", "Source health", show=False, id="source_health"),
+        Binding("y", "copy_link", "Copy the item's link", show=False, id="copy_link"),
+        Binding("Y", "copy_id", "Copy the item's id", show=False, id="copy_id"),
     ]
 
     def __init__(
@@ -302,3 +306,31 @@ class MainScreen(QueueScreen):
 
         auth = [h.name for h in self.session.health().values() if h.state == "auth"]
         self.app.push_screen(HistoryScreen(self.session.store_path, auth_refused=auth, zone=self._zone()))
+
+    def action_source_health(self) -> None:
+        from console.tui.screens.health import HealthScreen
+
+        self.app.push_screen(HealthScreen(self.session, now=self._now, zone=self._zone()))
+
+    def action_copy_link(self) -> None:
+        self._copy(link=True)
+
+    def action_copy_id(self) -> None:
+        self._copy(link=False)
+
+    def _copy(self, *, link: bool) -> None:
+        """Through the clipboard escape (OSC 52): only our own printable ASCII, never the agent's raw text."""
+        item = self.shown
+        what = "link" if link else "id"
+        if item is None:
+            self.app.bell()
+            self.notify(f"Nothing selected: no {what} to copy.", severity="warning", markup=False)
+            return
+        text = copyable(item.source, item.id, link=link)
+        if text is None:
+            self.app.bell()
+            self.notify(f"Not copied: this item's {what} cannot be written as ASCII.", severity="error", markup=False)
+            return
+        self.app.copy_to_clipboard(text)
+        encoded = " (percent-encoded: the id holds characters a clipboard should not carry)" if text != item.id else ""
+        self.notify(f"Copied the {what}: {text}{encoded if not link else ''}", markup=False, timeout=4)

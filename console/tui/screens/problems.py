@@ -1,7 +1,8 @@
 """Problems: decisions that ended in a conflict or failure, and items quarantined as malformed, with their reasons.
 
-A problem stays listed (and counted in the status bar) until the operator acknowledges it with a key: looking is not
-acknowledging, so a conflict glimpsed while busy comes back next time.
+A problem counts (in the status bar) until the operator acknowledges it with a key: looking is not acknowledging, so
+a conflict glimpsed while busy comes back next time. Acknowledged problems stay listed, dimmed, after the others: the
+acknowledgement is kept in the database (decisions.seen, quarantine.acknowledged).
 """
 
 from __future__ import annotations
@@ -28,18 +29,28 @@ def _when(epoch: float, zone: tzinfo | None) -> str:
     return zoned_time(datetime.fromtimestamp(epoch, UTC), zone)
 
 
+_ACKNOWLEDGED = " (acknowledged)"
+
+
 def _conflict_text(row: DecisionRow) -> Text:
     decision = row.decision
-    return Text.assemble(
+    text = Text.assemble(
         (f"{decision.verdict.value:<7} ", "bold"),
         literal(f"{row.item_action} ({row.item_agent}, {decision.source}/{decision.item_id})", multiline=False),
         "\n  ",
         literal(f"{row.outcome}: {row.detail}", multiline=False),
     )
+    return _dimmed(text) if row.seen else text
+
+
+def _dimmed(text: Text) -> Text:
+    text.append(_ACKNOWLEDGED, "italic")
+    text.stylize("dim")
+    return text
 
 
 def _quarantined_text(entry: Quarantined, zone: tzinfo | None) -> Text:
-    return Text.assemble(
+    text = Text.assemble(
         (_when(entry.seen_at, zone) + " ", "dim"),
         literal(f"{entry.source}/{entry.item_id}", multiline=False),
         "\n  reason: ",
@@ -47,6 +58,7 @@ def _quarantined_text(entry: Quarantined, zone: tzinfo | None) -> Text:
         "\n  ",
         Text.assemble("payload: ", literal(entry.excerpt[:200], multiline=False), style="dim"),
     )
+    return _dimmed(text) if entry.acknowledged else text
 
 
 class ProblemsScreen(ModalScreen[None]):
@@ -79,15 +91,19 @@ class ProblemsScreen(ModalScreen[None]):
         self.query_one("#problems", OptionList).focus()
 
     def _reload(self) -> None:
-        self._conflicts = self._session.unseen_problems()
-        self._quarantined = self._session.quarantined()
+        conflicts, quarantined = self._session.problems()
+        # Those still waiting first, acknowledged ones after them (each group newest first: sorted() keeps the order).
+        self._conflicts = sorted(conflicts, key=lambda row: row.seen)
+        self._quarantined = sorted(quarantined, key=lambda entry: entry.acknowledged)
         listing = self.query_one("#problems", OptionList)
         kept = listing.highlighted
-        options: list[Option] = [Option(Text(f"Decisions not applied ({len(self._conflicts)})", "bold"), disabled=True)]
+        waiting = sum(not row.seen for row in self._conflicts)
+        options: list[Option] = [Option(Text(f"Decisions not applied ({waiting} new)", "bold"), disabled=True)]
         options += [Option(_conflict_text(row), id=f"d{n}") for n, row in enumerate(self._conflicts)]
         if not self._conflicts:
             options.append(Option(Text("  none", "dim"), disabled=True))
-        options.append(Option(Text(f"Malformed items quarantined ({len(self._quarantined)})", "bold"), disabled=True))
+        waiting = sum(not entry.acknowledged for entry in self._quarantined)
+        options.append(Option(Text(f"Malformed items quarantined ({waiting} new)", "bold"), disabled=True))
         options += [
             Option(_quarantined_text(entry, self._zone), id=f"q{n}") for n, entry in enumerate(self._quarantined)
         ]
@@ -115,8 +131,8 @@ class ProblemsScreen(ModalScreen[None]):
 
     def action_acknowledge_all(self) -> None:
         self._session.acknowledge(
-            decision_ids=[row.decision.id for row in self._conflicts],
-            quarantined=[(entry.source, entry.item_id) for entry in self._quarantined],
+            decision_ids=[row.decision.id for row in self._conflicts if not row.seen],
+            quarantined=[(entry.source, entry.item_id) for entry in self._quarantined if not entry.acknowledged],
         )
         self._reload()
 

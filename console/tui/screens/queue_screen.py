@@ -33,6 +33,7 @@ from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
 from widgets.status_bar import StatusBar
 from widgets.timefmt import display_zone
+from widgets.why_line import Rank
 
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
 # wait this long, so a key meant for what the operator was reading cannot land on something else.
@@ -163,6 +164,7 @@ class QueueScreen(Screen[None]):
         before = self.shown
         self.queue_list.refresh_rows()
         self._update_queue_bar()
+        self._update_rank()
         if before is None:
             return
         found = self.session.item(before.source, before.id)
@@ -267,6 +269,7 @@ class QueueScreen(Screen[None]):
         if base is not None and (item is None or (base.source, base.id) != (item.source, item.id)):
             base = self._changed_from = None  # another item: the change note belonged to the one left
         self.query_one(ItemDetail).show(item, notice=notice, empty=empty, changed_from=base)
+        self._update_rank()
         if settle:
             self._hold(SETTLE_SECONDS, "The item just changed. Read it again, then decide.")
         self.session.set_open_item(item)  # claims it (and keeps the claim while it is open), lets go of the one before
@@ -289,6 +292,17 @@ class QueueScreen(Screen[None]):
             detail = self.query_one(ItemDetail)
             detail.show(None, notice=detail.notice, empty=text)
 
+    def _update_rank(self) -> None:
+        """The detail's why line: the shown item's place in the view, from the view's own order (one index walk)."""
+        item = self.shown
+        rank = None
+        if item is not None:
+            index = self.session.queue.index_of(item.source, item.id)
+            if index is not None:
+                view = self.view
+                rank = Rank(index, self.session.queue.count(), view.rank_factors, view.describe())
+        self.query_one(ItemDetail).show_rank(rank)
+
     def _hold(self, seconds: float, reason: str) -> None:
         self._settle_until = time.monotonic() + seconds
         self._settle_reason = reason
@@ -299,6 +313,7 @@ class QueueScreen(Screen[None]):
         self.queue_list.refresh_rows()  # keeps the cursor on the same item when the new view holds it
         self._follow_highlight()
         self._update_queue_bar()
+        self._update_rank()
         self._refresh_empty()  # a filter typed into an empty view changes why it is empty
 
     def action_sort(self) -> None:
