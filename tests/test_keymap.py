@@ -112,7 +112,8 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
     fleet: Fleet, data_dir: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "config.toml"
-    text = f'operator = "alice"\nundo_seconds = 0\n\n[keymap]\napprove = ["v"]\n{SOURCE_BLOCK.format(url=fleet.url)}'
+    keymap = '[keymap]\napprove = ["v"]\nsort = ["O"]\n'
+    text = f'operator = "alice"\nundo_seconds = 0\n\n{keymap}{SOURCE_BLOCK.format(url=fleet.url)}'
     session = Session(parse(text, path), data_dir, token_for=lambda _name: None)
     app = ApprovalApp(session, background=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -129,6 +130,7 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
         await eventually(lambda: len(session.store.outbox.decisions()) == 1, what="the decision")
         [row] = session.store.outbox.decisions()
         assert (row.decision.item_id, row.decision.verdict.value) == (first.id, "approve")
+        assert "(O sort · g group · / filter · ? help)" in screen_text(app), "the queue bar names the keys in force"
         footer = screen_text(app).splitlines()[-1]
         assert " v " in footer and ("Approve" in footer or "Accept" in footer)
         await pilot.press("question_mark")

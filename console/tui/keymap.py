@@ -186,6 +186,13 @@ def key_label(key: str) -> str:
     return character if character and character.isprintable() and not character.isspace() else key
 
 
+def key_in_force(app: object, binding_id: str) -> str:
+    """The first key of `binding_id` as the help writes it ("u"): the app's keymap's, else the built-in one."""
+    keymap: Mapping[str, str] = getattr(app, "keys_in_force", {})
+    keys = keymap.get(binding_id) or ",".join(registry().defaults.get(binding_id, ()))
+    return key_label(keys.split(",")[0]) if keys else "?"
+
+
 def shown(keys: Iterable[str]) -> str:
     return " / ".join(key_label(key) for key in keys)
 

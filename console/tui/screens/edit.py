@@ -163,11 +163,10 @@ class EditScreen(ModalScreen[Any]):
         # f2 as well: terminals with flow control on swallow ctrl+s
         Binding("ctrl+s,f2", "submit", "Review / submit", priority=True, id="edit_submit"),
         Binding("enter", "confirm", "Submit", show=False, id="confirm"),
-        Binding(
-            "escape", "cancel", "Back / cancel", priority=True, id="cancel"
-        ),  # before the editor, which keeps escape
+        # priority: before the editor, which keeps escape
+        Binding("escape", "cancel", "Back / cancel", priority=True, id="cancel"),
     ]
-    _EDIT_HINT = "ctrl+s review the change · esc cancel"
+    _EDIT_HINT = "ctrl+s or f2 review the change · esc cancel"
     _REVIEW_HINT = "Review the change. enter or ctrl+s submit · esc back to editing"
     CHECKING = "Checking the edit against the item's schema…"
 

@@ -36,9 +36,8 @@ class MainScreen(QueueScreen):
         Binding("a", "accept", "Accept", id="accept"),  # an escalation's output is accepted, as the README says
         Binding("r", "reject", "Reject", id="reject"),
         Binding("e", "edit", "Edit", id="edit"),
-        Binding(
-            "e", "edit_refused", show=False, id="edit_refused"
-        ),  # `e` where edits are not allowed: says why, keeps keys safe
+        # `e` where edits are not allowed: says why, keeps keys safe
+        Binding("e", "edit_refused", show=False, id="edit_refused"),
         Binding("u", "undo", "Undo", id="undo"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("question_mark", "help", "Help", id="help"),
