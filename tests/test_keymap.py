@@ -149,3 +149,32 @@ def test_a_bad_keymap_stops_the_cli_before_the_terminal_is_taken(
     path.write_text(f'[keymap]\nundo = ["ctrl+q"]\n{SOURCE_BLOCK.format(url="http://127.0.0.1:9")}')
     assert main(["--config", str(path), "--data-dir", str(tmp_path / "d")]) == 2
     assert f"bad config: {path}:2: [keymap] undo would only be on ctrl+q" in capsys.readouterr().err
+
+
+async def test_the_vim_preset_moves_as_vim_and_approves_only_on_its_own_key(
+    fleet: Fleet, data_dir: Path, tmp_path: Path
+) -> None:
+    text = f'operator = "alice"\nundo_seconds = 0\n\n[keymap]\npreset = "vim"\n{SOURCE_BLOCK.format(url=fleet.url)}'
+    session = Session(parse(text, tmp_path / "config.toml"), data_dir, token_for=lambda _name: None)
+    app = ApprovalApp(session, background=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await session.poll_once()
+        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+        rows = session.store.queue.rows(0, 100, session.queue.view)
+        assert len(rows) > 2
+        await pilot.press("G")
+        await eventually(lambda: getattr(app.main.shown, "id", None) == rows[-1].id, what="G: the last item")
+        await pilot.press("g")
+        await eventually(lambda: getattr(app.main.shown, "id", None) == rows[0].id, what="g: the first item")
+        for habit in ("a", "i", "o", "y", "d", "d", "x", "p", "escape"):  # vim's keys for typing and deleting
+            await pilot.press(habit)
+            await pilot.pause()
+            if app.screen is not app.main:  # p opens the problems, which esc closes
+                await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert session.store.outbox.decisions() == [], "no vim habit decides"
+        first = app.main.shown
+        assert first is not None
+        await decide_key(pilot, "exclamation_mark")
+        await eventually(lambda: len(session.store.outbox.decisions()) == 1, what="the decision")
+        assert session.store.outbox.decisions()[0].decision.item_id == first.id

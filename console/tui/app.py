@@ -17,7 +17,7 @@ from textual.screen import Screen
 
 from console.engine.session import SendReport, Session
 from console.tui.alerts import Alert, Alerts, notify_send, osc_sequence
-from console.tui.keymap import resolve
+from console.tui.keymap import rebound, resolve
 from console.tui.messages import OutcomesArrived, PostedEvents, QueueChanged
 from console.tui.screens.main import MainScreen
 from console.tui.screens.quit import QuitChoice, QuitScreen
@@ -67,8 +67,9 @@ class ApprovalApp(ToastingApp):
         self._stop_signals = tuple(stop_signals)
         self.stopped_by: signal.Signals | None = None
         self.crashed: BaseException | None = None
-        # Refused here, before the terminal is taken: a bad [keymap] is a config error like any other.
-        self.keys_in_force = resolve(session.config.keymap, session.config.path)
+        # The actions [keymap] rebinds and their keys (the rest keep their bindings' own). Refused here, before the
+        # terminal is taken: a bad keymap is a config error like any other.
+        self.keys_in_force = rebound(resolve(session.config.keymap, session.config.path))
         self.main = MainScreen(session, now=now, open_on=open_on)
         self.alerts = Alerts(session.config.notifications, started_at=now())
         self.announced: list[Alert] = []  # every alert raised, in order (the toast may have timed out)

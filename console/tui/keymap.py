@@ -186,8 +186,15 @@ def key_label(key: str) -> str:
     return character if character and character.isprintable() and not character.isspace() else key
 
 
+def rebound(in_force: Mapping[str, str]) -> dict[str, str]:
+    """Only the actions whose keys differ from the built-in ones: what the app hands Textual (App.set_keymap), so a
+    binding not rebound keeps its own class's keys exactly."""
+    defaults = registry().defaults
+    return {action: keys for action, keys in in_force.items() if keys != ",".join(defaults.get(action, ()))}
+
+
 def key_in_force(app: object, binding_id: str) -> str:
-    """The first key of `binding_id` as the help writes it ("u"): the app's keymap's, else the built-in one."""
+    """The first key of `binding_id` as the help writes it ("u"): as the app's keymap rebinds it, else built in."""
     keymap: Mapping[str, str] = getattr(app, "keys_in_force", {})
     keys = keymap.get(binding_id) or ",".join(registry().defaults.get(binding_id, ()))
     return key_label(keys.split(",")[0]) if keys else "?"
