@@ -69,6 +69,8 @@ def test_layers_merge_default_then_preset_then_the_table(tmp_path: Path) -> None
     assert keys_in_force("", tmp_path / "config.toml")["approve"] == "a"
     # "?" as written is question_mark, as Textual names it
     assert keys_in_force('[keymap]\nhelp = ["?", "f1"]\n', tmp_path / "config.toml")["help"] == "question_mark,f1"
+    # close on h is no clash on the history screen: its h (the id "history") closes it too
+    assert keys_in_force('[keymap]\nclose = ["escape", "h"]\n', tmp_path / "config.toml")["close"] == "escape,h"
 
 
 @pytest.mark.parametrize(
@@ -131,6 +133,8 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
         [row] = session.store.outbox.decisions()
         assert (row.decision.item_id, row.decision.verdict.value) == (first.id, "approve")
         assert "(O sort · g group · / filter · ? help)" in screen_text(app), "the queue bar names the keys in force"
+        palette = {command.title: command.help for command in app.get_system_commands(app.main)}
+        assert palette.get("Approve", palette.get("Accept")) == "key v", "the command palette names the key in force"
         footer = screen_text(app).splitlines()[-1]
         assert " v " in footer and ("Approve" in footer or "Accept" in footer)
         await pilot.press("question_mark")

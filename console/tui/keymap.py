@@ -78,7 +78,6 @@ class Scope:
 @dataclass(frozen=True)
 class Registry:
     defaults: Mapping[str, tuple[str, ...]]  # each action's built-in keys
-    actions: Mapping[str, str]  # each binding id's action
     alternates: Mapping[str, frozenset[str]]  # ids sharing a key in one class, told apart by check_action
     scopes: tuple[Scope, ...]
     unnamed: tuple[str, ...]  # bindings without an id: "Class: key -> action"
@@ -118,7 +117,6 @@ def _scope_name(cls: type[DOMNode]) -> str:
 def registry() -> Registry:
     classes = list(dict.fromkeys(_classes()))
     defaults: dict[str, list[str]] = {}
-    actions: dict[str, str] = {}
     alternates: dict[str, set[str]] = {}
     unnamed: list[str] = []
     for cls in classes:
@@ -129,7 +127,6 @@ def registry() -> Registry:
                 continue
             keys = defaults.setdefault(binding.id, [])
             keys += [binding.key] if binding.key not in keys else []
-            actions.setdefault(binding.id, binding.action)
             by_key.setdefault(binding.key, set()).add(binding.id)
         for ids in by_key.values():
             for binding_id in ids:
@@ -148,7 +145,6 @@ def registry() -> Registry:
         scopes.append(Scope(_scope_name(cls), tuple(b for b in scope if b.id is not None)))
     return Registry(
         {k: tuple(v) for k, v in defaults.items()},
-        actions,
         {k: frozenset(v) for k, v in alternates.items()},
         tuple(scopes),
         tuple(unnamed),
@@ -260,15 +256,15 @@ def _refuse_clashes(
     the app's, or alternates that check_action tells apart)."""
     written = dict(config.keys)
     for scope in known.scopes:
-        on_key: dict[str, dict[str, None]] = {}
+        on_key: dict[str, dict[str, str]] = {}  # key -> binding id -> its action on this screen
         for binding in scope.bindings:
             assert binding.id is not None  # scopes hold bindings with ids only
             for key in keys[binding.id]:
-                on_key.setdefault(key, {})[binding.id] = None
+                on_key.setdefault(key, {})[binding.id] = binding.action
         for key, ids in on_key.items():
             for first in ids:
                 for second in ids:
-                    if first >= second or known.actions[first] == known.actions[second]:
+                    if first >= second or ids[first] == ids[second]:  # one action on two ids: h closes history
                         continue
                     if second in known.alternates.get(first, ()):
                         continue
