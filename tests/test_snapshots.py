@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
 from console.engine.config import Config
+from console.engine.keymap_table import BUILT_IN, KeymapConfig
 from console.engine.session import Session
 from console.tui.app import ApprovalApp
 from console.tui.screens.first_run import FirstRunApp
@@ -32,10 +33,10 @@ def at(minutes: float) -> str:
     return (NOW + timedelta(minutes=minutes)).isoformat()
 
 
-def app_over_fixed_items(data_dir: Path) -> ApprovalApp:
+def app_over_fixed_items(data_dir: Path, keymap: KeymapConfig = BUILT_IN) -> ApprovalApp:
     """The real app over a Store holding fixed items, with no sources (nothing polls) and a stopped clock."""
-    session = Session(Config(operator="alice", undo_seconds=5), data_dir, token_for=lambda _name: None)
-    return app_over(session)
+    config = Config(operator="alice", undo_seconds=5, keymap=keymap)
+    return app_over(Session(config, data_dir, token_for=lambda _name: None))
 
 
 def app_over(session: Session) -> ApprovalApp:
@@ -118,6 +119,13 @@ async def no_blink(pilot: Pilot[Any]) -> None:
 )
 def test_main_screen_and_dialogs(snap_compare: SnapCompare, tmp_path: Path, name: str, keys: tuple[str, ...]) -> None:
     assert snap_compare(app_over_fixed_items(tmp_path), press=keys, terminal_size=SIZE, run_before=no_blink)
+
+
+def test_help_under_the_vim_preset(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """The help names the keys in force: vim's g / G, `!` to approve, z to group, and undo on U as the table says."""
+    keymap = KeymapConfig(preset="vim", keys=(("undo", ("U",)),))
+    app = app_over_fixed_items(tmp_path, keymap)
+    assert snap_compare(app, press=("question_mark",), terminal_size=SIZE, run_before=no_blink)
 
 
 def test_main_screen_light_theme(snap_compare: SnapCompare, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ class QueueBar(Static):
     count: reactive[int] = reactive(0)
     description: reactive[str] = reactive("")  # the order and grouping, in words
     filter_text: reactive[str] = reactive("")
+    hint: reactive[str] = reactive("o sort · g group · / filter · ? help")  # the keys in force
 
     def render(self) -> Content:
         count = self.count
@@ -35,7 +36,7 @@ class QueueBar(Static):
         ]
         if self.filter_text:
             parts += [("  ·  filter ", _MUTED), (one_line(self.filter_text, 60), "bold $text-warning")]
-        parts.append(("   (o sort · g group · / filter · ? help)", _MUTED))
+        parts.append((f"   ({self.hint})", _MUTED))
         return Content.assemble(*parts)
 
 
@@ -46,6 +47,7 @@ class UndoPrompt:
     label: str  # cleaned already: "Approved: Restart the web tier (deployer)"
     seconds_left: int
     more: int = 0
+    key: str = "u"  # the undo key in force
 
 
 class UndoBar(Static):
@@ -61,7 +63,7 @@ class UndoBar(Static):
             ("↶ ", "bold"),
             (prompt.label, "bold"),
             ("  —  press ", _MUTED),
-            (" u ", "bold reverse $text-warning"),
+            (f" {prompt.key} ", "bold reverse $text-warning"),
             (f" to undo ({prompt.seconds_left}s)", "bold $text-warning"),
             (f"  (+{prompt.more} more)" if prompt.more else "", _MUTED),
         )

@@ -126,14 +126,14 @@ class QueueList(ScrollView, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # Not in the footer: everyone finds the arrows, and 80 columns are needed for the decision keys.
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("pagedown", "cursor_page_down", "Page down", show=False),
-        Binding("pageup", "cursor_page_up", "Page up", show=False),
-        Binding("home", "cursor_first", "First", show=False),
-        Binding("end", "cursor_last", "Last", show=False),
+        Binding("j", "cursor_down", "Down", show=False, id="cursor_down"),
+        Binding("k", "cursor_up", "Up", show=False, id="cursor_up"),
+        Binding("down", "cursor_down", "Down", show=False, id="cursor_down"),
+        Binding("up", "cursor_up", "Up", show=False, id="cursor_up"),
+        Binding("pagedown", "cursor_page_down", "Page down", show=False, id="cursor_page_down"),
+        Binding("pageup", "cursor_page_up", "Page up", show=False, id="cursor_page_up"),
+        Binding("home", "cursor_first", "First", show=False, id="cursor_first"),
+        Binding("end", "cursor_last", "Last", show=False, id="cursor_last"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {

@@ -28,6 +28,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     GetCoreSchemaHandler,
+    PlainValidator,
     Strict,
     StrictBool,
     StrictFloat,
@@ -41,6 +42,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
+
+from console.engine.keymap_table import BUILT_IN, KeymapConfig, keymap_table
 
 APP_NAME = "approval-console"
 SourceKind = Literal["native", "langgraph", "temporal", "prefect", "airflow"]
@@ -607,6 +610,11 @@ class Config(_Table):
         Says("pager must be an array of tables", "use [[pager]] blocks"),
         Field(description="webhooks for new urgent items and close deadlines, one [[pager]] block each; none: off"),
     ] = ()
+    keymap: Annotated[
+        KeymapConfig,
+        PlainValidator(keymap_table, json_schema_input_type=dict[str, str | list[str]]),
+        Field(description='the keys of each action: preset = "default" or "vim", then lines like approve = ["a"]'),
+    ] = BUILT_IN
 
     @model_validator(mode="after")
     def _feedback_refers(self) -> Config:
@@ -638,6 +646,20 @@ class _Locator:
             if line.strip() == f"[{name}]":
                 return number
         return None
+
+    def table_key_line(self, table: str, key: str) -> int | None:
+        """The line of `key` in [table] (bare or quoted), else the table's own line."""
+        start = self.table_line(table)
+        if start is None:
+            return self.key_line(table)  # an inline table: `table = { ... }`
+        pattern = re.compile(rf'^\s*(?:{re.escape(key)}|"{re.escape(key)}")\s*=')
+        for number in range(start + 1, len(self.lines) + 1):
+            line = self.lines[number - 1].strip()
+            if line.startswith("["):
+                break
+            if pattern.match(line):
+                return number
+        return start
 
     def key_line(self, key: str, source_index: int | None = None, block: str = "sources") -> int | None:
         blocks = sorted(start for starts in self.block_starts.values() for start in starts)
@@ -705,7 +727,12 @@ def parse(text: str, path: Path) -> Config:
     except ValidationError as exc:
         # from None: pydantic's own text repeats the values as given, a url's credentials included
         raise _config_error(path, _Locator(text.splitlines()), data, exc.errors()[0]) from None
-    return dataclasses.replace(config, path=path)
+    keymap = config.keymap
+    if keymap.keys or keymap.preset != "default":  # where each action is, for the errors the app finds
+        where = _Locator(text.splitlines())
+        lines = tuple((action, where.table_key_line("keymap", action) or 0) for action, _keys in keymap.keys)
+        keymap = dataclasses.replace(keymap, lines=lines, table_line=where.table_key_line("keymap", "preset"))
+    return dataclasses.replace(config, path=path, keymap=keymap)
 
 
 def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
@@ -718,7 +745,9 @@ def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: Erro
     inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
     key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
     dotted = f"notifications.{key}" if in_notifications else key
-    if in_notifications:  # every problem in [notifications] cites the table
+    if "table" in ctx:  # a key of a table whose keys are not fields ([keymap])
+        line = where.table_key_line(ctx["table"], key)
+    elif in_notifications:  # every problem in [notifications] cites the table
         line = where.key_line("notifications") or where.table_line("notifications")
     elif index is not None:  # a key of a source, else the source itself (not a table, or a key it lacks)
         line = (

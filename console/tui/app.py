@@ -17,6 +17,7 @@ from textual.screen import Screen
 
 from console.engine.session import SendReport, Session
 from console.tui.alerts import Alert, Alerts, notify_send, osc_sequence
+from console.tui.keymap import rebound, resolve
 from console.tui.messages import OutcomesArrived, PostedEvents, QueueChanged
 from console.tui.screens.main import MainScreen
 from console.tui.screens.quit import QuitChoice, QuitScreen
@@ -43,7 +44,9 @@ class ApprovalApp(ToastingApp):
     TITLE = "approval-console"
     ENABLE_COMMAND_PALETTE = True
     # Not in the footer (the main screen's keys need its width); `?` and ctrl+p list it.
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "toggle_theme", "Light / dark theme", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+t", "toggle_theme", "Light / dark theme", show=False, id="toggle_theme")
+    ]
 
     def __init__(
         self,
@@ -64,6 +67,9 @@ class ApprovalApp(ToastingApp):
         self._stop_signals = tuple(stop_signals)
         self.stopped_by: signal.Signals | None = None
         self.crashed: BaseException | None = None
+        # The actions [keymap] rebinds and their keys (the rest keep their bindings' own). Refused here, before the
+        # terminal is taken: a bad keymap is a config error like any other.
+        self.keys_in_force = rebound(resolve(session.config.keymap, session.config.path))
         self.main = MainScreen(session, now=now, open_on=open_on)
         self.alerts = Alerts(session.config.notifications, started_at=now())
         self.announced: list[Alert] = []  # every alert raised, in order (the toast may have timed out)
@@ -76,6 +82,7 @@ class ApprovalApp(ToastingApp):
             self.theme = theme
         else:
             self.notify(f"Unknown theme {theme!r} in the config; using {self.theme}.", severity="warning", markup=False)
+        self.set_keymap(self.keys_in_force)
         self.push_screen(self.main)
         # After the first frame: the database's integrity check (its cost grows with the database), then polling.
         self.call_after_refresh(self._after_first_frame)
@@ -195,9 +202,14 @@ class ApprovalApp(ToastingApp):
             seen.add(binding.action)
             yield SystemCommand(
                 binding.description,
-                f"key {self.get_key_display(binding)}",  # "?" and "/", not question_mark and slash
+                f"key {self.get_key_display(self.in_force(binding))}",  # "?" and "/", not question_mark and slash
                 partial(self.main.run_action, binding.action),
             )
+
+    def in_force(self, binding: Binding) -> Binding:
+        """`binding` on the first key the keymap gives its action."""
+        keys = self.keys_in_force.get(binding.id or "")
+        return binding.with_key(keys.split(",")[0]) if keys else binding
 
     def on_outcomes_arrived(self, message: OutcomesArrived) -> None:
         """After the main screen re-read the queue and the status: toast what was not applied."""

@@ -24,9 +24,16 @@ __all__ = ["ToastingApp"]
 class ToastingApp(App[None]):
     CSS_PATH = Path(__file__).with_name("toasts.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("x", "dismiss_alerts", "Dismiss alerts", show=False),
+        Binding("x", "dismiss_alerts", "Dismiss alerts", show=False, id="dismiss_alerts"),
         # A priority binding: the only kind a dialog (a modal screen) lets through; no field types ctrl+l.
-        Binding("ctrl+l", "dismiss_alerts", "Dismiss alerts (also in dialogs)", show=False, priority=True),
+        Binding(
+            "ctrl+l",
+            "dismiss_alerts",
+            "Dismiss alerts (also in dialogs)",
+            show=False,
+            priority=True,
+            id="dismiss_alerts_anywhere",
+        ),
     ]
 
     def __init__(self) -> None:

@@ -33,7 +33,7 @@ class ConfirmCriticalScreen(ModalScreen[bool]):
     """Returns True only when the operator typed the confirmation word exactly."""
 
     CSS_PATH = Path(__file__).with_name("modals.tcss")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="cancel")]
 
     def __init__(self, item: Item, verb: str = "Approve") -> None:
         super().__init__()

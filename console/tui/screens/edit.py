@@ -136,9 +136,9 @@ class DiscardEditScreen(ModalScreen[bool]):
 
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "discard", "Discard the edit"),
-        Binding("n", "keep", "Keep editing"),
-        Binding("escape", "keep", "Keep editing"),
+        Binding("y", "discard", "Discard the edit", id="discard"),
+        Binding("n", "keep", "Keep editing", id="keep"),
+        Binding("escape", "keep", "Keep editing", id="keep"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -160,11 +160,13 @@ class EditScreen(ModalScreen[Any]):
     CANCELLED = _NO_VALUE
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "submit", "Review / submit", priority=True),
-        Binding("enter", "confirm", "Submit", show=False),
-        Binding("escape", "cancel", "Back / cancel", priority=True),  # before the editor, which keeps escape
+        # f2 as well: terminals with flow control on swallow ctrl+s
+        Binding("ctrl+s,f2", "submit", "Review / submit", priority=True, id="edit_submit"),
+        Binding("enter", "confirm", "Submit", show=False, id="confirm"),
+        # priority: before the editor, which keeps escape
+        Binding("escape", "cancel", "Back / cancel", priority=True, id="cancel"),
     ]
-    _EDIT_HINT = "ctrl+s review the change · esc cancel"
+    _EDIT_HINT = "ctrl+s or f2 review the change · esc cancel"
     _REVIEW_HINT = "Review the change. enter or ctrl+s submit · esc back to editing"
     CHECKING = "Checking the edit against the item's schema…"
 

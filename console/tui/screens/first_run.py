@@ -41,8 +41,8 @@ def first_run_text(config_path: Path) -> Text:
 class FirstRunScreen(Screen[Choice]):
     CSS_PATH = Path(__file__).with_name("first_run.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "demo", "Open the demo fleet"),
-        Binding("q,escape", "quit", "Quit"),
+        Binding("d", "demo", "Open the demo fleet", id="demo"),
+        Binding("q,escape", "quit", "Quit", id="first_run_quit"),
     ]
 
     def __init__(self, config_path: Path) -> None:

@@ -27,7 +27,7 @@ class RefusedScreen(ModalScreen[None]):
 
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     DEFAULT_CSS = _CENTRED.replace("{name}", "RefusedScreen")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back to the queue")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back to the queue", id="back")]
 
     def __init__(self, title: str, reason: str) -> None:
         super().__init__()
@@ -51,8 +51,8 @@ class ConfirmHolderScreen(ModalScreen[bool]):
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     DEFAULT_CSS = _CENTRED.replace("{name}", "ConfirmHolderScreen")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Decide anyway"),
-        Binding("n,escape", "answer(False)", "Leave it"),
+        Binding("y", "answer(True)", "Decide anyway", id="decide_anyway"),
+        Binding("n,escape", "answer(False)", "Leave it", id="leave_it"),
     ]
 
     def __init__(self, holder: str, verb: str, what: str) -> None:

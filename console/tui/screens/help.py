@@ -1,8 +1,9 @@
-"""`?`: every key the console answers to, read from the bindings themselves so the list cannot drift from the code."""
+"""`?`: every key the console answers to, read from the bindings themselves and the keymap in force ([keymap] in the
+config), so the list cannot drift from the code or the config."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,30 +16,46 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from console.tui.keymap import key_label, registry
 from storage.queue import FILTER_FIELDS
 
-# Keys handled inside the dialogs (not bindings of the main screen): what each dialog answers to.
+# Keys handled inside the dialogs (not bindings of the main screen): what each dialog answers to. {id}: the keys in
+# force for that binding id.
 DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Reject", "1-9", "pick a reason code and move to the comment"),
-    ("Reject", "tab / enter", "move to the comment / reject with the reason and comment"),
-    ("Edit", "ctrl+s", "check the JSON and review the change as a diff"),
-    ("Edit", "enter / ctrl+s", "on the diff: submit the edit"),
-    ("Edit", "esc", "on the diff: back to editing; in the editor: cancel"),
+    ("Reject", "tab / {reject_submit}", "move to the comment / reject with the reason and comment"),
+    ("Edit", "{edit_submit}", "check the JSON and review the change as a diff"),
+    ("Edit", "{confirm} / {edit_submit}", "on the diff: submit the edit"),
+    ("Edit", "{cancel}", "on the diff: back to editing; in the editor: cancel"),
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
     ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
-    ("Someone else holds it", "y / n, esc", "decide it anyway / leave it to them"),
-    ("Refused", "esc", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
-    ("Any dialog", "esc", "cancel; nothing is recorded"),
+    ("Someone else holds it", "{decide_anyway} / {leave_it}", "decide it anyway / leave it to them"),
+    ("Refused", "{back}", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
+    ("Any dialog", "{cancel}", "cancel; nothing is recorded"),
 )
 
 
-def _key_name(binding: Binding) -> str:
-    names = {"question_mark": "?", "slash": "/"}
-    return " / ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
+class _KeysOf(dict[str, str]):
+    """The keys of a binding id as the help writes them ("y / n, esc"): the keymap's, else the binding's own."""
+
+    def __init__(self, keymap: Mapping[str, str]) -> None:
+        super().__init__()
+        self._keymap = keymap
+
+    def __missing__(self, binding_id: str) -> str:
+        keys = self._keymap.get(binding_id) or ",".join(registry().defaults.get(binding_id, (binding_id,)))
+        return " / ".join(key_label(key) for key in keys.split(","))
 
 
-def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
-    """A table per section of (key, what it does), from bindings with a description, plus the dialog keys."""
+def _key_name(binding: Binding, keymap: Mapping[str, str]) -> str:
+    keys = keymap.get(binding.id or "") or binding.key
+    return " / ".join(key_label(key.strip()) for key in keys.split(","))
+
+
+def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]], keymap: Mapping[str, str] | None = None) -> Group:
+    """A table per section of (key, what it does), from bindings with a description, plus the dialog keys; each
+    action's keys as `keymap` (binding id -> "k1,k2") has them, else its binding's."""
+    keymap = keymap or {}
     parts: list[Table | Text] = []
     for title, bindings in sections:
         table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
@@ -49,8 +66,8 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
         for binding in bindings:
             if isinstance(binding, Binding) and binding.description:
                 keys, _ = rows.setdefault(binding.action, ([], binding.description))
-                if _key_name(binding) not in keys:
-                    keys.append(_key_name(binding))
+                if _key_name(binding, keymap) not in keys:
+                    keys.append(_key_name(binding, keymap))
         for keys, description in rows.values():
             table.add_row(" / ".join(keys), description)
         parts += [table, Text("")]
@@ -58,8 +75,9 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
     dialogs.add_column(style="bold", no_wrap=True)
     dialogs.add_column(style="bold", no_wrap=True)
     dialogs.add_column()
-    for row in DIALOG_KEYS:
-        dialogs.add_row(*row)
+    keys_of = _KeysOf(keymap)
+    for dialog, dialog_keys, what in DIALOG_KEYS:
+        dialogs.add_row(dialog, dialog_keys.format_map(keys_of), what)
     fields = ", ".join(f"{name}:" for name in FILTER_FIELDS)
     parts += [
         dialogs,
@@ -74,7 +92,10 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
 
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = Path(__file__).with_name("modals.tcss")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close", id="close"),
+        Binding("question_mark", "close", "Close", show=False, id="help"),
+    ]
 
     def __init__(self, sections: list[tuple[str, list[BindingType]]]) -> None:
         super().__init__()
@@ -84,7 +105,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="dialog", classes="wide"):
             yield Label(Text("Keys", style="bold"), id="dialog-title")
             with VerticalScroll(id="help"):
-                yield Static(keys_table(self._sections))
+                yield Static(keys_table(self._sections, getattr(self.app, "keys_in_force", None)))
             yield Label("esc close · ctrl+p finds any action by name · the mouse works too", classes="hint")
 
     def action_close(self) -> None:

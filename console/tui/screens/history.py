@@ -153,12 +153,11 @@ def decision_lines(
 class HistoryScreen(Screen[None]):
     CSS_PATH = Path(__file__).with_name("history.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,h,q", "close", "Close"),
-        Binding("f", "toggle_problems", "Problems only / all"),
-        Binding("left", "page(-1)", "Newer"),
-        Binding("right", "page(1)", "Older"),
-        Binding("comma", "page(-1)", "Newer", show=False),
-        Binding("full_stop", "page(1)", "Older", show=False),
+        Binding("escape,q", "close", "Close", id="close"),
+        Binding("h", "close", "Close", show=False, id="history"),
+        Binding("f", "toggle_problems", "Problems only / all", id="toggle_problems"),
+        Binding("left,comma", "page(-1)", "Newer", show=False, id="page_newer"),
+        Binding("right,full_stop", "page(1)", "Older", show=False, id="page_older"),
         Binding("enter", "open", "Open", id="history_open"),
         # Over the scroll view's own up/down: they move the pick, and the view follows it.
         Binding("down,j", "move(1)", "Next", show=False, priority=True, id="history_next"),

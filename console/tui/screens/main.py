@@ -33,22 +33,23 @@ class MainScreen(QueueScreen):
     # Footer order is importance order: at 80 columns the decision keys, filter, help, problems and quit all fit.
     # Two bindings share `a` and `e`; check_action picks the one that fits the item shown (see there).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "approve", "Approve"),
-        Binding("a", "accept", "Accept"),  # an escalation's output is accepted, as the README says
-        Binding("r", "reject", "Reject"),
-        Binding("e", "edit", "Edit"),
-        Binding("e", "edit_refused", show=False),  # `e` where edits are not allowed: says why, keeps keys safe
-        Binding("u", "undo", "Undo"),
-        Binding("slash", "filter", "Filter"),
-        Binding("question_mark", "help", "Help"),
-        Binding("p", "problems", "Problems"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("a", "approve", "Approve", id="approve"),
+        Binding("a", "accept", "Accept", id="accept"),  # an escalation's output is accepted, as the README says
+        Binding("r", "reject", "Reject", id="reject"),
+        Binding("e", "edit", "Edit", id="edit"),
+        # `e` where edits are not allowed: says why, keeps keys safe
+        Binding("e", "edit_refused", show=False, id="edit_refused"),
+        Binding("u", "undo", "Undo", id="undo"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("p", "problems", "Problems", id="problems"),
+        Binding("q", "app.quit", "Quit", id="quit"),
         # The queue bar names o, g, / and ?; `?` and ctrl+p list the rest.
-        Binding("o", "sort", "Sort", show=False),
-        Binding("g", "group", "Group", show=False),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("s", "stats", "Stats", show=False),
-        Binding("h", "history", "History", show=False),
+        Binding("o", "sort", "Sort", show=False, id="sort"),
+        Binding("g", "group", "Group", show=False, id="group"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
+        Binding("s", "stats", "Stats", show=False, id="stats"),
+        Binding("h", "history", "History", show=False, id="history"),
         Binding("H", "source_health", "Source health", show=False, id="source_health"),
         Binding("y", "copy_link", "Copy the item's link", show=False, id="copy_link"),
         Binding("Y", "copy_id", "Copy the item's id", show=False, id="copy_id"),

@@ -66,9 +66,10 @@ class ProblemsScreen(ModalScreen[None]):
 
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,p,q", "close", "Close"),
-        Binding("a", "acknowledge", "Acknowledge"),
-        Binding("A", "acknowledge_all", "Acknowledge all"),
+        Binding("escape,q", "close", "Close", id="close"),
+        Binding("p", "close", "Close", show=False, id="problems"),
+        Binding("a", "acknowledge", "Acknowledge", id="acknowledge"),
+        Binding("A", "acknowledge_all", "Acknowledge all", id="acknowledge_all"),
     ]
 
     def __init__(self, session: Session, zone: tzinfo | None = None) -> None:

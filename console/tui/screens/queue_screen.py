@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from console.engine.session import Session
+from console.tui.keymap import key_in_force
 from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.empty_queue import explain_empty
 from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
@@ -128,6 +129,8 @@ class QueueScreen(Screen[None]):
         self.query_one("#filter", Input).display = False
         self.query_one("#filter-hint", Static).display = False
         self.query_one(QueueList).focus()
+        named = ("sort", "group", "filter", "help")  # the bar names these keys, as the keymap has them
+        self.query_one(QueueBar).hint = " · ".join(f"{key_in_force(self.app, action)} {action}" for action in named)
         self._update_queue_bar()
         self.refresh_status()
         self.set_interval(0.25, self._update_undo_prompt)
@@ -412,7 +415,8 @@ class QueueScreen(Screen[None]):
             self.undo_prompt = None
             return
         latest = live[-1]
-        self.undo_prompt = UndoPrompt(latest.label, math.ceil(latest.until - time.monotonic()), more=len(live) - 1)
+        seconds = math.ceil(latest.until - time.monotonic())
+        self.undo_prompt = UndoPrompt(latest.label, seconds, more=len(live) - 1, key=key_in_force(self.app, "undo"))
 
     def _zone(self) -> tzinfo | None:
         """The zone screens draw times in (the config's display_timezone; None: local). Storage keeps UTC."""

@@ -66,9 +66,9 @@ class QuitScreen(ModalScreen[QuitChoice]):
     QuitScreen #quit-progress.blocked { color: $text-error; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "send", "Send now and wait"),
-        Binding("q", "quit_anyway", "Quit anyway"),
-        Binding("escape", "stay", "Stay"),
+        Binding("s", "send", "Send now and wait", id="send"),
+        Binding("q", "quit_anyway", "Quit anyway", id="quit_anyway"),
+        Binding("escape", "stay", "Stay", id="stay"),
     ]
 
     def __init__(

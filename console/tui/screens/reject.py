@@ -27,8 +27,8 @@ class Rejection:
 class RejectScreen(ModalScreen[Rejection | None]):
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("enter", "submit", "Reject", priority=True),
+        Binding("escape", "cancel", "Cancel", id="cancel"),
+        Binding("enter", "submit", "Reject", priority=True, id="reject_submit"),
     ]
 
     def __init__(self, title: str, reasons: tuple[str, ...]) -> None:

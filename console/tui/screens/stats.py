@@ -171,8 +171,12 @@ def _window_keys(current: str) -> Iterable[tuple[str, str]]:
 class StatsScreen(Screen[None]):
     CSS_PATH = Path(__file__).with_name("stats.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,s,q", "close", "Close"),
-        *(Binding(str(index), f"window('{name}')", f"Last {name}") for index, name in enumerate(WINDOWS, start=1)),
+        Binding("escape,q", "close", "Close", id="close"),
+        Binding("s", "close", "Close", show=False, id="stats"),
+        *(
+            Binding(str(index), f"window('{name}')", f"Last {name}", id=f"window_{name}")
+            for index, name in enumerate(WINDOWS, start=1)
+        ),
     ]
 
     def __init__(
