@@ -233,6 +233,8 @@ class Scenarios:
                 "allowed_decisions": body.pop("allowed_decisions", ALL_DECISIONS),
             }
         )
+        if "approvals_required" in body:
+            item["approvals_required"] = body.pop("approvals_required")
         item["trace"] = demo_trace(item)
         return item
 
@@ -465,8 +467,9 @@ class Scenarios:
             },
             "confidence": self._confidence(0.85, 0.99, absent=0.3),
             "risk": "critical",
-            "policy": "irreversible deletions always need a human and cannot be edited",
+            "policy": "irreversible deletions need two different operators to approve, and cannot be edited",
             "allowed_decisions": NO_EDIT,
+            "approvals_required": 2,  # the two-person rule (PROTOCOL.md "Two-person items")
         }
 
     def _scale(self) -> dict[str, Any]:
