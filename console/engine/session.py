@@ -44,6 +44,7 @@ from storage.records import (
     Verdict,
     item_digest,
     now_utc,
+    second_approval_refusal,
 )
 from storage.safe_text import clean
 
@@ -391,6 +392,9 @@ class Session:
             raise DecisionRefused(self.database_problem or CHECKING)
         if not item.allows(verdict):
             raise ValueError(f"{verdict.value} is not allowed for this item")
+        twice = second_approval_refusal(item, self.config.operator, verdict)
+        if twice is not None:  # one person never counts twice: refused here, before anything is recorded or sent
+            raise DecisionRefused(twice)
         decision = Decision(
             id=str(uuid.uuid4()),
             source=item.source,
