@@ -47,6 +47,10 @@ def held(session: Session, item_id: str) -> Item | None:
     return found[0] if found is not None and found[1] == "pending" else None
 
 
+def holder(fleet: Fleet, item_id: str) -> object:
+    return {row["id"]: row for row in fleet.pending()}[item_id]["claimed_by"]
+
+
 def label_outcome(session: Session, decision_id: str) -> str | None:
     row = session.store.db.conn.execute("SELECT outcome FROM labels WHERE decision_id = ?", (decision_id,)).fetchone()
     return None if row is None else str(row[0])
@@ -73,6 +77,17 @@ async def approve_shown(app: ApprovalApp, pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
+async def refused_at_the_key(app: ApprovalApp, pilot: Pilot[Any], fleet: Fleet, item_id: str) -> None:
+    """Alice approves again: refused at the key with a notice; nothing recorded, nothing sent."""
+    requests = fleet.decision_requests(item_id)
+    before = len(app.session.store.outbox.decisions())
+    await approve_shown(app, pilot)
+    await eventually(lambda: "already approved this item" in screen_text(app), what="the refusal notice")
+    assert len(app.session.store.outbox.decisions()) == before
+    assert await app.session.sync_once() == 0
+    assert fleet.decision_requests(item_id) == requests
+
+
 async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_path: Path) -> None:
     item_id = two_person_item(fleet)
 
@@ -93,14 +108,12 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
         text = screen_text(app)
         assert "1 of 2" in text and "approved by alice" in text, text
         assert "you approved it: another operator must approve it" in text
+        # Having approved, alice does not claim it again (opening or renewing): bob is not warned off by her claim.
+        assert holder(fleet, item_id) is None
+        assert await alice.claim(app.main.shown) is None
+        assert holder(fleet, item_id) is None
 
-        # Alice again: refused at the key with a notice; nothing recorded, nothing sent.
-        requests = fleet.decision_requests(item_id)
-        await approve_shown(app, pilot)
-        await eventually(lambda: "already approved this item" in screen_text(app), what="the refusal notice")
-        assert len(alice.store.outbox.decisions()) == 1
-        assert await alice.sync_once() == 0
-        assert fleet.decision_requests(item_id) == requests
+        await refused_at_the_key(app, pilot, fleet, item_id)
         # Her label waits for the item's final outcome: a partial answer is not one.
         assert label_outcome(alice, mine.decision.id) == "pending"
 

@@ -485,6 +485,8 @@ class Session:
         source = self.sources.get(item.source)
         if not isinstance(source, ClaimingSource):
             return None
+        if item.approved_by(self.config.operator) is not None:
+            return None  # a two-person item this operator approved: a claim would only warn off the second approver
         holder = await source.claim(item.id, self.config.operator)
         if holder is not None and holder != item.claimed_by:
             # On the background connection: a thread waiting there for the write lock must not hold the UI's.
