@@ -110,7 +110,8 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
         assert "you approved it: another operator must approve it" in text
         # Having approved, alice does not claim it again (opening or renewing): bob is not warned off by her claim.
         assert holder(fleet, item_id) is None
-        assert await alice.claim(app.main.shown) is None
+        again = held(alice, item_id)
+        assert again is not None and await alice.claim(again) is None
         assert holder(fleet, item_id) is None
 
         await refused_at_the_key(app, pilot, fleet, item_id)
