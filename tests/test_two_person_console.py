@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from console.engine.session import Session
 from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
+from console.tui.screens.history import remedy, sync_text
 from storage.db import DecisionRefused
 from storage.records import Item, SyncState, Verdict
 from tests.conftest import SOURCE, decide_key, eventually, make_config, screen_text
@@ -99,6 +100,8 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
         assert await alice.sync_once() == 1
         [mine] = alice.store.outbox.decisions()
         assert mine.sync_state is SyncState.partial, mine.detail
+        assert sync_text(mine) == "recorded: one approval of a two-person item" and remedy(mine) is None
+        assert alice.store.outbox.unseen_problem_count() == 0, "not a problem: nothing for alice to do"
         assert fleet.applied_decisions() == [], "recorded at the source, not applied"
         await alice.poll_once()  # the new version: the source lists who approved
         await eventually(lambda: held(alice, item_id) is not None, what="the item back in the queue")
