@@ -94,6 +94,8 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
 
     alice = console(fleet, tmp_path, "alice")
     async with running(alice) as (app, pilot):
+        # Opening it claims it; the claim is in before she decides (as it is for a person reading the item).
+        await eventually(lambda: holder(fleet, item_id) == "alice", what="alice's claim")
         await approve_shown(app, pilot)
         [mine] = alice.store.outbox.decisions()
         assert mine.decision.operator == "alice" and mine.decision.verdict is Verdict.approve
@@ -107,9 +109,9 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
         await eventually(lambda: held(alice, item_id) is not None, what="the item back in the queue")
         app.main.queue_changed()
         await eventually(lambda: app.main.shown is not None and app.main.shown.approvals != (), what="1 of 2 shown")
-        await pilot.pause()
+        await eventually(lambda: "approved by alice" in screen_text(app), what="alice's view of 1 of 2")
         text = screen_text(app)
-        assert "1 of 2" in text and "approved by alice" in text, text
+        assert "1 of 2" in text, text
         assert "you approved it: another operator must approve it" in text
         # Having approved, alice does not claim it again (opening or renewing): bob is not warned off by her claim.
         assert holder(fleet, item_id) is None
@@ -125,9 +127,9 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
     async with running(bob) as (app, pilot):
         shown = app.main.shown
         assert shown is not None and shown.id == item_id
+        await eventually(lambda: "your approval completes it" in screen_text(app), what="bob's view of 1 of 2")
         text = screen_text(app)
         assert "1 of 2" in text and "approved by alice" in text, text
-        assert "your approval completes it" in text
         await approve_shown(app, pilot)
         assert await bob.sync_once() == 1
         [his] = bob.store.outbox.decisions()
