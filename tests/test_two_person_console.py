@@ -208,3 +208,23 @@ def test_the_demo_fleet_has_two_person_deletions() -> None:
     assert marked and {i["action"]["name"] for i in marked} == {"delete_account"}
     plain = Fleet(seed=3, interval=None, initial=200)
     assert not [i for i in plain.pending() if "approvals_required" in i]
+
+
+async def test_an_expiry_after_alices_approval_settles_her_label_as_timed_out(fleet: Fleet, tmp_path: Path) -> None:
+    item_id = two_person_item(fleet)
+    alice = console(fleet, tmp_path, "alice")
+    try:
+        await alice.poll_once()
+        first = held(alice, item_id)
+        assert first is not None
+        mine = alice.decide(first, Verdict.approve)
+        await alice.sync_once()
+        await alice.poll_once()
+        fleet.expire(item_id)
+        await alice.poll_once()
+        assert label_outcome(alice, mine.id) == "timed_out"
+        # Her approval was the act: no second label saying nobody acted in time.
+        count = alice.store.db.conn.execute("SELECT count(*) FROM labels WHERE item_id = ?", (item_id,)).fetchone()
+        assert count == (1,)
+    finally:
+        await alice.aclose()

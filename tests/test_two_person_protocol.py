@@ -149,3 +149,15 @@ def test_an_agent_cannot_post_approvals_of_its_own(fleet: Fleet, alice: httpx.Cl
         "/v1/items", json={**posted, "approvals_required": 11}, headers={"Idempotency-Key": str(uuid.uuid4())}
     )
     assert too_many.status_code == 422, too_many.text
+
+
+def test_a_partial_answer_is_final_only_as_a_202() -> None:
+    request = httpx.Request("POST", "http://fleet.test/v1/items/itm_1/decision")
+    body = {"outcome": "partial", "approvals": [{"operator": "alice", "at": "2026-11-21T23:40:00Z"}]}
+    partial = interpret_decision_answer(httpx.Response(202, json={**body, "approvals_required": 2}, request=request))
+    assert (partial.state, partial.outcome) == (SyncState.partial, "partial")
+    assert partial.detail == "recorded: 1 of 2 approvals (alice); another operator must approve it"
+    for status in (200, 409):  # status and body disagree: not final, sent again under the same key
+        assert interpret_decision_answer(httpx.Response(status, json=body, request=request)).state is None
+    odd = interpret_decision_answer(httpx.Response(202, json={"outcome": "applied"}, request=request))
+    assert odd.state is None
