@@ -20,8 +20,9 @@ def settle_partial_approvals(conn: sqlite3.Connection, source: str, item_id: str
     console's approvals that were recorded as partial, and say in each decision's detail how it ended. Returns how
     many were settled."""
     rows = conn.execute(
-        "SELECT id, operator FROM decisions WHERE source = ? AND item_id = ? AND sync_state = 'partial'"
-        " AND id IN (SELECT decision_id FROM labels WHERE outcome = 'pending')",
+        # Few decisions are partial (the outbox index finds them); each one's label by its decision id.
+        "SELECT d.id, d.operator FROM decisions d JOIN labels l ON l.decision_id = d.id"
+        " WHERE d.source = ? AND d.item_id = ? AND d.sync_state = 'partial' AND l.outcome = 'pending'",
         (source, item_id),
     ).fetchall()
     if not rows:
