@@ -191,7 +191,8 @@ class QueueView:
         return " · ".join(parts)
 
 
-# Columns the queue list reads; the partial index in storage/schema.py covers them so a screenful is one index walk.
+# Columns the queue list reads; the partial index in storage/schema.py covers all but the two-person progress, which
+# is read from the payload of the rows shown only (a screenful, or an alert's hundred).
 _QUEUE_COLUMNS = (
     "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by,"
     " coalesce(json_extract(payload, '$.approvals_required'), 1), json_array_length(payload, '$.approvals')"
