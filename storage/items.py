@@ -13,6 +13,7 @@ from storage import labels
 from storage.connection import Connection
 from storage.queue import search_text
 from storage.records import RISK_RANK, Item, cursor_problem, now_utc
+from storage.two_person import settle_partial_approvals
 
 _NO_DEADLINE = 1e18  # sorts items without a deadline after every real one
 # What the full-text index (items_fts, schema v7) holds for a row: taken from the row itself both when a version is
@@ -123,7 +124,9 @@ class Items:
                 else:
                     changed += 1
             for removal in removed:
-                if removal.state == "expired":
+                # An approval recorded as one of two was this console's act: no "nobody acted" expiry label then.
+                approved_here = settle_partial_approvals(conn, source, removal.item_id, removal.state, removal.detail)
+                if removal.state == "expired" and not approved_here:
                     self._label_expiry(conn, source, removal.item_id)
                 cur = conn.execute(
                     "UPDATE items SET state = 'removed', removed_reason = ?, updated_at = ?"

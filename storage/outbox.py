@@ -25,6 +25,10 @@ _PROBLEMS = (
 )
 
 
+# Final answers that need nothing from the operator: applied, or recorded as one approval of a two-person item.
+_NOT_PROBLEMS = (SyncState.applied, SyncState.partial)
+
+
 class DecisionRefused(Exception):
     """The decision cannot be recorded: the item is gone, already decided, or not the version the operator saw."""
 
@@ -265,13 +269,13 @@ class DecisionOutbox:
                         result.detail[:2000],
                         None if result.response is None else json.dumps(result.response)[:20_000],
                         now,
-                        1 if result.state is SyncState.applied else 0,
+                        1 if result.state in _NOT_PROBLEMS else 0,
                         result.decision_id,
                     ),
                 )
                 audit.append(
                     conn,
-                    kind="sync_outcome" if result.state is SyncState.applied else "conflict",
+                    kind="sync_outcome" if result.state in _NOT_PROBLEMS else "conflict",
                     operator=operator,
                     source=source,
                     item_id=item_id,

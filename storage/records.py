@@ -113,6 +113,7 @@ class SyncState(StrEnum):
     conflict = "conflict"  # a final answer other than applied: decided elsewhere, expired, stale, invalid...
     failed = "failed"  # a final answer that retrying cannot fix (auth, malformed request)
     undone = "undone"  # taken back by the operator within the undo window, before anything was sent
+    partial = "partial"  # recorded by the source as one approval of a two-person item; another operator completes it
 
 
 class Outcome(StrEnum):
@@ -127,6 +128,8 @@ class Outcome(StrEnum):
     superseded = "superseded"
     not_found = "not_found"
     unauthorized = "unauthorized"
+    partial = "partial"  # a two-person item's first approval: recorded, not applied (PROTOCOL.md)
+    same_operator = "same_operator"  # this operator already approved the two-person item
 
 
 FINAL_CONFLICTS = {
@@ -137,6 +140,7 @@ FINAL_CONFLICTS = {
     Outcome.withdrawn,
     Outcome.superseded,
     Outcome.not_found,
+    Outcome.same_operator,
 }
 
 
@@ -183,6 +187,19 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+MAX_APPROVALS = 10  # the most approvals an item may require (PROTOCOL.md "Two-person items")
+
+
+class Approval(_Strict):
+    """One operator's approval of a two-person item, recorded by the source while it waits for another."""
+
+    operator: str = Field(min_length=1, max_length=MAX_NAME)
+    at: datetime
+    verdict: Literal["approve", "edit"] = "approve"  # an edit restarts the count with the edited action
+
+    _utc_at = field_validator("at")(_utc)
+
+
 class Item(_Strict):
     """One pending approval or escalation, exactly as the operator is shown it."""
 
@@ -203,6 +220,9 @@ class Item(_Strict):
     allowed_decisions: tuple[Verdict, ...] = (Verdict.approve, Verdict.reject, Verdict.edit)
     claimed_by: str | None = None
     trace: dict[str, str] | None = None  # where the agent's run is traced; an unusable one is dropped (clean_trace)
+    # Two-person items: how many distinct operators must approve, and who has so far (PROTOCOL.md).
+    approvals_required: int = Field(default=1, ge=1, le=MAX_APPROVALS, strict=True)
+    approvals: tuple[Approval, ...] = Field(default=(), max_length=MAX_APPROVALS)
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     _utc_created = field_validator("created_at")(_utc)
@@ -273,6 +293,35 @@ class Item(_Strict):
 
     def allows(self, verdict: Verdict) -> bool:
         return verdict in self.allowed_decisions
+
+    def approved_by(self, operator: str) -> Approval | None:
+        """This operator's recorded approval of the item, if any."""
+        return next((a for a in self.approvals if a.operator == operator), None)
+
+    @property
+    def approval_progress(self) -> str:
+        """ "1 of 2 — approved by alice" for a two-person item; "" for an ordinary one."""
+        if self.approvals_required <= 1:
+            return ""
+        done = f"{len(self.approvals)} of {self.approvals_required}"
+        if not self.approvals:
+            return f"{done} approvals — needs {self.approvals_required} different operators"
+        names = ", ".join(a.operator + (" (edited)" if a.verdict == "edit" else "") for a in self.approvals)
+        return f"{done} — approved by {names}"
+
+
+def second_approval_refusal(item: Item, operator: str, verdict: Verdict) -> str | None:
+    """Why `operator` may not record `verdict` on `item` (they already approved it and one person never counts
+    twice), or None. A reject is always possible."""
+    if verdict is Verdict.reject or item.approvals_required <= 1:
+        return None
+    mine = item.approved_by(operator)
+    if mine is None:
+        return None
+    return (
+        f"you ({operator}) already approved this item ({len(item.approvals)} of {item.approvals_required}); another"
+        " operator must approve it. Nothing was sent"
+    )
 
 
 NO_ACTION = "(no action)"
@@ -405,6 +454,8 @@ class QueueRow(_Strict):
     created_at: float  # epoch seconds
     expires_at: float | None
     claimed_by: str | None = None  # who holds a claim on it, where the source supports claims
+    approvals_required: int = 1  # a two-person item: 2
+    approvals: int = 0  # how many it has so far
     group: str | None = None  # the value of the grouping column, when the queue is grouped
 
 

@@ -146,6 +146,27 @@ def test_edit_shows_the_diff_before_submitting(snap_compare: SnapCompare, tmp_pa
     assert snap_compare(app_over_fixed_items(tmp_path), terminal_size=SIZE, run_before=edit)
 
 
+def test_two_person_item_one_of_two(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """A two-person item bob approved, as alice sees it: "1 of 2", who approved and when, and that hers completes it."""
+    app = app_over_fixed_items(tmp_path)
+    purge = item(
+        "itm_purge",
+        agent="crm-agent",
+        workflow="privacy",
+        risk="critical",
+        confidence=0.93,
+        action={"name": "delete_account", "args": {"account_id": "acct_40211", "hard_delete": True}},
+        policy="irreversible deletions need two different operators to approve",
+        created_at=at(-4),
+        expires_at=at(2),
+        allowed_decisions=["approve", "reject"],
+        approvals_required=2,
+        approvals=[{"operator": "bob", "at": at(-1), "verdict": "approve"}],
+    )
+    app.session.store.items.apply_changes("crm", [purge], [], "c1")
+    assert snap_compare(app, terminal_size=SIZE, run_before=no_blink)
+
+
 def test_first_run(snap_compare: SnapCompare, tmp_path: Path) -> None:
     # The path is shown on screen: a fixed one, so the snapshot does not depend on the temp dir.
     assert snap_compare(FirstRunApp(Path("/home/alice/.config/approval-console/config.toml")), terminal_size=SIZE)

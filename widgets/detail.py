@@ -23,6 +23,7 @@ from textual.widgets import Static
 
 from storage.records import Item, Risk, shown_part
 
+from .approvals import approvals_content
 from .badges import URGENT_SECONDS, confidence_text, format_age, format_countdown, is_low_confidence, risk_label
 from .diff_view import DiffView
 from .safe_text import clean, one_line
@@ -361,6 +362,9 @@ class ItemDetail(VerticalScroll, can_focus=True):
                 _line(item.claimed_by, 100, _WARN),
                 (" (someone else may be deciding it)", _CLAIM),
             ]
+        progress = approvals_content(item, self._operator, self._zone)  # a two-person item: "1 of 2", who, when
+        if progress is not None:
+            parts += ["\n", progress]
         return Content.assemble(*parts)
 
     def _timing_content(self, item: Item, now: float) -> Content:

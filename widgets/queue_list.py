@@ -34,6 +34,7 @@ from textual.strip import Strip
 
 from storage.records import KIND_LABELS, QueueRow
 
+from .approvals import approvals_mark
 from .badges import (
     CONFIDENCE_WIDTH,
     METER_CELLS,
@@ -457,7 +458,10 @@ class QueueList(ScrollView, can_focus=True):
         add(_fit(row.action, layout.action))
         add(" ")
         holder = row.claimed_by if row.claimed_by and row.claimed_by != self._operator else None
-        add(_fit(_CLAIM_MARK + holder, _CLAIM_WIDTH) if holder else " " * _CLAIM_WIDTH, "queue-list--claim")
+        if holder:
+            add(_fit(_CLAIM_MARK + holder, _CLAIM_WIDTH), "queue-list--claim")
+        else:  # a two-person item shows how far it has come ("1 of 2") where a claim would be
+            add(_fit(approvals_mark(row.approvals_required, row.approvals), _CLAIM_WIDTH), "queue-list--claim")
         add(" ")
         add(format_age(now - row.created_at).rjust(TIME_WIDTH), "queue-list--muted")
         add(" ")

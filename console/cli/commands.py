@@ -323,7 +323,7 @@ def demo_pace(interval: float | None) -> float | None:
 def run_demo(data_dir: Path | None, *, seed: int | None, interval: float | None, start_clean: bool = False) -> int:
     from console.servers.fleet import Fleet
 
-    fleet = Fleet(seed=seed, interval=demo_pace(interval))
+    fleet = Fleet(seed=seed, interval=demo_pace(interval), two_person=True)
     url = fleet.start()
     try:
         config = Config(
@@ -339,7 +339,7 @@ def run_demo(data_dir: Path | None, *, seed: int | None, interval: float | None,
 def run_fleet(port: int, *, seed: int | None, interval: float | None, initial: int) -> int:
     from console.servers.fleet import Fleet
 
-    fleet = Fleet(seed=seed, interval=demo_pace(interval), initial=initial)
+    fleet = Fleet(seed=seed, interval=demo_pace(interval), initial=initial, two_person=True)
     try:
         url = fleet.start(port=port)
     except OSError as exc:

@@ -45,6 +45,7 @@ from storage.records import (
     Verdict,
     item_digest,
     now_utc,
+    second_approval_refusal,
 )
 from storage.safe_text import clean
 
@@ -401,6 +402,9 @@ class Session:
             raise DecisionRefused(self.database_problem or CHECKING)
         if not item.allows(verdict):
             raise ValueError(f"{verdict.value} is not allowed for this item")
+        twice = second_approval_refusal(item, self.config.operator, verdict)
+        if twice is not None:  # one person never counts twice: refused here, before anything is recorded or sent
+            raise DecisionRefused(twice)
         decision = Decision(
             id=str(uuid.uuid4()),
             source=item.source,
@@ -491,6 +495,8 @@ class Session:
         source = self.sources.get(item.source)
         if not isinstance(source, ClaimingSource):
             return None
+        if item.approved_by(self.config.operator) is not None:
+            return None  # a two-person item this operator approved: a claim would only warn off the second approver
         holder = await source.claim(item.id, self.config.operator)
         if holder is not None and holder != item.claimed_by:
             # On the background connection: a thread waiting there for the write lock must not hold the UI's.

@@ -16,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from console.engine.session import SendReport, Session
+from console.engine.sync import SettledDecision
 from console.tui.alerts import Alert, Alerts, notify_send, osc_sequence
 from console.tui.keymap import rebound, resolve
 from console.tui.messages import OutcomesArrived, PostedEvents, QueueChanged
@@ -216,6 +217,9 @@ class ApprovalApp(ToastingApp):
         for outcome in message.outcomes:
             if outcome.result.state is SyncState.applied:
                 continue
+            if outcome.result.state is SyncState.partial:  # a two-person item's first approval: recorded, not done
+                self._approval_recorded(outcome)
+                continue
             title = "Conflict" if outcome.result.state is SyncState.conflict else "Not applied"
             decision = outcome.decision
             self.notify(
@@ -227,6 +231,16 @@ class ApprovalApp(ToastingApp):
                 markup=False,
             )
             self.bell()
+
+    def _approval_recorded(self, outcome: SettledDecision) -> None:
+        """The source recorded this operator's approval of a two-person item; it waits for another operator's."""
+        decision = outcome.decision
+        self.notify(
+            clean(f"{decision.source}/{decision.item_id}: {outcome.result.detail}.", multiline=False),
+            title="Approval recorded",
+            timeout=6,
+            markup=False,
+        )
 
     async def on_unmount(self) -> None:
         if self._stop_signals:

@@ -122,6 +122,21 @@ async def _health(out_shot: Callable[[Any, Any], Shot], url: str) -> None:
             await out_shot(app, pilot)("health")
 
 
+async def _two_person(pilot: Any, session: Any, fleet: Any, shot: Shot) -> None:
+    """A two-person item bob approved first, as alice sees it: "1 of 2", who approved and when."""
+    import uuid
+
+    added = fleet.add_item(kind="approval", agent="crm-agent", risk="high", approvals_required=2, expires_in=1500)
+    body = {"verdict": "approve", "item_digest": added["digest"], "operator": "bob", "comment": ""}
+    # Bob's console's request, straight to the fleet's handler (the fleet takes the body's operator).
+    fleet.respond("POST", f"/v1/items/{added['id']}/decision", None, str(uuid.uuid4()), json.dumps(body).encode())
+    await session.poll_once()
+    await pilot.press("slash", *f"id:{added['id']}", "enter")
+    await pilot.pause(0.3)
+    await shot("two-person")
+    await pilot.press("slash", "escape")
+
+
 async def capture(out: Path) -> list[Path]:
     from textual.app import App
     from textual.widgets import Input
@@ -157,6 +172,7 @@ async def capture(out: Path) -> list[Path]:
                 await _tour(pilot, session, shooter(app, pilot))
                 await pilot.press("ctrl+t")  # back to the dark theme
                 await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
+                await _two_person(pilot, session, fleet, shooter(app, pilot))
         await _health(shooter, url)
     finally:
         fleet.stop()

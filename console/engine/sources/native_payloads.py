@@ -22,6 +22,8 @@ from storage.records import Outcome, SyncState
 # PROTOCOL.md section 3: an answer is final only when its status and its body's outcome name agree on one of these.
 _FINAL_STATUS = {
     Outcome.applied.value: 200,
+    Outcome.partial.value: 202,  # a two-person item's first approval: recorded, waiting for another operator
+    Outcome.same_operator.value: 409,
     Outcome.conflict.value: 409,
     Outcome.stale.value: 409,
     "idempotency_conflict": 409,
@@ -92,6 +94,8 @@ def interpret_decision_answer(response: httpx.Response) -> DecisionAnswer:
     if body is not None and outcome is not None and _FINAL_STATUS.get(outcome) == status:
         if outcome == Outcome.applied.value:
             return DecisionAnswer(SyncState.applied, outcome, "applied", body)
+        if outcome == Outcome.partial.value:
+            return DecisionAnswer(SyncState.partial, outcome, partial_detail(body), body)
         if status == 400:  # nothing was stored: our request itself was refused
             return DecisionAnswer(
                 SyncState.failed, outcome, f"the source refused the decision ({status} {outcome})", body
@@ -148,11 +152,24 @@ def describe_outcome(outcome: str, body: dict[str, Any]) -> str:
         return f"the agent replaced this item{f' by {by}' if by else ''}; the new version is in the queue"
     if outcome == Outcome.withdrawn.value:
         return "the agent withdrew this item; nothing will run"
+    if outcome == Outcome.same_operator.value:
+        return "you already approved this item; another operator must approve it"
     if outcome == "idempotency_conflict":
         return "the source holds a different decision under the same key"
     if outcome == Outcome.not_found.value:
         return "the source no longer knows this item"
     return f"{outcome}: {body.get('detail', '')}".strip(": ")
+
+
+def partial_detail(body: dict[str, Any]) -> str:
+    """A partial answer in words: "recorded: 1 of 2 approvals (alice); another operator must approve it"."""
+    recorded = body.get("approvals")
+    entries = recorded if isinstance(recorded, list) else []
+    names = [a["operator"] for a in entries if isinstance(a, dict) and isinstance(a.get("operator"), str)]
+    required = body.get("approvals_required")
+    of = f" of {required}" if type(required) is int else ""
+    who = f" ({', '.join(names)})" if names else ""
+    return f"recorded: {len(names)}{of} approvals{who}; another operator must approve it"
 
 
 def interpret_feedback_answer(response: httpx.Response, label_ids: Sequence[str]) -> LabelAnswer:
@@ -213,4 +230,4 @@ def _split_oversized(raw_items: list[Any], cap: int, page_bytes: int) -> tuple[l
 
 
 def _removal_detail(raw: dict[str, Any]) -> str:
-    return json.dumps({k: raw[k] for k in ("decided_by", "verdict") if k in raw})
+    return json.dumps({k: raw[k] for k in ("decided_by", "verdict", "approvals") if k in raw})

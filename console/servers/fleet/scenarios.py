@@ -165,8 +165,11 @@ class Pacing:
 class Scenarios:
     """Generates item payloads (everything except `id`, `digest`, `seq`, `claimed_by`)."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, *, two_person: bool = False) -> None:
         self.rng = rng
+        # The demo's irreversible deletions need two operators (PROTOCOL.md "Two-person items"); off for the tests'
+        # fleets, whose seeded queues predate the rule (a test of the rule asks for such items itself).
+        self.two_person = two_person
         # (weight, kind, agent, template): the weights give a realistic mix of kinds and risks.
         self.templates: list[tuple[int, str, str, Callable[[], dict[str, Any]]]] = [
             (14, "approval", "billing-agent", self._refund),
@@ -233,6 +236,9 @@ class Scenarios:
                 "allowed_decisions": body.pop("allowed_decisions", ALL_DECISIONS),
             }
         )
+        required = body.pop("approvals_required", None)
+        if required is not None and self.two_person:
+            item["approvals_required"] = required
         item["trace"] = demo_trace(item)
         return item
 
@@ -465,8 +471,9 @@ class Scenarios:
             },
             "confidence": self._confidence(0.85, 0.99, absent=0.3),
             "risk": "critical",
-            "policy": "irreversible deletions always need a human and cannot be edited",
+            "policy": "irreversible deletions need two different operators to approve, and cannot be edited",
             "allowed_decisions": NO_EDIT,
+            "approvals_required": 2,  # the two-person rule (PROTOCOL.md "Two-person items")
         }
 
     def _scale(self) -> dict[str, Any]:

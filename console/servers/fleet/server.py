@@ -34,6 +34,7 @@ class Fleet(FleetHooks, QueueServer):
         expire_check: float = 1.0,
         remember_removals: int = 10_000,
         name: str = "demo-fleet",
+        two_person: bool = False,
     ) -> None:
         if interval is not None and interval <= 0:
             raise ValueError("interval must be positive or None")
@@ -42,7 +43,7 @@ class Fleet(FleetHooks, QueueServer):
         # token -> operator; None: no authentication. A fleet token may do everything (the fleet plays the agents).
         self._tokens = dict(tokens) if tokens else None
         # Contents reproducible by seed; the queue starts empty and is filled below.
-        self._scenarios = Scenarios(random.Random(seed))  # noqa: S311 - demo contents
+        self._scenarios = Scenarios(random.Random(seed), two_person=two_person)  # noqa: S311 - demo contents
         # `interval` is the mean gap between new items outside bursts; None: only the test hooks add items.
         pace = random.Random(None if seed is None else f"pacing-{seed}")  # noqa: S311 - demo pace
         self.pacing = Pacing(pace, interval) if interval is not None else None

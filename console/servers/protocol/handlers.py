@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from console.engine import schema_check
+from console.servers.protocol import two_person
 from console.servers.protocol.rules import (
     DEFAULT_LIMIT,
     MAX_ERRORS,
@@ -103,7 +104,7 @@ class ProtocolHandlers(QueueState):
             "protocol": PROTOCOL,
             "name": self.name,
             "features": {"long_poll": True, "claims": True, "feedback": True, "outcomes": True},
-            "additions": ["trace"],
+            "additions": ["trace", "approvals"],
             "max_wait": MAX_WAIT,
             "max_limit": MAX_LIMIT,
         }
@@ -222,8 +223,32 @@ class ProtocolHandlers(QueueState):
                 return invalid(problems)
         operator = who or (body.get("operator") if isinstance(body.get("operator"), str) else None) or "anonymous"
         reason, comment = body.get("reason_code"), body.get("comment") or ""
+        if two_person.counts_once(rec.item, verdict):
+            return self._approve_one_of_several(rec, key, verdict, edited, comment, operator, now)
         applied_at = self._apply(rec, key, verdict, edited, reason, comment, operator, now)
         return 200, {"outcome": "applied", "item_id": item_id, "decision_id": key, "applied_at": applied_at}
+
+    def _approve_one_of_several(
+        self, rec: Record, key: str, verdict: str, edited: Any, comment: str, operator: str, now: float
+    ) -> tuple[int, dict[str, Any]]:
+        """An approval (or edit) of a two-person item (PROTOCOL.md "Two-person items"): refused when this operator
+        already approved it, applied when it is the last one needed, otherwise recorded in the item (202 partial)."""
+        refused = two_person.same_operator(rec.item, operator)
+        if refused is not None:
+            return refused
+        at = rfc3339(now)
+        if two_person.completes(rec.item, verdict):
+            recorded = [*two_person.approvals(rec.item), {"operator": operator, "at": at, "verdict": verdict}]
+            final, final_edited = two_person.final_decision(rec.item)
+            applied_at = self._apply(rec, key, final, final_edited, None, comment, operator, now)
+            rec.removal["approvals"] = recorded  # kept with the removal: listings and the agent's outcome say who
+            answer = {"outcome": "applied", "item_id": rec.item["id"], "decision_id": key, "applied_at": applied_at}
+            return 200, {**answer, "approvals": recorded}
+        rec.item = two_person.record_approval(rec.item, operator, verdict, edited, at)
+        self._leases.pop(rec.item["id"], None)
+        rec.item["claimed_by"] = None  # the approver is done with it: the next operator should not be warned off
+        self._bump(rec)  # a new version (its digest covers the approvals): listed again
+        return 202, two_person.partial_answer(rec.item, rec.item["id"], key, self._digest(rec))
 
     # -- feedback ------------------------------------------------------------------------------------------------
 
@@ -328,7 +353,8 @@ class ProtocolHandlers(QueueState):
         """What became of an item, for the agent that posted it."""
         answer: dict[str, Any] = {"id": rec.item["id"], "state": rec.state, "seq": rec.seq}
         if rec.state == "pending":
-            return {**answer, "digest": self._digest(rec), "expires_at": rec.item.get("expires_at")}
+            pending = {**answer, "digest": self._digest(rec), "expires_at": rec.item.get("expires_at")}
+            return {**pending, "approvals": rec.item["approvals"]} if "approvals" in rec.item else pending
         answer.update({k: v for k, v in rec.removal.items() if k not in answer})
         if rec.decision is not None:
             for name in ("decision_id", "edited", "reason_code", "comment"):

@@ -26,7 +26,8 @@ MAX_BODY = 16 * 1024 * 1024
 MAX_ERRORS = 50
 CLAIM_LEASE = 60.0  # seconds a claim lasts unless renewed (PROTOCOL.md section 5)
 VERDICTS = ("approve", "reject", "edit")
-SERVER_FIELDS = ("id", "digest", "seq", "claimed_by", "source")  # filled in by the server, never by the agent
+# Filled in by the server, never by the agent (`approvals`: who approved a two-person item so far).
+SERVER_FIELDS = ("id", "digest", "seq", "claimed_by", "source", "approvals")
 
 Answer = tuple[int, bytes, dict[str, str]]
 

@@ -53,6 +53,7 @@ _REMEDIES: dict[str, str] = {
     Outcome.withdrawn.value: "nothing to do: the agent withdrew the item; nothing will run",
     Outcome.superseded.value: "a newer version replaced it; decide on that one in the queue",
     Outcome.not_found.value: "nothing to do: the source no longer knows the item; tell its owner if unexpected",
+    Outcome.same_operator.value: "you had approved it already; another operator must approve it",
     "idempotency_conflict": "the source holds another decision under this id; report it to the agent's owner",
 }
 _FAILED = "not retried: the source refused it; check the detail with the agent's owner"
@@ -90,6 +91,8 @@ def sync_text(row: DecisionRow) -> str:
         return f"applied{tries}"
     if state is SyncState.undone:
         return "undone before sending"
+    if state is SyncState.partial:  # one approval of a two-person item; the detail says how it ended, once it did
+        return "recorded: one approval of a two-person item"
     if state is SyncState.pending:
         return "waiting to sync" if row.attempts == 0 else f"retrying, {_attempts(row.attempts)}"
     if state is SyncState.sending:

@@ -20,7 +20,7 @@ from console.tui.screens.problems import ProblemsScreen
 from console.tui.screens.queue_screen import WHY_LEFT, QueueScreen, Undoable
 from console.tui.screens.reject import Rejection, RejectScreen
 from storage.db import DecisionRefused, StorageError, UndoRefused
-from storage.records import Item, Risk, Verdict
+from storage.records import Item, Risk, Verdict, second_approval_refusal
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean
 
@@ -149,6 +149,10 @@ class MainScreen(QueueScreen):
             self._refuse(
                 verdict, f"The source does not allow {verdict.value} here (allowed: {allowed}).", typing=typing
             )
+            return None
+        twice = second_approval_refusal(item, self.session.config.operator, verdict)
+        if twice is not None:  # a two-person item this operator already approved: never sent
+            self._refuse(verdict, f"{twice[0].upper()}{twice[1:]}.", typing=typing, severity="warning")
             return None
         return item
 
