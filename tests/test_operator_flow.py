@@ -251,7 +251,9 @@ async def test_u_takes_a_decision_back_before_anything_is_sent(
 async def test_after_the_window_the_decision_is_sent_and_undo_is_refused(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
-    session = make_session(undo_seconds=1)
+    # A window long enough that the key (and a critical item's typed confirmation) is done inside it, even on a busy
+    # machine: the send must come after it.
+    session = make_session(undo_seconds=4)
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         top = await first_shown(app, pilot)
@@ -580,6 +582,7 @@ def an_edit(shown: Item) -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # fifty decisions through the real app and fleet: minutes, not seconds, on a busy machine
 async def test_triage_50_mixed_items_counting_keys(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The must-hold numbers: approving the top item is 1 key, rejecting with a reason at most 3 plus the comment."""
     from tests.conftest import make_config
