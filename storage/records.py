@@ -75,6 +75,22 @@ def clean_trace(value: Any) -> dict[str, str] | None:
     return kept or None
 
 
+# An item's optional `extend` offer (PROTOCOL.md section 10): how much later its deadline may be moved in all.
+MAX_EXTEND_SECONDS = 7 * 24 * 3600
+
+
+def extend_problem(value: Any) -> str | None:
+    """Why an item's `extend` offer cannot be used (a server refuses the item; a client drops the offer), or None."""
+    if not isinstance(value, dict):
+        return "extend must be an object with max_seconds"
+    most, used = value.get("max_seconds"), value.get("used_seconds", 0)
+    if isinstance(most, bool) or not isinstance(most, int) or not 0 < most <= MAX_EXTEND_SECONDS:
+        return f"extend.max_seconds must be a whole number of seconds from 1 to {MAX_EXTEND_SECONDS}"
+    if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= most:
+        return "extend.used_seconds must be a whole number from 0 to max_seconds"
+    return None
+
+
 def cursor_problem(cursor: str) -> str | None:
     """Why a listing's cursor cannot be kept and sent back (R4), or None."""
     if len(cursor) > MAX_CURSOR:
@@ -183,6 +199,17 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+class ExtendOffer(_Strict):
+    """How much later the item's deadline may still be moved (PROTOCOL.md section 10)."""
+
+    max_seconds: int
+    used_seconds: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.max_seconds - self.used_seconds)
+
+
 class Item(_Strict):
     """One pending approval or escalation, exactly as the operator is shown it."""
 
@@ -203,6 +230,7 @@ class Item(_Strict):
     allowed_decisions: tuple[Verdict, ...] = (Verdict.approve, Verdict.reject, Verdict.edit)
     claimed_by: str | None = None
     trace: dict[str, str] | None = None  # where the agent's run is traced; an unusable one is dropped (clean_trace)
+    extend: ExtendOffer | None = None  # how much more time the source allows; an unusable offer is dropped
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     _utc_created = field_validator("created_at")(_utc)
@@ -212,6 +240,17 @@ class Item(_Strict):
     @classmethod
     def _usable_trace(cls, value: Any) -> dict[str, str] | None:
         return clean_trace(value)
+
+    @field_validator("extend", mode="before")
+    @classmethod
+    def _usable_extend(cls, value: Any) -> Any:
+        # Like a trace, the offer is no part of what is decided: a bad one means "cannot be extended", not a bad item.
+        return None if value is None or extend_problem(value) is not None else value
+
+    @property
+    def extendable_seconds(self) -> int:
+        """How many seconds later the deadline may still be moved here (0: it cannot be)."""
+        return 0 if self.extend is None or self.expires_at is None else self.extend.remaining
 
     @field_validator("confidence", mode="before")
     @classmethod
