@@ -65,7 +65,7 @@ class ApprovalApp(ToastingApp):
         self.stopped_by: signal.Signals | None = None
         self.crashed: BaseException | None = None
         self.main = MainScreen(session, now=now, open_on=open_on)
-        self.alerts = Alerts(session.config.notifications, started_at=now())
+        self.alerts = Alerts(session.config.notifications, started_at=now(), window=session.config.deadline_window)
         self.announced: list[Alert] = []  # every alert raised, in order (the toast may have timed out)
         # The engine's events go to the main screen as messages; it handles them, then they bubble up to here.
         session.subscribe(PostedEvents(self.main))
