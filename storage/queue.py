@@ -192,7 +192,11 @@ class QueueView:
 
 
 # Columns the queue list reads; the partial index in storage/schema.py covers them so a screenful is one index walk.
-_QUEUE_COLUMNS = "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by"
+# The last column: what the agent does at the deadline (read from the stored item; the queue flags `approve`).
+_QUEUE_COLUMNS = (
+    "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by,"
+    " json_extract(payload, '$.on_expiry')"
+)
 _WHOLE_QUEUE = QueueView()
 
 
@@ -300,7 +304,7 @@ class QueueReads:
                     )
                 }
             # A row gone since the matches were found (another connection's write) is left out, as a fresh query would.
-            return [_queue_row(found[r], group=found[r][10]) for r in wanted if r in found]
+            return [_queue_row(found[r], group=found[r][11]) for r in wanted if r in found]
         where, params = view.where()
         with self._db.lock:
             rows = self._db.conn.execute(
@@ -308,7 +312,7 @@ class QueueReads:
                 f" ORDER BY {', '.join(view.key_columns)} LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             ).fetchall()
-        return [_queue_row(r, group=r[10]) for r in rows]
+        return [_queue_row(r, group=r[11]) for r in rows]
 
     def index_of(self, source: str, item_id: str, view: QueueView = _WHOLE_QUEUE) -> int | None:
         """The item's position in `view`, or None when it is not pending or the filter hides it."""
@@ -403,5 +407,6 @@ def _queue_row(r: Sequence[Any], group: str | None = None) -> QueueRow:
         created_at=r[7],
         expires_at=r[8],
         claimed_by=r[9],
+        on_expiry=r[10] if isinstance(r[10], str) else "reject",
         group=group,
     )

@@ -443,6 +443,7 @@ class QueueRow(_Strict):
     created_at: float  # epoch seconds
     expires_at: float | None
     claimed_by: str | None = None  # who holds a claim on it, where the source supports claims
+    on_expiry: str = "reject"  # what the agent does if nobody decides in time ("approve" is flagged)
     group: str | None = None  # the value of the grouping column, when the queue is grouped
 
 
