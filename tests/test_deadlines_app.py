@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from console.engine.session import Session
 from console.servers.fleet import Fleet
@@ -52,7 +53,8 @@ def listed(fleet: Fleet) -> dict[str, Any]:
 
 
 def detail_text(app: ApprovalApp) -> str:
-    return app.main.query_one(ItemDetail).query_one("#item-detail-timing").render().plain  # type: ignore[attr-defined]
+    timing = app.main.query_one(ItemDetail).query_one("#item-detail-timing", Static)
+    return str(timing.render())
 
 
 def test_the_dialog_offers_what_the_allowance_covers() -> None:
