@@ -136,7 +136,8 @@ class Outcome(StrEnum):
 
     applied = "applied"
     conflict = "conflict"  # decided elsewhere
-    expired = "expired"
+    expired = "expired"  # the protocol's name (PROTOCOL.md section 3); stored and shown as timed_out
+    timed_out = "timed_out"  # the deadline passed first: the agent applied its on_expiry (never a human reject)
     stale = "stale"  # the item changed since the operator saw it
     invalid = "invalid"  # the edit broke the item's schema
     withdrawn = "withdrawn"
@@ -145,9 +146,15 @@ class Outcome(StrEnum):
     unauthorized = "unauthorized"
 
 
+def console_outcome(answer: str) -> str:
+    """A source's outcome name as the console keeps and shows it: the protocol's `expired` is `timed_out` here."""
+    return Outcome.timed_out.value if answer == Outcome.expired.value else answer
+
+
 FINAL_CONFLICTS = {
     Outcome.conflict,
     Outcome.expired,
+    Outcome.timed_out,
     Outcome.stale,
     Outcome.invalid,
     Outcome.withdrawn,

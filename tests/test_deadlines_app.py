@@ -36,11 +36,13 @@ def quiet_fleet() -> Iterator[Fleet]:
 
 
 @asynccontextmanager
-async def console(fleet: Fleet, data_dir: Path, **config: Any) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
+async def console(
+    fleet: Fleet, data_dir: Path, notifications: bool = False, **config: Any
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
     settings = dataclasses.replace(make_config(fleet), **config)
     session = Session(settings, data_dir, token_for=lambda _name: None)
     app = ApprovalApp(session, background=False)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=notifications) as pilot:
         await session.poll_once()
         await eventually(lambda: app.main.shown is not None, what="the item shown")
         await pilot.pause(0.1)
@@ -133,3 +135,19 @@ async def test_an_item_that_approves_itself_is_flagged(quiet_fleet: Fleet, data_
         [row] = [line for line in screen_text(app).splitlines() if " APPR " in line]
         assert "✔" in row
         assert "APPROVES ITSELF" in detail_text(app)
+
+
+async def test_x_dismisses_the_alerts_on_screen_first(quiet_fleet: Fleet, data_dir: Path) -> None:
+    quiet_fleet.add_item(kind="approval", risk="critical", expires_in=60, extend={"max_seconds": 600})
+    async with console(quiet_fleet, data_dir, notifications=True) as (app, pilot):
+        app.notify("A new critical item", title="New CRIT item", markup=False)
+        await eventually(lambda: bool(app.screen.query("Toast")), what="the alert on screen")
+        await pilot.press("x")
+        await eventually(lambda: not app.screen.query("Toast"), what="the alerts dismissed")
+        assert not isinstance(app.screen, ExtendScreen)
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ExtendScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExtendScreen)

@@ -234,7 +234,7 @@ def _stats_line(name: str, group: GroupStats) -> str:
     return (
         f"{one_line(name, 24):<24} {group.total:>7}  approve {_pct(group.approve_rate):>4}"
         f"  edit {_pct(group.edit_rate):>4}  reject {_pct(group.reject_rate):>4}"
-        f"  expired {_pct(group.expiry_rate):>4}  escalations {_pct(group.escalation_rate):>4}"
+        f"  timed_out {_pct(group.timed_out_rate):>4}  escalations {_pct(group.escalation_rate):>4}"
         f"  decide median {_secs(times.median)} p90 {_secs(times.p90)}  conflicts lost {group.conflicts_lost}"
     )
 

@@ -52,7 +52,7 @@ class MainScreen(QueueScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),
-        # Only where the item offers more time (check_action); elsewhere `x` falls through to dismissing alerts.
+        # Only where the item offers more time and no alert is on screen (check_action); else `x` dismisses alerts.
         Binding("x", "extend", "More time before the deadline", show=False, id="extend"),
     ]
 
@@ -125,7 +125,8 @@ class MainScreen(QueueScreen):
         if action == "edit_refused":
             return not editable
         if action == "extend":
-            return item is not None and item.extendable_seconds > 0
+            # Alerts on screen are dismissed by `x` first (the app's binding); with none, `x` gives more time.
+            return item is not None and item.extendable_seconds > 0 and not self.query("Toast")
         return True
 
     # -------------------------------------------------------------- deciding
