@@ -84,6 +84,32 @@ async def _stats_and_history(pilot: Any, session: Any, fleet: Any, shot: Shot) -
     await pilot.press("escape")
 
 
+async def _deadlines(shooter: Callable[[Any, Any], Shot]) -> None:
+    """Deadlines that bend: one near its deadline (more time offered), one that approves itself; then `x`."""
+    from console.engine.session import Session
+    from console.servers.fleet import Fleet
+    from console.tui.app import ApprovalApp
+
+    fleet = Fleet(seed=7, interval=None, initial=4)
+    fleet.add_item(risk="high", kind="approval", agent="infra-agent", expires_in=100, extend={"max_seconds": 3600})
+    fleet.add_item(risk="medium", kind="approval", expires_in=700, on_expiry="approve")
+    url = fleet.start()
+    try:
+        with tempfile.TemporaryDirectory() as data:
+            config = Config(operator="alice", sources=(SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),))
+            session = Session(config, Path(data), token_for=lambda _name: None)
+            app = ApprovalApp(session, background=False)
+            async with app.run_test(size=SIZE) as pilot:
+                await session.poll_once()
+                await pilot.pause(0.3)
+                shot = shooter(app, pilot)
+                await shot("deadlines")
+                await pilot.press("ctrl+l", "x")
+                await shot("extend")
+    finally:
+        fleet.stop()
+
+
 async def capture(out: Path) -> list[Path]:
     from textual.app import App
     from textual.widgets import Input
@@ -121,6 +147,7 @@ async def capture(out: Path) -> list[Path]:
                 await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
     finally:
         fleet.stop()
+    await _deadlines(shooter)
     with tempfile.TemporaryDirectory() as empty:
         first_run = FirstRunApp(Path(empty) / "config.toml")
         async with first_run.run_test(size=SIZE) as first_pilot:
