@@ -40,8 +40,8 @@ class ExtendScreen(ModalScreen[int | None]):
 
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="extend_cancel"),
-        Binding("enter", "submit", "Extend", priority=True, id="extend_submit"),
+        Binding("escape", "cancel", "Cancel", id="cancel"),
+        Binding("enter", "submit", "Extend", priority=True, id="submit"),
     ]
 
     def __init__(self, title: str, left: float, allowed: int) -> None:
