@@ -20,6 +20,8 @@ from console.engine.session import Session
 from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
 from console.tui.screens.extend import ExtendScreen, extension_choices
+from storage.labels import Label
+from storage.records import now_utc
 from tests.conftest import eventually, make_config, screen_text
 from widgets.detail import ItemDetail
 
@@ -73,6 +75,7 @@ async def test_x_gives_the_item_more_time_at_the_fleet(quiet_fleet: Fleet, data_
         assert before is not None and before.extendable_seconds == 3600
         assert "x more time (up to 1h00m)" in detail_text(app)
 
+        pressed_at = now_utc()
         await pilot.press("x")
         await pilot.pause()
         assert isinstance(app.screen, ExtendScreen)
@@ -94,6 +97,9 @@ async def test_x_gives_the_item_more_time_at_the_fleet(quiet_fleet: Fleet, data_
         await pilot.pause()
         assert await app.session.sync_once() == 1
         assert [d["verdict"] for d in quiet_fleet.applied_decisions()] == ["approve"]
+        record = app.session.store.db.execute("SELECT record FROM labels").fetchone()[0]
+        first_shown = Label.model_validate_json(record).first_shown_at
+        assert first_shown is not None and first_shown < pressed_at, "time to decide counts from the first look"
 
 
 async def test_x_where_the_source_allows_no_more_time_opens_nothing(quiet_fleet: Fleet, data_dir: Path) -> None:

@@ -328,6 +328,9 @@ class MainScreen(QueueScreen):
         if self.shown is not None and (self.shown.source, self.shown.id) == (item.source, item.id):
             # Our own change: the new version is shown as it is, without the "changed under you" hold.
             self._show(new, notice=f"Deadline moved {format_left(float(seconds))} later.")
+        seen = self._first_shown.get((item.source, item.id, item.digest))
+        if seen is not None:  # the time to decide counts from the first look, not from the extension
+            self._first_shown[(new.source, new.id, new.digest)] = seen
         deadline = zoned_time(new.expires_at, self._zone()) if new.expires_at is not None else "none"
         self.notify(clean(f"More time for {item.headline}: deadline {deadline}.", multiline=False), markup=False)
         self.queue_changed()
