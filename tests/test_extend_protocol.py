@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from console.engine.sources.native_payloads import interpret_extend_answer
 from console.servers.fleet import Fleet
-from storage.records import Item, digest_problem
+from storage.records import Item, digest_problem, item_digest, shown_part
+from tests import factories
 from tests.queue_servers import TestServe, connect
 from tests.test_fleet import decide, listing
 
@@ -164,3 +166,42 @@ def test_serve_keeps_an_extended_deadline_across_a_restart(tmp_path: Path) -> No
             assert extend(http, extended, 3301).json()["max_seconds"] == 3300  # the allowance used is kept too
     finally:
         again.close()
+
+
+# -- the console's reading of the answers (pure: no server) ----------------------------------------------------------
+
+
+def _answer(status: int, body: Any) -> httpx.Response:
+    return httpx.Response(status, json=body)
+
+
+def test_the_console_takes_only_an_extended_item_it_can_verify() -> None:
+    shown = factories.item("itm_1", expires_at="2026-11-21T23:55:00Z", extend={"max_seconds": 600})
+    payload = factories.payload(
+        "itm_1", expires_at="2026-11-22T00:05:00Z", extend={"max_seconds": 600, "used_seconds": 600}
+    )
+    good = {**payload, "digest": item_digest(shown_part(payload))}
+    taken = interpret_extend_answer("billing", shown, _answer(200, {"outcome": "extended", "item": good}))
+    assert taken.item is not None and taken.item.extendable_seconds == 0 and taken.item.source == "billing"
+    forged = {**good, "expires_at": "2026-11-23T00:00:00Z"}  # the digest no longer binds it
+    assert interpret_extend_answer("billing", shown, _answer(200, {"outcome": "extended", "item": forged})).item is None
+    other = {**payload, "id": "itm_2"}
+    other = {**other, "digest": item_digest(shown_part(other))}
+    assert interpret_extend_answer("billing", shown, _answer(200, {"outcome": "extended", "item": other})).item is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (409, {"outcome": "stale", "current_digest": "sha256:00"}, "changed since you saw it"),
+        (409, {"outcome": "not_extendable"}, "does not allow more time"),
+        (422, {"outcome": "invalid", "detail": "/seconds: at most 60 more seconds"}, "at most 60 more seconds"),
+        (404, {"error": "not_found", "detail": "no route"}, "cannot extend deadlines"),
+        (418, {"outcome": "teapot"}, "answered 418; nothing changed"),
+        (200, {"outcome": "applied"}, "answered 200; nothing changed"),
+    ],
+)
+def test_a_refused_extension_says_why_and_changes_nothing(status: int, body: Any, said: str) -> None:
+    shown = factories.item("itm_1", expires_at="2026-11-21T23:55:00Z", extend={"max_seconds": 600})
+    answer = interpret_extend_answer("billing", shown, _answer(status, body))
+    assert answer.item is None and said in answer.detail
