@@ -29,7 +29,7 @@ from storage.export_fields import (
     label_trace,
 )
 from storage.export_training import to_kto, to_preference
-from storage.labels import EXPIRED, Label, record_json
+from storage.labels import TIMED_OUT, Label, record_json
 
 FORMATS = ("labels", "langsmith", "langfuse", "preference", "kto")
 TRAINING_FORMATS = ("preference", "kto")
@@ -223,7 +223,7 @@ def to_langsmith(label: Label, options: ExportOptions) -> list[dict[str, Any]] |
             "run_id": run_id,
             "trace_id": trace_id,
             "key": LANGSMITH_KEY,
-            "score": None if label.verdict == EXPIRED else (1 if label.verdict == "approve" else 0),
+            "score": None if label.verdict == TIMED_OUT else (1 if label.verdict == "approve" else 0),
             "value": label.verdict,
             "comment": _comment(label),
             "correction": _correction(label),

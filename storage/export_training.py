@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from storage.export_fields import ExportOptions, Skip, label_trace
-from storage.labels import EXPIRED, Label
+from storage.labels import TIMED_OUT, Label
 
 PROMPT_END = "\n\nAssistant:\n"  # a blank line and a role marker: the completion starts on a line of its own
 # Reject reasons that say nothing about the output itself: not evidence that the completion was bad.
@@ -123,7 +123,7 @@ def to_preference(label: Label, options: ExportOptions) -> list[dict[str, Any]] 
 
 def to_kto(label: Label, options: ExportOptions) -> list[dict[str, Any]] | Skip:
     """Approve: the proposal is desirable; reject: undesirable; edit: the proposal undesirable, the edit desirable."""
-    if label.verdict == EXPIRED:
+    if label.verdict == TIMED_OUT:
         return []  # nobody judged it
     if label.verdict == "reject" and label.reason_code in UNINFORMATIVE_REASONS - set(options.reasons):
         return Skip.uninformative

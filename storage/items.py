@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from storage import labels
+from storage import audit, labels
 from storage.connection import Connection
 from storage.queue import search_text
 from storage.records import RISK_RANK, Item, cursor_problem, now_utc
@@ -83,46 +83,9 @@ class Items:
         added = changed = gone = 0
         with self._db.tx() as conn:
             for item in items:
-                existing = conn.execute(
-                    "SELECT digest, state, claimed_by, first_seen_at, rowid FROM items WHERE source = ? AND id = ?",
-                    (source, item.id),
-                ).fetchone()
-                if existing is not None and existing[0] == item.digest:
-                    # Same version: keep its local state (a pending decision must not put it back in the queue).
-                    if snapshot is not None:
-                        conn.execute(
-                            "UPDATE items SET snapshot = ? WHERE source = ? AND id = ?", (snapshot, source, item.id)
-                        )
-                        if existing[1] == "removed":
-                            # A snapshot is the truth (R12): what it lists is pending, whatever we last heard.
-                            conn.execute(
-                                "UPDATE items SET state = 'pending', removed_reason = NULL, updated_at = ?"
-                                " WHERE source = ? AND id = ?",
-                                (now, source, item.id),
-                            )
-                            added += 1
-                    if existing[2] != item.claimed_by:  # a claim changed: outside the digest, not a new version
-                        _set_claim(conn, source, item.id, item.claimed_by, now)
-                        changed += 1
-                    continue
-                if existing is not None:
-                    _unindex(conn, existing[4])
-                stored = conn.execute(
-                    "INSERT OR REPLACE INTO items(source, id, state, removed_reason, kind, agent, workflow,"
-                    " action_name, risk, risk_order, confidence, created_at, expires_at, expires_sort, digest, payload,"
-                    " snapshot, first_seen_at, updated_at, claimed_by, search)"
-                    " VALUES (?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _item_row(source, item, snapshot, existing[3] if existing is not None else now, now),
-                )
-                conn.execute(
-                    f"INSERT INTO items_fts(rowid, search, summary, reasoning) SELECT rowid, {_INDEXED} FROM items"
-                    " WHERE rowid = ?",
-                    (stored.lastrowid,),
-                )
-                if existing is None:
-                    added += 1
-                else:
-                    changed += 1
+                stored = self._put(conn, source, item, snapshot, now)
+                added += stored == "added"
+                changed += stored == "changed"
             for removal in removed:
                 # An approval recorded as one of two was this console's act: no "nobody acted" expiry label then.
                 approved_here = settle_partial_approvals(conn, source, removal.item_id, removal.state, removal.detail)
@@ -141,6 +104,66 @@ class Items:
                     (source, _bounded(cursor)),
                 )
         return ChangeSummary(added, changed, gone)
+
+    @staticmethod
+    def _put(conn: sqlite3.Connection, source: str, item: Item, snapshot: int | None, now: float) -> str | None:
+        """Store one listed version of an item: "added", "changed" (a new version, or a new holder), or None."""
+        existing = conn.execute(
+            "SELECT digest, state, claimed_by, first_seen_at, rowid FROM items WHERE source = ? AND id = ?",
+            (source, item.id),
+        ).fetchone()
+        if existing is not None and existing[0] == item.digest:
+            # Same version: keep its local state (a pending decision must not put it back in the queue).
+            outcome = None
+            if snapshot is not None:
+                conn.execute("UPDATE items SET snapshot = ? WHERE source = ? AND id = ?", (snapshot, source, item.id))
+                if existing[1] == "removed":
+                    # A snapshot is the truth (R12): what it lists is pending, whatever we last heard.
+                    conn.execute(
+                        "UPDATE items SET state = 'pending', removed_reason = NULL, updated_at = ?"
+                        " WHERE source = ? AND id = ?",
+                        (now, source, item.id),
+                    )
+                    outcome = "added"
+            if existing[2] != item.claimed_by:  # a claim changed: outside the digest, not a new version
+                _set_claim(conn, source, item.id, item.claimed_by, now)
+                outcome = outcome or "changed"
+            return outcome
+        if existing is not None:
+            _unindex(conn, existing[4])
+        stored = conn.execute(
+            "INSERT OR REPLACE INTO items(source, id, state, removed_reason, kind, agent, workflow,"
+            " action_name, risk, risk_order, confidence, created_at, expires_at, expires_sort, digest, payload,"
+            " snapshot, first_seen_at, updated_at, claimed_by, search)"
+            " VALUES (?, ?, 'pending', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _item_row(source, item, snapshot, existing[3] if existing is not None else now, now),
+        )
+        conn.execute(
+            f"INSERT INTO items_fts(rowid, search, summary, reasoning) SELECT rowid, {_INDEXED} FROM items"
+            " WHERE rowid = ?",
+            (stored.lastrowid,),
+        )
+        return "added" if existing is None else "changed"
+
+    def record_extension(self, item: Item, *, previous_digest: str, operator: str, seconds: int) -> None:
+        """The operator gave `item` more time at its source: the version the source answered with is stored as a
+        listing would store it, with its audit record, in one transaction (the next listing finds it the same)."""
+        with self._db.tx() as conn:
+            self._put(conn, item.source, item, None, time.time())
+            audit.append(
+                conn,
+                kind="extend",
+                operator=operator,
+                source=item.source,
+                item_id=item.id,
+                decision_id=None,
+                item_digest=previous_digest,
+                body={
+                    "seconds": seconds,
+                    "expires_at": None if item.expires_at is None else item.expires_at.isoformat(),
+                    "new_digest": item.digest,
+                },
+            )
 
     @staticmethod
     def _label_expiry(conn: sqlite3.Connection, source: str, item_id: str) -> None:

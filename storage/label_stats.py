@@ -1,7 +1,7 @@
 """Rates computed from labels: what `approval-console stats` prints and what the stats screen can show.
 
 Every decision and every expiry is one label, so the labels table answers "how is this agent doing" on its own:
-approval, edit, reject and expiry rates, escalation share, and time to decide. A decision that lost a conflict
+approval, edit, reject and timed-out rates, escalation share, and time to decide. A decision that lost a conflict
 (another operator decided first) is counted apart, in `conflicts_lost`: it is in no verdict count and no rate.
 All counting is SQL over the labels_time index; only the percentiles read single rows by offset.
 """
@@ -25,12 +25,12 @@ class DecideTimes:
 @dataclass(frozen=True)
 class GroupStats:
     total: int  # every label, conflicts lost included
-    counts: dict[str, int]  # per verdict: approve, reject, edit, expired (conflicts lost are not counted here)
+    counts: dict[str, int]  # per verdict: approve, reject, edit, timed_out (conflicts lost are not counted here)
     escalations: int  # labels of escalations (the rest are approvals)
     approve_rate: float | None  # of the human verdicts (approve + reject + edit)
     edit_rate: float | None
     reject_rate: float | None
-    expiry_rate: float | None  # of all labels
+    timed_out_rate: float | None  # of all labels: nobody decided before the deadline (never a reject)
     escalation_rate: float | None  # of all labels
     seconds_to_decide: DecideTimes
     conflicts_lost: int = 0  # decisions another operator beat: what was decided here did not happen
@@ -107,7 +107,7 @@ def _group(
         approve_rate=_ratio(counts["approve"], judged),
         edit_rate=_ratio(counts["edit"], judged),
         reject_rate=_ratio(counts["reject"], judged),
-        expiry_rate=_ratio(counts["expired"], total),
+        timed_out_rate=_ratio(counts["timed_out"], total),
         escalation_rate=_ratio(escalations, total),
         seconds_to_decide=DecideTimes(
             count=timed,

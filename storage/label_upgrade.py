@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlite_utils
 
 from storage.labels import (
-    EXPIRED,
     LABEL_VERSION,
+    TIMED_OUT,
     Label,
     add_version_2_columns,
     decision_outcome,
@@ -32,12 +33,12 @@ def upgrade_labels_table(db: sqlite_utils.Database) -> None:
         " LEFT JOIN items i ON i.source = l.source AND i.id = l.item_id AND i.digest = l.item_digest"
     ).fetchall()
     for label_id, record, sync_state, answer, payload in rows:
-        label = Label.model_validate_json(record)
+        label = Label.model_validate(timed_out_names(json.loads(record)))
         if label.label_version >= 2:
             continue
         update: dict[str, Any] = {"label_version": LABEL_VERSION, "trace": None}
-        if label.verdict == EXPIRED:
-            update["outcome"] = "expired"
+        if label.verdict == TIMED_OUT:
+            update["outcome"] = TIMED_OUT
         else:
             update["outcome"] = decision_outcome(sync_state or "", answer)
         unknown = ["trace"]
@@ -60,3 +61,29 @@ def upgrade_labels_table(db: sqlite_utils.Database) -> None:
         "INSERT INTO labels_settled(label_id) SELECT label_id FROM labels"
         " WHERE outcome IS NOT NULL AND outcome != 'pending' ORDER BY decided_at, label_id"
     )
+
+
+def timed_out_names(record: dict[str, Any]) -> dict[str, Any]:
+    """A label record with the names of schema v8: an expiry's verdict and outcome `expired` are `timed_out`."""
+    renamed = dict(record)
+    for name in ("verdict", "outcome"):
+        if renamed.get(name) == "expired":
+            renamed[name] = TIMED_OUT
+    return renamed
+
+
+def rename_expired_to_timed_out(db: sqlite_utils.Database) -> None:
+    """Migration v8: `timed_out` is the outcome operators see and labels carry when a deadline passed first; stored
+    decisions and labels that said `expired` are rewritten. The audit trail keeps its records as they were written
+    (it is hash-chained: a record rewritten would break the chain), so older audit records still say `expired`."""
+    db.execute("UPDATE decisions SET outcome = 'timed_out' WHERE outcome = 'expired'")
+    rows = db.execute(
+        "SELECT label_id, record FROM labels WHERE verdict = 'expired' OR outcome = 'expired'"
+        " OR json_extract(record, '$.outcome') = 'expired'"
+    ).fetchall()
+    for label_id, record in rows:
+        renamed = timed_out_names(json.loads(record))
+        db.execute(
+            "UPDATE labels SET record = ?, verdict = ?, outcome = ? WHERE label_id = ?",
+            (record_json(renamed), renamed["verdict"], renamed.get("outcome"), label_id),
+        )

@@ -33,9 +33,12 @@ from storage.records import Decision, Item, Outcome, SyncState, Verdict
 
 LABEL_VERSION = 2  # 2: trace, inputs, reasoning, outcome (and `unknown` on labels the v6 migration upgraded)
 REDACTED = "[redacted]"
-EXPIRED: Literal["expired"] = "expired"  # the verdict of an item nobody decided before its deadline
-LabelVerdict = Literal["approve", "reject", "edit", "expired"]
-LABEL_VERDICTS: tuple[LabelVerdict, ...] = ("approve", "reject", "edit", "expired")
+# The verdict (and outcome) of an item nobody decided before its deadline: the agent applied its on_expiry. Its own
+# name, never a reject: the human did not judge it. (Stored as "expired" before schema v8, which renamed it.)
+TIMED_OUT: Literal["timed_out"] = "timed_out"
+EXPIRED = TIMED_OUT  # the older name of the constant
+LabelVerdict = Literal["approve", "reject", "edit", "timed_out"]
+LABEL_VERDICTS: tuple[LabelVerdict, ...] = ("approve", "reject", "edit", "timed_out")
 _LABEL_VERDICT: dict[Verdict, LabelVerdict] = {
     Verdict.approve: "approve",
     Verdict.reject: "reject",
@@ -44,21 +47,21 @@ _LABEL_VERDICT: dict[Verdict, LabelVerdict] = {
 
 # What became of a label's decision (README.md "Labels"). Only "applied" ran as decided; "conflict_lost" means another
 # operator decided first, so this label is not what happened and never training data.
-LabelOutcome = Literal["applied", "conflict_lost", "expired", "timed_out", "pending", "refused"]
-LABEL_OUTCOMES: tuple[LabelOutcome, ...] = ("applied", "conflict_lost", "expired", "timed_out", "pending", "refused")
+LabelOutcome = Literal["applied", "conflict_lost", "timed_out", "pending", "refused"]
+LABEL_OUTCOMES: tuple[LabelOutcome, ...] = ("applied", "conflict_lost", "timed_out", "pending", "refused")
 
 
 def decision_outcome(sync_state: str, answer: str | None) -> LabelOutcome:
     """The label outcome of a decision in this sync state with this final answer (PROTOCOL.md outcome names).
 
-    "timed_out": the decision reached the source after the item's deadline (the agent had applied its on-expiry
-    action); "expired" is reserved for expiry labels, where nobody decided at all.
+    "timed_out": the deadline passed first and the agent applied its on-expiry action: here the decision reached the
+    source too late; an expiry label (verdict "timed_out", where nobody decided at all) has this outcome too.
     """
     if sync_state == SyncState.applied.value:
         return "applied"
     if sync_state == SyncState.conflict.value and answer == Outcome.conflict.value:
         return "conflict_lost"
-    if sync_state == SyncState.conflict.value and answer == Outcome.expired.value:
+    if sync_state == SyncState.conflict.value and answer in (Outcome.timed_out.value, Outcome.expired.value):
         return "timed_out"
     if sync_state in (SyncState.conflict.value, SyncState.failed.value):
         return "refused"
@@ -239,13 +242,13 @@ def expiry_label(item: Item, expired_at: datetime, first_shown_at: datetime | No
         label_id=str(uuid.uuid5(_EXPIRY_NAMESPACE, f"{item.source}\n{item.id}\n{item.digest}")),
         decision_id=None,
         **_proposal(item),
-        verdict=EXPIRED,
+        verdict=TIMED_OUT,
         on_expiry=item.on_expiry,
         operator=None,
         decided_at=expired_at,
         first_shown_at=first_shown_at,
         seconds_to_decide=None,
-        outcome="expired",
+        outcome=TIMED_OUT,
     )
 
 
@@ -332,7 +335,7 @@ def _epoch(value: datetime) -> float:
 
 def insert_label(conn: sqlite3.Connection, label: Label, *, not_before: float = 0.0) -> bool:
     """Store a label to be sent (not before `not_before`: the decision's undo window). False if it is already held."""
-    state = LabelSyncState.local if label.verdict == EXPIRED else LabelSyncState.pending
+    state = LabelSyncState.local if label.verdict == TIMED_OUT else LabelSyncState.pending
     cur = conn.execute(
         "INSERT INTO labels(label_id, decision_id, source, item_id, item_digest, kind, agent, action_name, verdict,"
         " reason_code, operator, decided_at, seconds_to_decide, record, sync_state, attempts, last_error,"

@@ -209,11 +209,13 @@ class QueueView:
         return " · ".join(parts)
 
 
-# Columns the queue list reads; the partial index in storage/schema.py covers all but the two-person progress, which
-# is read from the payload of the rows shown only (a screenful, or an alert's hundred).
+# Columns the queue list reads; the partial index in storage/schema.py covers all but the two-person progress and what
+# the agent does at the deadline, which are read from the payload of the rows shown only (a screenful, or an alert's
+# hundred).
 _QUEUE_COLUMNS = (
     "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by,"
-    " coalesce(json_extract(payload, '$.approvals_required'), 1), json_array_length(payload, '$.approvals')"
+    " coalesce(json_extract(payload, '$.approvals_required'), 1), json_array_length(payload, '$.approvals'),"
+    " json_extract(payload, '$.on_expiry')"
 )
 _WHOLE_QUEUE = QueueView()
 
@@ -322,7 +324,7 @@ class QueueReads:
                     )
                 }
             # A row gone since the matches were found (another connection's write) is left out, as a fresh query would.
-            return [_queue_row(found[r], group=found[r][12]) for r in wanted if r in found]
+            return [_queue_row(found[r], group=found[r][13]) for r in wanted if r in found]
         where, params = view.where()
         with self._db.lock:
             rows = self._db.conn.execute(
@@ -330,7 +332,7 @@ class QueueReads:
                 f" ORDER BY {', '.join(view.key_columns)} LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             ).fetchall()
-        return [_queue_row(r, group=r[12]) for r in rows]
+        return [_queue_row(r, group=r[13]) for r in rows]
 
     def index_of(self, source: str, item_id: str, view: QueueView = _WHOLE_QUEUE) -> int | None:
         """The item's position in `view`, or None when it is not pending or the filter hides it."""
@@ -427,5 +429,6 @@ def _queue_row(r: Sequence[Any], group: str | None = None) -> QueueRow:
         claimed_by=r[9],
         approvals_required=r[10],
         approvals=r[11] or 0,
+        on_expiry=r[12] if isinstance(r[12], str) else "reject",
         group=group,
     )

@@ -75,6 +75,22 @@ def clean_trace(value: Any) -> dict[str, str] | None:
     return kept or None
 
 
+# An item's optional `extend` offer (PROTOCOL.md section 10): how much later its deadline may be moved in all.
+MAX_EXTEND_SECONDS = 7 * 24 * 3600
+
+
+def extend_problem(value: Any) -> str | None:
+    """Why an item's `extend` offer cannot be used (a server refuses the item; a client drops the offer), or None."""
+    if not isinstance(value, dict):
+        return "extend must be an object with max_seconds"
+    most, used = value.get("max_seconds"), value.get("used_seconds", 0)
+    if isinstance(most, bool) or not isinstance(most, int) or not 0 < most <= MAX_EXTEND_SECONDS:
+        return f"extend.max_seconds must be a whole number of seconds from 1 to {MAX_EXTEND_SECONDS}"
+    if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= most:
+        return "extend.used_seconds must be a whole number from 0 to max_seconds"
+    return None
+
+
 def cursor_problem(cursor: str) -> str | None:
     """Why a listing's cursor cannot be kept and sent back (R4), or None."""
     if len(cursor) > MAX_CURSOR:
@@ -121,7 +137,8 @@ class Outcome(StrEnum):
 
     applied = "applied"
     conflict = "conflict"  # decided elsewhere
-    expired = "expired"
+    expired = "expired"  # the protocol's name (PROTOCOL.md section 3); stored and shown as timed_out
+    timed_out = "timed_out"  # the deadline passed first: the agent applied its on_expiry (never a human reject)
     stale = "stale"  # the item changed since the operator saw it
     invalid = "invalid"  # the edit broke the item's schema
     withdrawn = "withdrawn"
@@ -132,9 +149,15 @@ class Outcome(StrEnum):
     same_operator = "same_operator"  # this operator already approved the two-person item
 
 
+def console_outcome(answer: str) -> str:
+    """A source's outcome name as the console keeps and shows it: the protocol's `expired` is `timed_out` here."""
+    return Outcome.timed_out.value if answer == Outcome.expired.value else answer
+
+
 FINAL_CONFLICTS = {
     Outcome.conflict,
     Outcome.expired,
+    Outcome.timed_out,
     Outcome.stale,
     Outcome.invalid,
     Outcome.withdrawn,
@@ -200,6 +223,17 @@ class Approval(_Strict):
     _utc_at = field_validator("at")(_utc)
 
 
+class ExtendOffer(_Strict):
+    """How much later the item's deadline may still be moved (PROTOCOL.md section 10)."""
+
+    max_seconds: int
+    used_seconds: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.max_seconds - self.used_seconds)
+
+
 class Item(_Strict):
     """One pending approval or escalation, exactly as the operator is shown it."""
 
@@ -223,6 +257,7 @@ class Item(_Strict):
     # Two-person items: how many distinct operators must approve, and who has so far (PROTOCOL.md).
     approvals_required: int = Field(default=1, ge=1, le=MAX_APPROVALS, strict=True)
     approvals: tuple[Approval, ...] = Field(default=(), max_length=MAX_APPROVALS)
+    extend: ExtendOffer | None = None  # how much more time the source allows; an unusable offer is dropped
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
 
     _utc_created = field_validator("created_at")(_utc)
@@ -232,6 +267,17 @@ class Item(_Strict):
     @classmethod
     def _usable_trace(cls, value: Any) -> dict[str, str] | None:
         return clean_trace(value)
+
+    @field_validator("extend", mode="before")
+    @classmethod
+    def _usable_extend(cls, value: Any) -> Any:
+        # Like a trace, the offer is no part of what is decided: a bad one means "cannot be extended", not a bad item.
+        return None if value is None or extend_problem(value) is not None else value
+
+    @property
+    def extendable_seconds(self) -> int:
+        """How many seconds later the deadline may still be moved here (0: it cannot be)."""
+        return 0 if self.extend is None or self.expires_at is None else self.extend.remaining
 
     @field_validator("confidence", mode="before")
     @classmethod
@@ -456,6 +502,7 @@ class QueueRow(_Strict):
     claimed_by: str | None = None  # who holds a claim on it, where the source supports claims
     approvals_required: int = 1  # a two-person item: 2
     approvals: int = 0  # how many it has so far
+    on_expiry: str = "reject"  # what the agent does if nobody decides in time ("approve" is flagged)
     group: str | None = None  # the value of the grouping column, when the queue is grouped
 
 

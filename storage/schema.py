@@ -172,5 +172,11 @@ def _v7(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+def _v8(db: sqlite_utils.Database) -> None:
+    """`timed_out`: the name of a deadline that passed before anyone decided (labels) or before a decision arrived
+    (decisions), instead of `expired`; never a reject (storage/label_upgrade.py)."""
+    label_upgrade.rename_expired_to_timed_out(db)
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,7 +32,7 @@ def with_v2(label: Label, **fields: Any) -> Label:
         "inputs": inputs,
         # the agent's reasoning as a version-2 console records it from the item, else one made up here
         "reasoning": label.reasoning or "two captures of the same amount",
-        "outcome": "expired" if label.verdict == "expired" else "applied",  # synced: the source answered
+        "outcome": "timed_out" if label.verdict == "timed_out" else "applied",  # synced: the source answered
     }
     return Label.model_validate({**label.model_dump(mode="json"), **members, **fields})
 

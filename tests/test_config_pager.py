@@ -23,7 +23,7 @@ def test_paging_is_off_by_default_and_a_block_has_safe_defaults() -> None:
     assert parse(SOURCE, Path("c.toml")).pager == ()
     [pager] = parse(SOURCE + PHONE, Path("c.toml")).pager
     assert (pager.kind, pager.risks, pager.include) == ("ntfy", ("high", "critical"), ()), "no arguments by default"
-    assert (pager.deadline_seconds, pager.per_minute, pager.timeout) == (300.0, 6, 10.0)
+    assert (pager.deadline_seconds, pager.per_minute, pager.timeout) == (None, 6, 10.0), "deadlines: the shared window"
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ async def test_each_kind_of_conflict_is_shown_and_none_is_retried(  # noqa: PLR0
 
             expected = {
                 elsewhere.id: ("conflict", "already decided elsewhere by bob (reject)"),
-                expired.id: ("expired", "the deadline passed"),
+                expired.id: ("timed_out", "the deadline passed"),
                 stale.id: ("stale", "the item changed after you saw it"),
                 withdrawn.id: ("withdrawn", "the agent withdrew this item"),
                 superseded.id: ("superseded", f"the agent replaced this item by {replacement['id']}"),

@@ -73,7 +73,7 @@ def test_langsmith_records_are_feedback(labelled: tuple[sqlite3.Connection, list
         assert set(record) == LANGSMITH_FIELDS
         assert str(uuid.UUID(record["id"])) == record["id"] == label.label_id
         assert isinstance(record["key"], str) and record["key"]
-        assert record["score"] == {"approve": 1, "reject": 0, "edit": 0, "expired": None}[label.verdict]
+        assert record["score"] == {"approve": 1, "reject": 0, "edit": 0, "timed_out": None}[label.verdict]
         assert record["value"] == label.verdict
         assert record["comment"] is None or isinstance(record["comment"], str)
         assert record["feedback_source"]["type"] in LANGSMITH_SOURCE_TYPES
@@ -141,7 +141,7 @@ def test_filters_select_by_time_source_agent_and_verdict(labelled: tuple[sqlite3
     assert ids(since=at[1], until=at[3]) == [labels[1].label_id, labels[2].label_id], "since inclusive, until not"
     assert ids(sources=["support"]) == [label.label_id for label in labels if label.source == "support"]
     assert ids(agents=["billing-agent"]) == [labels[0].label_id, labels[2].label_id]
-    assert ids(verdicts=["edit", "expired"]) == [label.label_id for label in labels[2:]]
+    assert ids(verdicts=["edit", "timed_out"]) == [label.label_id for label in labels[2:]]
     assert ids(sources=["support"], verdicts=["reject"], since=at[0]) == [labels[1].label_id]
     assert ids(agents=["nobody"]) == []
 
@@ -216,8 +216,8 @@ def test_cli_stats_in_text_and_json(data_dir: Path, capsys: pytest.CaptureFixtur
     assert cli.main(["stats", "--data-dir", str(data_dir), "--window", "3650d", "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["overall"]["total"] == 6
-    assert stats["overall"]["counts"] == {"approve": 2, "reject": 1, "edit": 2, "expired": 1}
-    assert stats["overall"]["approve_rate"] == 0.4 and stats["overall"]["expiry_rate"] == round(1 / 6, 4)
+    assert stats["overall"]["counts"] == {"approve": 2, "reject": 1, "edit": 2, "timed_out": 1}
+    assert stats["overall"]["approve_rate"] == 0.4 and stats["overall"]["timed_out_rate"] == round(1 / 6, 4)
     assert set(stats["by_agent"]) == {"billing-agent", "support-agent", "evil\x1b[2J\u202eagent"}
 
     assert cli.main(["stats", "--data-dir", str(data_dir), "--window", "3650d"]) == 0

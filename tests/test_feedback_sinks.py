@@ -185,7 +185,7 @@ async def test_langfuse_takes_a_session_when_the_trace_names_no_trace_id(store: 
     with serving("langfuse") as tool:
         assert await _pusher(store, _sink(tool)).drain_once() == 2
     assert tool.problems == [] and {body[0]["sessionId"] for body in tool.requests} == {"sess-9"}
-    assert sorted(body[0]["value"] for body in tool.requests) == ["approve", "expired"]
+    assert sorted(body[0]["value"] for body in tool.requests) == ["approve", "timed_out"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -119,7 +119,7 @@ def refund(**overrides: Any) -> dict[str, Any]:
 def test_info_announces_the_protocol_and_features(client: httpx.Client) -> None:
     info = client.get("/v1/info").json()
     assert info["protocol"] == "approval-console/1"
-    assert info["features"] == {"long_poll": True, "claims": True, "feedback": True, "outcomes": True}
+    assert info["features"] == {"long_poll": True, "claims": True, "feedback": True, "outcomes": True, "extend": True}
 
 
 def test_generated_items_are_valid_realistic_and_varied() -> None:

@@ -53,7 +53,7 @@ def test_a_label_carries_trace_inputs_and_reasoning_never_the_summary() -> None:
     assert label.outcome == "pending"
     bare = factories.item(kind="escalation", action=None, output={"tag": "x"})
     expiry = expiry_label(bare, now_utc())
-    assert (expiry.inputs, expiry.outcome, expiry.trace) == (None, "expired", None)
+    assert (expiry.inputs, expiry.outcome, expiry.trace) == (None, "timed_out", None)
 
 
 def _decided(store: Store, item_id: str, verdict: Verdict = Verdict.approve) -> str:
@@ -87,7 +87,7 @@ def test_a_lost_conflict_is_its_own_outcome_in_labels_and_stats(store: Store) ->
     stats = label_stats(store.db.conn)
     overall = stats.overall
     assert overall.conflicts_lost == 1 and overall.total == 4
-    assert overall.counts == {"approve": 2, "reject": 1, "edit": 0, "expired": 0}, "the lost approval is apart"
+    assert overall.counts == {"approve": 2, "reject": 1, "edit": 0, "timed_out": 0}, "the lost approval is apart"
     assert overall.approve_rate == round(2 / 3, 4)
     # `approval-console stats` says it too, on the line of every agent.
     assert all(line.endswith("conflicts lost 1") for line in format_stats(stats).splitlines()[1:])
@@ -105,7 +105,7 @@ def test_an_expiry_of_a_shown_item_keeps_when_it_was_first_shown(store: Store) -
     found = labels_of(store)
     assert found["itm_shown"].first_shown_at == when
     assert found["itm_unseen"].first_shown_at is None
-    assert found["itm_shown"].verdict == "expired" and found["itm_shown"].outcome == "expired"
+    assert found["itm_shown"].verdict == "timed_out" and found["itm_shown"].outcome == "timed_out"
 
 
 def test_a_new_version_starts_unshown(store: Store) -> None:
@@ -179,7 +179,7 @@ def test_migration_raises_version_1_labels_filling_what_it_can_and_naming_the_re
         assert upgraded.inputs == {"action": "issue_refund", "args": cached.action.args if cached.action else None}
         assert upgraded.reasoning == "two captures"
         expired = found["itm_gone"]
-        assert expired.outcome == "expired" and expired.trace is None
+        assert expired.outcome == "timed_out" and expired.trace is None
         assert expired.unknown == ["trace", "inputs", "reasoning"]
         assert label_stats(store.db.conn).overall.conflicts_lost == 1
         settled = [r[0] for r in store.db.execute("SELECT label_id FROM labels_settled ORDER BY seq").fetchall()]

@@ -34,7 +34,7 @@ async def test_an_item_shown_then_expired_keeps_when_it_was_first_shown(
         await session.poll_once()
         await pilot.pause(0.1)
         found = _labels(session)
-    assert found[seen.id].verdict == "expired" and found[seen.id].first_shown_at is not None
+    assert found[seen.id].verdict == "timed_out" and found[seen.id].first_shown_at is not None
     assert found[seen.id].trace is not None, "the fleet's trace reaches the label"
     assert found[unseen].first_shown_at is None, "never on screen"
 

@@ -22,8 +22,8 @@ from console.servers.fleet import Fleet
 from storage.db import Store
 from storage.label_stats import label_stats
 from storage.labels import (
-    EXPIRED,
     REDACTED,
+    TIMED_OUT,
     Label,
     LabelOutbox,
     LabelSyncState,
@@ -124,7 +124,7 @@ def test_an_expiry_yields_one_label_with_a_stable_id() -> None:
     item = factories.item()
     when = SHOWN + timedelta(minutes=30)
     label = expiry_label(item, when, SHOWN)
-    assert label.verdict == EXPIRED and label.operator is None and label.decision_id is None
+    assert label.verdict == TIMED_OUT and label.operator is None and label.decision_id is None
     assert label.on_expiry == "reject" and label.decided_at == when and label.seconds_to_decide is None
     assert expiry_label(item, when + timedelta(seconds=5)).label_id == label.label_id
     assert batch_id(["b", "a"]) == batch_id(["a", "b"]) != batch_id(["a"])
@@ -200,9 +200,9 @@ def test_stats_come_from_labels(labels_db: sqlite3.Connection) -> None:
     insert_label(conn, expiry_label(factories.item("itm_x", kind="escalation", output="draft"), SHOWN))
     stats = label_stats(conn)
     overall = stats.overall
-    assert overall.total == 11 and overall.counts == {"approve": 6, "reject": 2, "edit": 2, "expired": 1}
+    assert overall.total == 11 and overall.counts == {"approve": 6, "reject": 2, "edit": 2, "timed_out": 1}
     assert (overall.approve_rate, overall.reject_rate, overall.edit_rate) == (0.6, 0.2, 0.2)
-    assert overall.expiry_rate == round(1 / 11, 4) and overall.escalation_rate == round(1 / 11, 4)
+    assert overall.timed_out_rate == round(1 / 11, 4) and overall.escalation_rate == round(1 / 11, 4)
     assert overall.seconds_to_decide.count == 10
     assert (overall.seconds_to_decide.median, overall.seconds_to_decide.p90) == (5.0, 9.0)
     assert set(stats.by_agent) == {"billing-agent", "crm-agent"} and stats.by_agent["billing-agent"].total == 6

@@ -16,7 +16,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
-from console.engine.config import Config
+from console.engine.config import Config, Notifications
 from console.engine.keymap_table import BUILT_IN, KeymapConfig
 from console.engine.session import Session
 from console.tui.app import ApprovalApp
@@ -126,6 +126,56 @@ def test_help_under_the_vim_preset(snap_compare: SnapCompare, tmp_path: Path) ->
     keymap = KeymapConfig(preset="vim", keys=(("undo", ("U",)),))
     app = app_over_fixed_items(tmp_path, keymap)
     assert snap_compare(app, press=("question_mark",), terminal_size=SIZE, run_before=no_blink)
+
+
+def app_with_deadlines(data_dir: Path) -> ApprovalApp:
+    """Deadlines that bend: a 5-minute warning window, an item inside it that may get more time, one that approves
+    itself when nobody decides, and one whose source allows no more time."""
+    # No toasts: the deadline alert comes at the app's first tick, which a snapshot may or may not catch.
+    quiet = Notifications(bell=False, toast=False, desktop=False)
+    config = Config(operator="alice", undo_seconds=5, deadline_warning=300.0, notifications=quiet)
+    session = Session(config, data_dir, token_for=lambda _name: None)
+    items = [
+        item(
+            "itm_restart",
+            agent="infra-agent",
+            workflow="deploys",
+            risk="high",
+            confidence=0.7,
+            action={"name": "restart_service", "args": {"service": "checkout", "region": "eu-west-1"}},
+            created_at=at(-6),
+            expires_at=at(3),
+            extend={"max_seconds": 3600, "used_seconds": 900},
+        ),
+        item(
+            "itm_rotate",
+            agent="infra-agent",
+            workflow="secrets",
+            risk="medium",
+            confidence=0.9,
+            action={"name": "rotate_key", "args": {"key": "billing-api"}},
+            created_at=at(-4),
+            expires_at=at(12),
+            on_expiry="approve",
+        ),
+        item(
+            "itm_note",
+            risk="low",
+            confidence=0.95,
+            action={"name": "add_note", "args": {"customer_id": "cus_7", "note": "called back"}},
+            created_at=at(-9),
+            expires_at=at(45),
+        ),
+    ]
+    session.store.items.apply_changes("infra", items, [], "c1")
+    return ApprovalApp(session, now=NOW.timestamp, background=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"), [("deadline_near", ()), ("extend_dialog", ("x",)), ("self_approves", ("j",))]
+)
+def test_deadlines(snap_compare: SnapCompare, tmp_path: Path, name: str, keys: tuple[str, ...]) -> None:
+    assert snap_compare(app_with_deadlines(tmp_path), press=keys, terminal_size=SIZE, run_before=no_blink)
 
 
 def test_main_screen_light_theme(snap_compare: SnapCompare, tmp_path: Path) -> None:

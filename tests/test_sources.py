@@ -96,7 +96,7 @@ async def test_final_outcomes_are_recorded_not_retried(fleet: Fleet, make_sessio
     await session.sync_once()
     outcomes = {row.decision.item_id: (row.sync_state, row.outcome) for row in session.store.outbox.decisions()}
     assert outcomes[stale.id] == (SyncState.conflict, "stale")
-    assert outcomes[expired.id] == (SyncState.conflict, "expired")
+    assert outcomes[expired.id] == (SyncState.conflict, "timed_out")
     assert outcomes[withdrawn.id] == (SyncState.conflict, "withdrawn")
     assert outcomes[invalid.id] == (SyncState.conflict, "invalid")
     assert await session.sync_once() == 0, "nothing final is sent again"

@@ -169,16 +169,16 @@ def test_rates_and_median_over_a_day(db: sqlite3.Connection) -> None:
     stats = window_stats(db, WINDOWS["24h"], T)
     overall = stats.labels.overall
     # b1, b4 approved; b2, s5 rejected; b3 edited; s1 expired. o1 is older; s3 was undone: no label.
-    assert overall.counts == {"approve": 2, "reject": 2, "edit": 1, "expired": 1}
+    assert overall.counts == {"approve": 2, "reject": 2, "edit": 1, "timed_out": 1}
     assert (overall.approve_rate, overall.edit_rate, overall.reject_rate) == (0.4, 0.2, 0.4)
-    assert overall.expiry_rate == round(1 / 6, 4)
+    assert overall.timed_out_rate == round(1 / 6, 4)
     assert overall.escalation_rate == round(2 / 6, 4), "b4 and s1 are escalations"
     # Seconds to decide: 60, 240, 300, 600, 600.
     assert (overall.seconds_to_decide.median, overall.seconds_to_decide.p90) == (300.0, 600.0)
     billing, support = stats.labels.by_source["billing"], stats.labels.by_source["support"]
-    assert billing.counts == {"approve": 2, "reject": 1, "edit": 1, "expired": 0}
-    assert support.counts == {"approve": 0, "reject": 1, "edit": 0, "expired": 1}
-    assert (support.reject_rate, support.expiry_rate, support.escalation_rate) == (1.0, 0.5, 0.5)
+    assert billing.counts == {"approve": 2, "reject": 1, "edit": 1, "timed_out": 0}
+    assert support.counts == {"approve": 0, "reject": 1, "edit": 0, "timed_out": 1}
+    assert (support.reject_rate, support.timed_out_rate, support.escalation_rate) == (1.0, 0.5, 0.5)
     assert set(stats.labels.by_agent) == {"billing-agent", "support-agent"}
     assert stats.traffic.arrived == 10 and stats.traffic.pending_now == 4  # all but o1; b5, s2, s3, s4 pending
     assert {k: v.arrived for k, v in stats.traffic_by_source.items()} == {"billing": 5, "support": 5}
@@ -200,7 +200,7 @@ def test_queue_depth_over_the_last_hour(db: sqlite3.Connection) -> None:
         "support": (4, 3),
     }
     labels = stats.labels.overall  # b1 approve, b2 reject, b3 edit, s5 reject
-    assert labels.counts == {"approve": 1, "reject": 2, "edit": 1, "expired": 0}
+    assert labels.counts == {"approve": 1, "reject": 2, "edit": 1, "timed_out": 0}
     assert labels.seconds_to_decide.median == 240.0, "of 60, 240, 300, 600: nearest rank"
 
 
@@ -319,7 +319,7 @@ def test_remedy_for_each_problem() -> None:
         )
 
     assert "new version is in the queue" in (remedy(row(SyncState.conflict, "stale")) or "")
-    assert "on-expiry action" in (remedy(row(SyncState.conflict, "expired")) or "")
+    assert "on-expiry action" in (remedy(row(SyncState.conflict, "timed_out")) or "")
     auth = remedy(row(SyncState.pending, None, "sup-port"), auth_refused={"sup-port"}) or ""
     assert "approval-console sources token sup-port" in auth and "APPROVAL_CONSOLE_TOKEN_SUP_PORT" in auth
     assert remedy(row(SyncState.pending, None)) is None, "waiting to sync is not a problem"

@@ -177,7 +177,7 @@ def test_labels_follow_decisions_undos_and_expiries(store: Store) -> None:
         0,
     )
     assert labels["kept"].label_id == decision.id
-    assert labels["expired"].verdict == "expired" and labels["expired"].operator is None
+    assert labels["expired"].verdict == "timed_out" and labels["expired"].operator is None
 
 
 def test_deadline_alerts_look_past_items_already_overdue(store: Store) -> None:

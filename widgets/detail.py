@@ -24,7 +24,15 @@ from textual.widgets import Static
 from storage.records import Item, Risk, shown_part
 
 from .approvals import approvals_content
-from .badges import URGENT_SECONDS, confidence_text, format_age, format_countdown, is_low_confidence, risk_label
+from .badges import (
+    URGENT_SECONDS,
+    confidence_text,
+    format_age,
+    format_countdown,
+    format_left,
+    is_low_confidence,
+    risk_label,
+)
 from .diff_view import DiffView
 from .safe_text import clean, one_line
 from .timefmt import zoned_time
@@ -184,10 +192,16 @@ class ItemDetail(VerticalScroll, can_focus=True):
         now: Callable[[], float] = time.time,
         operator: str | None = None,
         zone: tzinfo | None = None,
+        warning_seconds: float = URGENT_SECONDS,
+        extend_key: str = "x",
         id: str | None = None,
     ) -> None:
+        """`warning_seconds`: a deadline closer than this is marked near (the config's deadline_warning);
+        `extend_key`: the key the detail names where the source allows more time."""
         super().__init__(id=id)
         self._now = now
+        self._warning_seconds = warning_seconds
+        self._extend_key = extend_key
         self._operator = operator  # a claim by this operator reads "claimed by you"
         self._zone = zone  # times are drawn in it (None: local)
         self._item: Item | None = None
@@ -374,14 +388,35 @@ class ItemDetail(VerticalScroll, can_focus=True):
             parts += [("no deadline", _LABEL), ("   on expiry ", _LABEL), _line(item.on_expiry, 200, "bold")]
         else:
             left = item.expires_at.timestamp() - now
-            style = "bold reverse $text-error" if left < URGENT_SECONDS else "bold $text-primary"
+            near = 0 < left <= self._warning_seconds
+            style = "bold reverse $text-error" if left <= 0 or near else "bold $text-primary"
             countdown = format_countdown(left)
-            parts.append((f" {countdown} left " if left > 0 else f" {countdown} ", style))
+            parts.append(
+                (
+                    f" ⚠ {countdown} left: deadline near "
+                    if near
+                    else f" {countdown} left "
+                    if left > 0
+                    else f" {countdown} ",
+                    style,
+                )
+            )
             parts += [("   on expiry ", _LABEL), _line(item.on_expiry, 200, "bold")]
-            parts += [("  (what the agent does if nobody decides in time)", _CLAIM)]
+            if item.on_expiry == "approve":
+                parts += [("  ", ""), (" ✔ APPROVES ITSELF if nobody decides in time ", "bold reverse $text-warning")]
+            else:
+                parts += [("  (what the agent does if nobody decides in time)", _CLAIM)]
         parts += ["\n", ("created ", _LABEL), f"{format_age(now - item.created_at.timestamp())} ago"]
         if item.expires_at is not None:
             parts += [("   deadline ", _LABEL), zoned_time(item.expires_at, self._zone)]
+            more = item.extendable_seconds
+            if more > 0:
+                parts += [
+                    (f"   {self._extend_key} ", "bold $text-accent"),
+                    (f"more time (up to {format_left(more)})", _LABEL),
+                ]
+            else:
+                parts += [("   fixed: the source allows no more time", _LABEL)]
         return Content.assemble(*parts)
 
     def _update_timing(self) -> None:

@@ -59,6 +59,9 @@ _KIND_WIDTH: Final = max(4, *(len(label) for label in KIND_LABELS.values()))  # 
 _WIDE: Final = 72  # below this width the confidence meter shrinks to its number
 _CLAIM_WIDTH: Final = 9  # "⚑ bob" : who else holds a claim on the item
 _CLAIM_MARK: Final = "⚑ "
+# In the LEFT column: the deadline is inside the warning window; the agent approves by itself when nobody decides.
+NEAR_MARK: Final = "⚠"
+SELF_APPROVES_MARK: Final = "✔"
 
 
 class RowProvider(Protocol):
@@ -153,6 +156,7 @@ class QueueList(ScrollView, can_focus=True):
         "queue-list--expired",
         "queue-list--group",
         "queue-list--claim",
+        "queue-list--self-approves",
     }
 
     DEFAULT_CSS = """
@@ -186,6 +190,7 @@ class QueueList(ScrollView, can_focus=True):
         & > .queue-list--expired { color: $text-error; }
         & > .queue-list--group { background: $boost; color: $text-secondary; text-style: bold; }
         & > .queue-list--claim { color: $text-warning; text-style: italic; }
+        & > .queue-list--self-approves { color: $text-warning; text-style: bold; }
     }
     """
 
@@ -211,9 +216,12 @@ class QueueList(ScrollView, can_focus=True):
         *,
         now: Callable[[], float] = time.time,
         operator: str | None = None,
+        warning_seconds: float = URGENT_SECONDS,
         id: str | None = None,
     ) -> None:
+        """`warning_seconds`: a deadline closer than this is marked near (the config's deadline_warning)."""
         super().__init__(id=id)
+        self._warning_seconds = warning_seconds
         self._provider = provider
         self._now = now
         self._operator = operator  # claims held by this operator are not marked
@@ -465,13 +473,25 @@ class QueueList(ScrollView, can_focus=True):
         add(" ")
         add(format_age(now - row.created_at).rjust(TIME_WIDTH), "queue-list--muted")
         add(" ")
+        self._add_left(row, now, add)
+        return self._to_strip(text, width)
+
+    def _add_left(self, row: QueueRow, now: float, add: Callable[[str, str], None]) -> None:
+        """The LEFT column: time to the deadline, marked when it is near (⚠) and when the agent then approves (✔)."""
         if row.expires_at is None:
             add(format_left(None).rjust(TIME_WIDTH), "queue-list--muted")
-        else:
-            left = row.expires_at - now
-            component = "queue-list--expired" if left <= 0 else "queue-list--urgent" if left < URGENT_SECONDS else ""
-            add(format_left(left).rjust(TIME_WIDTH), component)
-        return self._to_strip(text, width)
+            return
+        left = row.expires_at - now
+        near = 0 < left <= self._warning_seconds
+        component = "queue-list--expired" if left <= 0 else "queue-list--urgent" if near else ""
+        shown = format_left(left)
+        marks = (SELF_APPROVES_MARK if row.on_expiry == "approve" else "") + (NEAR_MARK if near else "")
+        add(" " * max(0, TIME_WIDTH - len(marks) - len(shown)), "")
+        if row.on_expiry == "approve":
+            add(SELF_APPROVES_MARK, "queue-list--self-approves")
+        if near:
+            add(NEAR_MARK, component)
+        add(shown, component)
 
     def _to_strip(self, text: Text, width: int) -> Strip:
         text.truncate(width, overflow="crop", pad=True)  # exactly `width` cells

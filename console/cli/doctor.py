@@ -124,12 +124,16 @@ def check_sink(sink: FeedbackConfig, key: Token | None) -> Check:
     return Check(OK, subject, f"{sink.kind} at {public_url(sink.endpoint)}, key from the {key.origin}")
 
 
+def _ahead(pager: PagerConfig) -> str:
+    return "deadline_warning" if pager.deadline_seconds is None else f"{pager.deadline_seconds:g} s"
+
+
 def check_pager(pager: PagerConfig, secret: Token | None) -> Check:
     """A [[pager]]: where it posts and whether it has a secret (none is fine for a webhook that needs none; doctor
     sends no page)."""
     host = urlsplit(pager.url).netloc  # not the path: an ntfy topic is as good as a password to whoever reads it
     risks = ", ".join(pager.risks) or "no risks"
-    what = f"{pager.kind} at {host}: new {risks} items, deadlines {pager.deadline_seconds:g} s ahead"
+    what = f"{pager.kind} at {host}: new {risks} items, deadlines {_ahead(pager)} ahead"
     if secret is None:
         return Check(OK, f"pager {pager.name}", f"{what}; no secret, posted without Authorization")
     return Check(OK, f"pager {pager.name}", f"{what}; secret from the {secret.origin}")

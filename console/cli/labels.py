@@ -63,7 +63,7 @@ def add_parsers(
     export = commands.add_parser(
         "export",
         parents=[common, demo_data],
-        help="stream labels (every decision and expiry) as JSON Lines",
+        help="stream labels (every decision and timed-out item) as JSON Lines",
         description="Stream labels as JSON Lines, oldest first. Filters combine; a repeated filter matches any value.",
     )
     export.add_argument("--format", choices=FORMATS, default="labels", help="record shape (default: labels)")
@@ -100,7 +100,7 @@ def add_parsers(
     stats = commands.add_parser(
         "stats",
         parents=[common, demo_data],
-        help="approval, edit, reject and expiry rates and time to decide, from labels",
+        help="approval, edit, reject and timed-out rates and time to decide, from labels",
     )
     stats.add_argument("--window", type=parse_duration, default=86400.0, help="how far back (default 24h)")
     stats.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -234,7 +234,7 @@ def _stats_line(name: str, group: GroupStats) -> str:
     return (
         f"{one_line(name, 24):<24} {group.total:>7}  approve {_pct(group.approve_rate):>4}"
         f"  edit {_pct(group.edit_rate):>4}  reject {_pct(group.reject_rate):>4}"
-        f"  expired {_pct(group.expiry_rate):>4}  escalations {_pct(group.escalation_rate):>4}"
+        f"  timed_out {_pct(group.timed_out_rate):>4}  escalations {_pct(group.escalation_rate):>4}"
         f"  decide median {_secs(times.median)} p90 {_secs(times.p90)}  conflicts lost {group.conflicts_lost}"
     )
 
@@ -242,7 +242,7 @@ def _stats_line(name: str, group: GroupStats) -> str:
 def format_stats(stats: LabelStats) -> str:
     """Plain text for people and cron mail: a header, a line for all agents, one per agent (names made safe)."""
     header = (
-        f"{'agent':<24} {'labels':>7}  rates of human verdicts; expiries and escalations of all labels;"
+        f"{'agent':<24} {'labels':>7}  rates of human verdicts; timed_out and escalations of all labels;"
         " conflicts lost: decided here, but another operator was first (in no rate)"
     )
     rows = [header, _stats_line("all agents", stats.overall)]

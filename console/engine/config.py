@@ -133,6 +133,27 @@ def _time_zone(zone: str) -> str:
     return zone
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+DEFAULT_DEADLINE_WARNING = 120.0  # seconds before a deadline that count as near, unless the config says otherwise
+MAX_DEADLINE_WARNING = 86400.0
+
+
+def _duration(value: Any) -> Any:
+    """Seconds: a number, or a duration such as "90s", "5m", "1h30m"; from 0 to a day."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        found = _DURATION.fullmatch(text)
+        if text and found is not None and any(found.groups()):
+            hours, minutes, secs = (float(g) if g else 0.0 for g in found.groups())
+            seconds = hours * 3600 + minutes * 60 + secs
+    if seconds is None or not 0 <= seconds <= MAX_DEADLINE_WARNING:
+        raise ValueError("not a duration")
+    return seconds
+
+
 def _http_url(url: str, info: ValidationInfo) -> str:
     if public_url(url) != url:
         # Refused like `token =`; the message shows the url without what it carries.
@@ -494,10 +515,10 @@ class PagerConfig(_Table):
         Field(description="a new item of these risks is paged"),
     ] = ("high", "critical")
     deadline_seconds: Annotated[
-        float,
+        float | None,
         Seconds(0, 86400, "deadline_seconds = 300"),
-        Field(description="page when a deadline is this close; 0 turns deadline pages off"),
-    ] = 300.0
+        Field(description="page when a deadline is this close (default: deadline_warning); 0 turns deadline pages off"),
+    ] = None
     per_minute: Annotated[
         int,
         Strict(),
@@ -535,10 +556,10 @@ class Notifications(_Table):
         _Switch, Field(description="notify-send, or an OSC 9 / OSC 777 escape where the terminal supports one")
     ] = True
     deadline_seconds: Annotated[
-        float,
+        float | None,
         Seconds(0, 86400, "deadline_seconds = 120"),
-        Field(description="alert when a deadline is this close; 0 turns deadline alerts off"),
-    ] = 120.0
+        Field(description="the older name of deadline_warning (the top-level key): use one of the two"),
+    ] = None
 
 
 @dataclass(frozen=True)
@@ -586,6 +607,18 @@ class Config(_Table):
         ),
         Field(description='times on screen: "local" (TZ, else the system\'s), "UTC" or an IANA name'),
     ] = "local"
+    deadline_warning: Annotated[
+        float | None,
+        BeforeValidator(_duration, json_schema_input_type=float | str),
+        Says(
+            "{key} = {toml} is not a duration from 0 s to 24 h",
+            'deadline_warning = "5m" (seconds, or a number with s, m or h: "90s", "1h30m"; 0: no warning)',
+        ),
+        Field(
+            description="how close a deadline is near: the queue and the detail mark it, and alerts and pages say"
+            ' so (default 2 minutes; "5m", "90s" or seconds; 0: off)'
+        ),
+    ] = None
     notifications: Annotated[
         Notifications,
         Says("notifications must be a table", "use a [notifications] block"),
@@ -619,6 +652,25 @@ class Config(_Table):
     @model_validator(mode="after")
     def _feedback_refers(self) -> Config:
         return _feedback_names(self)
+
+    @model_validator(mode="after")
+    def _one_deadline_window(self) -> Config:
+        if self.deadline_warning is not None and self.notifications.deadline_seconds is not None:
+            raise _refusal(
+                "deadline_warning and notifications.deadline_seconds both say when a deadline is near",
+                "keep deadline_warning and remove deadline_seconds from [notifications]",
+                key="deadline_warning",
+            )
+        return self
+
+    @property
+    def deadline_window(self) -> float:
+        """Seconds before a deadline that count as near: the queue's and the detail's warning, the alerts and (unless
+        a pager says otherwise) the pages. One home: deadline_warning, or its older name in [notifications]."""
+        if self.deadline_warning is not None:
+            return self.deadline_warning
+        older = self.notifications.deadline_seconds
+        return DEFAULT_DEADLINE_WARNING if older is None else older
 
 
 @dataclass

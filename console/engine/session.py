@@ -27,7 +27,7 @@ from console.engine.pager import Pager
 from console.engine.poller import Poller
 from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
-from console.engine.sources.base import ClaimingSource, Source
+from console.engine.sources.base import ClaimingSource, ExtendAnswer, ExtendingSource, Source
 from console.engine.sync import AUTH_HOLD, RESEND, SettledDecision, SyncEngine
 from storage.db import DatabaseDamaged, DecisionRefused, StorageError, Store, Unsent, set_aside
 from storage.errors import is_storage_failure, storage_error
@@ -252,7 +252,14 @@ class Session:
         self.pager: Pager | None = None
         if config.pager:
             store = self.background_store
-            self.pager = Pager(config.pager, store.queue, store.items.get, token_for, started_at=time.time())
+            self.pager = Pager(
+                config.pager,
+                store.queue,
+                store.items.get,
+                token_for,
+                started_at=time.time(),
+                deadline_window=config.deadline_window,
+            )
             self.subscribe(self.pager)
         self._ui_wrote = asyncio.Event()  # the UI's connection committed: the background one checkpoints soon
 
@@ -508,6 +515,29 @@ class Session:
         source = self.sources.get(item.source)
         if isinstance(source, ClaimingSource):
             await source.release(item.id, self.config.operator)
+
+    async def extend(self, item: Item, seconds: int) -> ExtendAnswer:
+        """Ask the item's source for `seconds` more before its deadline (PROTOCOL.md section 10); the new version it
+        answers with is stored (with an audit record) before this returns, so the screen can show it at once."""
+        source = self.sources.get(item.source)
+        if not isinstance(source, ExtendingSource):
+            kind = source.config.kind if source is not None else "unknown"
+            return ExtendAnswer(None, f"{item.source} ({kind}) cannot extend deadlines")
+        if not 0 < seconds <= item.extendable_seconds:
+            return ExtendAnswer(None, f"the source allows at most {item.extendable_seconds} more seconds for this item")
+        if not self.database_checked:
+            return ExtendAnswer(None, self.database_problem or CHECKING)
+        answer = await source.extend(item, seconds, self.config.operator)
+        if answer.item is not None:
+            await asyncio.to_thread(
+                self.background_store.items.record_extension,
+                answer.item,
+                previous_digest=item.digest,
+                operator=self.config.operator,
+                seconds=seconds,
+            )
+            self._changed(item.source)
+        return answer
 
     def set_open_item(self, item: Item | None) -> None:
         """The operator has `item` open: claim it (and renew the claim while it stays open), release the one before.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from console.engine.feedback.pusher import FeedbackPusher
 from console.engine.sources.base import DecisionAnswer, LabelAnswer, LabelSink, Source
 from storage.db import DecisionSyncUpdate, Store
 from storage.labels import Label, LabelOutbox, LabelSyncState, LabelSyncUpdate
-from storage.records import Decision
+from storage.records import Decision, console_outcome
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ class SyncEngine:
         if not due:
             return 0
         await asyncio.to_thread(self.store.outbox.mark_sending, [d.id for d in due])
-        results = await asyncio.gather(*(self._send(d) for d in due))
+        sent = await asyncio.gather(*(self._send(d) for d in due))
+        # The protocol's `expired` is kept and shown as `timed_out` (storage.records.console_outcome).
+        results = [dataclasses.replace(r, outcome=console_outcome(r.outcome)) for r in sent]
         rows = [self._to_row(d, r) for d, r in zip(due, results, strict=True)]
         recorded = set(await asyncio.to_thread(self.store.outbox.record_results, rows))
         finals = [SettledDecision(d, r) for d, r in zip(due, results, strict=True) if d.id in recorded]

@@ -40,9 +40,11 @@ class Alerts:
     """What to alert about since the last look: the engine's urgency watch (each item once as new and once as due),
     said as the app says it."""
 
-    def __init__(self, settings: Notifications, started_at: float) -> None:
+    def __init__(self, settings: Notifications, started_at: float, window: float) -> None:
+        """`window`: seconds before a deadline that count as near (the config's deadline_warning, which the queue
+        and the detail mark too)."""
         self.settings = settings
-        self._watch = UrgencyWatch(started_at, settings.deadline_seconds)
+        self._watch = UrgencyWatch(started_at, window)
 
     def new_urgent(self, queue: UrgencyReads, now: float) -> list[Alert]:
         rows = self._watch.new_items(queue, now)

@@ -72,7 +72,7 @@ class ApprovalApp(ToastingApp):
         # terminal is taken: a bad keymap is a config error like any other.
         self.keys_in_force = rebound(resolve(session.config.keymap, session.config.path))
         self.main = MainScreen(session, now=now, open_on=open_on)
-        self.alerts = Alerts(session.config.notifications, started_at=now())
+        self.alerts = Alerts(session.config.notifications, started_at=now(), window=session.config.deadline_window)
         self.announced: list[Alert] = []  # every alert raised, in order (the toast may have timed out)
         # The engine's events go to the main screen as messages; it handles them, then they bubble up to here.
         session.subscribe(PostedEvents(self.main))

@@ -137,6 +137,32 @@ async def _two_person(pilot: Any, session: Any, fleet: Any, shot: Shot) -> None:
     await pilot.press("slash", "escape")
 
 
+async def _deadlines(shooter: Callable[[Any, Any], Shot]) -> None:
+    """Deadlines that bend: one near its deadline (more time offered), one that approves itself; then `x`."""
+    from console.engine.session import Session
+    from console.servers.fleet import Fleet
+    from console.tui.app import ApprovalApp
+
+    fleet = Fleet(seed=7, interval=None, initial=4)
+    fleet.add_item(risk="high", kind="approval", agent="infra-agent", expires_in=100, extend={"max_seconds": 3600})
+    fleet.add_item(risk="medium", kind="approval", expires_in=700, on_expiry="approve")
+    url = fleet.start()
+    try:
+        with tempfile.TemporaryDirectory() as data:
+            config = Config(operator="alice", sources=(SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),))
+            session = Session(config, Path(data), token_for=lambda _name: None)
+            app = ApprovalApp(session, background=False)
+            async with app.run_test(size=SIZE) as pilot:
+                await session.poll_once()
+                await pilot.pause(0.3)
+                shot = shooter(app, pilot)
+                await shot("deadlines")
+                await pilot.press("ctrl+l", "x")
+                await shot("extend")
+    finally:
+        fleet.stop()
+
+
 async def capture(out: Path) -> list[Path]:
     from textual.app import App
     from textual.widgets import Input
@@ -176,6 +202,7 @@ async def capture(out: Path) -> list[Path]:
         await _health(shooter, url)
     finally:
         fleet.stop()
+    await _deadlines(shooter)
     with tempfile.TemporaryDirectory() as empty:
         first_run = FirstRunApp(Path(empty) / "config.toml")
         async with first_run.run_test(size=SIZE) as first_pilot:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from console.engine.config import PagerConfig
+from console.engine.config import DEFAULT_DEADLINE_WARNING, PagerConfig
 from console.engine.pager.channel import PagerChannel
 from console.engine.pager.pages import Page, item_page
 from console.engine.secrets import Token
@@ -45,16 +45,22 @@ class Pager:
         *,
         started_at: float,
         clock: Callable[[], float] = time.time,
+        deadline_window: float = DEFAULT_DEADLINE_WARNING,
     ) -> None:
         """`reads` and `item` are storage reads (run in a thread here); `started_at`: items first seen before it are
-        not new."""
+        not new; `deadline_window`: the config's deadline_warning, for pagers without a deadline_seconds of their
+        own."""
         self._reads = reads
         self._item = item
         self._clock = clock
         self.pagers = [
             _Watched(
                 PagerChannel(config, secret_for(config.name)),
-                UrgencyWatch(started_at, config.deadline_seconds, [Risk(r) for r in config.risks]),
+                UrgencyWatch(
+                    started_at,
+                    deadline_window if config.deadline_seconds is None else config.deadline_seconds,
+                    [Risk(r) for r in config.risks],
+                ),
             )
             for config in configs
         ]

@@ -114,6 +114,21 @@ class ClaimingSource(Source, Protocol):
     async def release(self, item_id: str, operator: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class ExtendAnswer:
+    """A source's answer to "give this item more time" (PROTOCOL.md section 10): the new version, or why not."""
+
+    item: Item | None  # the item as the source now lists it, its deadline later; None: nothing changed
+    detail: str
+
+
+@runtime_checkable
+class ExtendingSource(Source, Protocol):
+    """Optional: a source whose items may offer more time (an item's `extend`). Others cannot extend at all."""
+
+    async def extend(self, item: Item, seconds: int, operator: str) -> ExtendAnswer: ...
+
+
 @runtime_checkable
 class LabelSink(Protocol):
     """A source that takes labels back (native: POST /v1/feedback). Labels for a source without it stay pending."""

@@ -15,11 +15,16 @@ import httpx
 from console.engine.config import SourceConfig, public_url, token_fix
 from console.engine.secrets import Token
 from console.engine.sources.answers import Kind, brief, classify, read_refused
-from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, SourceError
+from console.engine.sources.base import DecisionAnswer, ExtendAnswer, LabelAnswer, Page, SourceError
 from console.engine.sources.http import source_client
-from console.engine.sources.native_payloads import interpret_decision_answer, interpret_feedback_answer, listing_page
+from console.engine.sources.native_payloads import (
+    interpret_decision_answer,
+    interpret_extend_answer,
+    interpret_feedback_answer,
+    listing_page,
+)
 from storage.labels import Label, batch_id
-from storage.records import Decision, SyncState, id_problem
+from storage.records import Decision, Item, SyncState, id_problem
 
 PAGE_SIZE = 500
 # A listing page is read into memory up to this many bytes (or twice an item's cap, if more); past it the console
@@ -164,6 +169,23 @@ class NativeSource:
             await self._client.request(
                 "DELETE", f"/v1/items/{quote(item_id, safe='')}/claim", json={"operator": operator}
             )
+
+    async def extend(self, item: Item, seconds: int, operator: str) -> ExtendAnswer:
+        """POST /v1/items/{id}/extend (PROTOCOL.md section 10): the item's deadline `seconds` later, bound to the
+        version shown by its digest (so a resend after a lost answer is refused as stale, never applied twice)."""
+        if id_problem(item.id) is not None:
+            return ExtendAnswer(None, "not sent: the item's id cannot be put in a URL")
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                response = await self._client.post(
+                    f"/v1/items/{quote(item.id, safe='')}/extend",
+                    json={"seconds": seconds, "item_digest": item.digest, "operator": operator},
+                )
+        except TimeoutError:
+            return ExtendAnswer(None, f"no answer within {self.config.timeout:g} s")
+        except httpx.HTTPError as exc:
+            return ExtendAnswer(None, f"cannot reach the source: {brief(exc)}")
+        return await asyncio.to_thread(interpret_extend_answer, self.config.name, item, response)
 
 
 def _raise_for_listing(response: httpx.Response, source: str) -> None:

@@ -14,10 +14,18 @@ from typing import Any
 import httpx
 
 from console.engine.sources.answers import Kind, busy_answer, classify, json_object
-from console.engine.sources.base import DecisionAnswer, LabelAnswer, Page, Rejected, excerpt, validate_items
+from console.engine.sources.base import (
+    DecisionAnswer,
+    ExtendAnswer,
+    LabelAnswer,
+    Page,
+    Rejected,
+    excerpt,
+    validate_items,
+)
 from console.engine.sources.listing import parse_listing
 from storage.db import Removal
-from storage.records import Outcome, SyncState
+from storage.records import Item, Outcome, SyncState
 
 # PROTOCOL.md section 3: an answer is final only when its status and its body's outcome name agree on one of these.
 _FINAL_STATUS = {
@@ -231,3 +239,35 @@ def _split_oversized(raw_items: list[Any], cap: int, page_bytes: int) -> tuple[l
 
 def _removal_detail(raw: dict[str, Any]) -> str:
     return json.dumps({k: raw[k] for k in ("decided_by", "verdict", "approvals") if k in raw})
+
+
+# PROTOCOL.md section 10: what a refused extension means to the operator.
+_EXTEND_REFUSALS = {
+    "stale": "the item changed since you saw it; read the new version first",
+    "not_extendable": "the source does not allow more time for this item",
+    "invalid": "the source refused the request",
+    "not_found": "the source no longer has this item",
+    "conflict": "it was decided meanwhile",
+    "expired": "its deadline passed already",
+    "withdrawn": "the agent withdrew it",
+    "superseded": "a newer item replaced it",
+}
+
+
+def interpret_extend_answer(source: str, shown: Item, response: httpx.Response) -> ExtendAnswer:
+    """The answer to an extension: the new version (checked as a listed item is: its digest, its fields) or why not."""
+    body = json_object(response)
+    outcome = body.get("outcome") if body is not None else None
+    if response.status_code == 200 and outcome == "extended" and body is not None:
+        items, rejected = validate_items(source, [body.get("item")])
+        if items and items[0].id == shown.id:
+            return ExtendAnswer(items[0], "extended")
+        why = rejected[0].reason if rejected else "another item"
+        return ExtendAnswer(None, f"the source answered with an item this console cannot use ({why})")
+    if response.status_code in (404, 405) and outcome is None:
+        return ExtendAnswer(None, "the source cannot extend deadlines (it has no extend route)")
+    detail = body.get("detail") if body is not None and isinstance(body.get("detail"), str) else ""
+    said = _EXTEND_REFUSALS.get(str(outcome)) if outcome is not None else None
+    if said is None:
+        return ExtendAnswer(None, f"the source answered {response.status_code}; nothing changed")
+    return ExtendAnswer(None, f"{said}: {detail}" if detail else said)

@@ -19,6 +19,7 @@ from console.servers.protocol.rules import rfc3339
 T = TypeVar("T")
 
 ALL_DECISIONS = ["approve", "reject", "edit"]
+DEMO_EXTEND = {"max_seconds": 3600}  # the demo approvals: an operator may give them up to an hour more
 # The demo agents trace their runs to a tracing tool (PROTOCOL.md "The trace"): one project per agent.
 TRACE_BASE = "https://tracing.example"
 _RUN_NAMESPACE = uuid.UUID("0b7e3c2a-7d1f-4e55-8a0c-3f6d2b9e4a17")
@@ -239,6 +240,8 @@ class Scenarios:
         required = body.pop("approvals_required", None)
         if required is not None and self.two_person:
             item["approvals_required"] = required
+        if item["kind"] == "approval":
+            item["extend"] = dict(DEMO_EXTEND)  # the demo's approvals may wait longer (PROTOCOL.md section 10)
         item["trace"] = demo_trace(item)
         return item
 

@@ -18,11 +18,12 @@ from socketserver import TCPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from console.servers.protocol.handlers import AGENT, OPERATOR, Caller, ProtocolHandlers
+from console.servers.protocol.extend import ExtendHandlers
+from console.servers.protocol.handlers import AGENT, OPERATOR, Caller
 from console.servers.protocol.rules import MAX_BODY, Answer, error_answer, json_answer, route_params
 
 
-class QueueServer(ProtocolHandlers):
+class QueueServer(ExtendHandlers):
     """The protocol served over HTTP. Thread-safe; `start()` serves it in daemon threads; `stop()` ends them."""
 
     def __init__(self, *, name: str, expire_check: float, remember_removals: int) -> None:
@@ -187,6 +188,12 @@ ROUTES = (
         {"POST": lambda q, r: q._withdraw_http(r.params[0], r.caller)},
         refusal="an agent withdraws its item with a POST",
         roles=_only(AGENT, "POST"),
+    ),
+    Route(  # PROTOCOL.md section 10: an optional part (console/servers/protocol/extend.py)
+        ("items", "*", "extend"),
+        {"POST": lambda q, r: q._extend_http(r.params[0], r.raw, r.caller)},
+        refusal="a deadline is extended with a POST",
+        roles=_only(OPERATOR, "POST"),
     ),
     Route(("info",), {"GET": lambda q, _: json_answer(200, q._info())}),
     Route(

@@ -49,6 +49,7 @@ _REMEDIES: dict[str, str] = {
     Outcome.stale.value: "the item changed after you saw it; the new version is in the queue: decide it again",
     Outcome.conflict.value: "someone else decided it first; nothing to do unless their decision was wrong",
     Outcome.expired.value: "nothing to do: the agent applied its on-expiry action when the deadline passed",
+    Outcome.timed_out.value: "nothing to do: the deadline passed first; the agent applied its on-expiry action",
     Outcome.invalid.value: "the source refused the edit; if the item is still queued, edit it again",
     Outcome.withdrawn.value: "nothing to do: the agent withdrew the item; nothing will run",
     Outcome.superseded.value: "a newer version replaced it; decide on that one in the queue",

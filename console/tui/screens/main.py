@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from textual import work
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 
@@ -14,6 +15,7 @@ from console.engine.deep_link import copyable
 from console.engine.session import CHECKING, Session
 from console.tui.screens.confirm import ConfirmCriticalScreen
 from console.tui.screens.edit import EditScreen
+from console.tui.screens.extend import ExtendScreen
 from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.problems import ProblemsScreen
@@ -21,8 +23,10 @@ from console.tui.screens.queue_screen import WHY_LEFT, QueueScreen, Undoable
 from console.tui.screens.reject import Rejection, RejectScreen
 from storage.db import DecisionRefused, StorageError, UndoRefused
 from storage.records import Item, Risk, Verdict, second_approval_refusal
+from widgets.badges import format_left
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean
+from widgets.timefmt import zoned_time
 
 # After a decision the next item slides in; a second press this soon is a bounce or a double tap, not a decision.
 REPEAT_GUARD_SECONDS = 0.4
@@ -53,6 +57,8 @@ class MainScreen(QueueScreen):
         Binding("H", "source_health", "Source health", show=False, id="source_health"),
         Binding("y", "copy_link", "Copy the item's link", show=False, id="copy_link"),
         Binding("Y", "copy_id", "Copy the item's id", show=False, id="copy_id"),
+        # Only where the item offers more time and no alert is on screen (check_action); else `x` dismisses alerts.
+        Binding("x", "extend", "More time before the deadline", show=False, id="extend"),
     ]
 
     def __init__(
@@ -123,6 +129,9 @@ class MainScreen(QueueScreen):
             return editable
         if action == "edit_refused":
             return not editable
+        if action == "extend":
+            # Alerts on screen are dismissed by `x` first (the app's binding); with none, `x` gives more time.
+            return item is not None and item.extendable_seconds > 0 and not self.query("Toast")
         return True
 
     # -------------------------------------------------------------- deciding
@@ -297,6 +306,43 @@ class MainScreen(QueueScreen):
 
     def action_edit_refused(self) -> None:
         self.action_edit()  # refused with its reason (check_action routes `e` here only when edit is not allowed)
+
+    def action_extend(self) -> None:
+        """More time before the shown item's deadline, where its source allows it (PROTOCOL.md section 10)."""
+        item = self.shown
+        if item is None or item.expires_at is None:
+            return
+        allowed = item.extendable_seconds
+        if allowed <= 0:
+            self.app.bell()
+            self.notify("The source allows no more time for this item.", severity="warning", markup=False)
+            return
+
+        def chosen(seconds: int | None) -> None:
+            if seconds is not None:
+                self._extend(item, seconds)
+
+        left = item.expires_at.timestamp() - self._now()
+        title = f"{item.headline} ({item.agent})"
+        self.app.push_screen(ExtendScreen(title, left, allowed), chosen)
+
+    @work(group="extend", exclusive=True, exit_on_error=False)
+    async def _extend(self, item: Item, seconds: int) -> None:
+        answer = await self.session.extend(item, seconds)
+        new = answer.item
+        if new is None:
+            self.app.bell()
+            self.notify(clean(f"No more time: {answer.detail}.", multiline=False), severity="warning", markup=False)
+            return
+        if self.shown is not None and (self.shown.source, self.shown.id) == (item.source, item.id):
+            # Our own change: the new version is shown as it is, without the "changed under you" hold.
+            self._show(new, notice=f"Deadline moved {format_left(float(seconds))} later.")
+        seen = self._first_shown.get((item.source, item.id, item.digest))
+        if seen is not None:  # the time to decide counts from the first look, not from the extension
+            self._first_shown[(new.source, new.id, new.digest)] = seen
+        deadline = zoned_time(new.expires_at, self._zone()) if new.expires_at is not None else "none"
+        self.notify(clean(f"More time for {item.headline}: deadline {deadline}.", multiline=False), markup=False)
+        self.queue_changed()
 
     def action_problems(self) -> None:
         self.app.push_screen(ProblemsScreen(self.session, self._zone()), lambda _: self.refresh_status())

@@ -108,8 +108,9 @@ class QueueScreen(Screen[None]):
         )
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
         yield Static(id="filter-hint")
-        yield QueueList(self.session.queue, now=self._now, operator=operator, id="queue")
-        yield ItemDetail(now=self._now, operator=operator, zone=self._zone(), id="detail")
+        window = self.session.config.deadline_window  # near deadlines: marked here, alerted by the app
+        yield QueueList(self.session.queue, now=self._now, operator=operator, warning_seconds=window, id="queue")
+        yield ItemDetail(now=self._now, operator=operator, zone=self._zone(), warning_seconds=window, id="detail")
         yield UndoBar(id="undo-bar").data_bind(prompt=QueueScreen.undo_prompt)
         status = StatusBar(id="status")
         status.set_reactive(StatusBar.operator, operator)

@@ -39,7 +39,7 @@ VERDICT_PARTS: Final = (
     ("approve", "$success"),
     ("edit", "$primary"),
     ("reject", "$error"),
-    ("expired", "$warning"),
+    ("timed_out", "$warning"),  # nobody decided in time: the agent's on_expiry ran (never a reject)
 )
 # Decisions another operator beat: not a verdict of this console, so apart from the four (and in no rate).
 _LOST_STYLE: Final = "$foreground-muted"
@@ -54,7 +54,7 @@ _COLUMNS: Final = (
     ("approve", "approve", 7, 1),
     ("edit", "edit", 5, 1),
     ("reject", "reject", 6, 1),
-    ("expired", "expired", 7, 1),
+    ("timed_out", "timeout", 7, 1),  # timed_out: 7 columns, so 80 still hold the figures
     ("outcomes", "outcomes", _BAR, 2),
     ("median", "median", 6, 1),
     ("escal", "escal.", 6, 1),
@@ -100,7 +100,7 @@ def _row(name: str, group: GroupStats | None, traffic: Traffic | None, width: in
         "approve": (f"{_rate(group, 'approve_rate'):>7}", "$text-success"),
         "edit": (f"{_rate(group, 'edit_rate'):>5}", "$text-primary"),
         "reject": (f"{_rate(group, 'reject_rate'):>6}", "$text-error"),
-        "expired": (f"{_rate(group, 'expiry_rate'):>7}", "$text-warning"),
+        "timed_out": (f"{_rate(group, 'timed_out_rate'):>7}", "$text-warning"),
         "outcomes": share_bar(
             [(counts.get(verdict, 0), style) for verdict, style in VERDICT_PARTS]
             + [(group.conflicts_lost if group is not None else 0, _LOST_STYLE)],
@@ -158,7 +158,7 @@ def _legend() -> Content:
     for verdict, style in VERDICT_PARTS:
         parts += [("█", style), (f" {verdict}  ", _MUTED)]
     parts += [("█", _LOST_STYLE), (" conflict lost  ", _MUTED)]
-    parts.append(("· approve/edit/reject: % of verdicts not lost; expired/escal.: % of all handled", _MUTED))
+    parts.append(("· approve/edit/reject: % of verdicts not lost; timed out/escal.: % of all handled", _MUTED))
     return Content.assemble(*parts)
 
 
@@ -251,7 +251,7 @@ class StatsScreen(Screen[None]):
                 " · ",
                 (f"reject {_pct(overall.reject_rate)}", "$text-error"),
                 " · ",
-                (f"expired {_pct(overall.expiry_rate)}", "$text-warning"),
+                (f"timed out {_pct(overall.timed_out_rate)}", "$text-warning"),
                 f" · escalations {_pct(overall.escalation_rate)}\n",
                 ("Time to decide  ", "bold"),
                 f"median {_median(overall)}" + (f", p90 {format_age(times.p90)}" if times.p90 is not None else ""),
