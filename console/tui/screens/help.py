@@ -25,6 +25,7 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "enter / ctrl+s", "on the diff: submit the edit"),
     ("Edit", "esc", "on the diff: back to editing; in the editor: cancel"),
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
+    ("Approve marked", "enter / y, esc / n", "approve the marked items it counts (skipped ones are listed) / cancel"),
     ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
     ("Someone else holds it", "y / n, esc", "decide it anyway / leave it to them"),
     ("Refused", "esc", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
@@ -33,7 +34,7 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
 
 
 def _key_name(binding: Binding) -> str:
-    names = {"question_mark": "?", "slash": "/"}
+    names = {"question_mark": "?", "slash": "/", "asterisk": "*"}
     return " / ".join(names.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
 

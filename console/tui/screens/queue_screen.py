@@ -59,6 +59,7 @@ class Undoable:
     decision: Decision
     until: float
     label: str
+    batch: tuple[Decision, ...] = ()  # the rest of a bulk decision: undone with it
 
 
 def _next(values: tuple[Any, ...], current: Any) -> Any:
@@ -73,6 +74,7 @@ class QueueScreen(Screen[None]):
     queue_count: var[int] = var(0)
     view_description: var[str] = var("")
     filter_text: var[str] = var("")
+    marked_count: var[int] = var(0)  # items marked for bulk work (marking.py)
     undo_prompt: var[UndoPrompt | None] = var(None)
     source_health: var[tuple[SourceHealth, ...] | None] = var(None)  # None until first read
     unsynced: var[int] = var(0)
@@ -102,7 +104,10 @@ class QueueScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
         yield QueueBar(id="queue-bar").data_bind(
-            count=QueueScreen.queue_count, description=QueueScreen.view_description, filter_text=QueueScreen.filter_text
+            count=QueueScreen.queue_count,
+            description=QueueScreen.view_description,
+            filter_text=QueueScreen.filter_text,
+            marked=QueueScreen.marked_count,
         )
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
         yield Static(id="filter-hint")
