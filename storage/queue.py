@@ -398,11 +398,12 @@ class QueueReads:
             if view.filter.empty:
                 rows = self._db.conn.execute("SELECT source, id, digest FROM items WHERE state = 'pending'")
             else:
-                self._matched(view)
+                self._matched(view)  # its matches are pending items, found at the data as it is now
                 rows = self._db.conn.execute(
-                    "SELECT source, id, digest FROM items WHERE rowid IN temp.queue_matches AND state = 'pending'"
+                    "SELECT i.source, i.id, i.digest FROM temp.queue_matches AS m JOIN items AS i ON i.rowid = m.item"
                 )
-            return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+            found: list[tuple[str, str, str]] = rows.fetchall()
+            return found
 
     def pending_digests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The current digest of each (source, id) in `keys` that is still pending; the others are left out."""

@@ -57,6 +57,7 @@ class BulkConfirmScreen(ModalScreen[bool]):
         with Vertical(id="dialog"):
             yield Label(Text(f"{self._verb} {items_word(count)} marked", style="bold"), id="dialog-title")
             yield Static("Each is recorded as its own decision, on the version you marked.", classes="hint")
+            yield Label("")
             if plan.skipped:
                 yield Label(Text(f"Skipped, left as they are: {items_word(len(plan.skipped))}", style="bold"))
                 for line in skipped_lines(plan.skipped):

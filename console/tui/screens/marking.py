@@ -163,10 +163,8 @@ class MarkingScreen(QueueScreen):
             return
 
         def confirmed(yes: bool | None) -> None:
-            if yes:
+            if yes:  # cancelled: nothing recorded, the marks stay
                 self._record_marked(plan, {})
-            else:
-                self.notify("Nothing was approved; the marks stay.", markup=False, timeout=3)
 
         self.app.push_screen(BulkConfirmScreen(plan, "Approve"), confirmed)
 
