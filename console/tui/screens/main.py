@@ -125,7 +125,8 @@ class MainScreen(MarkingScreen):
         if action in ("approve_marked", "reject_marked"):
             return marked
         if action == "clear_marks":
-            return (marked or self._range_from is not None) and not self.query_one("#filter").has_focus
+            typing = self.focused is not None and self.focused.id == "filter"  # there `esc` leaves the filter
+            return (marked or self._range_from is not None) and not typing
         if action == "reject":
             return not marked
         if action == "approve":
