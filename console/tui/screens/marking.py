@@ -28,6 +28,7 @@ from widgets.safe_text import clean
 _PAST = {Verdict.approve: "Approved", Verdict.reject: "Rejected"}
 _YIELD_EVERY = 20  # decisions recorded between two frames, so a long bulk never freezes the screen
 _NOTICE_LISTED = 5  # skipped items named in the notice after a bulk decision
+_AFTER_BULK = 0.4  # as after a single decision (main.REPEAT_GUARD_SECONDS): a doubled key does not decide the next
 
 
 class MarkingScreen(QueueScreen):
@@ -228,6 +229,7 @@ class MarkingScreen(QueueScreen):
         self.notify(clean(text, multiline=False), severity=severity, timeout=12 if skipped else 4, markup=False)
         self._moving_on = True  # the next item slides in: not one someone else holds
         self.queue_changed()
+        self._hold(_AFTER_BULK, "That was a key press right after a bulk decision; press again to decide.")
         self.refresh_status()
 
 
