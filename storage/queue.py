@@ -414,6 +414,34 @@ class QueueReads:
             ).fetchall()
         return [_queue_row(r) for r in rows]
 
+    # Marks (the operator's bulk selection) are held by the screen with the digest seen when marked; these give it
+    # the digests of many rows at once, so marking all 10k matches of a filter is one query, not 10k.
+    def visible_digests(self, view: QueueView = _WHOLE_QUEUE) -> list[tuple[str, str, str]]:
+        """(source, id, digest) of every pending item `view` holds, in no order (a filter's matches as found)."""
+        with self._db.lock:
+            if view.filter.empty:
+                rows = self._db.conn.execute("SELECT source, id, digest FROM items WHERE state = 'pending'")
+            else:
+                self._matched(view)  # its matches are pending items, found at the data as it is now
+                rows = self._db.conn.execute(
+                    "SELECT i.source, i.id, i.digest FROM temp.queue_matches AS m JOIN items AS i ON i.rowid = m.item"
+                )
+            found: list[tuple[str, str, str]] = rows.fetchall()
+            return found
+
+    def pending_digests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The current digest of each (source, id) in `keys` that is still pending; the others are left out."""
+        if not keys:
+            return {}
+        with self._db.lock:
+            rows = self._db.conn.execute(
+                "SELECT i.source, i.id, i.digest FROM json_each(?) AS k JOIN items AS i"
+                " ON i.source = json_extract(k.value, '$[0]') AND i.id = json_extract(k.value, '$[1]')"
+                " WHERE i.state = 'pending'",
+                (json.dumps([list(key) for key in keys]),),
+            ).fetchall()
+        return {(str(r[0]), str(r[1])): str(r[2]) for r in rows}
+
 
 def _queue_row(r: Sequence[Any], group: str | None = None) -> QueueRow:
     return QueueRow(

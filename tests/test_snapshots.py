@@ -115,6 +115,8 @@ async def no_blink(pilot: Pilot[Any]) -> None:
         ("critical_confirm", ("a", *"drop_")),
         ("help", ("question_mark",)),
         ("claimed_escalation", ("end",)),
+        ("marked", ("space", "space", "j", "space")),
+        ("bulk_confirm", ("asterisk", "a")),
     ],
 )
 def test_main_screen_and_dialogs(snap_compare: SnapCompare, tmp_path: Path, name: str, keys: tuple[str, ...]) -> None:

@@ -20,12 +20,14 @@ _MUTED = "$foreground-muted"
 
 
 class QueueBar(Static):
-    """`QUEUE 1,234 items · most urgent first · filter deploy   (o sort · g group · / filter · ? help)`."""
+    """`QUEUE 1,234 items · most urgent first · filter deploy   (o sort · g group · / filter · ? help)`; with marks,
+    `· ● 45 marked` and the keys that act on them."""
 
     count: reactive[int] = reactive(0)
     description: reactive[str] = reactive("")  # the order and grouping, in words
     filter_text: reactive[str] = reactive("")
-    hint: reactive[str] = reactive("o sort · g group · / filter · ? help")  # the keys in force
+    hint: reactive[str] = reactive("o sort · g group · / filter · space mark · ? help")  # the keys in force
+    marked: reactive[int] = reactive(0)  # items marked for bulk work
 
     def render(self) -> Content:
         count = self.count
@@ -36,7 +38,11 @@ class QueueBar(Static):
         ]
         if self.filter_text:
             parts += [("  ·  filter ", _MUTED), (one_line(self.filter_text, 60), "bold $text-warning")]
-        parts.append((f"   ({self.hint})", _MUTED))
+        if self.marked:
+            parts += [("  ·  ", _MUTED), (f"● {self.marked:,} marked", "bold $text-accent")]
+            parts.append(("   (a / r decide the marked · esc unmarks · ? help)", _MUTED))
+        else:
+            parts.append((f"   ({self.hint})", _MUTED))
         return Content.assemble(*parts)
 
 

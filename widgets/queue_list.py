@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import ClassVar, Final, Protocol, runtime_checkable
@@ -62,6 +62,7 @@ _CLAIM_MARK: Final = "⚑ "
 # In the LEFT column: the deadline is inside the warning window; the agent approves by itself when nobody decides.
 NEAR_MARK: Final = "⚠"
 SELF_APPROVES_MARK: Final = "✔"
+_MARKED: Final = "●"  # marked for bulk work: one cell right of the cursor's ">"
 
 
 class RowProvider(Protocol):
@@ -104,8 +105,8 @@ class _Layout:
     def for_width(cls, width: int) -> _Layout:
         meter = width >= _WIDE
         confidence = CONFIDENCE_WIDTH if meter else 4
-        # marker, risk, confidence, kind, agent, action, claim, age, left + 8 separators
-        fixed = 1 + RISK_WIDTH + confidence + _KIND_WIDTH + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
+        # marker, mark, risk, confidence, kind, agent, action, claim, age, left + 8 separators
+        fixed = 2 + RISK_WIDTH + confidence + _KIND_WIDTH + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
         flexible = max(0, width - fixed)
         agent = max(5, flexible * 2 // 5)
         return cls(width=width, meter=meter, agent=agent, action=max(5, flexible - agent))
@@ -157,6 +158,7 @@ class QueueList(ScrollView, can_focus=True):
         "queue-list--group",
         "queue-list--claim",
         "queue-list--self-approves",
+        "queue-list--marked",
     }
 
     DEFAULT_CSS = """
@@ -191,6 +193,7 @@ class QueueList(ScrollView, can_focus=True):
         & > .queue-list--group { background: $boost; color: $text-secondary; text-style: bold; }
         & > .queue-list--claim { color: $text-warning; text-style: italic; }
         & > .queue-list--self-approves { color: $text-warning; text-style: bold; }
+        & > .queue-list--marked { color: $text-accent; text-style: bold; }
     }
     """
 
@@ -237,6 +240,7 @@ class QueueList(ScrollView, can_focus=True):
         self._styles: dict[tuple[str, bool], Style] = {}
         self._layout: _Layout | None = None
         self._empty_text = "Queue is empty"
+        self._marks: Container[RowKey] = ()
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -294,6 +298,12 @@ class QueueList(ScrollView, can_focus=True):
         if text != self._empty_text:
             self._empty_text = text
             self.refresh()
+
+    def show_marks(self, marks: Container[RowKey]) -> None:
+        """Rows whose (source, id) is in `marks` show the mark glyph; call again whenever the marks change."""
+        self._marks = marks
+        self._strips.clear()
+        self.refresh()
 
     def move_to(self, index: int) -> None:
         """Highlight row `index` (clamped) and scroll it into view."""
@@ -407,7 +417,7 @@ class QueueList(ScrollView, can_focus=True):
     def _header_strip(self, width: int) -> Strip:
         layout = self._layout_for(width)
         columns = [
-            " ",
+            "  ",
             "RISK",
             ("CONFIDENCE" if layout.meter else "CONF").ljust(layout.confidence),
             "KIND",
@@ -444,6 +454,7 @@ class QueueList(ScrollView, can_focus=True):
             text.append(value, self._style(component, cursor) if component else None)
 
         add(">" if cursor else " ")
+        add(_MARKED if (row.source, row.id) in self._marks else " ", "queue-list--marked")
         add(risk_label(row.risk), f"queue-list--risk-{row.risk.value}")
         add(" ")
         confidence = row.confidence

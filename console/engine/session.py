@@ -96,6 +96,14 @@ class QueueRows:
     def groups(self) -> Sequence[tuple[str, int]]:
         return self._read(lambda: self._store.queue.groups(self.view), [])
 
+    def visible_digests(self) -> list[tuple[str, str, str]]:
+        """(source, id, digest) of every item the view holds: what "mark all" marks, in one query."""
+        return self._read(lambda: self._store.queue.visible_digests(self.view), [])
+
+    def pending_digests(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The current digest of each of `keys` still pending (marks of items that left are dropped by it)."""
+        return self._read(lambda: self._store.queue.pending_digests(keys), {})
+
 
 class SessionEvents(Protocol):
     """What a session tells its observers, on the event loop. The app turns each into a Textual message."""

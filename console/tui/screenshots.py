@@ -51,7 +51,9 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
     await shot("filter")
     await pilot.press("escape", "g", "g")
     await shot("grouped")
-    await pilot.press("g", "question_mark")
+    await pilot.press("g", "asterisk", "a")  # ungrouped, every item marked, bulk approve asks first
+    await shot("bulk-confirm")
+    await pilot.press("escape", "escape", "question_mark")  # cancelled, unmarked
     await shot("help")
     await pilot.press("escape", "p")
     await shot("problems")

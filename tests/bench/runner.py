@@ -23,6 +23,7 @@ from tests.bench import (
     decisions,
     feedback,
     footprint,
+    marks,
     network,
     pending,
     polling,
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "bench-results.json"
 MODULES = (
     screen,
+    marks,
     network,
     footprint,
     decisions,
@@ -53,6 +55,7 @@ ORDER = (
     "first_paint",
     "keystroke",
     "keystroke_faults",
+    "mark_all",
     "memory",
     "launch",
     "durable_commit",

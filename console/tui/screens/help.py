@@ -28,6 +28,7 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "{confirm} / {edit_submit}", "on the diff: submit the edit"),
     ("Edit", "{cancel}", "on the diff: back to editing; in the editor: cancel"),
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
+    ("Approve marked", "enter / y, esc / n", "approve the marked items it counts (skipped ones are listed) / cancel"),
     ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
     ("Someone else holds it", "{decide_anyway} / {leave_it}", "decide it anyway / leave it to them"),
     ("Refused", "{back}", "back to the queue; every other key is ignored, so nothing typed runs as a command"),

@@ -18,8 +18,9 @@ from console.tui.screens.edit import EditScreen
 from console.tui.screens.extend import ExtendScreen
 from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.tui.screens.help import HelpScreen
+from console.tui.screens.marking import MarkingScreen
 from console.tui.screens.problems import ProblemsScreen
-from console.tui.screens.queue_screen import WHY_LEFT, QueueScreen, Undoable
+from console.tui.screens.queue_screen import WHY_LEFT, Undoable
 from console.tui.screens.reject import Rejection, RejectScreen
 from storage.db import DecisionRefused, StorageError, UndoRefused
 from storage.records import Item, Risk, Verdict, second_approval_refusal
@@ -33,12 +34,15 @@ REPEAT_GUARD_SECONDS = 0.4
 _PAST = {Verdict.approve: "Approved", Verdict.reject: "Rejected", Verdict.edit: "Edited and approved"}
 
 
-class MainScreen(QueueScreen):
+class MainScreen(MarkingScreen):
     # Footer order is importance order: at 80 columns the decision keys, filter, help, problems and quit all fit.
-    # Two bindings share `a` and `e`; check_action picks the one that fits the item shown (see there).
+    # Bindings share `a`, `r`, `e` and `esc`; check_action picks the one that fits (see there): with items marked,
+    # `a` and `r` decide the marked ones (as k9s acts on its marks), else the item shown.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve_marked", "Approve marked", id="approve_marked"),
         Binding("a", "approve", "Approve", id="approve"),
         Binding("a", "accept", "Accept", id="accept"),  # an escalation's output is accepted, as the README says
+        Binding("r", "reject_marked", "Reject marked", id="reject_marked"),
         Binding("r", "reject", "Reject", id="reject"),
         Binding("e", "edit", "Edit", id="edit"),
         # `e` where edits are not allowed: says why, keeps keys safe
@@ -51,6 +55,13 @@ class MainScreen(QueueScreen):
         # The queue bar names o, g, / and ?; `?` and ctrl+p list the rest.
         Binding("o", "sort", "Sort", show=False, id="sort"),
         Binding("g", "group", "Group", show=False, id="group"),
+        # Marks for bulk work (marking.py). shift+arrows can be swallowed by a terminal: `v` does the same.
+        Binding("space", "toggle_mark", "Mark or unmark, then move down", show=False, id="toggle_mark"),
+        Binding("asterisk", "mark_all", "Mark all the view shows (again: unmark)", show=False, id="mark_all"),
+        Binding("v", "mark_range", "Mark a range: v at one end, v at the other", show=False, id="mark_range"),
+        Binding("shift+down", "mark_down", "Mark and move down", show=False, id="mark_down"),
+        Binding("shift+up", "mark_up", "Mark and move up", show=False, id="mark_up"),
+        Binding("escape", "clear_marks", "Unmark all", show=False, id="clear_marks"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
         Binding("s", "stats", "Stats", show=False, id="stats"),
         Binding("h", "history", "History", show=False, id="history"),
@@ -121,10 +132,18 @@ class MainScreen(QueueScreen):
         item = self.shown
         escalation = item is not None and item.kind == "escalation"
         editable = item is not None and item.allows(Verdict.edit)
+        marked = len(self.marks) > 0
+        if action in ("approve_marked", "reject_marked"):
+            return marked
+        if action == "clear_marks":
+            typing = self.focused is not None and self.focused.id == "filter"  # there `esc` leaves the filter
+            return (marked or self._range_from is not None) and not typing
+        if action == "reject":
+            return not marked
         if action == "approve":
-            return not escalation
+            return not escalation and not marked
         if action == "accept":
-            return escalation
+            return escalation and not marked
         if action == "edit":
             return editable
         if action == "edit_refused":
@@ -250,14 +269,18 @@ class MainScreen(QueueScreen):
             return
         latest = live.pop()
         try:
+            for other in latest.batch:  # the rest of a bulk decision, taken back with it
+                self.session.undo(other.id)
             decision = self.session.undo(latest.decision.id)
         except UndoRefused as exc:
             self.app.bell()
             self.notify(f"Cannot undo: {exc}.", severity="error", markup=False)
+            self.queue_changed()
             return
         except (StorageError, OSError) as exc:
             self.app.bell()
             self.notify(f"Cannot undo, the database could not be written: {exc}", severity="error", markup=False)
+            self.queue_changed()
             return
         self._update_undo_prompt()
         self.notify(f"Undone. {latest.label} was taken back; nothing was sent.", markup=False, timeout=4)

@@ -61,6 +61,7 @@ class Undoable:
     decision: Decision
     until: float
     label: str
+    batch: tuple[Decision, ...] = ()  # the rest of a bulk decision: undone with it
 
 
 def _next(values: tuple[Any, ...], current: Any) -> Any:
@@ -75,6 +76,7 @@ class QueueScreen(Screen[None]):
     queue_count: var[int] = var(0)
     view_description: var[str] = var("")
     filter_text: var[str] = var("")
+    marked_count: var[int] = var(0)  # items marked for bulk work (marking.py)
     undo_prompt: var[UndoPrompt | None] = var(None)
     source_health: var[tuple[SourceHealth, ...] | None] = var(None)  # None until first read
     unsynced: var[int] = var(0)
@@ -104,7 +106,10 @@ class QueueScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
         yield QueueBar(id="queue-bar").data_bind(
-            count=QueueScreen.queue_count, description=QueueScreen.view_description, filter_text=QueueScreen.filter_text
+            count=QueueScreen.queue_count,
+            description=QueueScreen.view_description,
+            filter_text=QueueScreen.filter_text,
+            marked=QueueScreen.marked_count,
         )
         yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
         yield Static(id="filter-hint")
@@ -130,8 +135,9 @@ class QueueScreen(Screen[None]):
         self.query_one("#filter", Input).display = False
         self.query_one("#filter-hint", Static).display = False
         self.query_one(QueueList).focus()
-        named = ("sort", "group", "filter", "help")  # the bar names these keys, as the keymap has them
-        self.query_one(QueueBar).hint = " · ".join(f"{key_in_force(self.app, action)} {action}" for action in named)
+        # The bar names these keys, as the keymap has them.
+        named = (("sort", "sort"), ("group", "group"), ("filter", "filter"), ("toggle_mark", "mark"), ("help", "help"))
+        self.query_one(QueueBar).hint = " · ".join(f"{key_in_force(self.app, action)} {word}" for action, word in named)
         self._update_queue_bar()
         self.refresh_status()
         self.set_interval(0.25, self._update_undo_prompt)
