@@ -114,7 +114,7 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
     fleet: Fleet, data_dir: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "config.toml"
-    keymap = '[keymap]\napprove = ["v"]\nsort = ["O"]\n'
+    keymap = '[keymap]\napprove = ["w"]\nsort = ["O"]\n'
     text = f'operator = "alice"\nundo_seconds = 0\n\n{keymap}{SOURCE_BLOCK.format(url=fleet.url)}'
     session = Session(parse(text, path), data_dir, token_for=lambda _name: None)
     app = ApprovalApp(session, background=False)
@@ -128,20 +128,20 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
         await pilot.pause(0.2)
         assert session.store.outbox.decisions() == [], "a no longer approves"
         assert app.screen is app.main, "nor opens a confirmation"
-        await decide_key(pilot, "v")
+        await decide_key(pilot, "w")
         await eventually(lambda: len(session.store.outbox.decisions()) == 1, what="the decision")
         [row] = session.store.outbox.decisions()
         assert (row.decision.item_id, row.decision.verdict.value) == (first.id, "approve")
-        assert "(O sort · g group · / filter · ? help)" in screen_text(app), "the queue bar names the keys in force"
+        assert "(O sort · g group · / filter · space mark · ? help)" in screen_text(app), "the queue bar names the keys in force"
         palette = {command.title: command.help for command in app.get_system_commands(app.main)}
-        assert palette.get("Approve", palette.get("Accept")) == "key v", "the command palette names the key in force"
+        assert palette.get("Approve", palette.get("Accept")) == "key w", "the command palette names the key in force"
         footer = screen_text(app).splitlines()[-1]
-        assert " v " in footer and ("Approve" in footer or "Accept" in footer)
+        assert " w " in footer and ("Approve" in footer or "Accept" in footer)
         await pilot.press("question_mark")
         await eventually(lambda: isinstance(app.screen, HelpScreen), what="the help")
         await pilot.pause(0.1)
         approve = next(line for line in screen_text(app).splitlines() if "Approve" in line)
-        assert " v " in f"{approve} " and " a " not in f"{approve} "
+        assert " w " in f"{approve} " and " a " not in f"{approve} "
 
 
 def test_a_bad_keymap_stops_the_cli_before_the_terminal_is_taken(

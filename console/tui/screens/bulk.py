@@ -42,8 +42,8 @@ class BulkConfirmScreen(ModalScreen[bool]):
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     DEFAULT_CSS = _CENTRED
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter,y", "confirm", "Confirm", id="confirm"),
-        Binding("escape,n", "cancel", "Cancel", id="cancel"),
+        Binding("enter,y", "confirm", "Confirm", id="bulk_confirm"),
+        Binding("escape,n", "cancel", "Cancel", id="bulk_cancel"),
     ]
 
     def __init__(self, plan: BulkPlan, verb: str = "Approve") -> None:

@@ -39,11 +39,11 @@ class MainScreen(MarkingScreen):
     # Bindings share `a`, `r`, `e` and `esc`; check_action picks the one that fits (see there): with items marked,
     # `a` and `r` decide the marked ones (as k9s acts on its marks), else the item shown.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "approve_marked", "Approve marked", id="approve_marked"),
         Binding("a", "approve", "Approve", id="approve"),
         Binding("a", "accept", "Accept", id="accept"),  # an escalation's output is accepted, as the README says
-        Binding("r", "reject_marked", "Reject marked", id="reject_marked"),
+        Binding("a", "approve_marked", "Approve marked", id="approve_marked"),
         Binding("r", "reject", "Reject", id="reject"),
+        Binding("r", "reject_marked", "Reject marked", id="reject_marked"),
         Binding("e", "edit", "Edit", id="edit"),
         # `e` where edits are not allowed: says why, keeps keys safe
         Binding("e", "edit_refused", show=False, id="edit_refused"),

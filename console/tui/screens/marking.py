@@ -73,7 +73,7 @@ class MarkingScreen(QueueScreen):
         self._marks_changed()
         self.queue_list.action_cursor_down()  # the next one, as in file managers: space, space, space
 
-    def _extend(self, step: int) -> None:
+    def _mark_moving(self, step: int) -> None:
         """shift+down / shift+up: mark the highlighted item, move, mark the next one (a range grows as you go)."""
         before = self._cursor_row()
         if before is None:
@@ -87,10 +87,10 @@ class MarkingScreen(QueueScreen):
         self._marks_changed()
 
     def action_mark_down(self) -> None:
-        self._extend(1)
+        self._mark_moving(1)
 
     def action_mark_up(self) -> None:
-        self._extend(-1)
+        self._mark_moving(-1)
 
     def _digests(self, keys: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
         current = self.session.queue.pending_digests(keys)
