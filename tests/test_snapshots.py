@@ -136,3 +136,10 @@ def test_edit_shows_the_diff_before_submitting(snap_compare: SnapCompare, tmp_pa
 def test_first_run(snap_compare: SnapCompare, tmp_path: Path) -> None:
     # The path is shown on screen: a fixed one, so the snapshot does not depend on the temp dir.
     assert snap_compare(FirstRunApp(Path("/home/alice/.config/approval-console/config.toml")), terminal_size=SIZE)
+
+
+WIDE = (180, 40)
+
+
+def test_wide_terminal_puts_the_detail_beside_the_queue(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(app_over_fixed_items(tmp_path), terminal_size=WIDE, run_before=no_blink)

@@ -37,6 +37,7 @@ from widgets.timefmt import display_zone
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
 # wait this long, so a key meant for what the operator was reading cannot land on something else.
 SETTLE_SECONDS = 1.5
+WIDE_COLUMNS = 160
 _FIRST_SHOWN_KEPT = 10_000
 _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again before deciding."
 _NOTICE_REPLACED = "The item you were viewing left the queue ({why}); this is the next one."
@@ -69,6 +70,10 @@ class QueueScreen(Screen[None]):
     """The queue, the detail and the bars over a session; the main screen adds the keys that decide."""
 
     CSS_PATH = Path(__file__).with_name("main.tcss")
+    # From WIDE_COLUMNS on, the detail sits beside the queue (main.tcss): each then gets about 80 columns, the width
+    # the queue's columns (confidence meter included) and the detail's arguments were laid out for. Narrower, a
+    # detail beside the queue would squeeze both, so it stays below.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # noqa: RUF012 (Screen declares it so)
     # State the bars draw (bound with data_bind in compose): set here, never pushed into the widgets by hand.
     queue_count: var[int] = var(0)
     view_description: var[str] = var("")
