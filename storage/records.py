@@ -12,7 +12,7 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -405,6 +405,15 @@ class QueueRow(_Strict):
     expires_at: float | None
     claimed_by: str | None = None  # who holds a claim on it, where the source supports claims
     group: str | None = None  # the value of the grouping column, when the queue is grouped
+
+
+class QueueGroup(NamedTuple):
+    """One group of a grouped queue view, in display order: its label, how many pending items it holds, and whether
+    the view collapses it (then none of its rows is listed, only this header)."""
+
+    label: str
+    size: int  # its pending items (matching the filter), collapsed or not
+    collapsed: bool = False
 
 
 class SourceHealth(_Strict):
