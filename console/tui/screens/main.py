@@ -45,6 +45,10 @@ class MainScreen(QueueScreen):
         # The queue bar names o, g, / and ?; `?` and ctrl+p list the rest.
         Binding("o", "sort", "Sort", show=False),
         Binding("g", "group", "Group", show=False),
+        Binding("G", "group_order", "Groups by name / most urgent first", show=False, id="group_order"),
+        Binding("c", "toggle_group", "Collapse / expand group", show=False, id="toggle_group"),
+        Binding("left", "collapse_group", "Collapse group", show=False, id="collapse_group"),
+        Binding("right", "expand_group", "Expand group", show=False, id="expand_group"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input, Static
 from console.engine.session import Session
 from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.empty_queue import explain_empty
-from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
+from storage.queue import FILTER_FIELDS, Grouping, GroupOrder, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, SourceHealth, now_utc
 from widgets.bars import QueueBar, UndoBar, UndoPrompt
 from widgets.detail import ItemDetail
@@ -64,6 +64,15 @@ class Undoable:
 
 def _next(values: tuple[Any, ...], current: Any) -> Any:
     return values[(values.index(current) + 1) % len(values)]
+
+
+_GROUP_ORDER_WORDS = {GroupOrder.name: "by name", GroupOrder.urgency: "most urgent first"}
+
+
+def _collapsed_text(label: str, size: int) -> str:
+    """What the detail says while the cursor is on a collapsed group's header."""
+    items = f"{size:,} item{'s' if size != 1 else ''}"
+    return f"{one_line(label, 60)}: {items}, collapsed. c or → expands it; j / k move past it."
 
 
 class QueueScreen(Screen[None]):
@@ -186,6 +195,9 @@ class QueueScreen(Screen[None]):
     def _highlighted(self, event: QueueList.Highlighted) -> None:
         row: QueueRow | None = event.row
         auto, self._auto_move = self._auto_move, False
+        if row is None and event.group is not None:
+            self._show(None, empty=_collapsed_text(event.group.label, event.group.size))
+            return
         if row is not None and self._moving_on:
             self._moving_on = False
             auto = True
@@ -218,7 +230,7 @@ class QueueScreen(Screen[None]):
             return
         if row is not None and shown is not None and (row.source, row.id) == (shown.source, shown.id):
             return
-        self._highlighted(QueueList.Highlighted(row, self.queue_list))
+        self._highlighted(QueueList.Highlighted(row, self.queue_list, self.queue_list.header))
 
     def _pass_over_taken(self, current: Item) -> bool:
         """Moving on chose this item, and another console claimed it first (both opened on it at once): go on to
@@ -256,7 +268,10 @@ class QueueScreen(Screen[None]):
         """Kept durably too (off the UI thread): an item that expires undecided is labelled with when it was seen."""
         await self.session.mark_shown(item, when)
 
-    def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
+    def _show(
+        self, item: Item | None, *, notice: str | None = None, settle: bool = False, empty: str | None = None
+    ) -> None:
+        """Show `item` in the detail (None: `empty`, or why the queue is empty) and claim it."""
         self.shown = item
         self.refresh_bindings()  # Approve or Accept, Edit or not
         if item is not None:
@@ -267,7 +282,8 @@ class QueueScreen(Screen[None]):
                 self._note_shown(item, self._first_shown[key])
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
-        empty = self._explain_empty() if self.queue_list.row_count == 0 else None
+        if empty is None and self.queue_list.item_count == 0:
+            empty = self._explain_empty()
         base = self._changed_from
         if base is not None and (item is None or (base.source, base.id) != (item.source, item.id)):
             base = self._changed_from = None  # another item: the change note belonged to the one left
@@ -286,7 +302,7 @@ class QueueScreen(Screen[None]):
     def _refresh_empty(self) -> None:
         """Sources go down and come back while the queue is empty: keep its explanation true."""
         lists = self.query(QueueList)
-        if not lists or self.shown is not None or lists.first().row_count:  # torn down, or not empty
+        if not lists or self.shown is not None or lists.first().item_count:  # torn down, or not empty
             return
         before = self._empty_shown
         text = self._explain_empty()
@@ -307,12 +323,35 @@ class QueueScreen(Screen[None]):
         self._refresh_empty()  # a filter typed into an empty view changes why it is empty
 
     def action_sort(self) -> None:
-        view = self.view
-        self._apply_view(QueueView(_next(_SORTS, view.order), view.grouping, view.filter_text))
+        self._apply_view(replace(self.view, order=_next(_SORTS, self.view.order)))
 
     def action_group(self) -> None:
-        view = self.view
-        self._apply_view(QueueView(view.order, _next(_GROUPINGS, view.grouping), view.filter_text))
+        # Collapsed groups were groups of the grouping left: none of the next one starts collapsed.
+        self._apply_view(replace(self.view, grouping=_next(_GROUPINGS, self.view.grouping), collapsed=frozenset()))
+
+    def action_group_order(self) -> None:
+        order = GroupOrder.name if self.view.group_order is GroupOrder.urgency else GroupOrder.urgency
+        self._apply_view(replace(self.view, group_order=order))
+        if self.view.grouping is Grouping.none:
+            self.notify(f"Groups will come {_GROUP_ORDER_WORDS[order]} once grouped (g).", markup=False, timeout=3)
+
+    def action_toggle_group(self) -> None:
+        """Collapse the group under the cursor, or expand it if it is collapsed."""
+        group = self.queue_list.current_group
+        if group is None:
+            self.notify("The queue is not grouped: g groups it by source or by agent.", markup=False, timeout=3)
+            return
+        self._apply_view(self.view.toggled(group.label))
+
+    def action_collapse_group(self) -> None:
+        group = self.queue_list.current_group
+        if group is not None and not group.collapsed:
+            self._apply_view(self.view.toggled(group.label))
+
+    def action_expand_group(self) -> None:
+        group = self.queue_list.current_group
+        if group is not None and group.collapsed:
+            self._apply_view(self.view.toggled(group.label))
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -326,13 +365,13 @@ class QueueScreen(Screen[None]):
         field.value = ""  # Input.Changed applies the empty filter
         field.display = False
         self.query_one("#filter-hint", Static).display = False
-        self._apply_view(QueueView(self.view.order, self.view.grouping, ""))
+        self._apply_view(replace(self.view, filter_text=""))
         self.queue_list.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_typed(self, event: Input.Changed) -> None:
         if event.value != self.view.filter_text:
-            self._apply_view(QueueView(self.view.order, self.view.grouping, event.value))
+            self._apply_view(replace(self.view, filter_text=event.value))
 
     @on(Input.Submitted, "#filter")
     def _filter_kept(self, event: Input.Submitted) -> None:
@@ -357,7 +396,7 @@ class QueueScreen(Screen[None]):
 
     def _update_queue_bar(self) -> None:
         self._update_filter_hint()
-        self.queue_count = self.queue_list.row_count
+        self.queue_count = self.queue_list.item_count
         self.view_description = self.view.describe()
         self.filter_text = self.view.filter_text
 
