@@ -44,7 +44,9 @@ def fit_columns(columns: Sequence[Column], widest: Mapping[str, int], width: int
     shown = [c for c in columns if wants[c.name] > 0]
     used = sum(wants[c.name] for c in shown) + max(0, len(shown) - 1)
     if used > width:
-        _shrink(shown, wants, used - width)
+        # A column that may disappear when empty keeps its header's width while it has values to show.
+        floors = {c.name: c.least or min(wants[c.name], cell_len(c.header)) for c in shown}
+        _shrink(shown, wants, floors, used - width)
     else:
         growing = next((c for c in shown if c.grows), None)
         if growing is not None:
@@ -52,17 +54,17 @@ def fit_columns(columns: Sequence[Column], widest: Mapping[str, int], width: int
     return wants
 
 
-def _shrink(columns: Sequence[Column], wants: dict[str, int], over: int) -> None:
-    """Take `over` cells from the widest columns first (a level no column stays above), none below its `least`."""
-    shrinkable = [c for c in columns if wants[c.name] > c.least]
+def _shrink(columns: Sequence[Column], wants: dict[str, int], floors: Mapping[str, int], over: int) -> None:
+    """Take `over` cells from the widest columns first (a level no column stays above), none below its floor."""
+    shrinkable = [c for c in columns if wants[c.name] > floors[c.name]]
     while over > 0 and shrinkable:
         top = max(wants[c.name] for c in shrinkable)
         widest = [c for c in shrinkable if wants[c.name] == top]
-        below = max([wants[c.name] for c in shrinkable if wants[c.name] < top] + [max(c.least for c in widest)])
+        below = max([wants[c.name] for c in shrinkable if wants[c.name] < top] + [max(floors[c.name] for c in widest)])
         # Bring the widest down to the next level (or their floor), one cell per column per step.
         step = max(1, min(top - below, -(-over // len(widest))))
         for column in widest:
-            cut = min(step, wants[column.name] - column.least, over)
+            cut = min(step, wants[column.name] - floors[column.name], over)
             wants[column.name] -= cut
             over -= cut
-        shrinkable = [c for c in shrinkable if wants[c.name] > c.least]
+        shrinkable = [c for c in shrinkable if wants[c.name] > floors[c.name]]

@@ -96,7 +96,8 @@ class RowProvider(Protocol):
 
 @runtime_checkable
 class GroupedRowProvider(RowProvider, Protocol):
-    """A provider whose rows come in groups: `groups()` lists (label, row count) in display order, or nothing."""
+    """A provider whose rows come in groups: `groups()` lists them in display order (label, size, collapsed), or
+    nothing; the rows of a collapsed group are not among its rows."""
 
     def groups(self) -> Sequence[QueueGroup]: ...
 
@@ -469,8 +470,7 @@ class QueueList(ScrollView, can_focus=True):
         columns = [" "]  # over the cursor marker
         for column, cells in zip(layout.columns, layout.widths, strict=True):
             if cells:
-                header = "CONF" if column.name == "confidence" and not layout.meter else column.header
-                columns.append(header.rjust(cells) if column.right else _fit(header, cells))
+                columns.append(column.header.rjust(cells) if column.right else _fit(column.header, cells))
         text = Text(" ".join(columns)[1:], style=self._style("queue-list--header", False), end="")
         return self._to_strip(text, width)
 
