@@ -11,18 +11,20 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 from storage.connection import Connection
-from storage.records import KIND_LABELS, QueueRow, Risk
+from storage.queue_groups import ROW_COLUMNS, GroupedView, read_groups
+from storage.records import KIND_LABELS, QueueGroup, QueueRow, Risk
 
 __all__ = [
     "FILTER_FIELDS",
     "KIND_LABELS",
     "RANK_FACTORS",
     "Filter",
+    "GroupOrder",
     "Grouping",
     "QueueReads",
     "QueueView",
@@ -43,6 +45,11 @@ class Grouping(StrEnum):
     none = "none"
     source = "source"
     agent = "agent"
+
+
+class GroupOrder(StrEnum):
+    name = "name"  # groups by their label
+    urgency = "urgency"  # the group holding the most urgent item first (risk, then time left)
 
 
 # Each order's key columns, most significant first, all ascending; (source, id) makes every key unique, so
@@ -138,6 +145,8 @@ class QueueView:
     order: SortOrder = SortOrder.urgency
     grouping: Grouping = Grouping.none
     filter_text: str = ""
+    group_order: GroupOrder = GroupOrder.name
+    collapsed: frozenset[str] = frozenset()  # labels of the groups shown as their header alone
     _filter: Filter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +176,16 @@ class QueueView:
         group = self.group_column
         named = [RANK_FACTORS.get(key, key if key == group else "") for key in self.key_columns]
         return tuple(name for name in named if name)
+
+    def toggled(self, label: str) -> QueueView:
+        """This view with the group `label` collapsed, or expanded if it was collapsed."""
+        return replace(self, collapsed=self.collapsed ^ {label})
+
+    @property
+    def matching(self) -> QueueView:
+        """The view as far as which items match goes (what QueueReads keeps the matches of): groups' order and
+        collapsing left out, so they change without searching again."""
+        return replace(self, group_order=GroupOrder.name, collapsed=frozenset())
 
     def where(self) -> tuple[str, tuple[str, ...]]:
         """The WHERE clause over pending items whose own fields match the filter (each word in the search column)."""
@@ -205,18 +224,15 @@ class QueueView:
         """One line for the operator: "urgency · grouped by agent · filter: agent:billing"."""
         parts = [f"sorted by {self.order.value}"]
         if self.grouping is not Grouping.none:
-            parts.append(f"grouped by {self.grouping.value}")
+            urgent = ", most urgent first" if self.group_order is GroupOrder.urgency else ""
+            parts.append(f"grouped by {self.grouping.value}{urgent}")
+            if self.collapsed:
+                parts.append(f"{len(self.collapsed)} collapsed")
         return " · ".join(parts)
 
 
-# Columns the queue list reads; the partial index in storage/schema.py covers all but the two-person progress and what
-# the agent does at the deadline, which are read from the payload of the rows shown only (a screenful, or an alert's
-# hundred).
-_QUEUE_COLUMNS = (
-    "source, id, kind, agent, action_name, risk, confidence, created_at, expires_at, claimed_by,"
-    " coalesce(json_extract(payload, '$.approvals_required'), 1), json_array_length(payload, '$.approvals'),"
-    " json_extract(payload, '$.on_expiry')"
-)
+_QUEUE_COLUMNS = ROW_COLUMNS
+_GROUP_AT = 13  # a grouped read adds the group column after ROW_COLUMNS
 _WHOLE_QUEUE = QueueView()
 
 
@@ -301,8 +317,12 @@ class QueueReads:
     def __init__(self, db: Connection) -> None:
         self._db = db
         self._matches: tuple[QueueView, tuple[int, int], _Matches] | None = None
+        self._groups: tuple[QueueView, tuple[int, int], list[QueueGroup]] | None = None
 
     def count(self, view: QueueView = _WHOLE_QUEUE) -> int:
+        if view.group_column is not None:
+            with self._db.lock:
+                return self._grouped(view).count
         if not view.filter.empty:
             with self._db.lock:
                 return self._matched(view).count
@@ -311,7 +331,10 @@ class QueueReads:
 
     def rows(self, offset: int, limit: int, view: QueueView = _WHOLE_QUEUE) -> list[QueueRow]:
         """Rows `offset .. offset+limit-1` of the pending queue in `view`'s order and filter."""
-        group = view.group_column or "NULL"
+        if view.group_column is not None:
+            with self._db.lock:
+                return [_queue_row(r, group=r[_GROUP_AT]) for r in self._grouped(view).rows(offset, limit)]
+        group = "NULL"
         if not view.filter.empty:
             with self._db.lock:
                 wanted = self._matched(view).first(max(0, offset) + max(0, limit))[max(0, offset) :]
@@ -324,7 +347,7 @@ class QueueReads:
                     )
                 }
             # A row gone since the matches were found (another connection's write) is left out, as a fresh query would.
-            return [_queue_row(found[r], group=found[r][13]) for r in wanted if r in found]
+            return [_queue_row(found[r], group=found[r][_GROUP_AT]) for r in wanted if r in found]
         where, params = view.where()
         with self._db.lock:
             rows = self._db.conn.execute(
@@ -332,10 +355,14 @@ class QueueReads:
                 f" ORDER BY {', '.join(view.key_columns)} LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             ).fetchall()
-        return [_queue_row(r, group=r[13]) for r in rows]
+        return [_queue_row(r, group=r[_GROUP_AT]) for r in rows]
 
     def index_of(self, source: str, item_id: str, view: QueueView = _WHOLE_QUEUE) -> int | None:
-        """The item's position in `view`, or None when it is not pending or the filter hides it."""
+        """The item's position in `view`, or None when it is not pending, the filter hides it or its group is
+        collapsed."""
+        if view.group_column is not None:
+            with self._db.lock:
+                return self._grouped(view).index_of(source, item_id)
         if not view.filter.empty:
             with self._db.lock:
                 row = self._db.conn.execute(
@@ -358,24 +385,32 @@ class QueueReads:
                 ).fetchone()[0]
             )
 
-    def groups(self, view: QueueView) -> list[tuple[str, int]]:
+    def groups(self, view: QueueView) -> list[QueueGroup]:
         """The groups of `view` in display order, each with how many rows it holds (none when not grouping)."""
-        column = view.group_column
-        if column is None:
+        if view.group_column is None:
             return []
         with self._db.lock:
-            if view.filter.empty:
-                where, params = view.where()
-                rows = self._db.conn.execute(
-                    f"SELECT {column}, count(*) FROM items WHERE {where} GROUP BY {column} ORDER BY {column}", params
-                ).fetchall()
-            else:
-                self._matched(view)
-                rows = self._db.conn.execute(
-                    f"SELECT {column}, count(*) FROM items WHERE rowid IN temp.queue_matches"
-                    f" GROUP BY {column} ORDER BY {column}"
-                ).fetchall()
-        return [(str(r[0]), int(r[1])) for r in rows]
+            self._grouped(view)
+            assert self._groups is not None
+            return list(self._groups[2])
+
+    def _grouped(self, view: QueueView) -> GroupedView:
+        """A grouped view's groups, read once per view and data change, and its rows' SQL (call with the lock held)."""
+        column = view.group_column
+        assert column is not None
+        conn = self._db.conn
+        if view.filter.empty:
+            rows = counts = view.where()
+        else:
+            self._matched(view.matching)  # fills temp.queue_matches
+            counts = ("rowid IN temp.queue_matches", ())
+            rows = ("state = 'pending' AND +rowid IN temp.queue_matches", ())
+        stamp = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        if self._groups is None or self._groups[:2] != (view, stamp):
+            by_urgency = view.group_order is GroupOrder.urgency
+            groups = read_groups(conn, column, counts, by_urgency=by_urgency, collapsed=view.collapsed)
+            self._groups = (view, stamp, groups)
+        return GroupedView(conn, column, view.key_columns, self._groups[2], rows)
 
     def _matched(self, view: QueueView) -> _Matches:
         """The view's matches at the data as it is now (call with the lock held).

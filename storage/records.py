@@ -12,7 +12,7 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -504,6 +504,15 @@ class QueueRow(_Strict):
     approvals: int = 0  # how many it has so far
     on_expiry: str = "reject"  # what the agent does if nobody decides in time ("approve" is flagged)
     group: str | None = None  # the value of the grouping column, when the queue is grouped
+
+
+class QueueGroup(NamedTuple):
+    """One group of a grouped queue view, in display order: its label, how many pending items it holds, and whether
+    the view collapses it (then none of its rows is listed, only this header)."""
+
+    label: str
+    size: int  # its pending items (matching the filter), collapsed or not
+    collapsed: bool = False
 
 
 class SourceHealth(_Strict):

@@ -132,7 +132,9 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
         await eventually(lambda: len(session.store.outbox.decisions()) == 1, what="the decision")
         [row] = session.store.outbox.decisions()
         assert (row.decision.item_id, row.decision.verdict.value) == (first.id, "approve")
-        assert "(O sort · g group · / filter · space mark · ? help)" in screen_text(app), "the queue bar names the keys in force"
+        assert "(O sort · g group · / filter · space mark · ? help)" in screen_text(app), (
+            "the queue bar names the keys in force"
+        )
         palette = {command.title: command.help for command in app.get_system_commands(app.main)}
         assert palette.get("Approve", palette.get("Accept")) == "key w", "the command palette names the key in force"
         footer = screen_text(app).splitlines()[-1]

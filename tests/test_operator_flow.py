@@ -132,10 +132,10 @@ def test_grouping_orders_by_group_then_by_the_order(store: Store) -> None:
     sample(store)
     view = QueueView(SortOrder.urgency, Grouping.source)
     assert ids(store, view) == ["b2", "b1", "b3", "c1", "c2"]
-    assert store.queue.groups(view) == [("billing", 3), ("crm", 2)]
+    assert store.queue.groups(view) == [("billing", 3, False), ("crm", 2, False)]
     assert [r.group for r in store.queue.rows(0, 10, view)] == ["billing"] * 3 + ["crm"] * 2
     view = QueueView(SortOrder.age, Grouping.agent, "agent:a")
-    assert store.queue.groups(view) == [("billing-agent", 2), ("crm-agent", 2), ("zeta-agent", 1)]
+    assert store.queue.groups(view) == [("billing-agent", 2, False), ("crm-agent", 2, False), ("zeta-agent", 1, False)]
     rows = store.queue.rows(0, 10, view)
     assert [r.id for r in rows] == ["b1", "b2", "c2", "c1", "b3"]
     assert [store.queue.index_of(r.source, r.id, view) for r in rows] == [0, 1, 2, 3, 4]

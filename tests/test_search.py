@@ -154,7 +154,7 @@ def test_a_filtered_view_is_the_whole_queue_in_order_with_the_others_left_out(
         assert store.queue.index_of(hidden.source, hidden.id, view) is None
         if grouping is not Grouping.none:
             labels = [r.group for r in expected]
-            assert store.queue.groups(view) == [(g, labels.count(g)) for g in dict.fromkeys(labels)]
+            assert store.queue.groups(view) == [(g, labels.count(g), False) for g in dict.fromkeys(labels)]
 
 
 def test_a_filtered_view_follows_writes_of_this_and_of_another_connection(tmp_path: Path) -> None:

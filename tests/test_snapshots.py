@@ -253,3 +253,22 @@ def test_source_health(snap_compare: SnapCompare, tmp_path: Path) -> None:
         ),
     )
     assert snap_compare(app, press=("H",), terminal_size=SIZE)
+
+
+WIDE = (180, 40)
+
+
+def test_wide_terminal_puts_the_detail_beside_the_queue(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(app_over_fixed_items(tmp_path), terminal_size=WIDE, run_before=no_blink)
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("collapsed_group", ("g", "c")),  # billing collapsed, the cursor on its header
+        ("claimed_column_gone", ("slash", *"agent:support", "enter")),  # nobody else holds an item on screen
+        ("groups_most_urgent_first", ("g", "g", "G")),
+    ],
+)
+def test_queue_layout(snap_compare: SnapCompare, tmp_path: Path, name: str, keys: tuple[str, ...]) -> None:
+    assert snap_compare(app_over_fixed_items(tmp_path), press=keys, terminal_size=SIZE, run_before=no_blink)

@@ -9,16 +9,18 @@ offset, so it stays put and shares the list's width (and so its column layout) w
 
 When the provider groups its rows (`GroupedRowProvider`: rows come ordered by group, and `groups()` says how many
 each holds), a header line opens each group. Header lines are not rows: the cursor skips them, and the mapping
-between row indexes and lines is a bisect over the groups' first rows, so it costs nothing per row.
+between row indexes and lines is a bisect over the groups' first rows, so it costs nothing per row. A collapsed
+group is its header alone (the provider lists none of its rows): the cursor stops on it, so it can be expanded.
+
+Columns are as wide as what the rows on screen hold (widgets/columns.py): the widest value of each is measured once
+per page of rows fetched, and the layout is fitted to the pages on screen.
 """
 
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import ClassVar, Final, Protocol, runtime_checkable
 
 from rich.cells import cell_len
@@ -32,7 +34,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from storage.records import KIND_LABELS, QueueRow
+from storage.records import KIND_LABELS, QueueGroup, QueueRow
 
 from .approvals import approvals_mark
 from .badges import (
@@ -47,7 +49,9 @@ from .badges import (
     is_low_confidence,
     risk_label,
 )
+from .columns import Column, fit_columns
 from .contrast import readable
+from .list_lines import ListLines
 from .safe_text import one_line
 
 __all__ = ["GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
@@ -57,12 +61,27 @@ RowKey = tuple[str, str]  # (source, item id): what "the same item" means across
 _ROW_META: Final = "queue_row"  # style meta key carrying the row index, read back on click
 _KIND_WIDTH: Final = max(4, *(len(label) for label in KIND_LABELS.values()))  # the labels `kind:` accepts
 _WIDE: Final = 72  # below this width the confidence meter shrinks to its number
-_CLAIM_WIDTH: Final = 9  # "⚑ bob" : who else holds a claim on the item
 _CLAIM_MARK: Final = "⚑ "
 # In the LEFT column: the deadline is inside the warning window; the agent approves by itself when nobody decides.
 NEAR_MARK: Final = "⚠"
 SELF_APPROVES_MARK: Final = "✔"
 _MARKED: Final = "●"  # marked for bulk work: one cell right of the cursor's ">"
+_LEAD: Final = 2  # the cursor's ">" and the mark, before the first column
+# The columns after the cursor marker. AGENT, ACTION and CLAIMED are as wide as their widest value on screen (within
+# these bounds); CLAIMED disappears while nobody else holds an item on screen; ACTION takes the room left over.
+_COLUMNS: Final = (
+    Column("risk", "RISK", RISK_WIDTH, RISK_WIDTH),
+    Column("confidence", "CONFIDENCE", CONFIDENCE_WIDTH, CONFIDENCE_WIDTH),
+    Column("kind", "KIND", _KIND_WIDTH, _KIND_WIDTH),
+    Column("agent", "AGENT", 5, 24),
+    Column("action", "ACTION", 6, 48, grows=True),
+    Column("claimed", "CLAIMED", 0, 16),
+    Column("age", "AGE", TIME_WIDTH, TIME_WIDTH, right=True),
+    Column("left", "LEFT", TIME_WIDTH, TIME_WIDTH, right=True),
+)
+_NARROW_COLUMNS: Final = tuple(
+    Column("confidence", "CONF", 4, 4) if c.name == "confidence" else c for c in _COLUMNS
+)  # below _WIDE cells: the confidence as its number only
 
 
 class RowProvider(Protocol):
@@ -83,33 +102,33 @@ class RowProvider(Protocol):
 
 @runtime_checkable
 class GroupedRowProvider(RowProvider, Protocol):
-    """A provider whose rows come in groups: `groups()` lists (label, row count) in display order, or nothing."""
+    """A provider whose rows come in groups: `groups()` lists them in display order (label, size, collapsed), or
+    nothing; the rows of a collapsed group are not among its rows."""
 
-    def groups(self) -> Sequence[tuple[str, int]]: ...
+    def groups(self) -> Sequence[QueueGroup]: ...
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """Column widths for one list width. Columns are separated by one space."""
+    """Column widths for one list width and the rows on screen (0: a column not shown)."""
 
     width: int
     meter: bool  # the full "▰▰▱▱▱ 0.41" meter, or just "0.41"
-    agent: int
-    action: int
+    columns: tuple[Column, ...]
+    widths: tuple[int, ...]
 
-    @property
-    def confidence(self) -> int:
-        return CONFIDENCE_WIDTH if self.meter else 4
+    def __getitem__(self, name: str) -> int:
+        return self.widths[_INDEX[name]]
 
     @classmethod
-    def for_width(cls, width: int) -> _Layout:
+    def fit(cls, width: int, widest: dict[str, int]) -> _Layout:
         meter = width >= _WIDE
-        confidence = CONFIDENCE_WIDTH if meter else 4
-        # marker, mark, risk, confidence, kind, agent, action, claim, age, left + 8 separators
-        fixed = 2 + RISK_WIDTH + confidence + _KIND_WIDTH + _CLAIM_WIDTH + TIME_WIDTH + TIME_WIDTH + 8
-        flexible = max(0, width - fixed)
-        agent = max(5, flexible * 2 // 5)
-        return cls(width=width, meter=meter, agent=agent, action=max(5, flexible - agent))
+        columns = _COLUMNS if meter else _NARROW_COLUMNS
+        fitted = fit_columns(columns, widest, max(0, width - _LEAD))
+        return cls(width=width, meter=meter, columns=columns, widths=tuple(fitted[c.name] for c in columns))
+
+
+_INDEX: Final = {c.name: i for i, c in enumerate(_COLUMNS)}  # the same in _NARROW_COLUMNS
 
 
 def _fit(text: str, width: int) -> str:
@@ -198,12 +217,16 @@ class QueueList(ScrollView, can_focus=True):
     """
 
     class Highlighted(Message):
-        """The highlighted item changed (by source and id); `row` is None when nothing is highlighted."""
+        """The highlighted item changed (by source and id); `row` is None when nothing is highlighted, and `group`
+        says which collapsed group's header the cursor is on, if it is on one."""
 
-        def __init__(self, row: QueueRow | None, queue_list: QueueList | None = None) -> None:
+        def __init__(
+            self, row: QueueRow | None, queue_list: QueueList | None = None, group: QueueGroup | None = None
+        ) -> None:
             super().__init__()
             self.row = row
             self.queue_list = queue_list
+            self.group = group
 
         @property
         def control(self) -> QueueList | None:
@@ -228,17 +251,18 @@ class QueueList(ScrollView, can_focus=True):
         self._provider = provider
         self._now = now
         self._operator = operator  # claims held by this operator are not marked
-        self._count = 0
-        self._group_labels: list[str] = []
-        self._group_starts: list[int] = []  # first row index of each group
-        self._group_lines: list[int] = []  # line of each group's header
+        self._lines = ListLines()
         self._cursor = 0
+        self._cursor_group: int | None = None  # the collapsed group whose header the cursor is on
         self._announced: RowKey | None = None
+        self._announced_group: str | None = None  # the group of the row announced, or the collapsed one
         self._announced_once = False
         self._pages: LRUCache[int, tuple[QueueRow, ...]] = LRUCache(self.MAX_PAGES)
+        self._widest: dict[int, dict[str, int]] = {}  # page -> its widest value per measured column
         self._strips: LRUCache[tuple[int, int, bool, int], Strip] = LRUCache(512)
         self._styles: dict[tuple[str, bool], Style] = {}
         self._layout: _Layout | None = None
+        self._layout_key: tuple[int, int, int] | None = None  # (width, first page, last page) it was fitted to
         self._empty_text = "Queue is empty"
         self._marks: Container[RowKey] = ()
 
@@ -250,17 +274,36 @@ class QueueList(ScrollView, can_focus=True):
 
     @property
     def row_count(self) -> int:
-        """Rows in the current order, as of the last `refresh_rows()`."""
-        return self._count
+        """Rows listed in the current order, as of the last `refresh_rows()` (collapsed groups' rows are not)."""
+        return self._lines.rows
+
+    @property
+    def item_count(self) -> int:
+        """Items in the current order, those in collapsed groups included."""
+        groups = self._lines.groups
+        return sum(g.size for g in groups) if groups else self._lines.rows
 
     @property
     def cursor(self) -> int:
-        """Index of the highlighted row (0 when the list is empty)."""
+        """Index of the highlighted row (0 when the list is empty); on a collapsed group, the row after it."""
         return self._cursor
 
     @property
     def highlighted(self) -> QueueRow | None:
-        return self._row(self._cursor)
+        return None if self._cursor_group is not None else self._row(self._cursor)
+
+    @property
+    def header(self) -> QueueGroup | None:
+        """The collapsed group whose header the cursor is on, if it is on one."""
+        group = self._cursor_group
+        return None if group is None else self._lines.groups[group]
+
+    @property
+    def current_group(self) -> QueueGroup | None:
+        """The group under the cursor: the collapsed one whose header it is on, or the highlighted row's."""
+        lines = self._lines
+        group = self._cursor_group if self._cursor_group is not None else lines.group_of(self._cursor)
+        return None if group is None or not (0 <= group < len(lines.groups)) else lines.groups[group]
 
     def refresh_rows(self) -> None:
         """The data changed: re-read the count, drop cached rows, keep the cursor on the same item if present.
@@ -268,27 +311,26 @@ class QueueList(ScrollView, can_focus=True):
         When the highlighted item left the order, the cursor keeps its index (clamped), so the next item takes
         its place. Posts `Highlighted` if the highlighted item changed.
         """
-        key = self._announced
+        key, on_group = self._announced, self._announced_group
         groups = self._provider.groups() if isinstance(self._provider, GroupedRowProvider) else []
-        if groups:
-            # One query answers both the groups and the count, so the header lines match the rows.
-            counts = [max(0, n) for _, n in groups]
-            self._group_labels = [label for label, _ in groups]
-            self._group_starts = [0, *accumulate(counts)][:-1]
-            self._group_lines = [start + g for g, start in enumerate(self._group_starts)]
-            self._count = sum(counts)
-        else:
-            self._group_labels, self._group_starts, self._group_lines = [], [], []
-            self._count = max(0, self._provider.count())
+        # One query answers both the groups and the count, so the header lines match the rows.
+        lines = self._lines = ListLines(groups) if groups else ListLines(rows=self._provider.count())
         self._pages.clear()
+        self._widest.clear()
+        self._layout_key = None
         self._strips.clear()
-        index = self._cursor
-        if key is not None and self._count:
-            found = self._provider.index_of(*key)
-            if found is not None and 0 <= found < self._count:
-                index = found
+        index, on_header, self._cursor_group = self._cursor, self._cursor_group is not None, None
+        found = self._provider.index_of(*key) if key is not None and lines.rows else None
+        group = lines.find(on_group) if on_group is not None else None
+        if found is not None and 0 <= found < lines.rows:
+            index = found
+        elif group is not None and (on_header or lines.groups[group].collapsed):
+            # The cursor's group, collapsed (the item the cursor was on is in it): the cursor is on its header.
+            # Just expanded from its header: on its first row.
+            index = lines.starts[group]
+            self._cursor_group = group if lines.groups[group].collapsed else None
         self._cursor = self._clamp(index)
-        self.virtual_size = Size(0, self._count + len(self._group_lines) + 1)  # +1: the column header
+        self.virtual_size = Size(0, lines.total + 1)  # +1: the column header
         self._scroll_cursor_into_view()
         self.refresh()
         self._announce()
@@ -312,24 +354,24 @@ class QueueList(ScrollView, can_focus=True):
     # -- actions ----------------------------------------------------------------------------------------
 
     def action_cursor_down(self) -> None:
-        self._set_cursor(self._cursor + 1)
+        self._go_to_line(self._lines.stop(self._cursor_line() + 1, 1))
 
     def action_cursor_up(self) -> None:
-        self._set_cursor(self._cursor - 1)
+        self._go_to_line(self._lines.stop(self._cursor_line() - 1, -1))
 
     def action_cursor_page_down(self) -> None:
         page = self._body_height()
-        self._set_cursor(self._cursor + page, scroll_by=page)
+        self._go_to_line(self._lines.nearest_stop(self._cursor_line() + page, 1), scroll_by=page)
 
     def action_cursor_page_up(self) -> None:
         page = self._body_height()
-        self._set_cursor(self._cursor - page, scroll_by=-page)
+        self._go_to_line(self._lines.nearest_stop(self._cursor_line() - page, -1), scroll_by=-page)
 
     def action_cursor_first(self) -> None:
-        self._set_cursor(0)
+        self._go_to_line(self._lines.stop(0, 1))
 
     def action_cursor_last(self) -> None:
-        self._set_cursor(self._count - 1)
+        self._go_to_line(self._lines.stop(self._lines.total - 1, -1))
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -360,11 +402,14 @@ class QueueList(ScrollView, can_focus=True):
         super().watch_scroll_y(old_value, new_value)
         # Wheel and scrollbar scrolling drag the cursor along, so the highlighted row (the one the detail shows
         # and a key would decide) is always on screen.
-        if self._count and not self._cursor_visible():
+        if self._lines.total and not self._cursor_visible():
             top = self.scroll_offset.y
-            first = self._row_at_or_after(top)
-            last = self._row_at_or_after(top + self._body_height()) - 1
-            self._set_cursor(min(max(self._cursor, first), max(first, last)), scroll=False)
+            if self._cursor_line() < top:
+                line = self._lines.stop(top, 1)
+            else:
+                line = self._lines.stop(top + self._body_height() - 1, -1)
+            if line is not None and top <= line < top + self._body_height():
+                self._go_to_line(line, scroll=False)
 
     # -- rendering --------------------------------------------------------------------------------------
 
@@ -374,26 +419,51 @@ class QueueList(ScrollView, can_focus=True):
             return Strip.blank(0)
         if y == 0:
             return self._header_strip(width)
-        index, group = self._at_line(self.scroll_offset.y + y - 1)
+        layout = self._layout_for(width)  # before any row's strip: a new layout drops the cached ones
+        index, group = self._lines.at_line(self.scroll_offset.y + y - 1)
         if group is not None:
             return self._group_strip(group, width)
-        if index >= self._count:
-            if index == 0:
+        if index >= self._lines.rows:
+            if index == 0 and not self._lines.groups:
                 return self._empty_strip(width)
             return Strip.blank(width, self.rich_style)
-        cursor = index == self._cursor
+        cursor = index == self._cursor and self._cursor_group is None
         now = self._now()
         key = (index, width, cursor, int(now))
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._row_strip(index, width, cursor, now)
+            strip = self._row_strip(index, layout, cursor, now)
             self._strips[key] = strip
         return strip
 
     def _layout_for(self, width: int) -> _Layout:
-        if self._layout is None or self._layout.width != width:
-            self._layout = _Layout.for_width(width)
+        """The columns fitted to the pages of rows on screen (measured once per page fetched)."""
+        top = self.scroll_offset.y
+        first = self._lines.row_at_or_after(top)
+        last = min(self._lines.rows, self._lines.row_at_or_after(top + self._body_height())) - 1
+        key = (width, first // self.PAGE_SIZE, last // self.PAGE_SIZE if last >= first else -1)
+        if self._layout is None or key != self._layout_key:
+            widest: dict[str, int] = {}
+            for page in range(key[1], key[2] + 1):
+                for name, cells in self._page_widest(page).items():
+                    widest[name] = max(widest.get(name, 0), cells)
+            layout = _Layout.fit(width, widest)
+            if layout != self._layout:
+                self._strips.clear()  # painted with other widths
+            self._layout, self._layout_key = layout, key
         return self._layout
+
+    def _page_widest(self, page: int) -> dict[str, int]:
+        """The widest value on one page of rows of each column sized by what it holds."""
+        widest = self._widest.get(page)
+        if widest is None:
+            rows = self._page(page)
+            widest = self._widest[page] = {
+                "agent": max((cell_len(r.agent) for r in rows), default=0),
+                "action": max((cell_len(r.action) for r in rows), default=0),
+                "claimed": max((cell_len(self._claimed_text(r)) for r in rows), default=0),
+            }
+        return widest
 
     def _style(self, name: str, cursor: bool) -> Style:
         """A component style, laid over the cursor's background on the cursor row (unless it has its own), with
@@ -416,38 +486,32 @@ class QueueList(ScrollView, can_focus=True):
 
     def _header_strip(self, width: int) -> Strip:
         layout = self._layout_for(width)
-        columns = [
-            "  ",
-            "RISK",
-            ("CONFIDENCE" if layout.meter else "CONF").ljust(layout.confidence),
-            "KIND",
-            "AGENT".ljust(layout.agent),
-            "ACTION".ljust(layout.action),
-            "CLAIMED".ljust(_CLAIM_WIDTH),
-            "AGE".rjust(TIME_WIDTH),
-            "LEFT".rjust(TIME_WIDTH),
-        ]
-        text = Text(" ".join(columns)[1:], style=self._style("queue-list--header", False), end="")
+        columns = [" "]  # over the cursor marker and the mark
+        for column, cells in zip(layout.columns, layout.widths, strict=True):
+            if cells:
+                columns.append(column.header.rjust(cells) if column.right else _fit(column.header, cells))
+        text = Text(" ".join(columns), style=self._style("queue-list--header", False), end="")
         return self._to_strip(text, width)
 
     def _group_strip(self, group: int, width: int) -> Strip:
-        starts = self._group_starts
-        size = (starts[group + 1] if group + 1 < len(starts) else self._count) - starts[group]
-        label = one_line(self._group_labels[group], max(1, width - 20))
-        text = Text(f" ▾ {label}  ({size})", style=self._style("queue-list--group", False), end="")
-        return self._to_strip(text, width)
+        label, size, collapsed = self._lines.groups[group]
+        cursor = group == self._cursor_group
+        said = one_line(label, max(1, width - 20))
+        line = f"{'>' if cursor else ' '}{'▸' if collapsed else '▾'} {said}  ({size})"
+        style = self._style("", True) if cursor else self._style("queue-list--group", False)
+        return self._to_strip(Text(line, style=style, end=""), width)
 
     def _empty_strip(self, width: int) -> Strip:
         said = one_line(self._empty_text, max(1, width - 2))
         text = Text(f"  {said}", style=self._style("queue-list--muted", False), end="")
         return self._to_strip(text, width)
 
-    def _row_strip(self, index: int, width: int, cursor: bool, now: float) -> Strip:
+    def _row_strip(self, index: int, layout: _Layout, cursor: bool, now: float) -> Strip:
         row = self._row(index)
+        width = layout.width
         base = self._style("", cursor) + Style.from_meta({_ROW_META: index})
         if row is None:  # the provider returned fewer rows than it counted (data changed under us)
             return self._to_strip(Text("  …", style=base, end=""), width)
-        layout = self._layout_for(width)
         text = Text(style=base, end="", no_wrap=True)
 
         def add(value: str, component: str = "") -> None:
@@ -460,7 +524,7 @@ class QueueList(ScrollView, can_focus=True):
         confidence = row.confidence
         confidence_style = "queue-list--confidence-low" if is_low_confidence(confidence) else "queue-list--confidence"
         if confidence is None:
-            add(confidence_text(None)[: layout.confidence], "queue-list--confidence-empty")
+            add(confidence_text(None)[: layout["confidence"]], "queue-list--confidence-empty")
         elif layout.meter:
             meter = confidence_text(confidence)
             filled = meter.count("▰")
@@ -472,20 +536,23 @@ class QueueList(ScrollView, can_focus=True):
         add(" ")
         add(KIND_LABELS.get(row.kind, row.kind[:_KIND_WIDTH]).ljust(_KIND_WIDTH), "queue-list--kind")
         add(" ")
-        add(_fit(row.agent, layout.agent))
+        add(_fit(row.agent, layout["agent"]))
         add(" ")
-        add(_fit(row.action, layout.action))
+        add(_fit(row.action, layout["action"]))
         add(" ")
-        holder = row.claimed_by if row.claimed_by and row.claimed_by != self._operator else None
-        if holder:
-            add(_fit(_CLAIM_MARK + holder, _CLAIM_WIDTH), "queue-list--claim")
-        else:  # a two-person item shows how far it has come ("1 of 2") where a claim would be
-            add(_fit(approvals_mark(row.approvals_required, row.approvals), _CLAIM_WIDTH), "queue-list--claim")
-        add(" ")
+        claimed = layout["claimed"]
+        if claimed:
+            add(_fit(self._claimed_text(row), claimed), "queue-list--claim")
+            add(" ")
         add(format_age(now - row.created_at).rjust(TIME_WIDTH), "queue-list--muted")
         add(" ")
         self._add_left(row, now, add)
         return self._to_strip(text, width)
+
+    def _claimed_text(self, row: QueueRow) -> str:
+        """Who else holds the item ("⚑ bob"); else, on a two-person item, how far it has come ("1 of 2")."""
+        holder = row.claimed_by if row.claimed_by and row.claimed_by != self._operator else None
+        return _CLAIM_MARK + holder if holder else approvals_mark(row.approvals_required, row.approvals)
 
     def _add_left(self, row: QueueRow, now: float, add: Callable[[str, str], None]) -> None:
         """The LEFT column: time to the deadline, marked when it is near (⚠) and when the agent then approves (✔)."""
@@ -513,59 +580,68 @@ class QueueList(ScrollView, can_focus=True):
     # -- data and cursor --------------------------------------------------------------------------------
 
     def _row(self, index: int) -> QueueRow | None:
-        if not 0 <= index < self._count:
+        if not 0 <= index < self._lines.rows:
             return None
         page, offset = divmod(index, self.PAGE_SIZE)
+        rows = self._page(page)
+        return rows[offset] if offset < len(rows) else None
+
+    def _page(self, page: int) -> tuple[QueueRow, ...]:
         rows = self._pages.get(page)
         if rows is None:
             rows = tuple(self._provider.rows(page * self.PAGE_SIZE, self.PAGE_SIZE))
             self._pages[page] = rows
-        return rows[offset] if offset < len(rows) else None
+        return rows
 
     def _clamp(self, index: int) -> int:
-        return max(0, min(index, self._count - 1)) if self._count else 0
+        rows = self._lines.rows
+        return max(0, min(index, rows - 1)) if rows else 0
 
     def _body_height(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)  # minus the header line
 
-    def _line_of(self, index: int) -> int:
-        """The body line (0 = first below the column header) that shows row `index`."""
-        return index + bisect_right(self._group_starts, index)
-
-    def _at_line(self, line: int) -> tuple[int, int | None]:
-        """(row index, None) for a row's line, or (-1, group) for a group's header line."""
-        groups_above = bisect_right(self._group_lines, line)
-        if groups_above and self._group_lines[groups_above - 1] == line:
-            return -1, groups_above - 1
-        return line - groups_above, None
-
-    def _row_at_or_after(self, line: int) -> int:
-        index, group = self._at_line(line)
-        return self._group_starts[group] if group is not None else index
+    def _cursor_line(self) -> int:
+        """The body line (0 = first below the column header) the cursor is on."""
+        if self._cursor_group is not None:
+            return self._lines.headers[self._cursor_group]
+        return self._lines.line_of(self._cursor)
 
     def _cursor_visible(self) -> bool:
         top = self.scroll_offset.y
-        return top <= self._line_of(self._cursor) < top + self._body_height()
+        return top <= self._cursor_line() < top + self._body_height()
 
     def _scroll_cursor_into_view(self) -> None:
-        if not self._count:
+        if not self._lines.total:
             return
         top = self.scroll_offset.y
         body = self._body_height()
-        line = self._line_of(self._cursor)
-        _, group = self._at_line(line - 1) if line else (0, None)
-        if line < top or (group is not None and line - 1 < top):
+        line = self._cursor_line()
+        header_above = self._cursor_group is None and line > 0 and self._lines.at_line(line - 1)[1] is not None
+        if line < top or (header_above and line - 1 < top):
             # Keep the group's header on screen with its first row.
-            self.scroll_to(y=line - 1 if group is not None else line, animate=False, immediate=True)
+            self.scroll_to(y=line - 1 if header_above else line, animate=False, immediate=True)
         elif line >= top + body:
             self.scroll_to(y=line - body + 1, animate=False, immediate=True)
 
     def _set_cursor(self, index: int, *, scroll_by: int = 0, scroll: bool = True) -> None:
-        old = self._cursor
-        self._cursor = self._clamp(index)
-        if self._cursor != old:
-            self._refresh_index(old)
-            self._refresh_index(self._cursor)
+        """Highlight row `index` (clamped)."""
+        self._place(self._clamp(index), None, scroll_by=scroll_by, scroll=scroll)
+
+    def _go_to_line(self, line: int | None, *, scroll_by: int = 0, scroll: bool = True) -> None:
+        """Put the cursor on a stop line (a row or a collapsed group's header); None: it stays, scrolled into view."""
+        if line is None:
+            self._place(self._cursor, self._cursor_group, scroll=scroll)
+            return
+        index, group = self._lines.at_line(line)
+        self._place(self._clamp(index if group is None else self._lines.starts[group]), group, scroll_by, scroll)
+
+    def _place(self, index: int, group: int | None, scroll_by: int = 0, scroll: bool = True) -> None:
+        old = self._cursor_line()
+        self._cursor, self._cursor_group = index, group
+        new = self._cursor_line()
+        if new != old:
+            self.refresh_line(old + 1)  # +1: lines start below the column header
+            self.refresh_line(new + 1)
         if scroll:
             if scroll_by:
                 # Paging moves the view with the cursor, so the cursor keeps its place on screen.
@@ -573,20 +649,19 @@ class QueueList(ScrollView, can_focus=True):
             self._scroll_cursor_into_view()
         self._announce()
 
-    def _refresh_index(self, index: int) -> None:
-        self.refresh_line(self._line_of(index) + 1)  # +1: rows start below the column header
-
     def _announce(self) -> None:
         row = self.highlighted
         key = None if row is None else (row.source, row.id)
-        if self._announced_once and key == self._announced:
+        current = self.current_group
+        on_group = current.label if current is not None else None
+        if self._announced_once and key == self._announced and on_group == self._announced_group:
             return
         self._announced_once = True
-        self._announced = key
-        self.post_message(self.Highlighted(row, self))
+        self._announced, self._announced_group = key, on_group
+        self.post_message(self.Highlighted(row, self, self.header))
 
     def _tick(self) -> None:
-        if self._count:
+        if self._lines.rows:
             self.refresh()
 
     def _drop_render_caches(self) -> None:

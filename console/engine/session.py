@@ -38,6 +38,7 @@ from storage.records import (
     DecisionRow,
     Item,
     Quarantined,
+    QueueGroup,
     QueueRow,
     SourceCounts,
     SourceHealth,
@@ -93,7 +94,7 @@ class QueueRows:
     def index_of(self, source: str, item_id: str) -> int | None:
         return self._read(lambda: self._store.queue.index_of(source, item_id, self.view), None)
 
-    def groups(self) -> Sequence[tuple[str, int]]:
+    def groups(self) -> Sequence[QueueGroup]:
         return self._read(lambda: self._store.queue.groups(self.view), [])
 
     def visible_digests(self) -> list[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ from typing import Any
 from console.engine.config import Config, SourceConfig
 
 SIZE = (120, 36)
+WIDE = (180, 40)  # past the main screen's wide breakpoint: the detail beside the queue
 
 Shot = Callable[[str], Awaitable[None]]
 
@@ -51,6 +52,8 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
     await shot("filter")
     await pilot.press("escape", "g", "g")
     await shot("grouped")
+    await pilot.press("c")  # the group under the cursor collapses to its header
+    await shot("grouped-collapsed")
     await pilot.press("g", "asterisk", "a")  # ungrouped, every item marked, bulk approve asks first
     await shot("bulk-confirm")
     await pilot.press("escape", "escape", "question_mark")  # cancelled, unmarked
@@ -199,6 +202,9 @@ async def capture(out: Path) -> list[Path]:
                 await pilot.pause(0.3)
                 await _tour(pilot, session, shooter(app, pilot))
                 await pilot.press("ctrl+t")  # back to the dark theme
+                await pilot.resize_terminal(*WIDE)
+                await shooter(app, pilot)("wide")
+                await pilot.resize_terminal(*SIZE)
                 await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
                 await _two_person(pilot, session, fleet, shooter(app, pilot))
         await _health(shooter, url)

@@ -55,6 +55,10 @@ class MainScreen(MarkingScreen):
         # The queue bar names o, g, / and ?; `?` and ctrl+p list the rest.
         Binding("o", "sort", "Sort", show=False, id="sort"),
         Binding("g", "group", "Group", show=False, id="group"),
+        Binding("G", "group_order", "Groups by name / most urgent first", show=False, id="group_order"),
+        Binding("c", "toggle_group", "Collapse / expand group", show=False, id="toggle_group"),
+        Binding("left", "collapse_group", "Collapse group", show=False, id="collapse_group"),
+        Binding("right", "expand_group", "Expand group", show=False, id="expand_group"),
         # Marks for bulk work (marking.py). shift+arrows can be swallowed by a terminal: `v` does the same.
         Binding("space", "toggle_mark", "Mark or unmark, then move down", show=False, id="toggle_mark"),
         Binding("asterisk", "mark_all", "Mark all the view shows (again: unmark)", show=False, id="mark_all"),

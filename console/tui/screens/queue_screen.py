@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from console.engine.session import Session
 from console.tui.keymap import key_in_force
 from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.empty_queue import explain_empty
-from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
+from storage.queue import FILTER_FIELDS, Grouping, GroupOrder, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, SourceHealth, now_utc
 from widgets.bars import QueueBar, UndoBar, UndoPrompt
 from widgets.detail import ItemDetail
@@ -39,6 +39,7 @@ from widgets.why_line import Rank
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
 # wait this long, so a key meant for what the operator was reading cannot land on something else.
 SETTLE_SECONDS = 1.5
+WIDE_COLUMNS = 160
 _FIRST_SHOWN_KEPT = 10_000
 _NOTICE_CHANGED = "This item changed while you were viewing it. Read it again before deciding."
 _NOTICE_REPLACED = "The item you were viewing left the queue ({why}); this is the next one."
@@ -68,10 +69,23 @@ def _next(values: tuple[Any, ...], current: Any) -> Any:
     return values[(values.index(current) + 1) % len(values)]
 
 
+_GROUP_ORDER_WORDS = {GroupOrder.name: "by name", GroupOrder.urgency: "most urgent first"}
+
+
+def _collapsed_text(label: str, size: int) -> str:
+    """What the detail says while the cursor is on a collapsed group's header."""
+    items = f"{size:,} item{'s' if size != 1 else ''}"
+    return f"{one_line(label, 60)}: {items}, collapsed. c or → expands it; j / k move past it."
+
+
 class QueueScreen(Screen[None]):
     """The queue, the detail and the bars over a session; the main screen adds the keys that decide."""
 
     CSS_PATH = Path(__file__).with_name("main.tcss")
+    # From WIDE_COLUMNS on, the detail sits beside the queue (main.tcss): each then gets about 80 columns, the width
+    # the queue's columns (confidence meter included) and the detail's arguments were laid out for. Narrower, a
+    # detail beside the queue would squeeze both, so it stays below.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE_COLUMNS, "-wide")]  # noqa: RUF012 (Screen declares it so)
     # State the bars draw (bound with data_bind in compose): set here, never pushed into the widgets by hand.
     queue_count: var[int] = var(0)
     view_description: var[str] = var("")
@@ -193,6 +207,9 @@ class QueueScreen(Screen[None]):
     def _highlighted(self, event: QueueList.Highlighted) -> None:
         row: QueueRow | None = event.row
         auto, self._auto_move = self._auto_move, False
+        if row is None and event.group is not None:
+            self._show(None, empty=_collapsed_text(event.group.label, event.group.size))
+            return
         if row is not None and self._moving_on:
             self._moving_on = False
             auto = True
@@ -225,7 +242,7 @@ class QueueScreen(Screen[None]):
             return
         if row is not None and shown is not None and (row.source, row.id) == (shown.source, shown.id):
             return
-        self._highlighted(QueueList.Highlighted(row, self.queue_list))
+        self._highlighted(QueueList.Highlighted(row, self.queue_list, self.queue_list.header))
 
     def _pass_over_taken(self, current: Item) -> bool:
         """Moving on chose this item, and another console claimed it first (both opened on it at once): go on to
@@ -263,7 +280,10 @@ class QueueScreen(Screen[None]):
         """Kept durably too (off the UI thread): an item that expires undecided is labelled with when it was seen."""
         await self.session.mark_shown(item, when)
 
-    def _show(self, item: Item | None, *, notice: str | None = None, settle: bool = False) -> None:
+    def _show(
+        self, item: Item | None, *, notice: str | None = None, settle: bool = False, empty: str | None = None
+    ) -> None:
+        """Show `item` in the detail (None: `empty`, or why the queue is empty) and claim it."""
         self.shown = item
         self.refresh_bindings()  # Approve or Accept, Edit or not
         if item is not None:
@@ -274,7 +294,8 @@ class QueueScreen(Screen[None]):
                 self._note_shown(item, self._first_shown[key])
             if len(self._first_shown) > _FIRST_SHOWN_KEPT:
                 del self._first_shown[next(iter(self._first_shown))]  # the oldest: browsed, never decided
-        empty = self._explain_empty() if self.queue_list.row_count == 0 else None
+        if empty is None and self.queue_list.item_count == 0:
+            empty = self._explain_empty()
         base = self._changed_from
         if base is not None and (item is None or (base.source, base.id) != (item.source, item.id)):
             base = self._changed_from = None  # another item: the change note belonged to the one left
@@ -294,7 +315,7 @@ class QueueScreen(Screen[None]):
     def _refresh_empty(self) -> None:
         """Sources go down and come back while the queue is empty: keep its explanation true."""
         lists = self.query(QueueList)
-        if not lists or self.shown is not None or lists.first().row_count:  # torn down, or not empty
+        if not lists or self.shown is not None or lists.first().item_count:  # torn down, or not empty
             return
         before = self._empty_shown
         text = self._explain_empty()
@@ -327,12 +348,35 @@ class QueueScreen(Screen[None]):
         self._refresh_empty()  # a filter typed into an empty view changes why it is empty
 
     def action_sort(self) -> None:
-        view = self.view
-        self._apply_view(QueueView(_next(_SORTS, view.order), view.grouping, view.filter_text))
+        self._apply_view(replace(self.view, order=_next(_SORTS, self.view.order)))
 
     def action_group(self) -> None:
-        view = self.view
-        self._apply_view(QueueView(view.order, _next(_GROUPINGS, view.grouping), view.filter_text))
+        # Collapsed groups were groups of the grouping left: none of the next one starts collapsed.
+        self._apply_view(replace(self.view, grouping=_next(_GROUPINGS, self.view.grouping), collapsed=frozenset()))
+
+    def action_group_order(self) -> None:
+        order = GroupOrder.name if self.view.group_order is GroupOrder.urgency else GroupOrder.urgency
+        self._apply_view(replace(self.view, group_order=order))
+        if self.view.grouping is Grouping.none:
+            self.notify(f"Groups will come {_GROUP_ORDER_WORDS[order]} once grouped (g).", markup=False, timeout=3)
+
+    def action_toggle_group(self) -> None:
+        """Collapse the group under the cursor, or expand it if it is collapsed."""
+        group = self.queue_list.current_group
+        if group is None:
+            self.notify("The queue is not grouped: g groups it by source or by agent.", markup=False, timeout=3)
+            return
+        self._apply_view(self.view.toggled(group.label))
+
+    def action_collapse_group(self) -> None:
+        group = self.queue_list.current_group
+        if group is not None and not group.collapsed:
+            self._apply_view(self.view.toggled(group.label))
+
+    def action_expand_group(self) -> None:
+        group = self.queue_list.current_group
+        if group is not None and group.collapsed:
+            self._apply_view(self.view.toggled(group.label))
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -346,13 +390,13 @@ class QueueScreen(Screen[None]):
         field.value = ""  # Input.Changed applies the empty filter
         field.display = False
         self.query_one("#filter-hint", Static).display = False
-        self._apply_view(QueueView(self.view.order, self.view.grouping, ""))
+        self._apply_view(replace(self.view, filter_text=""))
         self.queue_list.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_typed(self, event: Input.Changed) -> None:
         if event.value != self.view.filter_text:
-            self._apply_view(QueueView(self.view.order, self.view.grouping, event.value))
+            self._apply_view(replace(self.view, filter_text=event.value))
 
     @on(Input.Submitted, "#filter")
     def _filter_kept(self, event: Input.Submitted) -> None:
@@ -377,7 +421,7 @@ class QueueScreen(Screen[None]):
 
     def _update_queue_bar(self) -> None:
         self._update_filter_hint()
-        self.queue_count = self.queue_list.row_count
+        self.queue_count = self.queue_list.item_count
         self.view_description = self.view.describe()
         self.filter_text = self.view.filter_text
 
