@@ -62,6 +62,7 @@ PRESETS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         "cursor_page_down": ("ctrl+f", "ctrl+d", "pagedown"),
         "cursor_page_up": ("ctrl+u", "pageup"),
         "group": ("z",),  # g is the top now; z as vim folds
+        "group_order": ("Z",),  # G is the bottom now
         "filter": ("slash",),
     },
 }

@@ -41,7 +41,7 @@ class ExtendScreen(ModalScreen[int | None]):
     CSS_PATH = Path(__file__).with_name("modals.tcss")
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="cancel"),
-        Binding("enter", "submit", "Extend", priority=True, id="submit"),
+        Binding("enter", "submit", "Extend", priority=True, id="extend_submit"),
     ]
 
     def __init__(self, title: str, left: float, allowed: int) -> None:
