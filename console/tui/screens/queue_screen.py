@@ -25,7 +25,7 @@ from textual.widgets import Footer, Input, Static
 from console.engine.session import Session
 from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.empty_queue import explain_empty
-from storage.queue import FILTER_FIELDS, Grouping, QueueView, SortOrder
+from storage.queue import Grouping, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, SourceHealth, now_utc
 from widgets.bars import QueueBar, UndoBar, UndoPrompt
 from widgets.detail import ItemDetail
@@ -336,19 +336,16 @@ class QueueScreen(Screen[None]):
         self.queue_list.focus()
 
     def _update_filter_hint(self) -> None:
-        """Under the filter: a `name:` that is no field is said, not silently matched as a word."""
+        """Under the filter: a `name:` that is no field, or a value its field does not take, is said and not applied."""
         hint = self.query_one("#filter-hint", Static)
-        unknown = self.view.filter.unknown
-        hint.display = bool(unknown) and self.query_one("#filter", Input).display
-        if unknown:
-            names = ", ".join(f"{one_line(name, 30)}:" for name in unknown)
-            hint.update(
-                Content.assemble(
-                    (f"unknown field {names}", "bold $text-warning"),
-                    (" (matched as a plain word); fields: ", "$foreground-muted"),
-                    (", ".join(f"{name}:" for name in FILTER_FIELDS), "$foreground-muted"),
-                )
-            )
+        problems = self.view.filter.problems
+        hint.display = bool(problems) and self.query_one("#filter", Input).display
+        if problems:
+            lines = [
+                Content.assemble((one_line(p, 200), "bold $text-error"), (" — not applied", "$foreground-muted"))
+                for p in problems
+            ]
+            hint.update(Content("\n").join(lines))
 
     def _update_queue_bar(self) -> None:
         self._update_filter_hint()
