@@ -26,6 +26,7 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "esc", "on the diff: back to editing; in the editor: cancel"),
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
     ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
+    ("Filter", "↑ / ↓", "the filters kept (with enter) this session, newest first / back to what you typed"),
     ("Someone else holds it", "y / n, esc", "decide it anyway / leave it to them"),
     ("Refused", "esc", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
     ("Any dialog", "esc", "cancel; nothing is recorded"),
@@ -48,11 +49,15 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
         rows: dict[str, tuple[list[str], str]] = {}
         for binding in bindings:
             if isinstance(binding, Binding) and binding.description:
-                keys, _ = rows.setdefault(binding.action, ([], binding.description))
+                action, description = binding.action, binding.description
+                if action.startswith("switch_view("):  # one row for the nine view keys
+                    action, description = "switch_view", "switch to that saved view (the tabs on top; [[views]])"
+                keys, _ = rows.setdefault(action, ([], description))
                 if _key_name(binding) not in keys:
                     keys.append(_key_name(binding))
-        for keys, description in rows.values():
-            table.add_row(" / ".join(keys), description)
+        for action, (keys, description) in rows.items():
+            shown = f"{keys[0]}-{keys[-1]}" if action == "switch_view" and len(keys) > 2 else " / ".join(keys)
+            table.add_row(shown, description)
         parts += [table, Text("")]
     dialogs = Table(title="In dialogs", title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
     dialogs.add_column(style="bold", no_wrap=True)
@@ -66,7 +71,9 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
         Text(""),
         Text.assemble(
             ("Filter syntax  ", "bold"),
-            f'words match anywhere; {fields} narrow one field; e.g. agent:billing action:refund "two words"',
+            f"words match anywhere, -word leaves out what has it; {fields} narrow one field, field:a,b takes either,"
+            " -field:x leaves out; kind: takes the KIND column's APPR / ESC;"
+            ' e.g. agent:billing,crm -risk:low "two words"',
         ),
     ]
     return Group(*parts)

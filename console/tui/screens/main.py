@@ -48,6 +48,8 @@ class MainScreen(QueueScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),
+        # The saved views (the tabs on top): one key each, so the config's [keymap] can move any of them.
+        *(Binding(str(n), f"switch_view({n})", f"View {n}", show=False, id=f"view_{n}") for n in range(1, 10)),
     ]
 
     def __init__(
