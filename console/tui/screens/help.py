@@ -51,7 +51,7 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]]) -> Group:
             if isinstance(binding, Binding) and binding.description:
                 action, description = binding.action, binding.description
                 if action.startswith("switch_view("):  # one row for the nine view keys
-                    action, description = "switch_view", "switch to that saved view (the tabs on top; [[views]])"
+                    action = "switch_view"
                 keys, _ = rows.setdefault(action, ([], description))
                 if _key_name(binding) not in keys:
                     keys.append(_key_name(binding))

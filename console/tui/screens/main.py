@@ -25,6 +25,7 @@ from widgets.safe_text import clean
 
 # After a decision the next item slides in; a second press this soon is a bounce or a double tap, not a decision.
 REPEAT_GUARD_SECONDS = 0.4
+_SWITCH_VIEW = "Switch to a saved view (the tabs on top)"
 _PAST = {Verdict.approve: "Approved", Verdict.reject: "Rejected", Verdict.edit: "Edited and approved"}
 
 
@@ -49,7 +50,7 @@ class MainScreen(QueueScreen):
         Binding("s", "stats", "Stats", show=False),
         Binding("h", "history", "History", show=False),
         # The saved views (the tabs on top): one key each, so the config's [keymap] can move any of them.
-        *(Binding(str(n), f"switch_view({n})", f"View {n}", show=False, id=f"view_{n}") for n in range(1, 10)),
+        *(Binding(str(n), f"switch_view({n})", _SWITCH_VIEW, show=False, id=f"view_{n}") for n in range(1, 10)),
     ]
 
     def __init__(

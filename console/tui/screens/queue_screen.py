@@ -298,7 +298,8 @@ class QueueScreen(Screen[None]):
 
     def _explain_empty(self) -> str:
         health = tuple(self.session.health().values())
-        empty = explain_empty(health, self.view.filter_text, self.session.pending_count)
+        view = self.saved_views[self.active_view].name if self.saved_views and not self._typed.strip() else None
+        empty = explain_empty(health, self.view.filter_text, self.session.pending_count, view)
         self.queue_list.set_empty_text(empty.short)
         self._empty_shown = empty.text
         return empty.text
@@ -401,7 +402,6 @@ class QueueScreen(Screen[None]):
         self._counting = False
         counts = event.worker.result if event.state is WorkerState.SUCCESS else None
         if counts is None:  # closed, or the database could not be read now: counted again at the next change
-            self._counts_stale = event.state is not WorkerState.SUCCESS
             return
         self.view_tabs = tuple(ViewTab(saved.name, n) for saved, n in zip(self.saved_views, counts, strict=True))
 
