@@ -17,7 +17,7 @@ from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
 from storage.queue import Grouping, QueueView, SortOrder
 from tests.conftest import decide_key, eventually, make_config, screen_text
-from widgets.view_tabs import ViewTabs
+from widgets.view_tabs import ViewTab, ViewTabs
 
 SIZE = (120, 40)
 
@@ -178,3 +178,15 @@ async def test_views_from_the_config_set_order_grouping_and_filter(fleet: Fleet,
         assert app.main.active_view == 1
         await eventually(lambda: "No view 3: there are 2" in screen_text(app), what="the notice")
         assert len(app.main.query_one(ViewTabs).tabs) == 2
+
+
+def test_the_tab_strip_shows_names_as_text_counts_and_the_active_tab() -> None:
+    tabs = ViewTabs()
+    tabs.set_reactive(ViewTabs.tabs, (ViewTab("All", 120_000), ViewTab("[b]hot\x1b[2J", 7), ViewTab("Mine")))
+    tabs.set_reactive(ViewTabs.active, 1)
+    content = tabs.render()
+    text = content.plain
+    assert text.startswith("1 All 120,000 │  2 [b]hot") and text.endswith(" 7  │ 3 Mine …")  # … not counted yet
+    assert "\x1b" not in text, "a name is text: no markup read, no control character sent"
+    active = [span for span in content.spans if "reverse" in str(span.style)]
+    assert [text[s.start : s.end].strip() for s in active] == [text[text.index("2 [b]") : text.index(" 7 ") + 2]]
