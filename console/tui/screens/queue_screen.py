@@ -153,8 +153,7 @@ class QueueScreen(Screen[None]):
         self.refresh_status()
         self.set_interval(0.25, self._update_undo_prompt)
         self.set_interval(1.0, self.refresh_status)
-        self.set_interval(RECOUNT_SECONDS, self._recount_views)
-        self._recount_views()
+        self.set_interval(RECOUNT_SECONDS, self._recount_views)  # the first count too: after the first paint
 
     @property
     def queue_list(self) -> QueueList:
