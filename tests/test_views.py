@@ -11,6 +11,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from console.engine import filter_history
 from console.engine.config import ViewConfig
 from console.engine.session import Session
 from console.servers.fleet import Fleet
@@ -190,3 +191,29 @@ def test_the_tab_strip_shows_names_as_text_counts_and_the_active_tab() -> None:
     assert "\x1b" not in text, "a name is text: no markup read, no control character sent"
     active = [span for span in content.spans if "reverse" in str(span.style)]
     assert [text[s.start : s.end].strip() for s in active] == [text[text.index("2 [b]") : text.index(" 7 ") + 2]]
+
+
+async def test_the_filters_kept_come_back_after_a_restart(
+    fleet: Fleet, make_session: Callable[..., Session], data_dir: Path
+) -> None:
+    seed(fleet)
+    session = make_session()
+    filter_history.save(data_dir, ["risk:high", "kind:ESC"])  # kept by a console before this one
+    async with running(session) as (app, pilot):
+        field = app.main.query_one("#filter", Input)
+        await pilot.press("slash", "up")
+        assert field.value == "kind:ESC"
+        await pilot.press("up")
+        assert field.value == "risk:high" and session.queue.view.filter_text == "risk:high"
+        await pilot.press("ctrl+a", "ctrl+k", *"-agent:zz", "enter")
+    assert filter_history.load(data_dir) == ["risk:high", "kind:ESC", "-agent:zz"]
+
+
+def test_a_filter_history_that_cannot_be_read_is_no_history(tmp_path: Path) -> None:
+    path = tmp_path / filter_history.FILE_NAME
+    for text in ("{not json", '{"a": 1}', "[1, null, " + '"  ", "ok"]'):
+        path.write_text(text)
+        assert filter_history.load(tmp_path) == (["ok"] if text.endswith('"ok"]') else [])
+    filter_history.save(tmp_path, [f"f{n}" for n in range(80)])
+    assert filter_history.load(tmp_path) == [f"f{n}" for n in range(30, 80)]  # the newest kept
+    assert filter_history.load(tmp_path / "missing") == []

@@ -1,4 +1,4 @@
-"""The filter field, with the filters kept this session: up walks back through them, down forward to what was typed."""
+"""The filter field, with the filters kept: up walks back through them, down forward to what was typed."""
 
 from __future__ import annotations
 
@@ -25,15 +25,17 @@ class FilterInput(Input):
         self._at: int | None = None  # the entry shown, None: what is being typed
         self._draft = ""  # what was being typed when up was first pressed
 
-    def remember(self, text: str) -> None:
-        """Keep `text` as the newest filter (once: an older copy moves up); walking starts again from the newest."""
+    def remember(self, text: str) -> bool:
+        """Keep `text` as the newest filter (once: an older copy moves up); walking starts again from the newest.
+        True if the history changed."""
         self._at = None
-        if not text.strip():
-            return
+        if not text.strip() or self.history[-1:] == [text]:
+            return False
         if text in self.history:
             self.history.remove(text)
         self.history.append(text)
         del self.history[: -self.KEPT]
+        return True
 
     def action_filter_older(self) -> None:
         if not self.history:

@@ -26,7 +26,7 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "esc", "on the diff: back to editing; in the editor: cancel"),
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
     ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
-    ("Filter", "↑ / ↓", "the filters kept (with enter) this session, newest first / back to what you typed"),
+    ("Filter", "↑ / ↓", "the filters kept (with enter), newest first / back to what you typed"),
     ("Someone else holds it", "y / n, esc", "decide it anyway / leave it to them"),
     ("Refused", "esc", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
     ("Any dialog", "esc", "cancel; nothing is recorded"),

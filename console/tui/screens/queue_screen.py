@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
+from console.engine import filter_history
 from console.engine.session import Session
 from console.engine.views import ViewCounts, saved_views
 from console.tui.messages import OutcomesArrived, QueueChanged
@@ -146,7 +147,9 @@ class QueueScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._ready = True
-        self.query_one("#filter", Input).display = False
+        field = self.query_one("#filter", FilterInput)
+        field.display = False
+        field.history = filter_history.load(self.session.data_dir)
         self.query_one("#filter-hint", Static).display = False
         self.query_one(QueueList).focus()
         self._update_queue_bar()
@@ -364,7 +367,8 @@ class QueueScreen(Screen[None]):
     @on(Input.Submitted, "#filter")
     def _filter_kept(self, event: Input.Submitted) -> None:
         field = self.query_one("#filter", FilterInput)
-        field.remember(event.value)  # up and down in the field bring it back
+        if field.remember(event.value):  # up and down in the field bring it back, after a restart too
+            filter_history.save(self.session.data_dir, field.history)
         field.display = bool(event.value)  # an active filter stays in sight
         self.queue_list.focus()
 
