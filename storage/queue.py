@@ -8,7 +8,6 @@ position of one item are each one index walk.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,12 +16,14 @@ from typing import Any, ClassVar, Final
 
 from storage.connection import Connection
 from storage.queue_groups import ROW_COLUMNS, GroupedView, read_groups
-from storage.records import KIND_LABELS, QueueGroup, QueueRow, Risk
+from storage.records import KIND_LABELS, RISK_RANK, QueueGroup, QueueRow, Risk
+from storage.search import FILTER_FIELDS, FieldTerm, Filter, parse_filter, search_text
 
 __all__ = [
     "FILTER_FIELDS",
     "KIND_LABELS",
     "RANK_FACTORS",
+    "FieldTerm",
     "Filter",
     "GroupOrder",
     "Grouping",
@@ -73,69 +74,47 @@ RANK_FACTORS: Final[dict[str, str]] = {
     "agent": "agent",
 }
 
-# Filter tokens `field:value`; a plain word matches any of these fields.
-FILTER_FIELDS: Final[dict[str, str]] = {
-    "agent": "agent",
-    "action": "action_name",
-    "source": "source",
-    "kind": "kind",
-    "risk": "risk",
-    "workflow": "workflow",
-    "id": "id",
-}
 _TRIGRAM: Final = 3  # the full-text index holds every three-character run: shorter words cannot be looked up in it
-_KIND_BY_LABEL: Final = {label.casefold(): kind for kind, label in KIND_LABELS.items()}
-_TOKEN: Final = re.compile(r'(?:(\w+):)?(?:"([^"]*)"?|(\S+))')
-
-
-@dataclass(frozen=True)
-class Filter:
-    """A parsed filter: (column, value) pairs that must each match, and words that must each match somewhere."""
-
-    fields: tuple[tuple[str, str], ...] = ()
-    words: tuple[str, ...] = ()
-    unknown: tuple[str, ...] = ()  # `name:` prefixes that are no field (their tokens are matched as words)
-
-    @property
-    def empty(self) -> bool:
-        return not self.fields and not self.words
-
-
-def parse_filter(text: str) -> Filter:
-    """`agent:billing refund "two words"`: field tokens narrow one column, other words match any column.
-
-    Every match is a case-insensitive substring. An unknown `name:` prefix is taken as part of a plain word, and
-    named in `unknown` so the operator can be told. `kind:` takes the KIND column's label (`ESC`) too.
-    """
-    fields: list[tuple[str, str]] = []
-    words: list[str] = []
-    unknown: list[str] = []
-    for match in _TOKEN.finditer(text):
-        name, quoted, bare = match.group(1), match.group(2), match.group(3)
-        value = quoted if quoted is not None else bare or ""
-        column = FILTER_FIELDS.get(name.lower()) if name else None
-        if column is not None:
-            if column == "kind":
-                value = _KIND_BY_LABEL.get(value.casefold(), value)
-            if value:
-                fields.append((column, value))
-        elif name:
-            if name not in unknown:
-                unknown.append(name)
-            words.append(f"{name}:{value}")
-        elif value:
-            words.append(value)
-    return Filter(tuple(fields), tuple(words), tuple(unknown))
-
-
-def search_text(*parts: str) -> str:
-    """What a plain filter word is matched against: the fields joined and case-folded (stored per item)."""
-    return " ".join(parts).casefold()
+# Columns the urgency index (storage/schema.py) holds: a filter of these fields alone is counted and found in it,
+# never in the table (100k items: ~15 ms against ~500 ms). Its first column is risk_order: `risk:` is a range of it.
+_URGENCY_COVERS: Final = frozenset({"risk", "kind", "agent", "action_name", "source", "id"})
+_NULLABLE: Final = frozenset({"workflow", "claimed_by"})
+Param = str | int
 
 
 def _like(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+def _short(words: Sequence[str]) -> tuple[str, ...]:
+    return tuple(w for w in words if len(search_text(w)) < _TRIGRAM)
+
+
+def _long(words: Sequence[str]) -> list[str]:
+    return [search_text(w) for w in words if len(search_text(w)) >= _TRIGRAM]
+
+
+def _phrases(words: Sequence[str], joiner: str) -> str:
+    """An FTS5 query of `words`, each a quoted phrase (so no word is ever read as FTS5 syntax)."""
+    return joiner.join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def _field_clause(term: FieldTerm) -> tuple[str, list[Param]]:
+    """`(column LIKE ? OR ...)` for one field term, or `column IN (...)` for exact values, or its negation; an absent
+    value (no workflow, nobody's claim) is matched as empty, so `-claimed:bob` keeps what nobody holds."""
+    column = f"ifnull({term.column}, '')" if term.exclude and term.column in _NULLABLE else term.column
+    values: list[Param]
+    if term.field == "risk":  # as the urgency index holds it: risk_order (0 = critical)
+        column, values = "risk_order", [3 - RISK_RANK[Risk(v)] for v in term.values]
+        clause = f"{column} IN ({', '.join('?' for _ in values)})"
+    elif term.exact:  # kind (resolved by storage/search.py) and claimed: the values as stored
+        values = list(term.values)
+        clause = f"{column} IN ({', '.join('?' for _ in values)})"
+    else:
+        clause = "(" + " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in term.values) + ")"
+        values = [_like(v) for v in term.values]
+    return (f"NOT {clause}" if term.exclude else clause), values
 
 
 @dataclass(frozen=True)
@@ -187,36 +166,49 @@ class QueueView:
         collapsing left out, so they change without searching again."""
         return replace(self, group_order=GroupOrder.name, collapsed=frozenset())
 
-    def where(self) -> tuple[str, tuple[str, ...]]:
+    def where(self) -> tuple[str, tuple[Param, ...]]:
         """The WHERE clause over pending items whose own fields match the filter (each word in the search column)."""
-        return self._clauses(self.filter.words)
+        return self._clauses(self.filter.words, self.filter.excluded)
 
-    def match_query(self) -> tuple[str, tuple[str, ...]]:
+    def match_query(self) -> tuple[str, tuple[Param, ...]]:
         """SQL selecting the rowids of the pending items the filter keeps, in no order, and its parameters.
 
         A word of three characters or more matches the item's fields, summary or reasoning: it is looked up in the
         trigram index (items_fts). A shorter word cannot be looked up there, and in prose it would match nearly every
         item: it matches the fields, whose small covering index is scanned, never the table (100k items: ~10 ms
-        against ~130 ms). QueueReads runs this once per filter and data change, not per screenful.
+        against ~130 ms). A `-word` leaves out what the same word would find. QueueReads runs this once per filter
+        and data change, not per screenful.
         """
-        short = tuple(w for w in self.filter.words if len(search_text(w)) < _TRIGRAM)
-        where, params = self._clauses(short)
-        long_words = [search_text(w) for w in self.filter.words if len(search_text(w)) >= _TRIGRAM]
-        if long_words:
-            phrases = " AND ".join('"' + word.replace('"', '""') + '"' for word in long_words)
-            fts = "rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)"
-            return f"SELECT rowid FROM items WHERE {fts} AND {where}", (phrases, *params)
-        hint = "INDEXED BY items_search " if short and not self.filter.fields else ""
-        return f"SELECT rowid FROM items {hint}WHERE {where}", params
+        words, excluded = self.filter.words, self.filter.excluded
+        where, params = self._clauses(_short(words), _short(excluded))
+        conditions = [where]
+        fts_params: list[Param] = []
+        if _long(words):
+            conditions.insert(0, "rowid IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
+            fts_params.append(_phrases(_long(words), " AND "))
+        if _long(excluded):
+            conditions.append("rowid NOT IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
+            params = (*params, _phrases(_long(excluded), " OR "))
+        fields = self.filter.fields
+        hint = ""
+        if (_short(words) or _short(excluded)) and not fields and len(conditions) == 1:
+            hint = "INDEXED BY items_search "
+        elif fields and not words and not excluded and all(t.column in _URGENCY_COVERS for t in fields):
+            hint = "INDEXED BY items_urgency "
+        return f"SELECT rowid FROM items {hint}WHERE {' AND '.join(conditions)}", (*fts_params, *params)
 
-    def _clauses(self, words: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    def _clauses(self, words: Sequence[str], excluded: Sequence[str] = ()) -> tuple[str, tuple[Param, ...]]:
         clauses = ["state = 'pending'"]
-        params: list[str] = []
-        for column, value in self.filter.fields:
-            clauses.append(f"{column} LIKE ? ESCAPE '\\'")
-            params.append(_like(value))
+        params: list[Param] = []
+        for term in self.filter.fields:
+            clause, values = _field_clause(term)
+            clauses.append(clause)
+            params += values
         for word in words:
             clauses.append("search LIKE ? ESCAPE '\\'")
+            params.append(_like(search_text(word)))
+        for word in excluded:
+            clauses.append("search NOT LIKE ? ESCAPE '\\'")
             params.append(_like(search_text(word)))
         return " AND ".join(clauses), tuple(params)
 
@@ -328,6 +320,18 @@ class QueueReads:
                 return self._matched(view).count
         with self._db.lock:
             return int(self._db.conn.execute("SELECT count(*) FROM items WHERE state = 'pending'").fetchone()[0])
+
+    def count_apart(self, view: QueueView) -> int:
+        """How many pending items `view` keeps, counted on their own: the matches the list keeps (one view's, see
+        `count`) stay as they are. For counts of views not on screen (the view tabs)."""
+        with self._db.lock:
+            params: tuple[Param, ...] = ()
+            if view.filter.empty:
+                sql = "SELECT count(*) FROM items WHERE state = 'pending'"
+            else:
+                match, params = view.match_query()
+                sql = f"SELECT count(*) FROM ({match})"
+            return int(self._db.conn.execute(sql, params).fetchone()[0])
 
     def rows(self, offset: int, limit: int, view: QueueView = _WHOLE_QUEUE) -> list[QueueRow]:
         """Rows `offset .. offset+limit-1` of the pending queue in `view`'s order and filter."""

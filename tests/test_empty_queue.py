@@ -51,3 +51,10 @@ def test_source_names_are_drawn_on_one_line() -> None:
     hostile = SourceHealth(name="a\nb\x1b[2J", state="down")
     text = explain_empty([hostile], "", never_asked).text
     assert "\n" not in text and "\x1b" not in text
+
+
+def test_a_saved_view_that_holds_nothing_points_at_the_other_views() -> None:
+    empty = explain_empty([UP], "claimed:alice", lambda: 12, view="Mine")
+    assert empty.short == "Nothing in the view Mine"
+    assert "(12 pending items in other views)" in empty.text and "1 to 9" in empty.text
+    assert explain_empty([UP], "claimed:alice", lambda: 0, view="Mine").short == "Queue is empty"

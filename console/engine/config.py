@@ -66,7 +66,7 @@ _SECRET_KEYS = {"token", "api_key", "password", "secret", "authorization"}
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 # pydantic's bound errors: reported as "key = value is out of range" for every number
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
-_BLOCKS = ("sources", "feedback", "pager")  # the arrays of tables, each [[block]] with keys of its own
+_BLOCKS = ("sources", "feedback", "pager", "views")  # the arrays of tables, each [[block]] with keys of its own
 # Query parameters that carry a credential (ntfy's ?auth=, ?token=, ?api_key=, a signature): a page URL is logged and
 # shown, so a secret has no place in it.
 _SECRET_QUERY = re.compile(r"(?i)auth|token|secret|pass|pwd|key|sig|credential|session")
@@ -546,6 +546,61 @@ class PagerConfig(_Table):
         return self
 
 
+ViewSort = Literal["urgency", "age", "confidence", "agent"]
+ViewGroup = Literal["none", "source", "agent"]
+MAX_VIEWS = 9  # one number key each
+
+
+@dataclass(frozen=True)
+class ViewConfig(_Table):
+    """One [[views]] block: a saved view of the queue, shown as a tab and switched to with its number key."""
+
+    name: Annotated[
+        _Words,
+        Says("view name must be a non-empty string of at most 30 characters", 'name = "Critical+high"'),
+        Field(max_length=30, description="the tab's label"),
+    ]
+    filter: Annotated[
+        str,
+        Strict(),
+        AfterValidator(str.strip),  # its syntax is checked where the filter is known (console/engine/views.py)
+        Says("{key} must be a string in the filter's syntax", 'filter = "risk:critical,high -agent:test"'),
+        Field(description="what the view keeps, in the filter's syntax (README, keys: /); empty: every item"),
+    ] = ""
+    sort: Annotated[
+        ViewSort,
+        Says("unknown sort {value!r}", f"use one of: {', '.join(get_args(ViewSort))}"),
+        Field(description="the view's order: urgency, age, confidence or agent"),
+    ] = "urgency"
+    group: Annotated[
+        ViewGroup,
+        Says("unknown group {value!r}", f"use one of: {', '.join(get_args(ViewGroup))}"),
+        Field(description="group the view's rows by source or agent, or none"),
+    ] = "none"
+
+
+def _at_most_nine(views: tuple[ViewConfig, ...]) -> tuple[ViewConfig, ...]:
+    if len(views) > MAX_VIEWS:
+        raise _refusal(
+            f"{len(views)} views: at most {MAX_VIEWS} (keys 1 to {MAX_VIEWS} switch them)",
+            f"remove the [[views]] blocks after the {MAX_VIEWS}th",
+            key="name",
+            view=MAX_VIEWS,
+        )
+    return views
+
+
+def default_views(operator: str) -> tuple[ViewConfig, ...]:
+    """The views of a config without [[views]]: the whole queue, the urgent part, what I hold, the escalations."""
+    me = operator if re.fullmatch(r'[^\s",]+', operator) else '"' + operator.replace('"', "") + '"'
+    return (
+        ViewConfig(name="All"),
+        ViewConfig(name="Critical+high", filter="risk:critical,high"),
+        ViewConfig(name="Mine", filter=f"claimed:{me}"),
+        ViewConfig(name="Escalations", filter="kind:ESC"),
+    )
+
+
 @dataclass(frozen=True)
 class Notifications(_Table):
     """How a new high or critical item, or a deadline about to pass, gets the operator's attention."""
@@ -649,6 +704,23 @@ class Config(_Table):
         Field(description='the keys of each action: preset = "default" or "vim", then lines like approve = ["a"]'),
     ] = BUILT_IN
 
+    views: Annotated[
+        tuple[
+            Annotated[ViewConfig, Says("each view must be a table", "use a [[views]] block with name and filter")],
+            ...,
+        ],
+        AfterValidator(_at_most_nine),
+        Says("views must be an array of tables", "use [[views]] blocks"),
+        Field(
+            description="saved views of the queue, tabs switched with 1 to 9;"
+            " none: All, Critical+high, Mine, Escalations"
+        ),
+    ] = ()
+
+    def saved_views(self) -> tuple[ViewConfig, ...]:
+        """The views the tabs show: the config's, else the default few."""
+        return self.views or default_views(self.operator)
+
     @model_validator(mode="after")
     def _feedback_refers(self) -> Config:
         return _feedback_names(self)
@@ -733,6 +805,17 @@ class _Locator:
         return own[index] if index < len(own) else None
 
 
+def block_error(config: Config, block: str, index: int, key: str, problem: str, fix: str) -> ConfigError:
+    """A problem in `key` of the `index`th [[block]] found by a check beyond the schema, cited like the schema's."""
+    path, line = config.path or Path("config.toml"), None
+    if config.path is not None:
+        try:
+            line = _Locator(config.path.read_text(encoding="utf-8").splitlines()).key_line(key, index, block)
+        except (OSError, UnicodeDecodeError):
+            line = None
+    return ConfigError(path, line, problem, fix)
+
+
 def default_config_path() -> Path:
     return platformdirs.user_config_path(APP_NAME) / "config.toml"
 
@@ -790,10 +873,12 @@ def parse(text: str, path: Path) -> Config:
 def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: ErrorDetails) -> ConfigError:
     """pydantic's first error in TOML terms: the line of the key, and the words its field declares."""
     loc, ctx, value = error["loc"], error.get("ctx", {}), error["input"]
-    named = "feedback" if "sink" in ctx else "pager" if "pager" in ctx else "sources"  # a whole-config check's
-    block = str(loc[0]) if loc[:1] in (("feedback",), ("pager",)) else named
+    named = "feedback" if "sink" in ctx else "pager" if "pager" in ctx else "views" if "view" in ctx else "sources"
+    block = str(loc[0]) if loc[:1] in (("feedback",), ("pager",), ("views",)) else named
     in_source, in_notifications = len(loc) > 1 and loc[0] in _BLOCKS, loc[:1] == ("notifications",)
-    index: int | None = int(loc[1]) if in_source else ctx.get("source", ctx.get("sink", ctx.get("pager")))
+    index: int | None = (
+        int(loc[1]) if in_source else ctx.get("source", ctx.get("sink", ctx.get("pager", ctx.get("view"))))
+    )
     inner = loc[2:] if in_source else loc[1:] if in_notifications else loc  # the key's place in its table
     key = str(ctx.get("key") or (inner[0] if inner else ""))  # "": the table itself
     dotted = f"notifications.{key}" if in_notifications else key
@@ -824,7 +909,7 @@ def _config_error(path: Path, where: _Locator, data: dict[str, Any], error: Erro
             path, line, f"unknown key {key!r}" + (" in [notifications]" if in_notifications else ""), hint
         )
     if error["type"] == "missing":
-        what = {"feedback": "feedback sink", "pager": "pager"}.get(block, "source")
+        what = {"feedback": "feedback sink", "pager": "pager", "views": "view"}.get(block, "source")
         return ConfigError(
             path, line, f"{what} #{(index or 0) + 1} has no {key!r}", f'add {key} = "..." under [[{block}]]'
         )

@@ -29,6 +29,7 @@ from console.engine.secrets import Token, get_token
 from console.engine.sources import build_source
 from console.engine.sources.base import ClaimingSource, ExtendAnswer, ExtendingSource, Source
 from console.engine.sync import AUTH_HOLD, RESEND, SettledDecision, SyncEngine
+from console.engine.views import check_views
 from storage.db import DatabaseDamaged, DecisionRefused, StorageError, Store, Unsent, set_aside
 from storage.errors import is_storage_failure, storage_error
 from storage.lock import DataDirLock
@@ -218,6 +219,7 @@ class Session:
         file that is no database at all is still refused here. (With `start_clean` the check runs now: a damaged
         file is to be kept aside before anything else.)
         """
+        check_views(config)  # a [[views]] filter the filter would refuse: ConfigError, before anything starts
         self.config = config
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)

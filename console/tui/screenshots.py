@@ -50,7 +50,9 @@ async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
     await shot("critical-confirm")
     await pilot.press("escape", "slash", *"billing")
     await shot("filter")
-    await pilot.press("escape", "g", "g")
+    await pilot.press("escape", "2")  # the Critical+high view
+    await shot("views")
+    await pilot.press("1", "g", "g")
     await shot("grouped")
     await pilot.press("c")  # the group under the cursor collapses to its header
     await shot("grouped-collapsed")

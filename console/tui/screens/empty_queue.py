@@ -16,10 +16,20 @@ class EmptyQueue:
     text: str  # for the detail pane: the whole explanation
 
 
-def explain_empty(health: Sequence[SourceHealth], filter_text: str, pending: Callable[[], int]) -> EmptyQueue:
-    """`pending()` counts the whole queue, whatever the filter (asked only when a filter is set)."""
+def explain_empty(
+    health: Sequence[SourceHealth], filter_text: str, pending: Callable[[], int], view: str | None = None
+) -> EmptyQueue:
+    """`pending()` counts the whole queue, whatever the filter (asked only when a filter is set). `view`: the saved
+    view whose own filter is the one set (nothing typed): esc would not clear it, another view's key shows more."""
     unread = [h for h in health if h.state not in ("up", "starting")]
     names = ", ".join(f"{one_line(h.name, 30)} ({STATE_LABELS.get(h.state, h.state)})" for h in unread)
+    if view is not None and filter_text and (hidden := pending()) > 0:
+        short = f"Nothing in the view {one_line(view, 30)}"
+        return EmptyQueue(
+            short,
+            f"{short} ({hidden:,} pending item{'s' if hidden != 1 else ''} in other views)."
+            " Press 1 to 9 for another view (the tabs on top).",
+        )
     if filter_text and (hidden := pending()) > 0:
         short = "No item matches the filter"
         return EmptyQueue(

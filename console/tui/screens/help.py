@@ -30,6 +30,7 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
     ("Approve marked", "enter / y, esc / n", "approve the marked items it counts (skipped ones are listed) / cancel"),
     ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
+    ("Filter", "↑ / ↓", "the filters kept (with enter), newest first / back to what you typed"),
     ("Someone else holds it", "{decide_anyway} / {leave_it}", "decide it anyway / leave it to them"),
     ("Refused", "{back}", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
     ("Any dialog", "{cancel}", "cancel; nothing is recorded"),
@@ -66,11 +67,15 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]], keymap: Ma
         rows: dict[str, tuple[list[str], str]] = {}
         for binding in bindings:
             if isinstance(binding, Binding) and binding.description:
-                keys, _ = rows.setdefault(binding.action, ([], binding.description))
+                action, description = binding.action, binding.description
+                if action.startswith("switch_view("):  # one row for the nine view keys
+                    action = "switch_view"
+                keys, _ = rows.setdefault(action, ([], description))
                 if _key_name(binding, keymap) not in keys:
                     keys.append(_key_name(binding, keymap))
-        for keys, description in rows.values():
-            table.add_row(" / ".join(keys), description)
+        for action, (keys, description) in rows.items():
+            shown = f"{keys[0]}-{keys[-1]}" if action == "switch_view" and len(keys) > 2 else " / ".join(keys)
+            table.add_row(shown, description)
         parts += [table, Text("")]
     dialogs = Table(title="In dialogs", title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
     dialogs.add_column(style="bold", no_wrap=True)
@@ -85,7 +90,9 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]], keymap: Ma
         Text(""),
         Text.assemble(
             ("Filter syntax  ", "bold"),
-            f'words match anywhere; {fields} narrow one field; e.g. agent:billing action:refund "two words"',
+            f"words match anywhere, -word leaves out what has it; {fields} narrow one field, field:a,b takes either,"
+            " -field:x leaves out; kind: takes the KIND column's APPR / ESC;"
+            ' e.g. agent:billing,crm -risk:low "two words"',
         ),
     ]
     return Group(*parts)

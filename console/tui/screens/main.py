@@ -31,6 +31,7 @@ from widgets.timefmt import zoned_time
 
 # After a decision the next item slides in; a second press this soon is a bounce or a double tap, not a decision.
 REPEAT_GUARD_SECONDS = 0.4
+_SWITCH_VIEW = "Switch to a saved view (the tabs on top)"
 _PAST = {Verdict.approve: "Approved", Verdict.reject: "Rejected", Verdict.edit: "Edited and approved"}
 
 
@@ -74,6 +75,8 @@ class MainScreen(MarkingScreen):
         Binding("Y", "copy_id", "Copy the item's id", show=False, id="copy_id"),
         # Only where the item offers more time and no alert is on screen (check_action); else `x` dismisses alerts.
         Binding("x", "extend", "More time before the deadline", show=False, id="extend"),
+        # The saved views (the tabs on top): one key each, so the config's [keymap] can move any of them.
+        *(Binding(str(n), f"switch_view({n})", _SWITCH_VIEW, show=False, id=f"view_{n}") for n in range(1, 10)),
     ]
 
     def __init__(

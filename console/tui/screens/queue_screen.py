@@ -21,19 +21,24 @@ from textual.content import Content
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
 
+from console.engine import filter_history
 from console.engine.session import Session
+from console.engine.views import ViewCounts, saved_views
 from console.tui.keymap import key_in_force
 from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.empty_queue import explain_empty
-from storage.queue import FILTER_FIELDS, Grouping, GroupOrder, QueueView, SortOrder
+from storage.queue import Grouping, GroupOrder, QueueView, SortOrder
 from storage.records import Decision, Item, QueueRow, SourceHealth, now_utc
 from widgets.bars import QueueBar, UndoBar, UndoPrompt
 from widgets.detail import ItemDetail
+from widgets.filter_input import FilterInput
 from widgets.queue_list import QueueList
 from widgets.safe_text import clean, one_line
 from widgets.status_bar import StatusBar
 from widgets.timefmt import display_zone
+from widgets.view_tabs import ViewTab, ViewTabs
 from widgets.why_line import Rank
 
 # After the shown item changes by itself (a new version, or it left the queue and the next one slid in), decision keys
@@ -51,6 +56,9 @@ WHY_LEFT = {
     "withdrawn": "withdrawn by the agent",
     "superseded": "replaced by a newer item",
 }
+# The saved views' counts are found at most this often, in a worker thread: a burst of changes is counted once, and
+# no key waits for a count (at 100k items each is one index or full-text count).
+RECOUNT_SECONDS = 0.5
 _SORTS = tuple(SortOrder)
 _GROUPINGS = tuple(Grouping)
 
@@ -96,6 +104,8 @@ class QueueScreen(Screen[None]):
     unsynced: var[int] = var(0)
     unseen_problems: var[int] = var(0)
     clock: var[float] = var(0.0)  # moved on once a second: "polled 3s ago" stays true
+    view_tabs: var[tuple[ViewTab, ...]] = var(())
+    active_view: var[int] = var(0)  # index into the saved views
 
     def __init__(self, session: Session, now: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -116,16 +126,28 @@ class QueueScreen(Screen[None]):
         self._auto_selected: tuple[str, str] | None = None  # the item shown was chosen by moving on, not by a key
         self._taken_by: str | None = None  # who claimed the item moving on had chosen, before we could
         self._changed_from: Item | None = None  # the version on screen before the shown item changed under it
+        # Saved views: the tabs on top, switched with 1..9; the filter typed refines the active one.
+        self.saved_views = saved_views(session.config)
+        self._typed = ""
+        self._view_counts = ViewCounts(session.store_path, self.saved_views)
+        self._counts_stale = True
+        self._counting = False
+        self.set_reactive(QueueScreen.view_tabs, tuple(ViewTab(saved.name) for saved in self.saved_views))
+        if self.saved_views:
+            session.queue.view = self.saved_views[0].view
 
     def compose(self) -> ComposeResult:
         operator = self.session.config.operator
+        yield ViewTabs(id="view-tabs").data_bind(tabs=QueueScreen.view_tabs, active=QueueScreen.active_view)
         yield QueueBar(id="queue-bar").data_bind(
             count=QueueScreen.queue_count,
             description=QueueScreen.view_description,
             filter_text=QueueScreen.filter_text,
             marked=QueueScreen.marked_count,
         )
-        yield Input(placeholder="filter: words, agent:NAME, action:NAME, source:NAME, risk:high …", id="filter")
+        yield FilterInput(
+            placeholder="filter: words, -word, agent:a,b, -risk:low, kind:ESC … (↑ ↓ earlier filters)", id="filter"
+        )
         yield Static(id="filter-hint")
         window = self.session.config.deadline_window  # near deadlines: marked here, alerted by the app
         yield QueueList(self.session.queue, now=self._now, operator=operator, warning_seconds=window, id="queue")
@@ -143,10 +165,13 @@ class QueueScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self._ready = False
+        self._view_counts.close()
 
     def on_mount(self) -> None:
         self._ready = True
-        self.query_one("#filter", Input).display = False
+        field = self.query_one("#filter", FilterInput)
+        field.display = False
+        field.history = filter_history.load(self.session.data_dir)
         self.query_one("#filter-hint", Static).display = False
         self.query_one(QueueList).focus()
         # The bar names these keys, as the keymap has them.
@@ -156,6 +181,7 @@ class QueueScreen(Screen[None]):
         self.refresh_status()
         self.set_interval(0.25, self._update_undo_prompt)
         self.set_interval(1.0, self.refresh_status)
+        self.set_interval(RECOUNT_SECONDS, self._recount_views)  # the first count too: after the first paint
 
     @property
     def queue_list(self) -> QueueList:
@@ -186,6 +212,7 @@ class QueueScreen(Screen[None]):
         if not self._ready:  # a poll can finish before the screen has composed
             return
         before = self.shown
+        self._counts_stale = True  # counted at the next tick, off this path
         self.queue_list.refresh_rows()
         self._update_queue_bar()
         self._update_rank()
@@ -307,7 +334,8 @@ class QueueScreen(Screen[None]):
 
     def _explain_empty(self) -> str:
         health = tuple(self.session.health().values())
-        empty = explain_empty(health, self.view.filter_text, self.session.pending_count)
+        view = self.saved_views[self.active_view].name if self.saved_views and not self._typed.strip() else None
+        empty = explain_empty(health, self.view.filter_text, self.session.pending_count, view)
         self.queue_list.set_empty_text(empty.short)
         self._empty_shown = empty.text
         return empty.text
@@ -385,39 +413,81 @@ class QueueScreen(Screen[None]):
 
     def action_clear_filter(self) -> None:
         field = self.query_one("#filter", Input)
-        if not field.display and not self.view.filter_text:
+        if not field.display and not self._typed:
             return
         field.value = ""  # Input.Changed applies the empty filter
         field.display = False
         self.query_one("#filter-hint", Static).display = False
-        self._apply_view(replace(self.view, filter_text=""))
+        self._typed = ""
+        self._apply_view(replace(self.view, filter_text=self._refined("")))
         self.queue_list.focus()
+
+    def _refined(self, typed: str) -> str:
+        """The filter in force: the active saved view's, then what the operator typed (every term must hold)."""
+        base = self.saved_views[self.active_view].view.filter_text if self.saved_views else ""
+        return f"{base} {typed}" if base and typed.strip() else base or typed
 
     @on(Input.Changed, "#filter")
     def _filter_typed(self, event: Input.Changed) -> None:
-        if event.value != self.view.filter_text:
-            self._apply_view(replace(self.view, filter_text=event.value))
+        if event.value != self._typed:
+            self._typed = event.value
+            self._apply_view(replace(self.view, filter_text=self._refined(event.value)))
 
     @on(Input.Submitted, "#filter")
     def _filter_kept(self, event: Input.Submitted) -> None:
-        field = self.query_one("#filter", Input)
+        field = self.query_one("#filter", FilterInput)
+        if field.remember(event.value):  # up and down in the field bring it back, after a restart too
+            filter_history.save(self.session.data_dir, field.history)
         field.display = bool(event.value)  # an active filter stays in sight
         self.queue_list.focus()
 
-    def _update_filter_hint(self) -> None:
-        """Under the filter: a `name:` that is no field is said, not silently matched as a word."""
-        hint = self.query_one("#filter-hint", Static)
-        unknown = self.view.filter.unknown
-        hint.display = bool(unknown) and self.query_one("#filter", Input).display
-        if unknown:
-            names = ", ".join(f"{one_line(name, 30)}:" for name in unknown)
-            hint.update(
-                Content.assemble(
-                    (f"unknown field {names}", "bold $text-warning"),
-                    (" (matched as a plain word); fields: ", "$foreground-muted"),
-                    (", ".join(f"{name}:" for name in FILTER_FIELDS), "$foreground-muted"),
-                )
+    # ----------------------------------------------------------- saved views
+    def action_switch_view(self, number: int) -> None:
+        """Key `number`: the saved view's order, grouping and filter (refined by what is typed in the filter)."""
+        if not 1 <= number <= len(self.saved_views):
+            self.notify(
+                f"No view {number}: there are {len(self.saved_views)} (the config's [[views]] blocks).",
+                severity="warning",
+                timeout=4,
+                markup=False,
             )
+            return
+        self.active_view = number - 1
+        saved = self.saved_views[self.active_view].view
+        self._apply_view(QueueView(saved.order, saved.grouping, self._refined(self._typed)))
+
+    def _recount_views(self) -> None:
+        """Count the saved views again if the queue changed since the last count, in a thread (never on a key)."""
+        if not self._counts_stale or self._counting or not self.saved_views:
+            return
+        self._counts_stale = False
+        self._counting = True
+        self._count_views()
+
+    @work(thread=True, group="view-counts", exit_on_error=False)
+    def _count_views(self) -> tuple[int, ...] | None:
+        return self._view_counts.count()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "view-counts" or not event.worker.is_finished:
+            return
+        self._counting = False
+        counts = event.worker.result if event.state is WorkerState.SUCCESS else None
+        if counts is None:  # closed, or the database could not be read now: counted again at the next change
+            return
+        self.view_tabs = tuple(ViewTab(saved.name, n) for saved, n in zip(self.saved_views, counts, strict=True))
+
+    def _update_filter_hint(self) -> None:
+        """Under the filter: a `name:` that is no field, or a value its field does not take, is said and not applied."""
+        hint = self.query_one("#filter-hint", Static)
+        problems = self.view.filter.problems
+        hint.display = bool(problems) and self.query_one("#filter", Input).display
+        if problems:
+            lines = [
+                Content.assemble((one_line(p, 200), "bold $text-error"), (" — not applied", "$foreground-muted"))
+                for p in problems
+            ]
+            hint.update(Content("\n").join(lines))
 
     def _update_queue_bar(self) -> None:
         self._update_filter_hint()
