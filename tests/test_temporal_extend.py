@@ -8,16 +8,20 @@ never as elapsed time.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.client import WorkflowHandle
 
 from console.engine.config import Config, SourceConfig
 from console.engine.session import Session
-from console.engine.sources.base import ExtendingSource, Page
+from console.engine.sources.base import ExtendAnswer, ExtendingSource, Page
 from console.engine.sources.temporal import TemporalSource
+from console.engine.sources.temporal_extend import closed_extend_answer, extended_execution
+from console.engine.sources.temporal_payloads import Execution
+from console.integrations import temporal_convention as convention
 from console.integrations.temporal_convention import WAITING
 from console.tui.app import ApprovalApp
 from console.tui.screens.extend import ExtendScreen
@@ -174,3 +178,74 @@ async def test_x_in_the_console_gives_a_workflow_more_time(engine: Engine, tmp_p
     await session.aclose()
     assert shown is not None and shown.expires_at == before.expires_at + timedelta(seconds=300)
     assert shown.extendable_seconds == OFFER - 300
+
+
+# ------------------------------------------------------------------------------------ the pure parts, no server
+REQUEST: dict[str, Any] = {
+    "version": 1,
+    "key": "k1",
+    "expires_at": "2026-12-01T10:00:00+00:00",
+    "extend": {"max_seconds": 600, "used_seconds": 500},
+}
+BEFORE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def ask(**changes: Any) -> dict[str, Any]:
+    return {"request_digest": convention.request_digest(REQUEST), "seconds": 60, "operator": "alice", **changes}
+
+
+@pytest.mark.parametrize(
+    ("request_", "outcome", "asked", "now", "kind"),
+    [
+        (REQUEST, {"state": "decided", "decided_by": "bob"}, ask(digest="x"), BEFORE, "conflict"),
+        (REQUEST, None, ask(request_digest="sha256:old"), BEFORE + timedelta(hours=2), "expired"),
+        (REQUEST, None, ask(request_digest="sha256:old", seconds=10**6), BEFORE, "stale"),
+        ({**REQUEST, "extend": None}, None, {"seconds": 60}, BEFORE, "stale"),
+        (REQUEST, None, ask(seconds=101), BEFORE, "invalid"),
+        (REQUEST, None, ask(seconds=True), BEFORE, "invalid"),
+        (REQUEST, None, ask(operator=""), BEFORE, "invalid"),
+        (REQUEST, None, ask(seconds=100), BEFORE, None),
+    ],
+)
+def test_the_workflow_checks_an_extension_in_the_protocols_order(
+    request_: dict[str, Any], outcome: dict[str, Any] | None, asked: Any, now: datetime, kind: str | None
+) -> None:
+    problem = convention.extend_refusal(request_, outcome, asked, now)
+    assert (problem.kind if problem else None) == kind
+
+
+def test_a_request_without_an_offer_or_a_deadline_is_not_extendable() -> None:
+    for request in ({**REQUEST, "extend": None}, {**REQUEST, "expires_at": None}):
+        problem = convention.extend_refusal(
+            request, None, {**ask(), "request_digest": convention.request_digest(request)}, BEFORE
+        )
+        assert problem is not None and problem.kind == convention.NOT_EXTENDABLE
+
+
+def test_an_extension_is_a_new_version_of_the_request() -> None:
+    later = convention.extended(REQUEST, 100)
+    assert later["expires_at"] == "2026-12-01T10:01:40+00:00" and later["extend"] == {
+        "max_seconds": 600,
+        "used_seconds": 600,
+    }
+    assert later["key"] == REQUEST["key"] and convention.request_digest(later) != convention.request_digest(REQUEST)
+    assert REQUEST["extend"]["used_seconds"] == 500, "the request before is left as it was"
+
+
+def test_a_refusal_reads_in_the_native_sources_words() -> None:
+    run = Execution("wf", "run", status="WORKFLOW_EXECUTION_STATUS_RUNNING", request=REQUEST)
+    failure = {"failure": {"message": "at most 100", "applicationFailureInfo": {"type": "invalid"}}}
+    refused = extended_execution({"outcome": failure}, run)
+    assert isinstance(refused, ExtendAnswer) and refused.detail == "the source refused the request: at most 100"
+    unknown = extended_execution({"outcome": {"failure": {"message": "boom", "applicationFailureInfo": {}}}}, run)
+    assert isinstance(unknown, ExtendAnswer) and unknown.detail == "the workflow refused more time: boom"
+    pending = extended_execution({}, run)
+    assert isinstance(pending, ExtendAnswer) and pending.item is None
+    decided = Execution(
+        "wf",
+        "run",
+        status="WORKFLOW_EXECUTION_STATUS_COMPLETED",
+        outcome={"state": "decided", "decided_by": "bob", "verdict": "approve"},
+    )
+    assert closed_extend_answer(decided).detail == "it was decided meanwhile: by bob (approve)"
+    assert closed_extend_answer(None).detail.startswith("the source no longer has this item")
