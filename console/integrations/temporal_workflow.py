@@ -110,8 +110,7 @@ async def wait_for_decision(
         _raise(convention.refusal(memo, state.get("outcome"), decision, workflow.now()))
 
     async def handler(decision: Any) -> dict[str, Any]:
-        if "outcome" in state:  # two updates accepted in one task: the first one's handler ran first
-            validator(decision)
+        validator(decision)  # again: an update accepted in the same task (a decision, more time) may have run first
         state["decision"] = decision
         state["outcome"] = convention.outcome_of(decision)
         return {"outcome": "applied", "decision_id": decision["decision_id"], "applied_at": workflow.now().isoformat()}
@@ -120,7 +119,7 @@ async def wait_for_decision(
         _raise(convention.extend_refusal(memo, state.get("outcome"), ask, workflow.now()))
 
     async def extend_handler(ask: Any) -> dict[str, Any]:
-        extend_validator(ask)  # again: an update accepted in the same task may have moved the request on
+        extend_validator(ask)  # again, for the same reason
         memo.update(convention.extended(memo, ask["seconds"]))
         # A new version: ApprovalSince moves on (strictly later) so a console's incremental poll reads the run again.
         state["since"] = max(_to_millisecond(workflow.now()), state["since"] + timedelta(milliseconds=1))
