@@ -21,7 +21,8 @@ REFUND_SCHEMA = {
 @workflow.defn(name="Refund")
 class Refund:
     """Asks for a refund's approval, then reports what it would run. `linger` keeps it running after the decision
-    (so a late decision meets the workflow's validator rather than an ended run)."""
+    (so a late decision meets the workflow's validator rather than an ended run); `max_extend` (seconds) offers more
+    time."""
 
     @workflow.run
     async def run(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +35,10 @@ class Refund:
             confidence=0.82,
             policy="refunds over 500 EUR need a human",
         )
-        decision = await approvals.wait_for_decision(request, timeout=timedelta(seconds=spec.get("timeout", 600)))
+        max_extend = timedelta(seconds=spec["max_extend"]) if "max_extend" in spec else None
+        decision = await approvals.wait_for_decision(
+            request, timeout=timedelta(seconds=spec.get("timeout", 600)), max_extend=max_extend
+        )
         if spec.get("linger"):
             await asyncio.sleep(spec["linger"])  # a durable timer in a workflow
         return {

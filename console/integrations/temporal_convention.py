@@ -13,14 +13,20 @@ the console's Temporal source (console.engine.sources.temporal_payloads) reads i
   deadline), `stale` (the request digest is not the current one), `invalid` (a decision the request does not allow,
   or a malformed one). Refused updates are not recorded; an accepted one returns `{"outcome": "applied", ...}`, and
   the same update id returns the same answer again.
+- Optional: the request's `extend` offer, `{"max_seconds": N, "used_seconds": M}` (PROTOCOL.md section 10), and the
+  Update `approval_extend`, which takes `{"request_digest", "seconds", "operator"}` and moves the deadline: a new
+  version of the request (new `expires_at`, more `used_seconds`, `ApprovalSince` moved on so a polling console reads
+  it again). Refusals as for a decision (`conflict`, `expired`, `stale`), then `not_extendable` (no offer or no
+  deadline) and `invalid` (not a whole number of seconds, or more than the offer leaves; details `max_seconds`).
+  It returns `{"outcome": "extended", "expires_at", "request_digest", "extended_by", "request"}`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from storage.records import Verdict, item_digest
+from storage.records import Verdict, extend_problem, item_digest
 
 VERSION = 1
 STATE_ATTRIBUTE = "ApprovalState"  # Keyword
@@ -29,8 +35,11 @@ WAITING, DECIDED, EXPIRED = "waiting", "decided", "expired"
 REQUEST_MEMO = "approval_request"
 OUTCOME_MEMO = "approval_outcome"
 UPDATE_NAME = "approval_decision"
+EXTEND_UPDATE = "approval_extend"
 # Refusal types (ApplicationError.type): the console's outcome names, so an answer maps onto them one to one.
 CONFLICT, STALE, INVALID = "conflict", "stale", "invalid"
+NOT_EXTENDABLE = "not_extendable"
+EXTENDED = "extended"
 # The item fields a request carries (PROTOCOL.md section 1): what the operator is shown, and the digest covers.
 REQUEST_FIELDS = (
     "kind",
@@ -46,6 +55,7 @@ REQUEST_FIELDS = (
     "expires_at",
     "on_expiry",
     "allowed_decisions",
+    "extend",
 )
 DECISION_FIELDS = (
     "decision_id",
@@ -80,6 +90,51 @@ def refusal(request: dict[str, Any], outcome: dict[str, Any] | None, decision: A
     The order of PROTOCOL.md section 3: still pending (conflict, expired), the digest (stale), then the decision itself
     (invalid). Pure: the workflow's validator and the tests call it alike.
     """
+    ended = _not_pending(request, outcome, now)
+    if ended is not None:
+        return ended
+    if not isinstance(decision, dict):
+        return Refusal(INVALID, "a decision is a JSON object")
+    current = request_digest(request)
+    if decision.get("request_digest") != current:
+        return Refusal(STALE, "the request changed after it was shown", {"current_digest": current})
+    return _malformed(request, decision)
+
+
+def extend_refusal(request: dict[str, Any], outcome: dict[str, Any] | None, ask: Any, now: datetime) -> Refusal | None:
+    """Why the workflow refuses to move the deadline as `ask` says, or None: PROTOCOL.md section 10's order (still
+    pending, the digest, an offer at all, then the seconds against what the offer leaves)."""
+    ended = _not_pending(request, outcome, now)
+    if ended is not None:
+        return ended
+    if not isinstance(ask, dict):
+        return Refusal(INVALID, "an extension is a JSON object")
+    current = request_digest(request)
+    if ask.get("request_digest") != current:
+        return Refusal(STALE, "the request changed after it was shown", {"current_digest": current})
+    offer = request.get("extend")
+    if request.get("expires_at") is None or offer is None or extend_problem(offer) is not None:
+        return Refusal(NOT_EXTENDABLE, "this request has no deadline or offers no more time")
+    seconds = ask.get("seconds")
+    left = offer["max_seconds"] - offer.get("used_seconds", 0)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        return Refusal(INVALID, "seconds must be a whole number, at least 1", {"max_seconds": left})
+    if seconds > left:
+        return Refusal(INVALID, f"the request allows at most {left} more seconds", {"max_seconds": left})
+    if not isinstance(ask.get("operator"), str) or not ask["operator"]:
+        return Refusal(INVALID, "operator must be a non-empty string")
+    return None
+
+
+def extended(request: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """The request after an extension: its deadline `seconds` later, that much more of its offer used."""
+    offer = request["extend"]
+    later = datetime.fromisoformat(request["expires_at"]) + timedelta(seconds=seconds)
+    used = offer.get("used_seconds", 0) + seconds
+    return {**request, "expires_at": later.isoformat(), "extend": {**offer, "used_seconds": used}}
+
+
+def _not_pending(request: dict[str, Any], outcome: dict[str, Any] | None, now: datetime) -> Refusal | None:
     if outcome is not None and outcome.get("state") == EXPIRED:
         return Refusal(
             EXPIRED, "the deadline passed before the decision arrived", {"on_expiry": outcome.get("on_expiry")}
@@ -92,12 +147,7 @@ def refusal(request: dict[str, Any], outcome: dict[str, Any] | None, decision: A
         return Refusal(
             EXPIRED, "the deadline passed before the decision arrived", {"on_expiry": request.get("on_expiry")}
         )
-    if not isinstance(decision, dict):
-        return Refusal(INVALID, "a decision is a JSON object")
-    current = request_digest(request)
-    if decision.get("request_digest") != current:
-        return Refusal(STALE, "the request changed after it was shown", {"current_digest": current})
-    return _malformed(request, decision)
+    return None
 
 
 def _malformed(request: dict[str, Any], decision: dict[str, Any]) -> Refusal | None:

@@ -8,7 +8,9 @@ Then, in a workflow:
     from console.integrations import temporal_workflow as approvals
 
     decision = await approvals.wait_for_decision(
-        approvals.Request("issue_refund", {"amount": 1250}, risk="high"), timeout=timedelta(minutes=15)
+        approvals.Request("issue_refund", {"amount": 1250}, risk="high"),
+        timeout=timedelta(minutes=15),
+        max_extend=timedelta(hours=1),  # optional: operators may give it up to an hour more in all (`x`)
     )
     if decision.approved:
         await workflow.execute_activity(issue_refund, decision.args, ...)
@@ -17,6 +19,8 @@ Then, in a workflow:
 `approval_decision` Update (with its validator), puts the request in the `approval_request` memo, sets `ApprovalState`
 to `waiting`, and waits until a decision is applied or the timeout passes. A workflow waits for one request at a time;
 a later wait in the same run is a new item (its own key), and a decision meant for the earlier one gets `conflict`.
+With `max_extend` it also publishes the request's `extend` offer and registers the `approval_extend` Update, which
+moves the deadline (the timer restarts at the new one) as a new version of the request.
 
 Edits are checked against the request's `args_schema` by the console before they are sent; the workflow checks the
 verdict, the digests and the deadline (a validator must be deterministic and quick, so it runs no schema engine).
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
@@ -35,6 +39,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():  # pure and deterministic: loaded once, outside the sandbox
     from console.integrations import temporal_convention as convention
+    from storage.records import MAX_EXTEND_SECONDS
 
 _STATE = SearchAttributeKey.for_keyword(convention.STATE_ATTRIBUTE)
 _SINCE = SearchAttributeKey.for_datetime(convention.SINCE_ATTRIBUTE)
@@ -80,36 +85,59 @@ class Decision:
         return self.verdict in ("approve", "edit")
 
 
-async def wait_for_decision(request: Request, *, timeout: timedelta | None = None) -> Decision:  # noqa: ASYNC109
+async def wait_for_decision(
+    request: Request,
+    *,
+    timeout: timedelta | None = None,  # noqa: ASYNC109
+    max_extend: timedelta | None = None,
+) -> Decision:
     """Ask a human and wait: until a decision is applied, or `timeout` passes (None: no deadline).
 
     `timeout` is the request's deadline, shown to the operator and enforced by the workflow's own timer; not a
-    cancellation scope (hence not asyncio.timeout).
+    cancellation scope (hence not asyncio.timeout). `max_extend` (whole seconds, at most a week; needs a `timeout`)
+    lets operators move that deadline later by up to that much in all (the console's `x`): only offer what the
+    workflow is willing to wait.
     """
-    now = workflow.now()
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # visibility keeps milliseconds: no rounding up
+    offer = _offer(timeout, max_extend)
+    now = _to_millisecond(workflow.now())
     info = workflow.info()
     memo = _memo(request, info.workflow_type, now.isoformat(), (now + timeout).isoformat() if timeout else None)
-    state: dict[str, Any] = {}  # "decision": the applied input; "outcome": what the outcome memo says
+    if offer is not None:
+        memo["extend"] = offer
+    state: dict[str, Any] = {"since": now}  # "decision": the applied input; "outcome": what the outcome memo says
 
     def validator(decision: Any) -> None:
-        problem = convention.refusal(memo, state.get("outcome"), decision, workflow.now())
-        if problem is not None:
-            raise ApplicationError(str(problem), problem.details, type=problem.kind, non_retryable=True)
+        _raise(convention.refusal(memo, state.get("outcome"), decision, workflow.now()))
 
     async def handler(decision: Any) -> dict[str, Any]:
-        if "outcome" in state:  # two updates accepted in one task: the first one's handler ran first
-            validator(decision)
+        validator(decision)  # again: an update accepted in the same task (a decision, more time) may have run first
         state["decision"] = decision
         state["outcome"] = convention.outcome_of(decision)
         return {"outcome": "applied", "decision_id": decision["decision_id"], "applied_at": workflow.now().isoformat()}
 
+    def extend_validator(ask: Any) -> None:
+        _raise(convention.extend_refusal(memo, state.get("outcome"), ask, workflow.now()))
+
+    async def extend_handler(ask: Any) -> dict[str, Any]:
+        extend_validator(ask)  # again, for the same reason
+        memo.update(convention.extended(memo, ask["seconds"]))
+        # A new version: ApprovalSince moves on (strictly later) so a console's incremental poll reads the run again.
+        state["since"] = max(_to_millisecond(workflow.now()), state["since"] + timedelta(milliseconds=1))
+        workflow.upsert_memo({convention.REQUEST_MEMO: memo})
+        workflow.upsert_search_attributes([_SINCE.value_set(state["since"])])
+        return {
+            "outcome": convention.EXTENDED,
+            "expires_at": memo["expires_at"],
+            "request_digest": convention.request_digest(memo),
+            "extended_by": ask["operator"],
+            "request": memo,
+        }
+
     workflow.set_update_handler(convention.UPDATE_NAME, handler, validator=validator)
+    workflow.set_update_handler(convention.EXTEND_UPDATE, extend_handler, validator=extend_validator)
     workflow.upsert_memo({convention.REQUEST_MEMO: memo, convention.OUTCOME_MEMO: None})
     workflow.upsert_search_attributes([_STATE.value_set(convention.WAITING), _SINCE.value_set(now)])
-    try:
-        await workflow.wait_condition(lambda: "decision" in state, timeout=timeout)
-    except TimeoutError:
+    if not await _decided_in_time(memo, state):
         state["outcome"] = {"state": convention.EXPIRED, "on_expiry": request.on_expiry}
         workflow.upsert_memo({convention.OUTCOME_MEMO: state["outcome"]})
         workflow.upsert_search_attributes([_STATE.value_set(convention.EXPIRED)])
@@ -118,6 +146,43 @@ async def wait_for_decision(request: Request, *, timeout: timedelta | None = Non
     workflow.upsert_memo({convention.OUTCOME_MEMO: state["outcome"]})
     workflow.upsert_search_attributes([_STATE.value_set(convention.DECIDED)])
     return _decision(request, state["decision"])
+
+
+async def _decided_in_time(memo: dict[str, Any], state: dict[str, Any]) -> bool:
+    """Wait for the decision until the request's deadline; an extension moves the deadline, so the timer restarts."""
+    while True:
+        deadline = memo["expires_at"]
+        timeout = None if deadline is None else datetime.fromisoformat(deadline) - workflow.now()
+        if timeout is not None and timeout <= timedelta(0):
+            return False
+        try:
+            await workflow.wait_condition(
+                lambda: "decision" in state or memo["expires_at"] != deadline,  # noqa: B023 (read while waiting)
+                timeout=timeout,
+            )
+        except TimeoutError:
+            return False
+        if "decision" in state:
+            return True
+
+
+def _offer(timeout: timedelta | None, max_extend: timedelta | None) -> dict[str, int] | None:
+    """The request's `extend` offer, or None; a helper called wrongly fails the workflow task (a code bug)."""
+    if max_extend is None:
+        return None
+    seconds = max_extend.total_seconds()
+    if timeout is None or seconds != int(seconds) or not 0 < seconds <= MAX_EXTEND_SECONDS:
+        raise ValueError(f"max_extend needs a timeout and whole seconds from 1 to {MAX_EXTEND_SECONDS}")
+    return {"max_seconds": int(seconds), "used_seconds": 0}
+
+
+def _to_millisecond(when: datetime) -> datetime:
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)  # visibility keeps milliseconds: no rounding up
+
+
+def _raise(problem: convention.Refusal | None) -> None:
+    if problem is not None:
+        raise ApplicationError(str(problem), problem.details, type=problem.kind, non_retryable=True)
 
 
 def _memo(request: Request, workflow_type: str, created_at: str, expires_at: str | None) -> dict[str, Any]:

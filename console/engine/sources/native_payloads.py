@@ -241,7 +241,7 @@ def _removal_detail(raw: dict[str, Any]) -> str:
     return json.dumps({k: raw[k] for k in ("decided_by", "verdict", "approvals") if k in raw})
 
 
-# PROTOCOL.md section 10: what a refused extension means to the operator.
+# PROTOCOL.md section 10: what a refused extension means to the operator (every source's refusals are told so).
 _EXTEND_REFUSALS = {
     "stale": "the item changed since you saw it; read the new version first",
     "not_extendable": "the source does not allow more time for this item",
@@ -266,8 +266,14 @@ def interpret_extend_answer(source: str, shown: Item, response: httpx.Response) 
         return ExtendAnswer(None, f"the source answered with an item this console cannot use ({why})")
     if response.status_code in (404, 405) and outcome is None:
         return ExtendAnswer(None, "the source cannot extend deadlines (it has no extend route)")
-    detail = body.get("detail") if body is not None and isinstance(body.get("detail"), str) else ""
-    said = _EXTEND_REFUSALS.get(str(outcome)) if outcome is not None else None
+    detail = body.get("detail") if body is not None else None
+    refused = extend_refused(str(outcome), detail if isinstance(detail, str) else "") if outcome is not None else None
+    return refused or ExtendAnswer(None, f"the source answered {response.status_code}; nothing changed")
+
+
+def extend_refused(outcome: str, detail: str = "") -> ExtendAnswer | None:
+    """A refused extension (section 10's outcome name) as the operator reads it; None for a name it does not have."""
+    said = _EXTEND_REFUSALS.get(outcome)
     if said is None:
-        return ExtendAnswer(None, f"the source answered {response.status_code}; nothing changed")
+        return None
     return ExtendAnswer(None, f"{said}: {detail}" if detail else said)

@@ -17,6 +17,10 @@ checks the digest the operator saw against the request as it is now (stale, noth
 against the request's schema (invalid, nothing sent), then sends `POST .../workflows/{id}/update/approval_decision`
 with the decision id as the update id: a resend gets the stored outcome, the workflow's validator refuses a late,
 stale or malformed decision with the console's outcome name, and an ended run answers 404.
+
+More time. Where the request carries an `extend` offer, `extend` checks the digest the operator saw the same way, then
+sends `POST .../update/approval_extend`; the workflow moves its deadline and answers with the new request, which
+becomes the new version of the item (temporal_extend reads the answers).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from console.engine.sources.answers import (
     stale_answer,
     timeout_answer,
 )
-from console.engine.sources.base import DecisionAnswer, Page, Rejected, SourceError
+from console.engine.sources.base import DecisionAnswer, ExtendAnswer, Page, Rejected, SourceError
 from console.engine.sources.http import (
     MemoryListingSource,
     Remembered,
@@ -53,6 +57,8 @@ from console.engine.sources.http import (
     remember_translated,
     source_client,
 )
+from console.engine.sources.native_payloads import extend_refused
+from console.engine.sources.temporal_extend import closed_extend_answer, extend_body, extended_execution
 from console.engine.sources.temporal_payloads import (
     NO_SHORTHAND,
     RUNNING,
@@ -70,8 +76,8 @@ from console.engine.sources.temporal_payloads import (
     update_answer,
     update_body,
 )
-from console.integrations.temporal_convention import SINCE_ATTRIBUTE, UPDATE_NAME
-from storage.records import Decision, Item, SyncState, Verdict
+from console.integrations.temporal_convention import EXTEND_UPDATE, SINCE_ATTRIBUTE, UPDATE_NAME
+from storage.records import Decision, Item, Outcome, SyncState, Verdict
 
 PAGE_SIZE = 1000  # executions per list page (the server's default cap)
 
@@ -215,6 +221,52 @@ class TemporalSource(MemoryListingSource):
         if answer.status == 400:  # InvalidArgument: the request itself, never taken
             return DecisionAnswer(SyncState.failed, "http_400", f"Temporal refused the update: {message}", body)
         return odd_answer(answer, body)
+
+    # ---------------------------------------------------------------- more time
+    async def extend(self, item: Item, seconds: int, operator: str) -> ExtendAnswer:
+        """The `approval_extend` Update (PROTOCOL.md, "Temporal workflows"): the workflow moves its own deadline and
+        answers with the new request, translated here as a listing would translate it. Bound to the version shown."""
+        parsed = parse_item_id(item.id)
+        if parsed is None:
+            return ExtendAnswer(None, "not sent: not a Temporal item id")
+        workflow_id, run_id, _ = parsed
+        try:
+            async with asyncio.timeout(self.config.timeout):  # overall, not per read
+                return await self._extend(item, seconds, operator, workflow_id, run_id)
+        except TimeoutError:
+            return ExtendAnswer(None, f"no answer within {self.config.timeout:g} s")
+        except SourceError as exc:
+            return ExtendAnswer(None, f"cannot read the workflow run: {exc}")
+        except httpx.HTTPError as exc:
+            return ExtendAnswer(None, f"cannot reach the source: {brief(exc)}")
+
+    async def _extend(self, item: Item, seconds: int, operator: str, workflow_id: str, run_id: str) -> ExtendAnswer:
+        execution = await self._describe(workflow_id, run_id)
+        if execution is None or execution.status != RUNNING:
+            return closed_extend_answer(execution)
+        current = await asyncio.to_thread(self._translate, execution)
+        request_digest = ""  # the run waits on another request now: the workflow refuses (conflict or stale)
+        if isinstance(current, Pending) and current.item.id == item.id:
+            if current.item.digest != item.digest:
+                return extend_refused(Outcome.stale.value) or ExtendAnswer(None, Outcome.stale.value)
+            request_digest = current.request_digest
+        path = f"{self._base}/workflows/{quote(workflow_id, safe='')}/update/{EXTEND_UPDATE}"
+        ask = extend_body(workflow_id, run_id, request_digest, seconds, operator)
+        response = await self._client.post(path, json=ask)
+        body = json_object(response)
+        if response.status_code == 404:
+            return closed_extend_answer(await self._describe(workflow_id, run_id))
+        if response.status_code != 200:
+            message = str((body or {}).get("message", ""))[:200]
+            return ExtendAnswer(None, f"Temporal answered {response.status_code}; nothing changed {message}".strip())
+        moved = extended_execution(body, execution)
+        if isinstance(moved, ExtendAnswer):
+            return moved
+        now = await asyncio.to_thread(self._translate, moved)
+        if not isinstance(now, Pending) or now.item.id != item.id:
+            why = now.reason if isinstance(now, Rejected) else "another item"
+            return ExtendAnswer(None, f"the workflow answered with a request this console cannot use ({why})")
+        return ExtendAnswer(now.item, "extended")
 
 
 def _why_ended(execution: Execution | None) -> tuple[str, str]:

@@ -247,7 +247,7 @@ def update_body(decision: Decision, workflow_id: str, run_id: str, request_diges
         "waitPolicy": {"lifecycleStage": "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"},
         "request": {
             "meta": {"updateId": decision.id, "identity": f"approval-console:{decision.operator}"[:200]},
-            "input": {"name": convention.UPDATE_NAME, "args": {"payloads": [_payload(body)]}},
+            "input": {"name": convention.UPDATE_NAME, "args": {"payloads": [payload(body)]}},
         },
     }
 
@@ -261,21 +261,28 @@ def update_answer(body: dict[str, Any] | None) -> DecisionAnswer:
         )
     if "success" in outcome:
         return DecisionAnswer(SyncState.applied, Outcome.applied.value, "applied", body)
-    failure = outcome.get("failure")
-    if not isinstance(failure, dict):
+    failure = failure_of(outcome)
+    if failure is None:
         return DecisionAnswer(None, "uncertain", "an update outcome that is neither success nor failure", body)
-    info = failure.get("applicationFailureInfo")
-    kind = info.get("type") if isinstance(info, dict) else None
-    message = str(failure.get("message", ""))[:300]
-    details = _failure_details(info)
+    kind, message, details = failure
     shown = {"detail": message, **details}  # the stack trace stays out: the worker's paths are not the operator's
-    refused = _REFUSALS.get(kind) if isinstance(kind, str) else None
+    refused = _REFUSALS.get(kind)
     if refused is None:
         detail = f"the workflow refused the decision: {message}"
         return DecisionAnswer(SyncState.conflict, Outcome.invalid.value, detail, shown)
     if refused is Outcome.invalid:
         shown["errors"] = [{"in": "body", "path": "", "message": message}]
     return DecisionAnswer(SyncState.conflict, refused.value, describe_outcome(refused.value, shown), shown)
+
+
+def failure_of(outcome: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """An Update outcome's refusal: the ApplicationError's type ("" when none), its message, its details object."""
+    failure = outcome.get("failure")
+    if not isinstance(failure, dict):
+        return None
+    info = failure.get("applicationFailureInfo")
+    kind = info.get("type") if isinstance(info, dict) else None
+    return (kind if isinstance(kind, str) else ""), str(failure.get("message", ""))[:300], _failure_details(info)
 
 
 def closed_answer(decision: Decision, execution: Execution | None) -> DecisionAnswer:
@@ -325,7 +332,8 @@ def _b64(value: Any) -> bytes | None:
         return None
 
 
-def _payload(value: Any) -> dict[str, Any]:
+def payload(value: Any) -> dict[str, Any]:
+    """A value as a json/plain payload (an Update's argument)."""
     data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     return {
         "metadata": {"encoding": base64.b64encode(JSON_PLAIN.encode()).decode()},
