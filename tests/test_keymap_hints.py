@@ -7,9 +7,12 @@ import io
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
+from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Button, Static
 
 from console.engine.config import parse
@@ -21,13 +24,12 @@ from console.tui.keymap import keys_text, rebound, resolve
 from console.tui.screens.bulk import BulkConfirmScreen
 from console.tui.screens.edit import EditScreen
 from console.tui.screens.empty_queue import explain_empty
+from console.tui.screens.extend import ExtendScreen
 from console.tui.screens.first_run import FirstRunApp
-from console.tui.screens.guard import ConfirmHolderScreen
+from console.tui.screens.guard import ConfirmHolderScreen, RefusedScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.history import HistoryScreen
-from console.tui.screens.problems import ProblemsScreen
 from console.tui.screens.quit import QuitScreen
-from console.tui.screens.reject import RejectScreen
 from storage.records import SourceHealth
 from tests.conftest import decide_key, eventually, first_shown, make_config, screen_text
 
@@ -39,6 +41,8 @@ REBOUND = (
     ("edit_submit", ("f3",)),
     ("cancel", ("escape", "f10")),
     ("reject_submit", ("f4",)),
+    ("extend_submit", ("f5",)),
+    ("back", ("f6",)),
     ("bulk_confirm", ("W",)),
     ("toggle_problems", ("P",)),
     ("send", ("S",)),
@@ -77,40 +81,43 @@ def _hint_text(app: ApprovalApp) -> str:
     return "\n".join(str(label.render()) for label in app.screen.query(".hint"))
 
 
+async def _dialog_names(
+    app: ApprovalApp, pilot: Pilot[Any], opening: str | Screen[Any], says: str, before: str, closing: str
+) -> None:
+    """Opens a dialog (a key pressed on the queue, or the dialog pushed), checks that its hint says `says` and no
+    longer `before`, and closes it on the key the hint names."""
+    if isinstance(opening, str):
+        await pilot.press(opening)
+    else:
+        app.push_screen(opening)
+    await eventually(lambda: app.screen is not app.main and bool(_hint_text(app)), what=f"the dialog for {says!r}")
+    assert says in _hint_text(app) and before not in _hint_text(app)
+    await pilot.press(closing)
+    await eventually(lambda: app.screen is app.main, what=f"the dialog closed on {closing}")
+
+
 async def test_dialogs_and_the_queue_bar_name_the_rebound_keys(rebound_session: Callable[..., Session]) -> None:
     session = rebound_session()
     app = ApprovalApp(session)
     async with app.run_test(size=SIZE) as pilot:
         top = await first_shown(app, pilot)
 
-        await pilot.press("p")
-        await eventually(lambda: isinstance(app.screen, ProblemsScreen), what="the problems")
-        await pilot.pause()
-        assert "K acknowledge · A acknowledge all · esc close" in _hint_text(app)
-        assert "a acknowledge" not in _hint_text(app)
-        await pilot.press("escape")
-
-        app.push_screen(ConfirmHolderScreen("bob", "Approve", "it"))
-        await eventually(lambda: isinstance(app.screen, ConfirmHolderScreen), what="the holder's guard")
-        await pilot.pause()
-        assert "Y yes, decide it · n / esc no, leave it to them" in _hint_text(app)
-        await pilot.press("Y")  # the key it names is the one that answers
-        await eventually(lambda: app.screen is app.main, what="the guard answered")
-
-        app.push_screen(EditScreen(top))
-        await eventually(lambda: isinstance(app.screen, EditScreen), what="the editor")
-        await pilot.pause()
-        assert "f3 review the change · esc / f10 cancel" in _hint_text(app)
-        assert "ctrl+s" not in _hint_text(app)
-        await pilot.press("f10")
-        await eventually(lambda: app.screen is app.main, what="the editor cancelled")
-
-        await pilot.press("r")
-        await eventually(lambda: isinstance(app.screen, RejectScreen), what="the reject dialog")
-        await pilot.pause()
-        assert "f4 reject · esc / f10 cancel · tab comment" in _hint_text(app)
-        await pilot.press("escape")
-        await eventually(lambda: app.screen is app.main, what="the reject dialog cancelled")
+        # (how it opens, what its hint says, what it said before the rebinding, the key named that closes it)
+        dialogs: list[tuple[str | Screen[Any], str, str, str]] = [
+            ("p", "K acknowledge · A acknowledge all · esc close", "a acknowledge", "escape"),
+            (
+                ConfirmHolderScreen("bob", "Approve", "it"),
+                "Y yes, decide it · n / esc no, leave it to them",
+                "y yes",
+                "Y",
+            ),
+            (EditScreen(top), "f3 review the change · esc / f10 cancel", "ctrl+s", "f10"),
+            (ExtendScreen("a title", left=600.0, allowed=3600), "f5 extend · esc / f10 cancel", "enter", "f10"),
+            (RefusedScreen("Approve: not possible now", "a reason"), "f6 back to the queue", "esc back", "f6"),
+            ("r", "f4 reject · esc / f10 cancel · tab comment", "enter", "f10"),
+        ]
+        for opening, says, before, closing in dialogs:
+            await _dialog_names(app, pilot, opening, says, before, closing)
 
         await pilot.press("asterisk")  # all six: the critical ones are skipped, the others approved together
         await eventually(lambda: "6 marked" in screen_text(app), what="every item marked")

@@ -192,9 +192,7 @@ def rebound(in_force: Mapping[str, str]) -> dict[str, str]:
 
 def key_in_force(app: object, binding_id: str) -> str:
     """The first key of `binding_id` as the help writes it ("u"): as the app's keymap rebinds it, else built in."""
-    keymap: Mapping[str, str] = getattr(app, "keys_in_force", {})
-    keys = keymap.get(binding_id) or ",".join(registry().defaults.get(binding_id, ()))
-    return key_label(keys.split(",")[0]) if keys else "?"
+    return hint(app, f"{{{binding_id}:1}}")
 
 
 def shown(keys: Iterable[str]) -> str:
