@@ -27,6 +27,7 @@ class QueueBar(Static):
     description: reactive[str] = reactive("")  # the order and grouping, in words
     filter_text: reactive[str] = reactive("")
     hint: reactive[str] = reactive("o sort · g group · / filter · space mark · ? help")  # the keys in force
+    marked_hint: reactive[str] = reactive("a / r decide the marked · esc unmarks · ? help")  # with marks
     marked: reactive[int] = reactive(0)  # items marked for bulk work
 
     def render(self) -> Content:
@@ -40,7 +41,7 @@ class QueueBar(Static):
             parts += [("  ·  filter ", _MUTED), (one_line(self.filter_text, 60), "bold $text-warning")]
         if self.marked:
             parts += [("  ·  ", _MUTED), (f"● {self.marked:,} marked", "bold $text-accent")]
-            parts.append(("   (a / r decide the marked · esc unmarks · ? help)", _MUTED))
+            parts.append((f"   ({self.marked_hint})", _MUTED))
         else:
             parts.append((f"   ({self.hint})", _MUTED))
         return Content.assemble(*parts)

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -270,7 +270,10 @@ def run_console(
     from console.tui.app import STOP_SIGNALS, ApprovalApp
 
     if not config.sources:
-        return run_first_run(config.path or config_module.default_config_path(), data_dir, config.theme)
+        from console.tui.keymap import rebound, resolve
+
+        keys = rebound(resolve(config.keymap, config.path))
+        return run_first_run(config.path or config_module.default_config_path(), data_dir, config.theme, keys)
     setup_logging(data_dir)
     session = Session(config, data_dir, start_clean=start_clean, check_later=True)  # checked after the first frame
     if session.set_aside_as is not None:
@@ -303,11 +306,14 @@ def run_app(app: ApprovalApp, log_path: Path) -> int:
     return app.return_code or 0
 
 
-def run_first_run(config_path: Path, data_dir: Path | None, theme: str) -> int:
-    """No sources yet: a screen explains how to add one and offers the demo fleet."""
+def run_first_run(
+    config_path: Path, data_dir: Path | None, theme: str, keys_in_force: Mapping[str, str] | None = None
+) -> int:
+    """No sources yet: a screen explains how to add one and offers the demo fleet (`keys_in_force`: the config's
+    [keymap], as keymap.rebound gives it)."""
     from console.tui.screens.first_run import FirstRunApp
 
-    if FirstRunApp(config_path, theme).run() == "demo":
+    if FirstRunApp(config_path, theme, keys_in_force).run() == "demo":
         demo_dir = None if data_dir is None else data_dir / "demo"
         return run_demo(demo_dir, seed=None, interval=None)
     return 0

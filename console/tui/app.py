@@ -18,7 +18,7 @@ from textual.screen import Screen
 from console.engine.session import SendReport, Session
 from console.engine.sync import SettledDecision
 from console.tui.alerts import Alert, Alerts, notify_send, osc_sequence
-from console.tui.keymap import rebound, resolve
+from console.tui.keymap import hint, rebound, resolve
 from console.tui.messages import OutcomesArrived, PostedEvents, QueueChanged
 from console.tui.screens.main import MainScreen
 from console.tui.screens.quit import QuitChoice, QuitScreen
@@ -224,7 +224,7 @@ class ApprovalApp(ToastingApp):
             decision = outcome.decision
             self.notify(
                 clean(f"{decision.verdict.value} {decision.source}/{decision.item_id}: {outcome.result.detail}.")
-                + " Press p for details.",
+                + hint(self, " Press {problems:1} for details."),
                 title=title,
                 severity="error",
                 timeout=15,

@@ -192,13 +192,49 @@ def rebound(in_force: Mapping[str, str]) -> dict[str, str]:
 
 def key_in_force(app: object, binding_id: str) -> str:
     """The first key of `binding_id` as the help writes it ("u"): as the app's keymap rebinds it, else built in."""
-    keymap: Mapping[str, str] = getattr(app, "keys_in_force", {})
-    keys = keymap.get(binding_id) or ",".join(registry().defaults.get(binding_id, ()))
-    return key_label(keys.split(",")[0]) if keys else "?"
+    return hint(app, f"{{{binding_id}:1}}")
 
 
 def shown(keys: Iterable[str]) -> str:
     return " / ".join(key_label(key) for key in keys)
+
+
+_ARROWS: Mapping[str, str] = {"up": "↑", "down": "↓", "left": "←", "right": "→"}
+
+
+class _Keys(tuple[str, ...]):
+    """An action's keys in force, formatted as a hint writes them: "n / esc"; with `:1` the first key only, with
+    `:or` joined by "or", with `:arrow` the first key only, an arrow key drawn as an arrow ("↑")."""
+
+    def __format__(self, spec: str) -> str:
+        if spec == "or":
+            return " or ".join(key_label(key) for key in self)
+        if spec == "arrow":
+            return _ARROWS.get(self[0], key_label(self[0]))
+        return shown(self[: int(spec)] if spec else self)
+
+
+class _KeysOf(dict[str, _Keys]):
+    def __init__(self, keymap: Mapping[str, str]) -> None:
+        super().__init__()
+        self._keymap = keymap
+
+    def __missing__(self, binding_id: str) -> _Keys:
+        if binding_id not in registry().defaults:
+            raise KeyError(f"no binding has the id {binding_id!r}")
+        keys = self._keymap.get(binding_id) or ",".join(registry().defaults[binding_id])
+        return _Keys(keys.split(","))
+
+
+def keys_text(template: str, keymap: Mapping[str, str]) -> str:
+    """`template` with each {binding_id} replaced by its keys in force ("{leave_it} no" -> "n / esc no"), as the
+    keymap (binding id -> "k1,k2") has them, else the binding's own: a hint never names a key the operator rebound."""
+    return template.format_map(_KeysOf(keymap))
+
+
+def hint(app: object, template: str) -> str:
+    """keys_text with the app's keymap in force."""
+    return keys_text(template, getattr(app, "keys_in_force", {}))
 
 
 def resolve(config: KeymapConfig, path: Path | None = None) -> dict[str, str]:

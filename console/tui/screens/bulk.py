@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from console.engine.marks import BulkPlan, Skipped
+from console.tui.keymap import hint
 from widgets.safe_text import literal, one_line
 
 SKIPPED_LISTED = 8  # skipped items named in the dialog; the rest are counted
@@ -65,7 +66,8 @@ class BulkConfirmScreen(ModalScreen[bool]):
             else:
                 yield Static("Nothing skipped.")
             yield Label("")
-            yield Label(f"enter / y {self._verb.lower()} {count:,} · esc / n cancel", classes="hint")
+            confirm, cancel = hint(self.app, "{bulk_confirm}"), hint(self.app, "{bulk_cancel}")
+            yield Label(f"{confirm} {self._verb.lower()} {count:,} · {cancel} cancel", classes="hint", markup=False)
 
     def action_confirm(self) -> None:
         self.dismiss(True)

@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from console.tui.keymap import hint
 from storage.records import Item
 from widgets.safe_text import literal
 
@@ -65,7 +66,7 @@ class ConfirmCriticalScreen(ModalScreen[bool]):
             yield Label(Text.assemble("Type ", (self._word, "bold"), " and press enter to confirm:"))
             yield Input(placeholder=self._word, id="confirm-word")
             yield Static("", id="confirm-error")
-            yield Label("enter confirm · esc cancel", classes="hint")
+            yield Label(hint(self.app, "enter confirm · {cancel} cancel"), classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#confirm-word", Input).focus()

@@ -24,6 +24,7 @@ from textual.widgets import Label, Static, TextArea
 from textual.widgets.text_area import Location
 
 from console.engine import schema_check
+from console.tui.keymap import hint
 from storage.json_diff import unique_members
 from storage.records import Item, canonical_json
 from widgets.diff_view import DiffView
@@ -145,7 +146,9 @@ class DiscardEditScreen(ModalScreen[bool]):
         with Vertical(id="dialog"):
             yield Label(Text("Discard your changes?", style="bold"), id="dialog-title")
             yield Label("The edit was not submitted; nothing was recorded or sent.")
-            yield Label("y discard the edit · n or esc keep editing", classes="hint")
+            yield Label(
+                hint(self.app, "{discard} discard the edit · {keep:or} keep editing"), classes="hint", markup=False
+            )
 
     def action_discard(self) -> None:
         self.dismiss(True)
@@ -166,8 +169,9 @@ class EditScreen(ModalScreen[Any]):
         # priority: before the editor, which keeps escape
         Binding("escape", "cancel", "Back / cancel", priority=True, id="cancel"),
     ]
-    _EDIT_HINT = "ctrl+s or f2 review the change · esc cancel"
-    _REVIEW_HINT = "Review the change. enter or ctrl+s submit · esc back to editing"
+    # Templates of the hints: {binding id} is its keys in force (console.tui.keymap.hint)
+    _EDIT_HINT = "{edit_submit:or} review the change · {cancel} cancel"
+    _REVIEW_HINT = "Review the change. {confirm:or} or {edit_submit:1} submit · {cancel} back to editing"
     CHECKING = "Checking the edit against the item's schema…"
 
     def __init__(self, item: Item) -> None:
@@ -198,7 +202,7 @@ class EditScreen(ModalScreen[Any]):
             with VerticalScroll(id="edit-review", can_focus=True):
                 yield DiffView(id="edit-diff")
             yield Static("", id="edit-error")
-            yield Label(self._EDIT_HINT, id="edit-hint", classes="hint")
+            yield Label(hint(self.app, self._EDIT_HINT), id="edit-hint", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#edit-review").display = False
@@ -278,7 +282,7 @@ class EditScreen(ModalScreen[Any]):
         review = self.query_one("#edit-review")
         review.display = True
         review.focus()
-        self.query_one("#edit-hint", Label).update(self._REVIEW_HINT)
+        self.query_one("#edit-hint", Label).update(hint(self.app, self._REVIEW_HINT))
 
     def action_confirm(self) -> None:
         if self.reviewing:
@@ -291,7 +295,7 @@ class EditScreen(ModalScreen[Any]):
             editor = self.query_one("#editor", TextArea)
             editor.display = True
             editor.focus()
-            self.query_one("#edit-hint", Label).update(self._EDIT_HINT)
+            self.query_one("#edit-hint", Label).update(hint(self.app, self._EDIT_HINT))
             return
         if not self.changed:
             self.dismiss(_NO_VALUE)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from console.tui.keymap import keys_text
 from storage.records import SourceHealth
 from widgets.safe_text import one_line
 from widgets.status_bar import STATE_LABELS
@@ -17,10 +18,16 @@ class EmptyQueue:
 
 
 def explain_empty(
-    health: Sequence[SourceHealth], filter_text: str, pending: Callable[[], int], view: str | None = None
+    health: Sequence[SourceHealth],
+    filter_text: str,
+    pending: Callable[[], int],
+    view: str | None = None,
+    keymap: Mapping[str, str] | None = None,
 ) -> EmptyQueue:
     """`pending()` counts the whole queue, whatever the filter (asked only when a filter is set). `view`: the saved
-    view whose own filter is the one set (nothing typed): esc would not clear it, another view's key shows more."""
+    view whose own filter is the one set (nothing typed): esc would not clear it, another view's key shows more.
+    `keymap`: the keys in force (binding id -> "k1,k2"), which the advice names."""
+    keymap = keymap or {}
     unread = [h for h in health if h.state not in ("up", "starting")]
     names = ", ".join(f"{one_line(h.name, 30)} ({STATE_LABELS.get(h.state, h.state)})" for h in unread)
     if view is not None and filter_text and (hidden := pending()) > 0:
@@ -28,14 +35,14 @@ def explain_empty(
         return EmptyQueue(
             short,
             f"{short} ({hidden:,} pending item{'s' if hidden != 1 else ''} in other views)."
-            " Press 1 to 9 for another view (the tabs on top).",
+            + keys_text(" Press {view_1:1} to {view_9:1} for another view (the tabs on top).", keymap),
         )
     if filter_text and (hidden := pending()) > 0:
         short = "No item matches the filter"
         return EmptyQueue(
             short,
             f"{short} ({hidden:,} pending item{'s' if hidden != 1 else ''} hidden)."
-            " Press esc to clear the filter, or / to change it.",
+            + keys_text(" Press {clear_filter:1} to clear the filter, or {filter:1} to change it.", keymap),
         )
     if health and len(unread) == len(health):
         short = "Nothing to show: no source can be read now"

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
+from console.tui.keymap import hint
 from widgets.badges import format_left
 from widgets.safe_text import literal
 
@@ -62,7 +63,7 @@ class ExtendScreen(ModalScreen[int | None]):
             yield Label("Move the deadline later by (a digit picks one):", classes="hint")
             options = [Option(Text(f"{i}  {_spoken(s)}"), id=str(s)) for i, s in enumerate(self._choices, start=1)]
             yield OptionList(*options, id="extensions")
-            yield Label("enter extend · esc cancel", classes="hint")
+            yield Label(hint(self.app, "{extend_submit} extend · {cancel} cancel"), classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#extensions", OptionList).focus()

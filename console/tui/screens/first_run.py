@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -10,10 +11,12 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from console.engine.config import token_env_var
+from console.tui.keymap import hint
 from widgets.safe_text import literal
 
 Choice = Literal["demo"] | None
@@ -53,8 +56,8 @@ class FirstRunScreen(Screen[Choice]):
         with Vertical(id="first-run"):
             yield Static(first_run_text(self._config_path), id="first-run-text")
             with Horizontal(id="first-run-buttons"):
-                yield Button("Open the demo fleet (d)", id="demo", variant="primary")
-                yield Button("Quit (q)", id="quit")
+                yield Button(Content(hint(self.app, "Open the demo fleet ({demo:1})")), id="demo", variant="primary")
+                yield Button(Content(hint(self.app, "Quit ({first_run_quit:1})")), id="quit")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -74,12 +77,17 @@ class FirstRunApp(App[Choice]):
 
     TITLE = "approval-console"
 
-    def __init__(self, config_path: Path, theme: str = "textual-dark") -> None:
+    def __init__(
+        self, config_path: Path, theme: str = "textual-dark", keys_in_force: Mapping[str, str] | None = None
+    ) -> None:
+        """`keys_in_force`: the actions a config's [keymap] rebinds and their keys (keymap.rebound)."""
         super().__init__()
         self._config_path = config_path
         self._theme_name = theme
+        self.keys_in_force = dict(keys_in_force or {})
 
     def on_mount(self) -> None:
         if self._theme_name in self.available_themes:
             self.theme = self._theme_name
+        self.set_keymap(self.keys_in_force)
         self.push_screen(FirstRunScreen(self._config_path), self.exit)

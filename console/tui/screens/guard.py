@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from console.tui.keymap import hint
 from widgets.safe_text import literal
 
 _CENTRED = "{name} { align: center middle; background: $background 60%; #refused-reason { width: 100%; } }"
@@ -39,7 +40,7 @@ class RefusedScreen(ModalScreen[None]):
             yield Label(Text(self._title, style="bold"), id="dialog-title")
             yield Label(literal(self._reason), id="refused-reason")
             yield Label("Nothing was recorded. Keys typed here are ignored.", classes="hint")
-            yield Label("esc back to the queue", classes="hint")
+            yield Label(hint(self.app, "{back} back to the queue"), classes="hint", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -78,7 +79,8 @@ class ConfirmHolderScreen(ModalScreen[bool]):
                     (f"{self._verb} it anyway?", "bold"),
                 )
             )
-            yield Label("y yes, decide it · n / esc no, leave it to them", classes="hint")
+            keys = hint(self.app, "{decide_anyway} yes, decide it · {leave_it} no, leave it to them")
+            yield Label(keys, classes="hint", markup=False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.engine.session import Session
+from console.tui.keymap import hint
 from storage.db import StorageError
 from widgets.source_health import source_report
 
@@ -32,6 +33,8 @@ class HealthScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,H,q", "close", "Close", id="health_close"),
     ]
+    # what the screen holds, and its key as the keymap has it (keymap.hint)
+    _ABOUT = "   each source's last error, next retry and what the console holds for it · {health_close:1} close"
 
     def __init__(self, session: Session, now: Callable[[], float] = time.time, zone: tzinfo | None = None) -> None:
         super().__init__()
@@ -46,7 +49,7 @@ class HealthScreen(Screen[None]):
             Content.assemble(
                 ("Source health", "bold"),
                 (
-                    "   each source's last error, next retry and what the console holds for it · esc close",
+                    hint(self.app, self._ABOUT),
                     "$foreground-muted",
                 ),
             ),

@@ -16,7 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from console.tui.keymap import key_label, registry
+from console.tui.keymap import hint, key_label, keys_text
 from storage.queue import FILTER_FIELDS
 
 # Keys handled inside the dialogs (not bindings of the main screen): what each dialog answers to. {id}: the keys in
@@ -28,25 +28,21 @@ DIALOG_KEYS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "{confirm} / {edit_submit}", "on the diff: submit the edit"),
     ("Edit", "{cancel}", "on the diff: back to editing; in the editor: cancel"),
     ("Critical", "type the word, enter", "confirm approving a critical-risk item"),
-    ("Approve marked", "enter / y, esc / n", "approve the marked items it counts (skipped ones are listed) / cancel"),
-    ("Filter", "enter / esc", "keep the filter and go back to the queue / clear the filter"),
-    ("Filter", "↑ / ↓", "the filters kept (with enter), newest first / back to what you typed"),
+    (
+        "Approve marked",
+        "{bulk_confirm}, {bulk_cancel}",
+        "approve the marked items it counts (skipped ones are listed) / cancel",
+    ),
+    ("Filter", "enter / {clear_filter:1}", "keep the filter and go back to the queue / clear the filter"),
+    (
+        "Filter",
+        "{filter_older:arrow} / {filter_newer:arrow}",
+        "the filters kept (with enter), newest first / back to what you typed",
+    ),
     ("Someone else holds it", "{decide_anyway} / {leave_it}", "decide it anyway / leave it to them"),
     ("Refused", "{back}", "back to the queue; every other key is ignored, so nothing typed runs as a command"),
     ("Any dialog", "{cancel}", "cancel; nothing is recorded"),
 )
-
-
-class _KeysOf(dict[str, str]):
-    """The keys of a binding id as the help writes them ("y / n, esc"): the keymap's, else the binding's own."""
-
-    def __init__(self, keymap: Mapping[str, str]) -> None:
-        super().__init__()
-        self._keymap = keymap
-
-    def __missing__(self, binding_id: str) -> str:
-        keys = self._keymap.get(binding_id) or ",".join(registry().defaults.get(binding_id, (binding_id,)))
-        return " / ".join(key_label(key) for key in keys.split(","))
 
 
 def _key_name(binding: Binding, keymap: Mapping[str, str]) -> str:
@@ -81,9 +77,8 @@ def keys_table(sections: Iterable[tuple[str, Iterable[BindingType]]], keymap: Ma
     dialogs.add_column(style="bold", no_wrap=True)
     dialogs.add_column(style="bold", no_wrap=True)
     dialogs.add_column()
-    keys_of = _KeysOf(keymap)
     for dialog, dialog_keys, what in DIALOG_KEYS:
-        dialogs.add_row(dialog, dialog_keys.format_map(keys_of), what)
+        dialogs.add_row(dialog, keys_text(dialog_keys, keymap), what)
     fields = ", ".join(f"{name}:" for name in FILTER_FIELDS)
     parts += [
         dialogs,
@@ -114,7 +109,9 @@ class HelpScreen(ModalScreen[None]):
             yield Label(Text("Keys", style="bold"), id="dialog-title")
             with VerticalScroll(id="help"):
                 yield Static(keys_table(self._sections, getattr(self.app, "keys_in_force", None)))
-            yield Label("esc close · ctrl+p finds any action by name · the mouse works too", classes="hint")
+            palette = f"{key_label(self.app.COMMAND_PALETTE_BINDING)} finds any action by name"
+            keys = f"{hint(self.app, '{close:1} close')} · {palette} · the mouse works too"
+            yield Label(keys, classes="hint", markup=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.engine.config import token_fix
+from console.tui.keymap import hint
 from storage.db import Store
 from storage.feedback import FeedbackKept, FeedbackState
 from storage.labels import LabelStatus, LabelSyncState
@@ -167,6 +168,11 @@ class HistoryScreen(Screen[None]):
         Binding("down,j", "move(1)", "Next", show=False, priority=True, id="history_next"),
         Binding("up,k", "move(-1)", "Previous", show=False, priority=True, id="history_previous"),
     ]
+    # The keys the head names, as the keymap has them (keymap.hint)
+    _KEYS = (
+        "   {history_previous:arrow}/{history_next:arrow} {history_open:1} open"
+        " · {page_newer:arrow}/{page_older:arrow} pages · {toggle_problems:1} "
+    )
 
     def __init__(self, db_path: Path, auth_refused: Collection[str] = (), zone: tzinfo | None = None) -> None:
         super().__init__()
@@ -226,7 +232,7 @@ class HistoryScreen(Screen[None]):
         return Content.assemble(
             ("Decision history", "bold"),
             (f"   {total:,} {what}, newest first · page {self.page + 1} of {pages}", _MUTED),
-            ("   ↑/↓ enter open · ←/→ pages · f ", _MUTED),
+            (hint(self.app, self._KEYS), _MUTED),
             ("all decisions" if self.problems_only else "problems only", _MUTED),
         )
 
@@ -236,7 +242,7 @@ class HistoryScreen(Screen[None]):
             noun = "decision needs" if problems == 1 else "decisions need"
             parts.append(Content.styled(f" {problems:,} {noun} you: not applied, or label refused ", _ALERT))
             if not self.problems_only:
-                parts.append(Content.styled("  press f to list only them", "bold"))
+                parts.append(Content.styled(hint(self.app, "  press {toggle_problems:1} to list only them"), "bold"))
         else:
             parts.append(Content.styled("Every decision was applied or is on its way.", "$text-success"))
         for source in sorted(self._auth_refused):

@@ -18,6 +18,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from console.tui.keymap import hint
 from storage.db import Store
 from storage.labels import Label
 from storage.records import DecisionRow, SyncState, Verdict, shown_part
@@ -86,7 +87,7 @@ class HistoryDetailScreen(Screen[None]):
             Content.assemble(
                 ("Decision ", "bold"),
                 (one_line(f"{decision.source}/{decision.item_id}", 80), "bold"),
-                ("   exactly what was decided · esc back", _LABEL),
+                (hint(self.app, "   exactly what was decided · {history_detail_close:1} back"), _LABEL),
             ),
             id="history-head",
         )

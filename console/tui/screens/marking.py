@@ -18,6 +18,7 @@ from textual.notifications import SeverityLevel
 
 from console.engine.marks import BulkPlan, Marks, Skipped, plan_bulk
 from console.engine.session import CHECKING, Session
+from console.tui.keymap import hint
 from console.tui.screens.bulk import BulkConfirmScreen, items_word, skipped_lines
 from console.tui.screens.queue_screen import QueueScreen, Undoable
 from console.tui.screens.reject import Rejection, RejectScreen
@@ -115,12 +116,18 @@ class MarkingScreen(QueueScreen):
         start, self._range_from = self._range_from, None
         if start is None:
             self._range_from = (row.source, row.id)
-            self.notify("Range starts here: move, then v marks every row from here to there.", markup=False)
+            self.notify(
+                hint(self.app, "Range starts here: move, then {mark_range:1} marks every row from here to there."),
+                markup=False,
+            )
             return
         first = self.session.queue.index_of(*start)
         if first is None:
             self.app.bell()
-            self.notify("The item the range started on left the view; press v to start again.", markup=False)
+            self.notify(
+                hint(self.app, "The item the range started on left the view; press {mark_range:1} to start again."),
+                markup=False,
+            )
             return
         low, high = sorted((first, self.queue_list.cursor))
         rows = self.session.queue.rows(low, high - low + 1)

@@ -20,6 +20,7 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from console.engine.session import Session
+from console.tui.keymap import hint
 from storage.records import DecisionRow, Quarantined
 from widgets.safe_text import literal
 from widgets.timefmt import zoned_time
@@ -83,9 +84,8 @@ class ProblemsScreen(ModalScreen[None]):
         with Vertical(id="dialog", classes="wide"):
             yield Label(Text("Problems", style="bold"), id="dialog-title")
             yield OptionList(id="problems")
-            yield Label(
-                "a acknowledge · A acknowledge all · esc close (problems stay until acknowledged)", classes="hint"
-            )
+            keys = "{acknowledge} acknowledge · {acknowledge_all} acknowledge all · {close:1} close"
+            yield Label(hint(self.app, keys) + " (problems stay until acknowledged)", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self._reload()

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 from console.engine import filter_history
 from console.engine.session import Session
 from console.engine.views import ViewCounts, saved_views
-from console.tui.keymap import key_in_force
+from console.tui.keymap import hint, key_in_force
 from console.tui.messages import OutcomesArrived, QueueChanged
 from console.tui.screens.empty_queue import explain_empty
 from storage.queue import Grouping, GroupOrder, QueueView, SortOrder
@@ -175,8 +175,12 @@ class QueueScreen(Screen[None]):
         self.query_one("#filter-hint", Static).display = False
         self.query_one(QueueList).focus()
         # The bar names these keys, as the keymap has them.
-        named = (("sort", "sort"), ("group", "group"), ("filter", "filter"), ("toggle_mark", "mark"), ("help", "help"))
-        self.query_one(QueueBar).hint = " · ".join(f"{key_in_force(self.app, action)} {word}" for action, word in named)
+        bar = self.query_one(QueueBar)
+        bar.hint = hint(
+            self.app, "{sort:1} sort · {group:1} group · {filter:1} filter · {toggle_mark:1} mark · {help:1} help"
+        )
+        marked = "{approve_marked:1} / {reject_marked:1} decide the marked · {clear_marks:1} unmarks · {help:1} help"
+        bar.marked_hint = hint(self.app, marked)
         self._update_queue_bar()
         self.refresh_status()
         self.set_interval(0.25, self._update_undo_prompt)
@@ -335,7 +339,8 @@ class QueueScreen(Screen[None]):
     def _explain_empty(self) -> str:
         health = tuple(self.session.health().values())
         view = self.saved_views[self.active_view].name if self.saved_views and not self._typed.strip() else None
-        empty = explain_empty(health, self.view.filter_text, self.session.pending_count, view)
+        keymap = getattr(self.app, "keys_in_force", {})
+        empty = explain_empty(health, self.view.filter_text, self.session.pending_count, view, keymap)
         self.queue_list.set_empty_text(empty.short)
         self._empty_shown = empty.text
         return empty.text
@@ -386,13 +391,15 @@ class QueueScreen(Screen[None]):
         order = GroupOrder.name if self.view.group_order is GroupOrder.urgency else GroupOrder.urgency
         self._apply_view(replace(self.view, group_order=order))
         if self.view.grouping is Grouping.none:
-            self.notify(f"Groups will come {_GROUP_ORDER_WORDS[order]} once grouped (g).", markup=False, timeout=3)
+            grouped = hint(self.app, "once grouped ({group:1})")
+            self.notify(f"Groups will come {_GROUP_ORDER_WORDS[order]} {grouped}.", markup=False, timeout=3)
 
     def action_toggle_group(self) -> None:
         """Collapse the group under the cursor, or expand it if it is collapsed."""
         group = self.queue_list.current_group
         if group is None:
-            self.notify("The queue is not grouped: g groups it by source or by agent.", markup=False, timeout=3)
+            why = hint(self.app, "The queue is not grouped: {group:1} groups it by source or by agent.")
+            self.notify(why, markup=False, timeout=3)
             return
         self._apply_view(self.view.toggled(group.label))
 

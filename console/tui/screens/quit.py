@@ -23,6 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from console.engine.session import SendReport
+from console.tui.keymap import hint
 from storage.db import StorageError, Unsent
 from storage.records import SourceHealth, Verdict
 from widgets.safe_text import literal, one_line
@@ -108,7 +109,8 @@ class QuitScreen(ModalScreen[QuitChoice]):
                 )
             yield Label(what, id="quit-explain", markup=False)
             yield Static("", id="quit-progress")
-            yield Label("s send now and wait · q quit anyway · esc stay", id="quit-keys", classes="hint", markup=False)
+            keys = hint(self.app, "{send} send now and wait · {quit_anyway} quit anyway · {stay} stay")
+            yield Label(keys, id="quit-keys", classes="hint", markup=False)
 
     def _listing(self, unsent: Sequence[Unsent]) -> Text:
         now = self._now()
@@ -123,7 +125,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
         self.sending = True
         self.query_one("#quit-explain", Label).display = False  # the undo window has ended: no longer what happens
         self.query_one("#quit-progress", Static).display = True
-        self.query_one("#quit-keys", Label).update("sending… · q quit anyway · esc stay")
+        self.query_one("#quit-keys", Label).update(hint(self.app, "sending… · {quit_anyway} quit anyway · {stay} stay"))
         self._show_progress(None)
         self._send_and_wait()
 
@@ -163,7 +165,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
                 lines.append(
                     f"{_VERB[row.decision.verdict]} {one_line(row.item_action, 30)}: {one_line(row.detail, 60)}"
                 )
-            lines.append("The problems screen (p) keeps them.")
+            lines.append(hint(self.app, "The problems screen ({problems:1}) keeps them."))
         if report.unsent:
             lines.append(f"{_plural(len(report.unsent), 'decision')} could not be sent now and stay here:")
             for source, why in sorted(report.blocked.items()):
@@ -177,8 +179,12 @@ class QuitScreen(ModalScreen[QuitChoice]):
         progress = self.query_one("#quit-progress", Static)
         progress.update(literal("\n".join(lines)))
         progress.add_class("blocked")
-        keys = "q quit anyway · esc stay · s try again" if again else "q quit · esc stay"
-        self.query_one("#quit-keys", Label).update(keys)
+        keys = (
+            "{quit_anyway} quit anyway · {stay} stay · {send} try again"
+            if again
+            else "{quit_anyway} quit · {stay} stay"
+        )
+        self.query_one("#quit-keys", Label).update(hint(self.app, keys))
 
     def action_quit_anyway(self) -> None:
         self.dismiss("quit")

@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from console.tui.keymap import hint
 from widgets.safe_text import literal
 
 
@@ -44,7 +45,8 @@ class RejectScreen(ModalScreen[Rejection | None]):
             yield OptionList(*options, id="reasons")
             yield Input(placeholder="Comment (optional)", id="comment")
             yield Label("", id="reject-error")
-            yield Label("enter reject · esc cancel · tab comment", classes="hint")
+            keys = hint(self.app, "{reject_submit} reject · {cancel} cancel · tab comment")
+            yield Label(keys, classes="hint", markup=False)
 
     def on_mount(self) -> None:
         # Nothing is preselected (an OptionList highlights its first option when built): a lazy `enter` must not
