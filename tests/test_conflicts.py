@@ -47,7 +47,7 @@ async def test_each_kind_of_conflict_is_shown_and_none_is_retried(  # noqa: PLR0
     session = Session(config, data_dir, token_for=lambda name: tokens[name])
     app = ApprovalApp(session, background=False)
     try:
-        async with app.run_test(size=(160, 50), notifications=True) as pilot:
+        async with app.run_test(size=(150, 50), notifications=True) as pilot:  # narrow layout: alerts span it
             await session.poller.poll_once(session.sources[SOURCE])
             items = [i for i in _pending(session) if i.source == SOURCE]
             elsewhere, expired, stale, withdrawn, superseded, invalid = items[:6]
