@@ -46,12 +46,16 @@ def _utc_on_screen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
 
 
+def started(fleet: Fleet) -> Iterator[Fleet]:
+    """A fixture's demo fleet: serving on a free loopback port during the test, stopped after it."""
+    fleet.start()
+    yield fleet
+    fleet.stop()
+
+
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
-    server = Fleet(seed=11, interval=None, initial=6)
-    server.start()
-    yield server
-    server.stop()
+    yield from started(Fleet(seed=11, interval=None, initial=6))
 
 
 @pytest.fixture

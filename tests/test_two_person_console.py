@@ -19,7 +19,7 @@ from console.tui.app import ApprovalApp
 from console.tui.screens.history import remedy, sync_text
 from storage.db import DecisionRefused
 from storage.records import Decision, Item, SyncState, Verdict
-from tests.conftest import SOURCE, decide_key, eventually, make_config, running_app, screen_text
+from tests.conftest import SOURCE, decide_key, eventually, make_config, running_app, screen_text, started
 from tests.test_fleet import refund
 
 SIZE = (140, 40)
@@ -27,10 +27,7 @@ SIZE = (140, 40)
 
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
-    server = Fleet(seed=11, interval=None, initial=0)
-    server.start()
-    yield server
-    server.stop()
+    yield from started(Fleet(seed=11, interval=None, initial=0))
 
 
 def console(fleet: Fleet, data_dir: Path, operator: str) -> Session:
