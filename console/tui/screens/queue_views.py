@@ -43,6 +43,7 @@ class QueueViewsScreen(QueueScreen):
         self._counts_stale = True
         self._counting = False
 
+    # Textual runs every class's on_mount and on_unmount, the queue screen's too: no super() call.
     def on_mount(self) -> None:
         self.set_interval(RECOUNT_SECONDS, self._recount_views)  # the first count too: after the first paint
 
