@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +46,16 @@ def _utc_on_screen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
 
 
+def started(fleet: Fleet) -> Iterator[Fleet]:
+    """A fixture's demo fleet: serving on a free loopback port during the test, stopped after it."""
+    fleet.start()
+    yield fleet
+    fleet.stop()
+
+
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
-    server = Fleet(seed=11, interval=None, initial=6)
-    server.start()
-    yield server
-    server.stop()
+    yield from started(Fleet(seed=11, interval=None, initial=6))
 
 
 @pytest.fixture
@@ -140,6 +145,35 @@ async def first_shown(app: ApprovalApp, pilot: Pilot[Any], count: int = 6) -> It
     top = app.main.shown
     assert top is not None
     return top
+
+
+@asynccontextmanager
+async def running_app(
+    session: Session,
+    size: tuple[int, int] = (120, 40),
+    *,
+    notifications: bool = False,
+    what: str = "the top item shown",
+) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
+    """The app over one poll, once it shows an item (no background work: the test polls and syncs when it wants to)."""
+    from console.tui.app import ApprovalApp
+
+    app = ApprovalApp(session, background=False)
+    async with app.run_test(size=size, notifications=notifications) as pilot:
+        await session.poll_once()
+        await eventually(lambda: app.main.shown is not None, what=what)
+        yield app, pilot
+
+
+async def approve_what_bob_rejects(app: ApprovalApp, pilot: Pilot[Any], fleet: Fleet, times: int = 2) -> None:
+    """Approve the shown item `times` times, bob rejecting each at the source first: as many conflicts at the next
+    sync."""
+    for _ in range(times):
+        top = app.main.shown
+        assert top is not None
+        await decide_key(pilot, "a")
+        fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
+        await pilot.pause(0.5)  # past the double-tap guard
 
 
 def composed_strips(app: object) -> list[Strip]:

@@ -16,7 +16,7 @@ from console.tui.app import ApprovalApp
 from console.tui.screens.bulk import BulkConfirmScreen
 from console.tui.screens.main import MainScreen
 from console.tui.screens.reject import RejectScreen
-from tests.conftest import SOURCE, eventually, screen_text
+from tests.conftest import SOURCE, eventually, running_app, screen_text
 
 SIZE = (140, 44)
 
@@ -24,10 +24,7 @@ SIZE = (140, 44)
 @asynccontextmanager
 async def polled(session: Session) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
     """The app over one poll of the fleet (no background work: polls and sends happen when the test says)."""
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=SIZE) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+    async with running_app(session, SIZE) as (app, pilot):
         await pilot.pause(0.1)
         yield app, pilot
 

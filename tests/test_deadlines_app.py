@@ -22,7 +22,7 @@ from console.tui.app import ApprovalApp
 from console.tui.screens.extend import ExtendScreen, extension_choices
 from storage.labels import Label
 from storage.records import now_utc
-from tests.conftest import eventually, make_config, screen_text
+from tests.conftest import eventually, make_config, screen_text, started
 from widgets.detail import ItemDetail
 
 SIZE = (120, 40)
@@ -31,10 +31,7 @@ SIZE = (120, 40)
 @pytest.fixture
 def quiet_fleet() -> Iterator[Fleet]:
     """A fleet with only the items a test adds."""
-    server = Fleet(seed=3, interval=None, initial=0)
-    server.start()
-    yield server
-    server.stop()
+    yield from started(Fleet(seed=3, interval=None, initial=0))
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from console.tui.screens.problems import ProblemsScreen
 from console.tui.screens.reject import RejectScreen
 from storage import schema
 from storage.db import Store
-from tests.conftest import SOURCE, decide_key, eventually, first_shown, screen_text
+from tests.conftest import SOURCE, approve_what_bob_rejects, eventually, first_shown, screen_text
 
 SIZE = (120, 40)
 
@@ -58,12 +58,7 @@ async def test_problems_stay_until_acknowledged_one_or_all_and_across_restarts(
     async with app.run_test(size=SIZE) as pilot:
         await session.poll_once()
         await pilot.pause(0.1)
-        for _ in range(2):
-            top = app.main.shown
-            assert top is not None
-            await decide_key(pilot, "a")
-            fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
-            await pilot.pause(0.5)  # past the double-tap guard
+        await approve_what_bob_rejects(app, pilot, fleet)
         assert await session.sync_once() == 2
         assert (
             len(session.store.outbox.unseen_problems()) == 2

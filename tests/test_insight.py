@@ -23,7 +23,7 @@ from console.tui.screens.history_detail import HistoryDetailScreen
 from console.tui.screens.problems import ProblemsScreen
 from storage.queue import Grouping, QueueView, SortOrder
 from storage.records import Quarantined, SourceCounts, SourceHealth
-from tests.conftest import SOURCE, decide_key, eventually, screen_text
+from tests.conftest import SOURCE, approve_what_bob_rejects, eventually, running_app, screen_text
 from tests.factories import item
 from tests.servers import closed_port_url
 from tests.test_stats_history import SIZE, History, T
@@ -61,10 +61,7 @@ async def test_the_detail_says_why_the_item_ranks_where_it_does(
 ) -> None:
     fleet.add_item(risk="critical", expires_in=240, on_expiry="approve")
     session = make_session()
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+    async with running_app(session) as (app, pilot):
         await pilot.pause(0.1)
         shown = app.main.shown
         assert shown is not None and shown.risk.value == "critical"
@@ -226,12 +223,7 @@ async def test_acknowledging_lowers_the_status_bar_count_and_keeps_the_problem_l
         await session.poll_once()
         await eventually(lambda: app.main.shown is not None)
         await pilot.pause(0.1)
-        for _ in range(2):
-            top = app.main.shown
-            assert top is not None
-            await decide_key(pilot, "a")
-            fleet.decide_elsewhere(top.id, by="bob", verdict="reject")
-            await pilot.pause(0.5)  # past the double-tap guard
+        await approve_what_bob_rejects(app, pilot, fleet)
         assert await session.sync_once() == 2
         app.main.refresh_status()
         await eventually(lambda: " 2 conflicts " in screen_text(app), what="the count")

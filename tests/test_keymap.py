@@ -12,10 +12,9 @@ from console.engine.config import ConfigError, parse
 from console.engine.keymap_table import PRESETS as PRESET_NAMES
 from console.engine.session import Session
 from console.servers.fleet import Fleet
-from console.tui.app import ApprovalApp
 from console.tui.keymap import PRESETS, SWALLOWED, _classes, own_bindings, registry, resolve
 from console.tui.screens.help import HelpScreen
-from tests.conftest import decide_key, eventually, screen_text
+from tests.conftest import decide_key, eventually, running_app, screen_text
 
 SOURCE_BLOCK = '\n[[sources]]\nname = "billing"\nurl = "{url}"\n'
 
@@ -117,10 +116,7 @@ async def test_a_rebound_key_decides_on_the_demo_fleet_and_the_old_one_no_longer
     keymap = '[keymap]\napprove = ["w"]\nsort = ["O"]\n'
     text = f'operator = "alice"\nundo_seconds = 0\n\n{keymap}{SOURCE_BLOCK.format(url=fleet.url)}'
     session = Session(parse(text, path), data_dir, token_for=lambda _name: None)
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+    async with running_app(session) as (app, pilot):
         await pilot.pause(0.1)
         first = app.main.shown
         assert first is not None
@@ -162,10 +158,7 @@ async def test_the_vim_preset_moves_as_vim_and_approves_only_on_its_own_key(
 ) -> None:
     text = f'operator = "alice"\nundo_seconds = 0\n\n[keymap]\npreset = "vim"\n{SOURCE_BLOCK.format(url=fleet.url)}'
     session = Session(parse(text, tmp_path / "config.toml"), data_dir, token_for=lambda _name: None)
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+    async with running_app(session) as (app, pilot):
         rows = session.store.queue.rows(0, 100, session.queue.view)
         assert len(rows) > 2
         await pilot.press("G")

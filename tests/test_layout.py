@@ -12,7 +12,7 @@ from console.engine.session import Session
 from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
 from storage.queue import Grouping, GroupOrder, QueueView
-from tests.conftest import eventually, screen_text
+from tests.conftest import eventually, running_app, screen_text
 from widgets.detail import ItemDetail
 
 NARROW = (120, 40)
@@ -27,10 +27,7 @@ async def grouped_by_agent(
     for agent in ("billing-agent", "crm-agent", "support-agent"):
         fleet.add_item(agent=agent)
         fleet.add_item(agent=agent)
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=size) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+    async with running_app(session, size) as (app, pilot):
         await pilot.press("g", "g")
         assert session.queue.view.grouping is Grouping.agent
         await pilot.press("home")
@@ -106,10 +103,7 @@ async def test_the_detail_goes_beside_the_queue_when_the_terminal_is_wide(
     fleet: Fleet, make_session: Callable[..., Session]
 ) -> None:
     session = make_session()
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=NARROW) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
+    async with running_app(session, NARROW) as (app, pilot):
         await pilot.press("j")
         await pilot.pause(0.1)
         shown = app.main.shown

@@ -14,6 +14,7 @@ from console.engine.sources.base import validate_items
 from console.servers.fleet import Fleet
 from storage.records import TRACE_KEYS
 from tests import factories
+from tests.conftest import started
 from tests.test_fleet import listing
 from tests.test_widgets import DetailApp, make_item, screen_lines
 from widgets.detail import ItemDetail
@@ -21,10 +22,7 @@ from widgets.detail import ItemDetail
 
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
-    served = Fleet(seed=23, interval=None, initial=8)
-    served.start()
-    yield served
-    served.stop()
+    yield from started(Fleet(seed=23, interval=None, initial=8))
 
 
 def test_the_fleet_announces_and_fills_traces_the_console_keeps(fleet: Fleet) -> None:

@@ -6,8 +6,7 @@ approval applies it; alice's label settles once the item leaves the queue."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
 from console.tui.screens.history import remedy, sync_text
 from storage.db import DecisionRefused
-from storage.records import Item, SyncState, Verdict
-from tests.conftest import SOURCE, decide_key, eventually, make_config, screen_text
+from storage.records import Decision, Item, SyncState, Verdict
+from tests.conftest import SOURCE, decide_key, eventually, make_config, running_app, screen_text, started
 from tests.test_fleet import refund
 
 SIZE = (140, 40)
@@ -28,10 +27,7 @@ SIZE = (140, 40)
 
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
-    server = Fleet(seed=11, interval=None, initial=0)
-    server.start()
-    yield server
-    server.stop()
+    yield from started(Fleet(seed=11, interval=None, initial=0))
 
 
 def console(fleet: Fleet, data_dir: Path, operator: str) -> Session:
@@ -48,6 +44,16 @@ def held(session: Session, item_id: str) -> Item | None:
     return found[0] if found is not None and found[1] == "pending" else None
 
 
+async def approved_by_alice(alice: Session, item_id: str) -> Decision:
+    """Alice's approval of the item, sent: the source records it as one of two."""
+    await alice.poll_once()
+    first = held(alice, item_id)
+    assert first is not None
+    mine = alice.decide(first, Verdict.approve)
+    await alice.sync_once()
+    return mine
+
+
 def holder(fleet: Fleet, item_id: str) -> object:
     return {row["id"]: row for row in fleet.pending()}[item_id]["claimed_by"]
 
@@ -60,16 +66,6 @@ def label_outcome(session: Session, decision_id: str) -> str | None:
 def settled(app: ApprovalApp) -> bool:
     """The decision keys no longer wait (after a decision, or a new version of the item shown)."""
     return time.monotonic() >= app.main._settle_until
-
-
-@asynccontextmanager
-async def running(session: Session) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
-    """The app over one poll (no background work: the test polls and syncs when it wants to)."""
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the item shown")
-        yield app, pilot
 
 
 async def approve_shown(app: ApprovalApp, pilot: Pilot[Any]) -> None:
@@ -93,7 +89,7 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
     item_id = two_person_item(fleet)
 
     alice = console(fleet, tmp_path, "alice")
-    async with running(alice) as (app, pilot):
+    async with running_app(alice, SIZE, notifications=True, what="the item shown") as (app, pilot):
         # Opening it claims it; the claim is in before she decides (as it is for a person reading the item).
         await eventually(lambda: holder(fleet, item_id) == "alice", what="alice's claim")
         await approve_shown(app, pilot)
@@ -124,7 +120,7 @@ async def test_one_of_two_after_alice_then_applied_after_bob(fleet: Fleet, tmp_p
         assert label_outcome(alice, mine.decision.id) == "pending"
 
     bob = console(fleet, tmp_path, "bob")
-    async with running(bob) as (app, pilot):
+    async with running_app(bob, SIZE, notifications=True, what="the item shown") as (app, pilot):
         shown = app.main.shown
         assert shown is not None and shown.id == item_id
         await eventually(lambda: "your approval completes it" in screen_text(app), what="bob's view of 1 of 2")
@@ -181,11 +177,7 @@ async def test_a_reject_by_bob_settles_alices_label_as_lost(fleet: Fleet, tmp_pa
     item_id = two_person_item(fleet)
     alice, bob = console(fleet, tmp_path, "alice"), console(fleet, tmp_path, "bob")
     try:
-        await alice.poll_once()
-        first = held(alice, item_id)
-        assert first is not None
-        mine = alice.decide(first, Verdict.approve)
-        await alice.sync_once()
+        mine = await approved_by_alice(alice, item_id)
         await bob.poll_once()
         seen_by_bob = held(bob, item_id)
         assert seen_by_bob is not None and seen_by_bob.approval_progress == "1 of 2 — approved by alice"
@@ -214,11 +206,7 @@ async def test_an_expiry_after_alices_approval_settles_her_label_as_timed_out(fl
     item_id = two_person_item(fleet)
     alice = console(fleet, tmp_path, "alice")
     try:
-        await alice.poll_once()
-        first = held(alice, item_id)
-        assert first is not None
-        mine = alice.decide(first, Verdict.approve)
-        await alice.sync_once()
+        mine = await approved_by_alice(alice, item_id)
         await alice.poll_once()
         fleet.expire(item_id)
         await alice.poll_once()

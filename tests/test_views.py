@@ -4,11 +4,10 @@ view; up and down in the filter walk the filters kept this session."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
+import pytest
 from textual.widgets import Input
 
 from console.engine import filter_history
@@ -17,19 +16,10 @@ from console.engine.session import Session
 from console.servers.fleet import Fleet
 from console.tui.app import ApprovalApp
 from storage.queue import Grouping, QueueView, SortOrder
-from tests.conftest import decide_key, eventually, make_config, screen_text
+from tests.conftest import decide_key, eventually, make_config, running_app, screen_text
 from widgets.view_tabs import ViewTab, ViewTabs
 
 SIZE = (120, 40)
-
-
-@asynccontextmanager
-async def running(session: Session) -> AsyncIterator[tuple[ApprovalApp, Pilot[None]]]:
-    app = ApprovalApp(session, background=False)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await session.poll_once()
-        await eventually(lambda: app.main.shown is not None, what="the top item shown")
-        yield app, pilot
 
 
 def counts(app: ApprovalApp) -> list[int | None]:
@@ -53,12 +43,15 @@ def seed(fleet: Fleet) -> None:
         fleet.add_item(kind="escalation", risk=risk)
 
 
-async def test_number_keys_switch_views_and_the_counts_follow_decisions(
-    fleet: Fleet, make_session: Callable[..., Session]
-) -> None:
+@pytest.fixture
+def session(fleet: Fleet, make_session: Callable[..., Session]) -> Session:
+    """A session over the seeded fleet: what most of these tests start from."""
     seed(fleet)
-    session = make_session()
-    async with running(session) as (app, pilot):
+    return make_session()
+
+
+async def test_number_keys_switch_views_and_the_counts_follow_decisions(session: Session) -> None:
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         main = app.main
         assert [s.name for s in main.saved_views] == ["All", "Critical+high", "Mine", "Escalations"]
         before = await tabs_follow(app, "the first counts")
@@ -89,10 +82,8 @@ async def test_number_keys_switch_views_and_the_counts_follow_decisions(
         assert main.active_view == 0 and main.queue_list.row_count == after[0]
 
 
-async def test_the_mine_view_counts_what_the_operator_holds(fleet: Fleet, make_session: Callable[..., Session]) -> None:
-    seed(fleet)
-    session = make_session()
-    async with running(session) as (app, pilot):
+async def test_the_mine_view_counts_what_the_operator_holds(session: Session) -> None:
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         # Opening an item claims it (the demo fleet supports claims): Mine holds it, and only it.
         await eventually(lambda: counts(app)[2] == 1, what="the opened item counted as mine")
         await pilot.press("3")
@@ -102,12 +93,8 @@ async def test_the_mine_view_counts_what_the_operator_holds(fleet: Fleet, make_s
         assert [r.id for r in session.store.queue.rows(0, 10, session.queue.view)] == [shown.id]
 
 
-async def test_the_filter_refines_the_view_and_esc_keeps_the_view(
-    fleet: Fleet, make_session: Callable[..., Session]
-) -> None:
-    seed(fleet)
-    session = make_session()
-    async with running(session) as (app, pilot):
+async def test_the_filter_refines_the_view_and_esc_keeps_the_view(session: Session) -> None:
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         main = app.main
         await pilot.press("2", "slash", *"kind:ESC")
         await pilot.pause()
@@ -122,12 +109,8 @@ async def test_the_filter_refines_the_view_and_esc_keeps_the_view(
         assert session.queue.view.filter_text == "kind:ESC" and main.active_view == 3
 
 
-async def test_an_unknown_field_is_named_under_the_filter_and_not_applied(
-    fleet: Fleet, make_session: Callable[..., Session]
-) -> None:
-    seed(fleet)
-    session = make_session()
-    async with running(session) as (app, pilot):
+async def test_an_unknown_field_is_named_under_the_filter_and_not_applied(session: Session) -> None:
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         whole = app.main.queue_list.row_count
         await pilot.press("slash", *"owner:bob kind:job")
         await pilot.pause()
@@ -137,12 +120,8 @@ async def test_an_unknown_field_is_named_under_the_filter_and_not_applied(
         assert app.main.queue_list.row_count == whole  # neither term applied
 
 
-async def test_up_and_down_in_the_filter_walk_the_filters_kept(
-    fleet: Fleet, make_session: Callable[..., Session]
-) -> None:
-    seed(fleet)
-    session = make_session()
-    async with running(session) as (app, pilot):
+async def test_up_and_down_in_the_filter_walk_the_filters_kept(session: Session) -> None:
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         field = app.main.query_one("#filter", Input)
         for text in ("risk:high", "kind:ESC", "risk:high"):  # kept again: it moves to the newest
             await pilot.press("slash", "ctrl+a", "ctrl+k", *text, "enter")
@@ -169,7 +148,7 @@ async def test_views_from_the_config_set_order_grouping_and_filter(fleet: Fleet,
     session = Session(
         type(config)(operator="alice", sources=config.sources, views=views), data_dir, token_for=lambda _: None
     )
-    async with running(session) as (app, pilot):
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         await pilot.press("2")
         await pilot.pause()
         assert session.queue.view == QueueView(SortOrder.confidence, Grouping.agent, "-risk:low")
@@ -199,7 +178,7 @@ async def test_the_filters_kept_come_back_after_a_restart(
     seed(fleet)
     session = make_session()
     filter_history.save(data_dir, ["risk:high", "kind:ESC"])  # kept by a console before this one
-    async with running(session) as (app, pilot):
+    async with running_app(session, SIZE, notifications=True) as (app, pilot):
         field = app.main.query_one("#filter", Input)
         await pilot.press("slash", "up")
         assert field.value == "kind:ESC"

@@ -1,4 +1,5 @@
-"""The virtual queue list: one line per pending item, painted on demand, fed by SQL through a RowProvider.
+"""The virtual queue list: one line per pending item, painted on demand, fed by SQL through a RowProvider
+(widgets/queue_provider.py).
 
 Only the lines on screen are rendered (`render_line`), and rows are fetched in pages of `PAGE_SIZE` around
 them, so 100,000 items cost what one screen costs. The provider owns order and filter (it runs SQL); the list
@@ -13,17 +14,16 @@ between row indexes and lines is a bisect over the groups' first rows, so it cos
 group is its header alone (the provider lists none of its rows): the cursor stops on it, so it can be expanded.
 
 Columns are as wide as what the rows on screen hold (widgets/columns.py): the widest value of each is measured once
-per page of rows fetched, and the layout is fitted to the pages on screen.
+per page of rows fetched, and the layout is fitted to the pages on screen. The columns and how each line is drawn
+are widgets/queue_rows.py's; this module owns the cursor, the viewport, the pages of rows and the messages.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Final, Protocol, runtime_checkable
+from collections.abc import Callable, Container
+from typing import ClassVar
 
-from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -34,107 +34,15 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from storage.records import KIND_LABELS, QueueGroup, QueueRow
+from storage.records import QueueGroup, QueueRow
 
-from .approvals import approvals_mark
-from .badges import (
-    CONFIDENCE_WIDTH,
-    METER_CELLS,
-    RISK_WIDTH,
-    TIME_WIDTH,
-    URGENT_SECONDS,
-    confidence_text,
-    format_age,
-    format_left,
-    is_low_confidence,
-    risk_label,
-)
-from .columns import Column, fit_columns
-from .contrast import readable
+from .badges import URGENT_SECONDS
 from .list_lines import ListLines
+from .queue_provider import GroupedRowProvider, RowKey, RowProvider
+from .queue_rows import COMPONENTS, NEAR_MARK, ROW_META, SELF_APPROVES_MARK, RowLayout, RowPainter, RowStyles
 from .safe_text import one_line
 
-__all__ = ["GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
-
-RowKey = tuple[str, str]  # (source, item id): what "the same item" means across refreshes
-
-_ROW_META: Final = "queue_row"  # style meta key carrying the row index, read back on click
-_KIND_WIDTH: Final = max(4, *(len(label) for label in KIND_LABELS.values()))  # the labels `kind:` accepts
-_WIDE: Final = 72  # below this width the confidence meter shrinks to its number
-_CLAIM_MARK: Final = "⚑ "
-# In the LEFT column: the deadline is inside the warning window; the agent approves by itself when nobody decides.
-NEAR_MARK: Final = "⚠"
-SELF_APPROVES_MARK: Final = "✔"
-_MARKED: Final = "●"  # marked for bulk work: one cell right of the cursor's ">"
-_LEAD: Final = 2  # the cursor's ">" and the mark, before the first column
-# The columns after the cursor marker. AGENT, ACTION and CLAIMED are as wide as their widest value on screen (within
-# these bounds); CLAIMED disappears while nobody else holds an item on screen; ACTION takes the room left over.
-_COLUMNS: Final = (
-    Column("risk", "RISK", RISK_WIDTH, RISK_WIDTH),
-    Column("confidence", "CONFIDENCE", CONFIDENCE_WIDTH, CONFIDENCE_WIDTH),
-    Column("kind", "KIND", _KIND_WIDTH, _KIND_WIDTH),
-    Column("agent", "AGENT", 5, 24),
-    Column("action", "ACTION", 6, 48, grows=True),
-    Column("claimed", "CLAIMED", 0, 16),
-    Column("age", "AGE", TIME_WIDTH, TIME_WIDTH, right=True),
-    Column("left", "LEFT", TIME_WIDTH, TIME_WIDTH, right=True),
-)
-_NARROW_COLUMNS: Final = tuple(
-    Column("confidence", "CONF", 4, 4) if c.name == "confidence" else c for c in _COLUMNS
-)  # below _WIDE cells: the confidence as its number only
-
-
-class RowProvider(Protocol):
-    """Where the list gets its rows. Implemented by the app over SQLite; must be cheap for small `limit`."""
-
-    def count(self) -> int:
-        """How many rows the current order/filter holds."""
-        ...
-
-    def rows(self, offset: int, limit: int) -> Sequence[QueueRow]:
-        """Rows `offset .. offset+limit-1` in display order (sorted and filtered by the provider)."""
-        ...
-
-    def index_of(self, source: str, item_id: str) -> int | None:
-        """Position of an item in the current order, or None when it is not in it."""
-        ...
-
-
-@runtime_checkable
-class GroupedRowProvider(RowProvider, Protocol):
-    """A provider whose rows come in groups: `groups()` lists them in display order (label, size, collapsed), or
-    nothing; the rows of a collapsed group are not among its rows."""
-
-    def groups(self) -> Sequence[QueueGroup]: ...
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Column widths for one list width and the rows on screen (0: a column not shown)."""
-
-    width: int
-    meter: bool  # the full "▰▰▱▱▱ 0.41" meter, or just "0.41"
-    columns: tuple[Column, ...]
-    widths: tuple[int, ...]
-
-    def __getitem__(self, name: str) -> int:
-        return self.widths[_INDEX[name]]
-
-    @classmethod
-    def fit(cls, width: int, widest: dict[str, int]) -> _Layout:
-        meter = width >= _WIDE
-        columns = _COLUMNS if meter else _NARROW_COLUMNS
-        fitted = fit_columns(columns, widest, max(0, width - _LEAD))
-        return cls(width=width, meter=meter, columns=columns, widths=tuple(fitted[c.name] for c in columns))
-
-
-_INDEX: Final = {c.name: i for i, c in enumerate(_COLUMNS)}  # the same in _NARROW_COLUMNS
-
-
-def _fit(text: str, width: int) -> str:
-    """Cleaned single-line text padded or cut to exactly `width` cells."""
-    cut = one_line(text, width)
-    return cut + " " * max(0, width - cell_len(cut))
+__all__ = ["NEAR_MARK", "SELF_APPROVES_MARK", "GroupedRowProvider", "QueueList", "RowKey", "RowProvider"]
 
 
 class QueueList(ScrollView, can_focus=True):
@@ -160,25 +68,7 @@ class QueueList(ScrollView, can_focus=True):
         Binding("end", "cursor_last", "Last", show=False, id="cursor_last"),
     ]
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "queue-list--header",
-        "queue-list--cursor",
-        "queue-list--risk-critical",
-        "queue-list--risk-high",
-        "queue-list--risk-medium",
-        "queue-list--risk-low",
-        "queue-list--confidence",
-        "queue-list--confidence-low",
-        "queue-list--confidence-empty",
-        "queue-list--kind",
-        "queue-list--muted",
-        "queue-list--urgent",
-        "queue-list--expired",
-        "queue-list--group",
-        "queue-list--claim",
-        "queue-list--self-approves",
-        "queue-list--marked",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(COMPONENTS)  # the classes the lines are drawn with
 
     DEFAULT_CSS = """
     QueueList {
@@ -247,10 +137,8 @@ class QueueList(ScrollView, can_focus=True):
     ) -> None:
         """`warning_seconds`: a deadline closer than this is marked near (the config's deadline_warning)."""
         super().__init__(id=id)
-        self._warning_seconds = warning_seconds
         self._provider = provider
         self._now = now
-        self._operator = operator  # claims held by this operator are not marked
         self._lines = ListLines()
         self._cursor = 0
         self._cursor_group: int | None = None  # the collapsed group whose header the cursor is on
@@ -260,8 +148,10 @@ class QueueList(ScrollView, can_focus=True):
         self._pages: LRUCache[int, tuple[QueueRow, ...]] = LRUCache(self.MAX_PAGES)
         self._widest: dict[int, dict[str, int]] = {}  # page -> its widest value per measured column
         self._strips: LRUCache[tuple[int, int, bool, int], Strip] = LRUCache(512)
-        self._styles: dict[tuple[str, bool], Style] = {}
-        self._layout: _Layout | None = None
+        self._styles = RowStyles(self)
+        # Claims held by this operator are not marked; a deadline closer than `warning_seconds` is near.
+        self._painter = RowPainter(self._styles, operator, warning_seconds)
+        self._layout: RowLayout | None = None
         self._layout_key: tuple[int, int, int] | None = None  # (width, first page, last page) it was fitted to
         self._empty_text = "Queue is empty"
         self._marks: Container[RowKey] = ()
@@ -384,7 +274,7 @@ class QueueList(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
 
     def on_click(self, event: events.Click) -> None:
-        index = event.style.meta.get(_ROW_META)
+        index = event.style.meta.get(ROW_META)
         if isinstance(index, int):
             self._set_cursor(index)
 
@@ -436,7 +326,7 @@ class QueueList(ScrollView, can_focus=True):
             self._strips[key] = strip
         return strip
 
-    def _layout_for(self, width: int) -> _Layout:
+    def _layout_for(self, width: int) -> RowLayout:
         """The columns fitted to the pages of rows on screen (measured once per page fetched)."""
         top = self.scroll_offset.y
         first = self._lines.row_at_or_after(top)
@@ -447,7 +337,7 @@ class QueueList(ScrollView, can_focus=True):
             for page in range(key[1], key[2] + 1):
                 for name, cells in self._page_widest(page).items():
                     widest[name] = max(widest.get(name, 0), cells)
-            layout = _Layout.fit(width, widest)
+            layout = RowLayout.fit(width, widest)
             if layout != self._layout:
                 self._strips.clear()  # painted with other widths
             self._layout, self._layout_key = layout, key
@@ -457,119 +347,27 @@ class QueueList(ScrollView, can_focus=True):
         """The widest value on one page of rows of each column sized by what it holds."""
         widest = self._widest.get(page)
         if widest is None:
-            rows = self._page(page)
-            widest = self._widest[page] = {
-                "agent": max((cell_len(r.agent) for r in rows), default=0),
-                "action": max((cell_len(r.action) for r in rows), default=0),
-                "claimed": max((cell_len(self._claimed_text(r)) for r in rows), default=0),
-            }
+            widest = self._widest[page] = self._painter.widest(self._page(page))
         return widest
 
-    def _style(self, name: str, cursor: bool) -> Style:
-        """A component style, laid over the cursor's background on the cursor row (unless it has its own), with
-        its text at least 4.5:1 against its background."""
-        key = (name, cursor)
-        style = self._styles.get(key)
-        if style is None:
-            style = self.get_component_rich_style(name) if name else self.rich_style
-            if cursor:
-                cursor_style = self.get_component_rich_style("queue-list--cursor")
-                if not name:
-                    style = cursor_style
-                elif style.bgcolor == self.rich_style.bgcolor:
-                    style = cursor_style + style + Style(bgcolor=cursor_style.bgcolor)
-            # Every badge and column must read on every row state, in any theme: a risk or confidence colour chosen
-            # for the list's background can vanish on the cursor's (1.5:1 in textual-dark).
-            style = readable(style)
-            self._styles[key] = style
-        return style
-
     def _header_strip(self, width: int) -> Strip:
-        layout = self._layout_for(width)
-        columns = [" "]  # over the cursor marker and the mark
-        for column, cells in zip(layout.columns, layout.widths, strict=True):
-            if cells:
-                columns.append(column.header.rjust(cells) if column.right else _fit(column.header, cells))
-        text = Text(" ".join(columns), style=self._style("queue-list--header", False), end="")
-        return self._to_strip(text, width)
+        return self._to_strip(self._painter.header(self._layout_for(width)), width)
 
     def _group_strip(self, group: int, width: int) -> Strip:
-        label, size, collapsed = self._lines.groups[group]
-        cursor = group == self._cursor_group
-        said = one_line(label, max(1, width - 20))
-        line = f"{'>' if cursor else ' '}{'▸' if collapsed else '▾'} {said}  ({size})"
-        style = self._style("", True) if cursor else self._style("queue-list--group", False)
-        return self._to_strip(Text(line, style=style, end=""), width)
+        return self._to_strip(self._painter.group(self._lines.groups[group], group == self._cursor_group, width), width)
 
     def _empty_strip(self, width: int) -> Strip:
         said = one_line(self._empty_text, max(1, width - 2))
-        text = Text(f"  {said}", style=self._style("queue-list--muted", False), end="")
+        text = Text(f"  {said}", style=self._styles("queue-list--muted", False), end="")
         return self._to_strip(text, width)
 
-    def _row_strip(self, index: int, layout: _Layout, cursor: bool, now: float) -> Strip:
+    def _row_strip(self, index: int, layout: RowLayout, cursor: bool, now: float) -> Strip:
         row = self._row(index)
-        width = layout.width
-        base = self._style("", cursor) + Style.from_meta({_ROW_META: index})
+        base = self._styles("", cursor) + Style.from_meta({ROW_META: index})
         if row is None:  # the provider returned fewer rows than it counted (data changed under us)
-            return self._to_strip(Text("  …", style=base, end=""), width)
-        text = Text(style=base, end="", no_wrap=True)
-
-        def add(value: str, component: str = "") -> None:
-            text.append(value, self._style(component, cursor) if component else None)
-
-        add(">" if cursor else " ")
-        add(_MARKED if (row.source, row.id) in self._marks else " ", "queue-list--marked")
-        add(risk_label(row.risk), f"queue-list--risk-{row.risk.value}")
-        add(" ")
-        confidence = row.confidence
-        confidence_style = "queue-list--confidence-low" if is_low_confidence(confidence) else "queue-list--confidence"
-        if confidence is None:
-            add(confidence_text(None)[: layout["confidence"]], "queue-list--confidence-empty")
-        elif layout.meter:
-            meter = confidence_text(confidence)
-            filled = meter.count("▰")
-            add(meter[:filled], confidence_style)
-            add(meter[filled:METER_CELLS], "queue-list--confidence-empty")
-            add(meter[METER_CELLS:], confidence_style)
-        else:
-            add(f"{confidence:.2f}", confidence_style)
-        add(" ")
-        add(KIND_LABELS.get(row.kind, row.kind[:_KIND_WIDTH]).ljust(_KIND_WIDTH), "queue-list--kind")
-        add(" ")
-        add(_fit(row.agent, layout["agent"]))
-        add(" ")
-        add(_fit(row.action, layout["action"]))
-        add(" ")
-        claimed = layout["claimed"]
-        if claimed:
-            add(_fit(self._claimed_text(row), claimed), "queue-list--claim")
-            add(" ")
-        add(format_age(now - row.created_at).rjust(TIME_WIDTH), "queue-list--muted")
-        add(" ")
-        self._add_left(row, now, add)
-        return self._to_strip(text, width)
-
-    def _claimed_text(self, row: QueueRow) -> str:
-        """Who else holds the item ("⚑ bob"); else, on a two-person item, how far it has come ("1 of 2")."""
-        holder = row.claimed_by if row.claimed_by and row.claimed_by != self._operator else None
-        return _CLAIM_MARK + holder if holder else approvals_mark(row.approvals_required, row.approvals)
-
-    def _add_left(self, row: QueueRow, now: float, add: Callable[[str, str], None]) -> None:
-        """The LEFT column: time to the deadline, marked when it is near (⚠) and when the agent then approves (✔)."""
-        if row.expires_at is None:
-            add(format_left(None).rjust(TIME_WIDTH), "queue-list--muted")
-            return
-        left = row.expires_at - now
-        near = 0 < left <= self._warning_seconds
-        component = "queue-list--expired" if left <= 0 else "queue-list--urgent" if near else ""
-        shown = format_left(left)
-        marks = (SELF_APPROVES_MARK if row.on_expiry == "approve" else "") + (NEAR_MARK if near else "")
-        add(" " * max(0, TIME_WIDTH - len(marks) - len(shown)), "")
-        if row.on_expiry == "approve":
-            add(SELF_APPROVES_MARK, "queue-list--self-approves")
-        if near:
-            add(NEAR_MARK, component)
-        add(shown, component)
+            return self._to_strip(Text("  …", style=base, end=""), layout.width)
+        marked = (row.source, row.id) in self._marks
+        return self._to_strip(self._painter.row(row, layout, base, cursor=cursor, marked=marked, now=now), layout.width)
 
     def _to_strip(self, text: Text, width: int) -> Strip:
         text.truncate(width, overflow="crop", pad=True)  # exactly `width` cells

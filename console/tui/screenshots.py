@@ -6,7 +6,8 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,22 @@ SIZE = (120, 36)
 WIDE = (180, 40)  # past the main screen's wide breakpoint: the detail beside the queue
 
 Shot = Callable[[str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def _demo_app(url: str) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """The app over the demo fleet at `url`, alice at the keys, once its first poll is in: (app, pilot, session)."""
+    from console.engine.session import Session
+    from console.tui.app import ApprovalApp
+
+    with tempfile.TemporaryDirectory() as data:
+        config = Config(operator="alice", sources=(SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),))
+        session = Session(config, Path(data), token_for=lambda _name: None)
+        app = ApprovalApp(session, background=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await session.poll_once()
+            await pilot.pause(0.3)
+            yield app, pilot, session
 
 
 async def _tour(pilot: Any, session: Any, shot: Shot) -> None:
@@ -146,26 +163,18 @@ async def _two_person(pilot: Any, session: Any, fleet: Any, shot: Shot) -> None:
 
 async def _deadlines(shooter: Callable[[Any, Any], Shot]) -> None:
     """Deadlines that bend: one near its deadline (more time offered), one that approves itself; then `x`."""
-    from console.engine.session import Session
     from console.servers.fleet import Fleet
-    from console.tui.app import ApprovalApp
 
     fleet = Fleet(seed=7, interval=None, initial=4)
     fleet.add_item(risk="high", kind="approval", agent="infra-agent", expires_in=100, extend={"max_seconds": 3600})
     fleet.add_item(risk="medium", kind="approval", expires_in=700, on_expiry="approve")
     url = fleet.start()
     try:
-        with tempfile.TemporaryDirectory() as data:
-            config = Config(operator="alice", sources=(SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),))
-            session = Session(config, Path(data), token_for=lambda _name: None)
-            app = ApprovalApp(session, background=False)
-            async with app.run_test(size=SIZE) as pilot:
-                await session.poll_once()
-                await pilot.pause(0.3)
-                shot = shooter(app, pilot)
-                await shot("deadlines")
-                await pilot.press("ctrl+l", "x")
-                await shot("extend")
+        async with _demo_app(url) as (app, pilot, _session):
+            shot = shooter(app, pilot)
+            await shot("deadlines")
+            await pilot.press("ctrl+l", "x")
+            await shot("extend")
     finally:
         fleet.stop()
 
@@ -174,9 +183,7 @@ async def capture(out: Path) -> list[Path]:
     from textual.app import App
     from textual.widgets import Input
 
-    from console.engine.session import Session
     from console.servers.fleet import Fleet
-    from console.tui.app import ApprovalApp
     from console.tui.screens.first_run import FirstRunApp
 
     written: list[Path] = []
@@ -195,20 +202,14 @@ async def capture(out: Path) -> list[Path]:
     fleet.add_item(risk="critical", kind="approval", agent="infra-agent", expires_in=1500)
     url = fleet.start()
     try:
-        with tempfile.TemporaryDirectory() as data:
-            config = Config(operator="alice", sources=(SourceConfig(name="demo-fleet", url=url, poll_interval=0.5),))
-            session = Session(config, Path(data), token_for=lambda _name: None)
-            app = ApprovalApp(session, background=False)
-            async with app.run_test(size=SIZE) as pilot:
-                await session.poll_once()
-                await pilot.pause(0.3)
-                await _tour(pilot, session, shooter(app, pilot))
-                await pilot.press("ctrl+t")  # back to the dark theme
-                await pilot.resize_terminal(*WIDE)
-                await shooter(app, pilot)("wide")
-                await pilot.resize_terminal(*SIZE)
-                await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
-                await _two_person(pilot, session, fleet, shooter(app, pilot))
+        async with _demo_app(url) as (app, pilot, session):
+            await _tour(pilot, session, shooter(app, pilot))
+            await pilot.press("ctrl+t")  # back to the dark theme
+            await pilot.resize_terminal(*WIDE)
+            await shooter(app, pilot)("wide")
+            await pilot.resize_terminal(*SIZE)
+            await _stats_and_history(pilot, session, fleet, shooter(app, pilot))
+            await _two_person(pilot, session, fleet, shooter(app, pilot))
         await _health(shooter, url)
     finally:
         fleet.stop()

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.console import RenderableType
 from textual.css.query import NoMatches
+from textual.pilot import Pilot
 from textual.screen import Screen
 
 from console.tui.app import ApprovalApp
@@ -59,6 +60,18 @@ class FrameProbe:
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiters.append((condition, future))
         return future
+
+    async def key_to_frame_ms(
+        self, pilot: Pilot[Any], key: str, condition: Callable[[], bool], timeout: float = 2.0
+    ) -> float | None:
+        """Milliseconds from pressing `key` to the first frame after which `condition()` holds (None: none came)."""
+        frame = self.expect(condition)
+        pressed = time.perf_counter()
+        await pilot.press(key)
+        try:
+            return (await asyncio.wait_for(frame, timeout=timeout) - pressed) * 1000
+        except TimeoutError:
+            return None
 
 
 def key_for(app: ApprovalApp, wanted: Callable[[str], bool]) -> tuple[str, str] | None:

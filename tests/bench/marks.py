@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from tests.bench.fixtures import Running, bench_config, open_app, queue_dir
@@ -68,10 +67,4 @@ async def _time_mark_all(running: Running, key: str, matches: int) -> float | No
         bar = str(screen.query_one("#queue-bar").render())
         return f"{matches:,} marked" in bar and queue.render_line(1).text[1:2] == "●"
 
-    frame = probe.expect(shown)
-    pressed = time.perf_counter()
-    await pilot.press(key)
-    try:
-        return (await asyncio.wait_for(frame, timeout=2.0) - pressed) * 1000
-    except TimeoutError:
-        return None
+    return await probe.key_to_frame_ms(pilot, key, shown)

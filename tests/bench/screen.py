@@ -138,13 +138,7 @@ async def _time_key(running: Running, name: str, key: str) -> float | None:
             changed = queue_lines(queue) != lines
         return changed and detail_follows_cursor(app)
 
-    frame = probe.expect(shown)
-    pressed = time.perf_counter()
-    await pilot.press(key)
-    try:
-        return (await asyncio.wait_for(frame, timeout=2.0) - pressed) * 1000
-    except TimeoutError:
-        return None
+    return await probe.key_to_frame_ms(pilot, key, shown)
 
 
 @figure(

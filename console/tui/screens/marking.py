@@ -20,7 +20,8 @@ from console.engine.marks import BulkPlan, Marks, Skipped, plan_bulk
 from console.engine.session import CHECKING, Session
 from console.tui.keymap import hint
 from console.tui.screens.bulk import BulkConfirmScreen, items_word, skipped_lines
-from console.tui.screens.queue_screen import QueueScreen, Undoable
+from console.tui.screens.queue_screen import Undoable
+from console.tui.screens.queue_views import QueueViewsScreen
 from console.tui.screens.reject import Rejection, RejectScreen
 from storage.db import DecisionRefused, StorageError
 from storage.records import Decision, Verdict
@@ -32,7 +33,7 @@ _NOTICE_LISTED = 5  # skipped items named in the notice after a bulk decision
 _AFTER_BULK = 0.4  # as after a single decision (main.REPEAT_GUARD_SECONDS): a doubled key does not decide the next
 
 
-class MarkingScreen(QueueScreen):
+class MarkingScreen(QueueViewsScreen):
     """The queue screen plus marks and bulk decisions; the main screen binds the keys (main.py)."""
 
     def __init__(self, session: Session, now: Callable[[], float] = time.time) -> None:
