@@ -119,6 +119,19 @@ def test_doctor_reports_a_bad_config_with_its_line(tmp_path: Path, capsys: pytes
     assert "ok    database             none yet" in out
 
 
+def test_doctor_checks_the_saved_views_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A view whose filter the console would refuse at start is named with its line; good views are listed."""
+    config = tmp_path / "config.toml"
+    views = '[[views]]\nname = "Mine"\nfilter = "claimed:alice"\n\n[[views]]\nname = "Bad"\nfilter = "owner:bob"\n'
+    config.write_text(f'operator = "alice"\n\n{views}', encoding="utf-8")
+    assert main(["doctor", "--config", str(config), "--data-dir", str(tmp_path / "data")]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  views" in out and "view 'Bad'" in out and "unknown field owner: (line 9)" in out
+    config.write_text(f'operator = "alice"\n\n{views.replace("owner:bob", "kind:ESC")}', encoding="utf-8")
+    main(["doctor", "--config", str(config), "--data-dir", str(tmp_path / "data")])
+    assert "ok    views                2 saved views: Mine, Bad" in capsys.readouterr().out
+
+
 def test_rotating_log_handler_is_bounded(data_dir: Path, isolated_log: object) -> None:
     setup_logging(data_dir)
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.handlers.RotatingFileHandler)]

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from console.cli.text import ADD_SOURCE_FIX, plural
 from console.engine import config as config_module
+from console.engine import views
 from console.engine.config import (
     Config,
     ConfigError,
@@ -47,18 +48,30 @@ class Check:
     fix: str = ""
 
 
+def _refused(subject: str, exc: ConfigError) -> Check:
+    return Check(FAIL, subject, f"{exc.path}: {exc.problem}" + (f" (line {exc.line})" if exc.line else ""), exc.fix)
+
+
 def check_config(path: Path) -> tuple[Config | None, Check]:
     if not path.exists():
         return None, Check(FAIL, "config", f"{path} does not exist yet", _ADD_SOURCE)
     try:
         config = config_module.load(path)
     except ConfigError as exc:
-        return None, Check(
-            FAIL, "config", f"{path}: {exc.problem}" + (f" (line {exc.line})" if exc.line else ""), exc.fix
-        )
+        return None, _refused("config", exc)
     if not config.sources:
         return config, Check(FAIL, "config", f"{path} lists no sources", _ADD_SOURCE)
     return config, Check(OK, "config", f"{path}: {plural(len(config.sources), 'source')}, operator {config.operator}")
+
+
+def check_views(config: Config) -> Check:
+    """The saved views' filters, as the console checks them when it starts (a bad one stops it)."""
+    try:
+        views.check_views(config)
+    except ConfigError as exc:
+        return _refused("views", exc)
+    named = [saved.name for saved in config.saved_views()]
+    return Check(OK, "views", f"{plural(len(named), 'saved view')}: {', '.join(named)}")
 
 
 def check_keyring() -> Check:
@@ -190,6 +203,7 @@ def run(
     config, config_check = check_config(config_path)
     checks = [config_check, check_keyring()]
     if config is not None:
+        checks.append(check_views(config))
 
         async def sources() -> list[Check]:
             return list(await asyncio.gather(*(check_source(s, token_for(s.name)) for s in config.sources)))
