@@ -196,9 +196,16 @@ async def test_an_idle_poll_reads_no_payload_and_carries_the_token(engine: Engin
         page = await source.fetch(None)
         while not any(i.id.startswith(f"{handle.id}:") for i in page.items):
             page = await source.fetch(None)
-        seen.clear()
-        idle = await source.fetch(page.cursor)
-    assert idle == Page(cursor=page.cursor)
+        cursor = page.cursor
+        # Workflows of earlier tests on this engine may still change for a moment (a deadline's timer firing): the
+        # poll measured is the first one that finds nothing new.
+        for _ in range(50):
+            seen.clear()
+            idle = await source.fetch(cursor)
+            if idle == Page(cursor=cursor):
+                break
+            cursor = idle.cursor or cursor
+    assert idle == Page(cursor=cursor)
     assert [path for path, _, _ in seen] == [f"{API}/workflow-count", f"{API}/workflows"]
     assert all(token == "Bearer t0ken" for _, token, _ in seen)
     assert b"approval_request" not in b"".join(body for _, _, body in seen), "no payload is read again"
